@@ -1,0 +1,3 @@
+from activeupgrade.cli.main import main
+
+raise SystemExit(main())

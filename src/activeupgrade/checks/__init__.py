@@ -1,0 +1,1 @@
+"""Readiness checks (SPEC §9)."""

@@ -1,0 +1,1 @@
+"""Configuration files (SPEC §8): TOML, nested, with provenance for every setting."""

@@ -1,0 +1,204 @@
+"""The effective configuration of a session, as typed data.
+
+This is what the engine and the platform parts read. ``config/loader.py`` builds it from
+TOML files (nesting, provenance, validation); a session without a file builds it from the
+adopted volumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class VolumeRole(StrEnum):
+    """What a volume holds."""
+
+    SYSTEM = "system"
+    """Software, configuration, caches: upgraded on the Upgrade Side."""
+    DATA = "data"
+    """Persistent application data: never visible to the Upgrade Side; follows the apps."""
+
+
+class ControlType(StrEnum):
+    """When a custom action runs (SPEC §6)."""
+
+    START_APPLICATION = "start-application"
+    """Starts an application: on the Upgrade Side... at merge, after the switch."""
+    STOP_APPLICATION = "stop-application"
+    """Stops an application: on the Upgrade Side at split, on Production at merge."""
+    READINESS_CHECK = "readiness-check"
+    """Takes part in the readiness checks (exit 0 = ready)."""
+    ADVANCED = "advanced"
+    """Runs at every request, on the side(s) the request acts on."""
+    BACKUP = "backup"
+    """Runs when merged, to save files changed on the old Production replicas."""
+
+
+class Timing(StrEnum):
+    """Order of advanced actions among themselves (aliases: before=early, after=late)."""
+
+    EARLY = "early"
+    """Runs first."""
+    DEFAULT = "default"
+    """Runs after the early ones."""
+    LATE = "late"
+    """Runs last."""
+
+    @classmethod
+    def parse(cls, text: str) -> Timing:
+        aliases = {"before": cls.EARLY, "after": cls.LATE}
+        return aliases[text] if text in aliases else cls(text)
+
+    @property
+    def order(self) -> int:
+        return list(Timing).index(self)
+
+
+class HealthKind(StrEnum):
+    """How a service's health is probed."""
+
+    TCP = "tcp"
+    """A TCP connect to ``target`` (host:port) succeeds."""
+    HTTP = "http"
+    """An HTTP GET of ``target`` (a URL) answers 2xx."""
+    COMMAND = "command"
+    """The command ``argv`` exits 0."""
+    NONE = "none"
+    """No probe: started means healthy."""
+
+
+class ServiceBackend(StrEnum):
+    """Who runs the application."""
+
+    AUTO = "auto"
+    """systemd when it is PID 1 and ``unit`` is set, else the built-in supervisor."""
+    SUPERVISOR = "supervisor"
+    """The tool's own supervisor (held sockets, re-adoption)."""
+    SYSTEMD = "systemd"
+    """A systemd unit driven through systemctl."""
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    path: str
+    """Absolute path of the volume's live directory."""
+    role: VolumeRole = VolumeRole.SYSTEM
+    """system (upgraded) or data (follows the applications)."""
+
+
+@dataclass(frozen=True)
+class SocketSpec:
+    name: str
+    """Name passed in LISTEN_FDNAMES."""
+    listen: str
+    """``HOST:PORT`` for TCP (``[::1]:PORT`` for IPv6) or an absolute path for a Unix socket."""
+    backlog: int = 1024
+    """Listen backlog: connections that wait during the merge switchover."""
+
+
+@dataclass(frozen=True)
+class HealthSpec:
+    kind: HealthKind = HealthKind.NONE
+    """tcp, http, command or none."""
+    target: str = ""
+    """host:port (tcp) or URL (http)."""
+    argv: tuple[str, ...] = ()
+    """Command for kind=command."""
+    timeout: float = 5.0
+    """Seconds for one probe."""
+    interval: float = 0.2
+    """Seconds between probes while waiting for a start."""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    """Unique service name."""
+    command: tuple[str, ...] = ()
+    """argv of the application (supervisor backend); no shell."""
+    backend: ServiceBackend = ServiceBackend.AUTO
+    """auto, supervisor or systemd."""
+    unit: str = ""
+    """systemd unit name (systemd backend)."""
+    workdir: str = ""
+    """Working directory (default: /)."""
+    env: tuple[tuple[str, str], ...] = ()
+    """Extra environment variables."""
+    user: str = ""
+    """Run as this user (default: the tool's user)."""
+    sockets: tuple[SocketSpec, ...] = ()
+    """Listening sockets created and held by the tool (socket activation)."""
+    health: HealthSpec = field(default_factory=HealthSpec)
+    """Readiness/health probe."""
+    stop_signal: str = "SIGTERM"
+    """Signal sent to stop the application."""
+    stop_grace: float = 10.0
+    """Seconds to wait after the stop signal before SIGKILL."""
+    start_timeout: float = 30.0
+    """Seconds for the application to become healthy."""
+    enabled: bool = True
+    """Startup type: started when its side boots."""
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    """Unique action name (defaults to the file's name)."""
+    file: str
+    """Absolute path of the executable, on a system volume."""
+    control: ControlType
+    """start-application, stop-application, readiness-check, advanced or backup."""
+    args: tuple[str, ...] = ()
+    """Arguments; ``%NAME%`` is replaced by the variable's value (no shell)."""
+    timing: Timing = Timing.DEFAULT
+    """early, default or late (before/after accepted)."""
+    timeout: float = 300.0
+    """Seconds before the whole process group is killed."""
+    user: str = ""
+    """Run as this user (default root)."""
+    description: str = ""
+    """What the action does, for the log and the summary."""
+
+
+@dataclass(frozen=True)
+class BackupSpec:
+    paths: tuple[str, ...] = ()
+    """Files and globs on system volumes saved from the old Production replicas at merge."""
+    folder: str = ""
+    """Where timestamped backup folders go (default AU_HOME/backups)."""
+
+
+@dataclass(frozen=True)
+class UpgradeSideSpec:
+    host_address: str = "169.254.77.1/30"
+    """Host end of the private link (CIDR)."""
+    side_address: str = "169.254.77.2/30"
+    """Upgrade Side end of the private link (CIDR)."""
+    hostname: str = ""
+    """UTS hostname inside the Upgrade Side (default: <host>-upgrade)."""
+    isolation: str = "auto"
+    """auto (namespaces when privileged), namespaces, or directory (unprivileged)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration of a session."""
+
+    description: str = ""
+    volumes: tuple[VolumeSpec, ...] = ()
+    services: tuple[ServiceSpec, ...] = ()
+    actions: tuple[ActionSpec, ...] = ()
+    backup: BackupSpec = field(default_factory=BackupSpec)
+    upgrade_side: UpgradeSideSpec = field(default_factory=UpgradeSideSpec)
+    source: str = ""
+    """The top configuration file ("" for a session without a file)."""
+    files: tuple[str, ...] = ()
+    """Every file the configuration was read from (parent first)."""
+    provenance: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    """Setting path (e.g. ``services.shop.command``) → file it came from."""
+
+    def actions_of(self, control: ControlType) -> list[ActionSpec]:
+        """Actions of one control type, ordered by timing then declaration order."""
+        found = [a for a in self.actions if a.control is control]
+        return sorted(found, key=lambda a: a.timing.order)

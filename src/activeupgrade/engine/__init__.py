@@ -1,0 +1,1 @@
+"""The engine: runs operator actions as requests made of journaled, idempotent steps."""

@@ -1,0 +1,401 @@
+"""The engine: executes operator actions as requests of durable, idempotent steps.
+
+One place changes the state (``_set``), journals it and publishes it. A request runs in a
+worker thread; each step is journaled before and after it runs. A failure makes the
+request Broken with the reason; Retry resumes from the failed step (completed steps of the
+same run are skipped); Abort runs its own steps from any partial progress. After a crash a
+Busy request is found Broken "interrupted at step X".
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from activeupgrade.activity import ActivityLog, Context
+from activeupgrade.bus import Bus
+from activeupgrade.config.model import Config
+from activeupgrade.engine.journal import Journal
+from activeupgrade.engine.platform import Platform
+from activeupgrade.engine.status import Status, load_status, save_status
+from activeupgrade.engine.steps import CancelToken, Step, StepContext
+from activeupgrade.errors import AUError, Interrupted, StateError, StepError
+from activeupgrade.instance import Instance
+from activeupgrade.model.graph import GRAPH, StateGraph, Transition
+from activeupgrade.model.states import (
+    OperationalState,
+    OperatorAction,
+    PartnerState,
+    Request,
+    Severity,
+    UpgradeState,
+)
+from activeupgrade.store.db import Store
+
+MAX_ATTEMPTS = 5
+"""Retries of one request before Retry needs ``force`` (stops retry loops)."""
+
+FAULT_PAUSE_ENV = "AU_FAULT_PAUSE"
+"""Test hook: ``Request/step/begin|end``; the engine writes ``run/paused`` and waits there
+(the crash test kills it with SIGKILL at that boundary)."""
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+class Engine:
+    def __init__(
+        self,
+        instance: Instance,
+        store: Store,
+        bus: Bus,
+        platform: Platform,
+        graph: StateGraph = GRAPH,
+    ) -> None:
+        self.instance = instance
+        self.store = store
+        self.bus = bus
+        self.platform = platform
+        self.graph = graph
+        self.log = ActivityLog(store, bus, instance.logs)
+        self.journal = Journal(store)
+        self._lock = threading.RLock()
+        self._status = load_status(store)
+        self._worker: threading.Thread | None = None
+        self._cancel = CancelToken()
+        self._abort_requested = False
+        self._fault = os.environ.get(FAULT_PAUSE_ENV, "")
+        self.progress: dict[str, Any] = {}
+
+    # -- reading ------------------------------------------------------------------------
+    def status(self) -> Status:
+        with self._lock:
+            return Status.from_dict(self._status.to_dict())
+
+    def allowed(self) -> list[OperatorAction]:
+        s = self._status
+        return self.graph.allowed(s.upgrade_state, s.operational_state)
+
+    def status_view(self) -> dict[str, Any]:
+        """The status bar (SPEC §2.4) plus what the consoles need to draw their buttons."""
+        s = self.status()
+        partner, detail = (PartnerState.NONE, "")
+        if s.upgrade_state.sides_exist:
+            try:
+                partner, detail = self.platform.partner()
+            except AUError as exc:
+                partner, detail = PartnerState.HUNG, exc.message
+        facts: dict[str, Any] = {}
+        try:
+            facts = self.platform.facts()
+        except AUError as exc:
+            facts = {"duplex": False, "facts_error": exc.message}
+        view = s.to_dict()
+        partner_text = partner.value
+        if partner is PartnerState.HUNG:
+            partner_text = f"Hung: {detail}" if detail else "Hung"
+        view.update(
+            partner_state=partner_text,
+            partner_detail=detail,
+            allowed_actions=[a.value for a in self.allowed()],
+            costs={
+                a.value: self.graph.cost(a, s.upgrade_state) for a in self.allowed()
+            },
+            duplex=bool(facts.get("duplex", False)),
+            facts=facts,
+            progress=dict(self.progress),
+            max_attempts=MAX_ATTEMPTS,
+        )
+        return view
+
+    # -- the one place state changes ----------------------------------------------------
+    def _set(self, **changes: Any) -> None:
+        with self._lock:
+            for k, v in changes.items():
+                setattr(self._status, k, v)
+            save_status(self.store, self._status)
+            data = self._status.to_dict()
+        self.bus.publish("status", data)
+
+    def _ctx(self, request: Request | None = None) -> Context:
+        s = self._status
+        return Context(s.session, "", s.upgrade_state.value, (request or s.request).value)
+
+    # -- start-up -----------------------------------------------------------------------
+    def recover(self) -> None:
+        """After a crash or restart: a Busy request becomes Broken, naming the step."""
+        s = self.status()
+        if s.operational_state is not OperationalState.BUSY:
+            return
+        step = self.journal.open_step(s.run) or s.step or "(before the first step)"
+        reason = f"interrupted at step {step} of {s.request}"
+        self._set(operational_state=OperationalState.BROKEN, reason=reason, step=step)
+        self.log.write(
+            "engine.interrupted", f"{s.request} was {reason}; Retry resumes it, or Abort",
+            severity=Severity.ERROR, ctx=self._ctx(),
+            details={"step": step, "request": s.request.value},
+        )
+
+    # -- operator actions ---------------------------------------------------------------
+    def submit(
+        self, action: OperatorAction, *, config: str | None = None, force: bool = False
+    ) -> Status:
+        """Validate ``action`` against the state graph and start it in the background."""
+        with self._lock:
+            s = self._status
+            transition = self.graph.require(action, s.upgrade_state, s.operational_state)
+            if action is OperatorAction.ABORT and s.operational_state is OperationalState.BUSY:
+                self._abort_requested = True
+                self._cancel.cancel("the operator aborted the session")
+                self.log.write(
+                    "engine.abort.requested",
+                    f"abort requested while {s.request} runs; it stops at its next step boundary",
+                    severity=Severity.WARNING, ctx=self._ctx(),
+                )
+                return self.status()
+            if action is OperatorAction.RETRY:
+                if s.attempt >= MAX_ATTEMPTS and not force:
+                    raise StateError(
+                        f"{s.request} already failed {s.attempt} times",
+                        hint="Fix the cause shown by `au log`, then `au retry --force`"
+                        + (", or `au abort`" if OperatorAction.ABORT in self.allowed() else "")
+                        + ".",
+                    )
+                self._start_retry()
+            else:
+                assert transition is not None
+                self._start(transition, config)
+            return self.status()
+
+    def _start(self, t: Transition, config: str | None) -> None:
+        s = self._status
+        changes: dict[str, Any] = dict(
+            action=t.action,
+            pending=[st.request for st in t.stages],
+            operational_state=OperationalState.BUSY,
+            reason="",
+            run="",
+            attempt=0,
+            step="",
+        )
+        if t.action is OperatorAction.ABORT:
+            changes["abort_from"] = s.upgrade_state
+        if t.starts_session:
+            changes["session"] = new_id("s")
+            changes["config"] = config if config is not None else s.config
+            changes["abort_from"] = None
+        elif config is not None and t.action is OperatorAction.CHECK:
+            changes["config"] = config
+        self._set(**changes)
+        if t.starts_session:
+            with self.store.transaction() as db:
+                db.execute(
+                    "INSERT INTO sessions (id, started, config) VALUES (?, ?, ?)",
+                    (self._status.session, time.time(), self._status.config),
+                )
+        self._launch(t, fresh=True)
+
+    def _start_retry(self) -> None:
+        s = self._status
+        if s.action is None or not s.pending:
+            raise StateError("nothing to retry", hint="Run `au status` to see the state.")
+        t = self.graph.transition(s.action)
+        self._set(operational_state=OperationalState.BUSY, reason="")
+        self._launch(t, fresh=False)
+
+    def _launch(self, t: Transition, *, fresh: bool) -> None:
+        self._cancel = CancelToken()
+        self._abort_requested = False
+        self._worker = threading.Thread(
+            target=self._work, args=(t, fresh), name=f"request-{t.action}", daemon=True
+        )
+        self._worker.start()
+
+    def wait(self, timeout: float | None = None) -> Status:
+        """Block until the running request ends (tests and the in-process CLI)."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+        return self.status()
+
+    # -- the worker ---------------------------------------------------------------------
+    def _work(self, t: Transition, fresh: bool) -> None:
+        try:
+            self._run_transition(t, fresh)
+        except Exception as exc:  # a bug, not a step failure: still never lose the state
+            self._set(
+                operational_state=OperationalState.BROKEN,
+                reason=f"internal error: {exc}",
+            )
+            self.log.write(
+                "engine.bug", f"internal error: {exc}", severity=Severity.CRITICAL,
+                ctx=self._ctx(), details={"traceback": traceback.format_exc()},
+            )
+        if self._abort_requested:
+            self._abort_requested = False
+            s = self.status()
+            if OperatorAction.ABORT in self.graph.allowed(s.upgrade_state, s.operational_state):
+                with self._lock:
+                    self._start(self.graph.transition(OperatorAction.ABORT), None)
+
+    def _config(self, fresh_session: bool) -> Config:
+        s = self._status
+        if s.action is OperatorAction.CHECK or not s.session:
+            return self.platform.idle_config(s.config)
+        return self.platform.session_config(s.session, s.config, stage=fresh_session)
+
+    def _run_transition(self, t: Transition, fresh: bool) -> None:
+        stages = self.graph.stages_from(t.action, self._status.pending[0])
+        config = self._config(fresh and t.starts_session)
+        for i, stage in enumerate(stages):
+            resume = not fresh and i == 0
+            ok = self._run_request(stage.request, stage.state, config, resume=resume)
+            if not ok:
+                return
+            self._set(pending=[st.request for st in stages[i + 1 :]])
+        ended = t.ends_session
+        session = self._status.session
+        self._set(
+            upgrade_state=t.target,
+            operational_state=OperationalState.READY,
+            step="",
+            attempt=0,
+            pending=[],
+            abort_from=self._status.abort_from if not ended else None,
+            session="" if ended else session,
+        )
+        self.progress.clear()
+        self.log.write(
+            "engine.state", f"{t.action} completed: upgrade state is {t.target}",
+            severity=Severity.NOTICE, ctx=self._ctx(),
+            details={"action": t.action.value, "state": t.target.value},
+        )
+        if ended:
+            with self.store.transaction() as db:
+                db.execute(
+                    "UPDATE sessions SET ended=?, outcome=? WHERE id=?",
+                    (time.time(), "completed", session),
+                )
+            self.platform.end_session(session)
+
+    def _run_request(
+        self, request: Request, state: UpgradeState, config: Config, *, resume: bool
+    ) -> bool:
+        s = self._status
+        run = s.run if resume and s.run else new_id("r")
+        attempt = s.attempt + 1 if resume else 1
+        self._set(upgrade_state=state, request=request, run=run, attempt=attempt, step="")
+        steps = self.platform.steps(request, config, s.abort_from)
+        done = self.journal.completed(run)
+        node = self.log.write(
+            "request.start",
+            f"{request} {'resumed (attempt ' + str(attempt) + ')' if resume else 'started'}",
+            severity=Severity.NOTICE, ctx=self._ctx(request),
+            details={"run": run, "attempt": attempt, "steps": [st.name for st in steps]},
+        )
+        started = time.monotonic()
+        for index, step in enumerate(steps):
+            if step.name in done:
+                self.log.write(
+                    "step.skip", f"{step.name}: already done in this run", parent=node,
+                    severity=Severity.DEBUG, ctx=self._ctx(request),
+                )
+                continue
+            if self._cancel.cancelled:
+                return self._fail(request, step.name, Interrupted(self._cancel.reason), node)
+            self.progress.update(
+                request=request.value, step=step.name, index=index, total=len(steps), percent=0.0,
+                text=step.description,
+            )
+            self._set(step=step.name)
+            self.journal.mark(s.session, run, request.value, step.name, "begin", attempt)
+            self._fault_point(request, step.name, "begin")
+            step_node = self.log.write(
+                "step.start", step.description or step.name, parent=node,
+                ctx=self._ctx(request), details={"step": step.name}, side=step.side.value,
+            )
+            ctx = StepContext(
+                instance=self.instance, store=self.store, log=self.log, config=config,
+                session=self._status.session, request=request, state=state,
+                abort_from=self._status.abort_from, attempt=attempt, step=step.name,
+                node=step_node, deadline=time.monotonic() + step.timeout, cancel=self._cancel,
+                side=step.side, progress_cb=self._progress_cb(request, step, index, len(steps)),
+            )
+            t0 = time.monotonic()
+            try:
+                step.run(ctx)
+            except AUError as exc:
+                self.journal.mark(s.session, run, request.value, step.name, "fail", attempt,
+                                  exc.message)
+                return self._fail(request, step.name, exc, step_node)
+            except Exception as exc:
+                err = StepError(f"{type(exc).__name__}: {exc}")
+                self.journal.mark(s.session, run, request.value, step.name, "fail", attempt,
+                                  err.message)
+                self.log.write(
+                    "step.bug", f"unexpected error in {step.name}", parent=step_node,
+                    severity=Severity.CRITICAL, ctx=self._ctx(request),
+                    details={"traceback": traceback.format_exc()},
+                )
+                return self._fail(request, step.name, err, step_node)
+            took = time.monotonic() - t0
+            self.journal.mark(s.session, run, request.value, step.name, "end", attempt)
+            self.log.write(
+                "step.done", f"{step.name} done in {took:.3f}s", parent=step_node,
+                ctx=self._ctx(request),
+                details={"step": step.name, "seconds": round(took, 4), **ctx.results},
+                side=step.side.value,
+            )
+            self._fault_point(request, step.name, "end")
+        self.log.write(
+            "request.done", f"{request} completed in {time.monotonic() - started:.2f}s",
+            parent=node, severity=Severity.NOTICE, ctx=self._ctx(request),
+        )
+        return True
+
+    def _fail(self, request: Request, step: str, exc: AUError, node: int) -> bool:
+        reason = f"{step}: {exc.message}"
+        self._set(operational_state=OperationalState.BROKEN, reason=reason, step=step)
+        allowed = ", ".join(a.value for a in self.allowed())
+        self.log.write(
+            "request.broken", f"{request} is Broken at step {reason}", parent=node,
+            severity=Severity.ERROR, ctx=self._ctx(request),
+            details={"step": step, "error": exc.to_dict(), "allowed_actions": allowed},
+        )
+        return False
+
+    def _progress_cb(
+        self, request: Request, step: Step, index: int, total: int
+    ) -> Callable[[float, str], None]:
+        def report(percent: float, text: str) -> None:
+            self.progress.update(
+                request=request.value, step=step.name, index=index, total=total,
+                percent=round(float(percent), 1), text=text,
+            )
+            self.bus.publish("progress", dict(self.progress))
+
+        return report
+
+    def _fault_point(self, request: Request, step: str, phase: str) -> None:
+        if not self._fault or self._fault != f"{request}/{step}/{phase}":
+            return
+        marker = self.instance.run / "paused"
+        marker.write_text(self._fault)
+        # Wait here to be killed by the test; never continue past a requested crash point.
+        while True:
+            time.sleep(0.05)
+            if not marker.exists():
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+def read_fault_marker(instance: Instance) -> str:
+    path: Path = instance.run / "paused"
+    return path.read_text() if path.exists() else ""

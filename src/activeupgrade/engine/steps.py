@@ -1,0 +1,112 @@
+"""What a step is, and what it is given when it runs.
+
+A request is an ordered list of named steps supplied by the platform parts (volumes, side,
+services, actions, backup, checks) through ``platform/recipe.py``. The engine journals
+each step durably before and after it runs; a step must be idempotent (running it again
+after a crash at any point gives the same result) and must honour its deadline by calling
+``ctx.check()`` between units of work (the subprocess wrapper is given ``ctx.remaining()``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from activeupgrade.activity import ActivityLog, Context
+from activeupgrade.errors import Interrupted, StepTimeout
+from activeupgrade.model.states import Request, Severity, Side, UpgradeState
+
+if TYPE_CHECKING:
+    from activeupgrade.config.model import Config
+    from activeupgrade.instance import Instance
+    from activeupgrade.store.db import Store
+
+
+@dataclass(frozen=True)
+class Step:
+    """One named, idempotent unit of a request."""
+
+    name: str
+    """Stable name, unique within its request (journaled; retry resumes by it)."""
+    run: Callable[[StepContext], None]
+    timeout: float = 600.0
+    """Deadline in seconds; exceeding it makes the request Broken."""
+    description: str = ""
+    side: Side = Side.PRODUCTION
+    """The side the step acts on (shown in the activity log)."""
+
+
+class CancelToken:
+    """Set by an operator abort while a request is running; steps stop at ``check()``."""
+
+    def __init__(self) -> None:
+        self.reason = ""
+
+    def cancel(self, reason: str) -> None:
+        self.reason = reason
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self.reason)
+
+
+@dataclass
+class StepContext:
+    """Everything a step may use. Steps write to the log under their own node."""
+
+    instance: Instance
+    store: Store
+    log: ActivityLog
+    config: Config
+    session: str
+    request: Request
+    state: UpgradeState
+    abort_from: UpgradeState | None
+    """For Abort steps: the state the operator aborted from (Split, Merge, ...)."""
+    attempt: int
+    step: str
+    node: int
+    """Activity log id of this step's entry: the parent of what the step writes."""
+    deadline: float
+    cancel: CancelToken = field(default_factory=CancelToken)
+    side: Side = Side.PRODUCTION
+    progress_cb: Callable[[float, str], None] | None = None
+    results: dict[str, Any] = field(default_factory=dict)
+    """Facts the step reports (shown in the step's end entry and the API)."""
+
+    @property
+    def log_ctx(self) -> Context:
+        return Context(self.session, self.side.value, self.state.value, self.request.value)
+
+    def remaining(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def check(self) -> None:
+        """Raise if the deadline passed or the operator aborted this request."""
+        if self.cancel.cancelled:
+            raise Interrupted(f"step {self.step} stopped: {self.cancel.reason}")
+        if time.monotonic() > self.deadline:
+            raise StepTimeout(f"step {self.step} exceeded its deadline")
+
+    def write(
+        self,
+        event: str,
+        message: str,
+        *,
+        severity: Severity = Severity.INFO,
+        details: dict[str, Any] | None = None,
+        parent: int | None = None,
+        side: Side | None = None,
+    ) -> int:
+        """Write an activity log entry under this step (or under ``parent``)."""
+        return self.log.write(
+            event, message, severity=severity, parent=parent if parent is not None else self.node,
+            ctx=self.log_ctx, details=details, side=(side or self.side).value,
+        )
+
+    def progress(self, percent: float, text: str) -> None:
+        """Report progress of this step (status bar, CLI progress display)."""
+        if self.progress_cb is not None:
+            self.progress_cb(percent, text)

@@ -1,0 +1,133 @@
+"""An instance: all the state of one Active Upgrade engine under one folder (``AU_HOME``).
+
+Several instances run side by side (tests, the demo) by giving each its own ``AU_HOME``.
+Only one engine may hold an instance at a time (an ``flock`` on ``engine.lock``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from activeupgrade.errors import InstanceError
+
+ROOT_HOME = Path("/var/lib/activeupgrade")
+ROOT_CONFIGS = Path("/etc/activeupgrade/configs")
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+@dataclass(frozen=True)
+class Instance:
+    """The paths of one instance. Nothing here touches the disk except ``ensure``."""
+
+    home: Path
+    configs_override: Path | None = None
+
+    @classmethod
+    def from_env(cls) -> Instance:
+        """``AU_HOME`` when set, else the default for root or for the current user."""
+        env = os.environ.get("AU_HOME", "")
+        if env:
+            home = Path(env).expanduser()
+            if not home.is_absolute():
+                home = Path.cwd() / home
+            return cls(home)
+        if is_root():
+            return cls(ROOT_HOME, ROOT_CONFIGS)
+        state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        return cls(Path(state) / "activeupgrade")
+
+    @property
+    def db(self) -> Path:
+        return self.home / "state.db"
+
+    @property
+    def socket(self) -> Path:
+        return self.home / "api.sock"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.home / "engine.lock"
+
+    @property
+    def replicas(self) -> Path:
+        return self.home / "replicas"
+
+    @property
+    def staging(self) -> Path:
+        return self.home / "staging"
+
+    @property
+    def backups(self) -> Path:
+        return self.home / "backups"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run(self) -> Path:
+        """Runtime files: Upgrade Side handles, supervisor records, held sockets."""
+        return self.home / "run"
+
+    @property
+    def configs(self) -> Path:
+        """The default configuration folder (``/etc/activeupgrade/configs`` for root)."""
+        return self.configs_override or (self.home / "configs")
+
+    @property
+    def web_token(self) -> Path:
+        return self.home / "web-token"
+
+    def ensure(self) -> None:
+        """Create the instance folders, private to the owner."""
+        try:
+            for d in (self.home, self.replicas, self.staging, self.backups, self.logs, self.run):
+                d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(self.home, 0o700)
+        except OSError as exc:
+            raise InstanceError(
+                f"cannot create the instance folder {self.home}: {exc.strerror}",
+                hint="Set AU_HOME to a folder you can write, or run as root.",
+            ) from exc
+
+
+class EngineLock:
+    """Exclusive lock on an instance: one engine per instance."""
+
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.instance.ensure()
+        fd = os.open(self.instance.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise InstanceError(
+                f"another engine already holds the instance {self.instance.home} (pid {holder})",
+                hint="Use that engine (`au status`), stop it, or set AU_HOME to another folder.",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> EngineLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

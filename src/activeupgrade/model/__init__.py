@@ -1,0 +1,1 @@
+"""The state model: closed vocabularies and the transition graph, declared as data."""

@@ -1,0 +1,1 @@
+"""Actions part of the platform."""

@@ -1,0 +1,84 @@
+"""Which steps each request runs, in which order (SPEC §3), composed from the parts.
+
+Each part exposes step builders; this module is the one place that orders them, so the
+whole session reads top to bottom here. Advanced custom actions run at every request,
+ordered early → default → late among themselves: early before the request's own work,
+default and late after it.
+"""
+
+from __future__ import annotations
+
+from activeupgrade.checks import steps as checks
+from activeupgrade.config.model import Config, ControlType, Timing
+from activeupgrade.engine.steps import Step
+from activeupgrade.model.states import Request, Side, UpgradeState
+from activeupgrade.platform import backup
+from activeupgrade.platform.actions import steps as actions
+from activeupgrade.platform.services import steps as services
+from activeupgrade.platform.side import steps as side
+from activeupgrade.platform.volumes import steps as volumes
+
+EARLY = (Timing.EARLY,)
+LATER = (Timing.DEFAULT, Timing.LATE)
+
+
+def _sides(request: Request) -> tuple[Side, ...]:
+    """Sides the advanced actions of ``request`` run on."""
+    if request in (Request.EXECUTE_SPLIT, Request.PREPARE_MERGE):
+        return (Side.PRODUCTION, Side.UPGRADE)
+    return (Side.PRODUCTION,)
+
+
+def _advanced(cfg: Config, request: Request, timings: tuple[Timing, ...]) -> list[Step]:
+    return [
+        st for sd in _sides(request) for st in actions.advanced(cfg, request, sd, timings)
+    ]
+
+
+def request_steps(
+    request: Request, cfg: Config, abort_from: UpgradeState | None
+) -> list[Step]:
+    """The ordered steps of ``request`` for configuration ``cfg``."""
+    early = _advanced(cfg, request, EARLY)
+    later = _advanced(cfg, request, LATER)
+    match request:
+        case Request.CHECK_READINESS:
+            own = checks.on_demand(cfg)
+        case Request.PREPARE_SPLIT:
+            own = [*checks.final(cfg), *volumes.prepare_split(cfg)]
+        case Request.EXECUTE_SPLIT:
+            own = [
+                *volumes.execute_split(cfg),
+                *side.start(cfg),
+                *services.disable_on_upgrade_side(cfg),
+                *actions.control(cfg, ControlType.STOP_APPLICATION, Side.UPGRADE, request),
+            ]
+        case Request.PREPARE_MERGE:
+            own = [*checks.upgrade_side(cfg), *volumes.prepare_merge(cfg)]
+        case Request.EXECUTE_MERGE:
+            own = [
+                *actions.control(cfg, ControlType.STOP_APPLICATION, Side.PRODUCTION, request),
+                *services.stop_production(cfg),
+                *side.stop(cfg),
+                *volumes.execute_merge(cfg),
+                *backup.save(cfg),
+                *services.restore_startup(cfg),
+                *services.start_upgraded(cfg),
+                *actions.control(cfg, ControlType.START_APPLICATION, Side.PRODUCTION, request),
+                *actions.control(cfg, ControlType.BACKUP, Side.PRODUCTION, request),
+            ]
+        case Request.COMMIT:
+            own = volumes.commit(cfg)
+        case Request.ABORT:
+            own = [
+                *side.stop(cfg),
+                *services.stop_for_abort(cfg),
+                *volumes.abort_switch_back(cfg),
+                *services.start_for_abort(cfg),
+                *volumes.abort_resync(cfg),
+            ]
+        case Request.FINISH:
+            own = [*side.cleanup(cfg), *volumes.finish(cfg)]
+        case _:
+            own = []
+    return [*early, *own, *later]

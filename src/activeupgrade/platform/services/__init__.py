@@ -1,0 +1,1 @@
+"""Services part of the platform."""

@@ -1,0 +1,1 @@
+"""Side part of the platform."""

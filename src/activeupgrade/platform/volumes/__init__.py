@@ -1,0 +1,1 @@
+"""Volumes part of the platform."""
