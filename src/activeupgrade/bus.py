@@ -52,6 +52,6 @@ class Bus:
         for listener in listeners:
             try:
                 listener(event)
-            except Exception:  # noqa: S112 - a broken listener must not break the engine
+            except Exception:
                 continue
         return event

@@ -103,7 +103,7 @@ def run(
         raise ProcessError("empty command")
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
+        proc = subprocess.Popen(
             args,
             stdin=subprocess.PIPE if input_bytes is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -111,7 +111,7 @@ def run(
             env=dict(env) if env is not None else base_env(),
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=preexec,  # noqa: PLW1509 - used only for setuid/namespaces
+            preexec_fn=preexec,
             user=user,
             close_fds=True,
         )
@@ -194,7 +194,9 @@ def run(
     if check and (timed_out or result.returncode != 0):
         raise ProcessError(
             f"{Path(args[0]).name} failed: {result.explain()}",
-            details={"argv": args, "returncode": result.returncode, "stderr": result.stderr[-4000:]},
+            details={
+                "argv": args, "returncode": result.returncode, "stderr": result.stderr[-4000:]
+            },
         )
     return result
 

@@ -116,6 +116,16 @@ class Engine:
         )
         return view
 
+    def set_config(self, path: str) -> None:
+        """Make ``path`` the configuration of the next session ("" for none)."""
+        with self._lock:
+            if self._status.session:
+                raise StateError(
+                    "a session is running: its configuration cannot change",
+                    hint="Finish or abort the session first; it uses its staged copy.",
+                )
+            self._set(config=path)
+
     # -- the one place state changes ----------------------------------------------------
     def _set(self, **changes: Any) -> None:
         with self._lock:

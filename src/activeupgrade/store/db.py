@@ -27,8 +27,19 @@ SCHEMA_VERSION = 2
 Migration = Callable[[sqlite3.Connection], None]
 
 
+def _script(db: sqlite3.Connection, script: str) -> None:
+    """Run the statements of ``script`` inside the caller's transaction.
+
+    (``executescript`` would commit first, breaking the all-or-nothing migration.)
+    """
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 def _v1(db: sqlite3.Connection) -> None:
-    db.executescript(
+    _script(
+        db,
         """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE status (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL);
@@ -69,7 +80,8 @@ def _v1(db: sqlite3.Connection) -> None:
 
 
 def _v2(db: sqlite3.Connection) -> None:
-    db.executescript(
+    _script(
+        db,
         """
         CREATE TABLE sessions (
             id TEXT PRIMARY KEY,

@@ -1,0 +1,1 @@
+"""The daemon's HTTP API (Unix socket, root-only; optionally TCP with a token)."""

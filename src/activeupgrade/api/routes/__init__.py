@@ -1,0 +1,1 @@
+"""Route modules of the API, one per area; each exports ``routes``."""

@@ -1,0 +1,164 @@
+"""Status, operator actions, the state graph and the activity log."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from activeupgrade.api.server import daemon_of, read_json
+from activeupgrade.errors import UsageError
+from activeupgrade.model.graph import GRAPH
+from activeupgrade.model.states import OperatorAction, Severity
+from activeupgrade.model.states import Request as Req
+
+
+async def status(request: Request) -> JSONResponse:
+    """The status bar: upgrade, operational and partner state, allowed actions, duplex."""
+    d = daemon_of(request)
+    return JSONResponse(await asyncio.to_thread(d.engine.status_view))
+
+
+async def action(request: Request) -> JSONResponse:
+    """Run an operator action (check, split, merge, commit, abort, finish, retry).
+
+    Body: ``{"config": PATH, "force": bool}`` (both optional). Returns at once with the
+    status; follow progress with GET /status or /events.
+    """
+    d = daemon_of(request)
+    name = request.path_params["action"]
+    try:
+        op = OperatorAction(name)
+    except ValueError:
+        raise UsageError(
+            f"unknown action {name!r}",
+            hint="One of: " + ", ".join(a.value for a in OperatorAction),
+        ) from None
+    body = await read_json(request)
+    config = body.get("config")
+    if config is not None and not isinstance(config, str):
+        raise UsageError("`config` must be a path string")
+    d.engine.submit(op, config=config, force=bool(body.get("force", False)))
+    return JSONResponse(await asyncio.to_thread(d.engine.status_view))
+
+
+async def graph(request: Request) -> JSONResponse:
+    """The state graph as data: every operator action, its sources, requests and cost."""
+    return JSONResponse({
+        "initial": GRAPH.initial.value,
+        "transitions": [
+            {
+                "action": t.action.value,
+                "from": sorted(s.value for s in t.sources),
+                "when": sorted(o.value for o in t.when),
+                "requests": [{"request": st.request.value, "state": st.state.value}
+                             for st in t.stages],
+                "to": t.target.value,
+                "cost": {s.value: c for s, c in t.cost.items()},
+            }
+            for t in GRAPH.transitions
+        ],
+    })
+
+
+async def steps(request: Request) -> JSONResponse:
+    """The steps of every request for the loaded (or given ``?config=``) configuration."""
+    d = daemon_of(request)
+    config_path = request.query_params.get("config", d.engine.status().config)
+
+    def build() -> dict[str, Any]:
+        cfg = d.platform.idle_config(config_path)
+        out: dict[str, Any] = {}
+        for req in (Req.CHECK_READINESS, Req.PREPARE_SPLIT, Req.EXECUTE_SPLIT,
+                    Req.PREPARE_MERGE, Req.EXECUTE_MERGE, Req.COMMIT, Req.ABORT, Req.FINISH):
+            out[req.value] = [
+                {"name": st.name, "description": st.description, "side": st.side.value,
+                 "timeout": st.timeout}
+                for st in d.platform.steps(req, cfg, None)
+            ]
+        return out
+
+    return JSONResponse(await asyncio.to_thread(build))
+
+
+def _int(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise UsageError(f"query parameter `{name}` must be an integer, got {raw!r}") from None
+
+
+async def log(request: Request) -> JSONResponse:
+    """Activity log entries, oldest first.
+
+    Query: after (id), session, severity (minimum), request, side, event (prefix), limit,
+    root (an entry id: only its subtree).
+    """
+    d = daemon_of(request)
+    q = request.query_params
+    sev = q.get("severity")
+    try:
+        min_sev = Severity(sev) if sev else None
+    except ValueError:
+        raise UsageError(
+            f"unknown severity {sev!r}", hint="One of: " + ", ".join(s.value for s in Severity)
+        ) from None
+    root_raw = q.get("root")
+    entries = d.log.entries(
+        after=_int(request, "after", 0), session=q.get("session") or None,
+        min_severity=min_sev, request=q.get("request") or None, side=q.get("side") or None,
+        event_prefix=q.get("event") or None, limit=_int(request, "limit", 10_000),
+        root=int(root_raw) if root_raw else None,
+    )
+    return JSONResponse([e.to_dict() for e in entries])
+
+
+async def log_entry(request: Request) -> JSONResponse:
+    """One activity log entry with its direct children (e.g. an action's output)."""
+    d = daemon_of(request)
+    entry_id = int(request.path_params["id"])
+    entry = d.log.get(entry_id)
+    if entry is None:
+        raise UsageError(f"no activity log entry {entry_id}")
+    return JSONResponse({
+        "entry": entry.to_dict(),
+        "children": [c.to_dict() for c in d.log.children(entry_id)],
+    })
+
+
+async def config_loaded(request: Request) -> JSONResponse:
+    """Set the configuration file of the next session: body ``{"path": PATH}``."""
+    d = daemon_of(request)
+    body = await read_json(request)
+    path = body.get("path", "")
+    if not isinstance(path, str):
+        raise UsageError("`path` must be a string")
+    d.engine.set_config(path)
+    d.store.put_doc("config", "loaded", path)
+    return JSONResponse(d.engine.status_view())
+
+
+async def shutdown(request: Request) -> JSONResponse:
+    """Stop the daemon (applications and the Upgrade Side keep running)."""
+    d = daemon_of(request)
+    for server in d.servers:
+        server.should_exit = True
+    return JSONResponse({"stopping": True})
+
+
+routes = [
+    Route("/status", status, methods=["GET"]),
+    Route("/actions/{action}", action, methods=["POST"]),
+    Route("/graph", graph, methods=["GET"]),
+    Route("/steps", steps, methods=["GET"]),
+    Route("/log", log, methods=["GET"]),
+    Route("/log/{id:int}", log_entry, methods=["GET"]),
+    Route("/config/loaded", config_loaded, methods=["POST"]),
+    Route("/daemon/shutdown", shutdown, methods=["POST"]),
+]

@@ -1,0 +1,1 @@
+"""The ``au`` command line."""

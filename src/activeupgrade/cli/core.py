@@ -1,0 +1,81 @@
+"""``au status`` and ``au daemon``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from activeupgrade.api.client import Client
+from activeupgrade.cli.output import human_bytes, print_json
+from activeupgrade.instance import Instance
+
+
+def status_text(s: dict[str, Any]) -> str:
+    facts = s.get("facts") or {}
+    pending = facts.get("pending_resync") or {}
+    duplex = "Duplex" if s.get("duplex") else "Simplex"
+    if pending.get("bytes"):
+        duplex += (
+            f" (resync pending: {human_bytes(float(pending['bytes']))},"
+            f" {pending.get('files', 0)} files, ~{float(pending.get('seconds_estimate', 0)):.1f}s)"
+        )
+    lines = [
+        f"Upgrade State:     {s['upgrade_state']}",
+        f"Operational State: {s['operational_state']}",
+        f"Partner State:     {s['partner_state']}",
+        f"Duplex:            {duplex}",
+        f"Request:           {s['request']}" + (f" (step {s['step']})" if s.get("step") else ""),
+        f"Session:           {s.get('session') or '-'}",
+        f"Configuration:     {s.get('config') or '(none: all adopted volumes)'}",
+    ]
+    if s["operational_state"] == "Broken":
+        lines.append(f"Broken because:    {s.get('reason')}")
+    if s.get("progress") and s["operational_state"] == "Busy":
+        p = s["progress"]
+        lines.append(
+            f"Progress:          {p.get('step')} {p.get('percent', 0)}% {p.get('text', '')}"
+        )
+    allowed = s.get("allowed_actions") or []
+    costs = s.get("costs") or {}
+    lines.append(
+        "Allowed actions:   "
+        + (", ".join(f"{a} ({costs.get(a, '')})" for a in allowed) or "none while Busy")
+    )
+    if isinstance(facts.get("isolation"), str):
+        lines.append(f"Isolation:         {facts['isolation']}")
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    client = Client.from_env()
+    s = client.get("/status")
+    if args.json:
+        print_json(s)
+    else:
+        print(status_text(s))
+    return 0
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    if args.stop:
+        client = Client.from_env(start=False)
+        if client.alive():
+            client.post("/daemon/shutdown")
+            print("daemon stopping")
+        else:
+            print("no daemon running")
+        return 0
+    from activeupgrade.daemon import serve
+
+    return serve(Instance.from_env())
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "status", help="show the status bar: states, partner, duplex, allowed actions"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("daemon", help="run the daemon in the foreground (the CLI starts it itself)")
+    p.add_argument("--stop", action="store_true", help="ask the running daemon to stop")
+    p.set_defaults(func=cmd_daemon)

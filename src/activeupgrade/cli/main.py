@@ -1,0 +1,74 @@
+"""``au``: the command-line entry point. Errors become output here and only here."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from activeupgrade import __version__
+from activeupgrade.errors import AUError, UsageError
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "core",
+    "actions",
+    "log",
+)
+"""Modules under ``activeupgrade.cli`` that register subcommands, in help order."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of exiting, so main renders every error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}", hint=f"Run `{self.prog} --help`.")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="au",
+        description="Active Upgrade for Linux: upgrade a running host while its critical "
+        "applications keep serving.",
+    )
+    parser.add_argument("--version", action="version", version=f"au {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"activeupgrade.cli.{name}").register(sub)
+    return parser
+
+
+def render_error(exc: AUError) -> None:
+    print(f"au: error: {exc.message}", file=sys.stderr)
+    if exc.hint:
+        print(f"hint: {exc.hint}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list or os.environ.get("AU_DEBUG") == "1"
+    try:
+        parser = build_parser()
+        args = parser.parse_args(args_list)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        code: int = args.func(args)
+        return code
+    except AUError as exc:
+        if debug:
+            traceback.print_exc()
+        render_error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("au: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

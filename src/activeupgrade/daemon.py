@@ -1,0 +1,87 @@
+"""The daemon: holds the engine for one instance and serves the API on its Unix socket."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from activeupgrade.activity import ActivityLog
+from activeupgrade.bus import Bus
+from activeupgrade.engine.engine import Engine
+from activeupgrade.instance import EngineLock, Instance
+from activeupgrade.model.states import Severity
+from activeupgrade.platform.host import HostPlatform
+from activeupgrade.store.db import Store
+
+
+class Daemon:
+    """Everything the API's handlers reach through ``request.app.state.daemon``."""
+
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+        self.lock = EngineLock(instance)
+        self.lock.acquire()
+        self.store = Store(instance.db)
+        self.bus = Bus()
+        self.platform = HostPlatform(instance, self.store)
+        self.engine = Engine(instance, self.store, self.bus, self.platform)
+        self.log: ActivityLog = self.engine.log
+        self.stopping = threading.Event()
+        self.servers: list[Any] = []
+        """uvicorn servers of this daemon: the Unix socket first, then any TCP listener."""
+        loaded = self.store.get_doc("config", "loaded")
+        if loaded and not self.engine.status().session:
+            self.engine.set_config(str(loaded))
+
+    def start(self) -> None:
+        self.engine.recover()
+        self.log.write(
+            "daemon.start", f"daemon started (pid {os.getpid()})", severity=Severity.INFO,
+            details={"home": str(self.instance.home)},
+        )
+
+    def close(self) -> None:
+        self.store.close()
+        self.lock.release()
+
+
+def serve(instance: Instance) -> int:
+    """Run the daemon in the foreground until SIGTERM/SIGINT."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    from activeupgrade.api.server import build_app
+
+    daemon = Daemon(instance)
+    daemon.start()
+    app = build_app(daemon)
+    path = instance.socket
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    # Bind the socket ourselves so it is 0600 from the start (root-only when run as root);
+    # uvicorn would make a socket it binds itself world-writable.
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o600)
+    sock.listen(128)
+    config = uvicorn.Config(app, fd=sock.fileno(), log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    daemon.servers.append(server)
+    try:
+        asyncio.run(server.serve())
+    finally:
+        for extra in daemon.servers[1:]:
+            extra.should_exit = True
+        daemon.log.write("daemon.stop", "daemon stopped", severity=Severity.INFO)
+        daemon.close()
+        sock.close()
+        if path.exists():
+            path.unlink()
+    return 0
