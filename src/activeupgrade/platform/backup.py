@@ -1,10 +1,131 @@
-"""Backup steps (filled in by the services/actions part)."""
+"""Backup at merge (SPEC §7): selected files of the old Production system replicas.
+
+At ExecuteMerge, after the live paths were switched to the upgraded replicas, the files
+and globs of ``backup.paths`` (absolute paths on system volumes: logs, the analogue of the
+original's Event Viewer logs) are copied from the *old* Production replicas into
+``<backups>/<timestamp>-<session>/<original absolute path>``, a folder kept after the
+session. The activity log lists what was saved, and what changed on the Production Side's
+system volumes during split but was not saved (it is lost at commit).
+"""
 
 from __future__ import annotations
 
-from activeupgrade.config.model import Config
-from activeupgrade.engine.steps import Step
+import glob
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import cast
+
+from activeupgrade.config.model import Config, VolumeRole
+from activeupgrade.engine.journal import Journal
+from activeupgrade.engine.steps import Step, StepContext
+from activeupgrade.errors import VolumeError
+from activeupgrade.model.states import Request, Severity
+from activeupgrade.platform.volumes import registry
+from activeupgrade.store.db import Store
+
+NAMESPACE = "backup"
+"""Store namespace: the backup folder of each session (key: session id)."""
+LISTED = 200
+"""Most file names written in one log entry (the rest are counted)."""
+
+
+def copy_matches(old_dir: Path, live: str, patterns: list[str], dest: Path) -> list[str]:
+    """Copy what ``patterns`` (absolute, under ``live``) match in ``old_dir`` to ``dest``.
+
+    Returns the absolute live paths saved (files; a matched folder saves its files).
+    """
+    saved: list[str] = []
+    for pattern in patterns:
+        rel = os.path.relpath(pattern, live)
+        for match in sorted(glob.glob(str(old_dir / rel), recursive=True)):
+            src = Path(match)
+            files = [src] if src.is_file() else [p for p in src.rglob("*") if p.is_file()]
+            for f in files:
+                live_path = Path(live) / f.relative_to(old_dir)
+                target = dest / str(live_path).lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, target)
+                saved.append(str(live_path))
+    return sorted(set(saved))
+
+
+def changed_since(old_dir: Path, live: str, since: float) -> list[str]:
+    """Files of ``old_dir`` modified at or after ``since``, as live paths."""
+    found: list[str] = []
+    for root, _, names in os.walk(old_dir):
+        for name in names:
+            p = Path(root) / name
+            try:
+                if p.lstat().st_mtime >= since:
+                    found.append(str(Path(live) / p.relative_to(old_dir)))
+            except OSError:
+                continue
+    return sorted(found)
+
+
+def split_time(store: Store, session: str) -> float:
+    """When ExecuteSplit began in ``session`` (0 if it never ran)."""
+    marks = [m.at for m in Journal(store).marks(session)
+             if m.request == Request.EXECUTE_SPLIT.value]
+    return min(marks) if marks else 0.0
+
+
+def _replica_dirs(store: Store, path: str) -> tuple[Path, Path]:
+    func = cast(Callable[[Store, str], tuple[str | Path, str | Path]] | None,
+                getattr(registry, "replica_dirs", None))
+    if func is None:
+        raise VolumeError(
+            "the volumes registry cannot tell the replica folders of a volume",
+            hint="This build lacks registry.replica_dirs; back up the files by hand.",
+        )
+    old, new = func(store, path)
+    return Path(old), Path(new)
+
+
+def _run(ctx: StepContext, cfg: Config) -> None:
+    doc = ctx.store.get_doc(NAMESPACE, ctx.session)
+    if not isinstance(doc, dict):
+        base = Path(cfg.backup.folder) if cfg.backup.folder else ctx.instance.backups
+        doc = {"dir": str(base / f"{time.strftime('%Y%m%d-%H%M%S')}-{ctx.session}")}
+        ctx.store.put_doc(NAMESPACE, ctx.session, doc)  # a rerun reuses the same folder
+    dest = Path(doc["dir"])
+    dest.mkdir(parents=True, exist_ok=True)
+    since = split_time(ctx.store, ctx.session)
+    saved: list[str] = []
+    unsaved: list[str] = []
+    claimed: set[str] = set()
+    for vol in cfg.volumes:
+        if vol.role is not VolumeRole.SYSTEM:
+            continue
+        mine = [p for p in cfg.backup.paths
+                if p == vol.path or p.startswith(vol.path.rstrip("/") + "/")]
+        claimed.update(mine)
+        old_dir, _ = _replica_dirs(ctx.store, vol.path)
+        got = copy_matches(old_dir, vol.path, mine, dest)
+        saved += got
+        if since:
+            unsaved += [p for p in changed_since(old_dir, vol.path, since) if p not in got]
+    for p in cfg.backup.paths:
+        if p not in claimed:
+            ctx.write("backup.outside", f"{p} is not on a system volume: not saved",
+                      severity=Severity.WARNING, details={"path": p})
+    ctx.write("backup.saved", f"saved {len(saved)} file(s) from the old Production replicas "
+              f"into {dest}", severity=Severity.NOTICE,
+              details={"folder": str(dest), "files": saved[:LISTED], "count": len(saved)})
+    if unsaved:
+        ctx.write("backup.unsaved",
+                  f"{len(unsaved)} file(s) changed on the Production Side's system volumes "
+                  "during split and were not saved (lost at commit)",
+                  severity=Severity.WARNING,
+                  details={"files": unsaved[:LISTED], "count": len(unsaved)})
+    ctx.results.update(folder=str(dest), saved=len(saved), unsaved=len(unsaved))
 
 
 def save(cfg: Config) -> list[Step]:
-    return []
+    if not cfg.backup.paths:
+        return []
+    return [Step("backup.save", lambda ctx: _run(ctx, cfg), timeout=1800.0,
+                 description="back up selected files from the old Production replicas")]

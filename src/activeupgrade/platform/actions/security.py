@@ -1,0 +1,70 @@
+"""Which action files may run (SPEC §6, §9): refuse anything an unprivileged user could
+have changed, and anything outside the upgraded software.
+
+An action file must exist, be a regular executable file, not be writable by group or
+others, be owned by root when the tool runs as root (or by root or the tool's user
+otherwise), and lie on a system volume of the configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from activeupgrade.config.model import ActionSpec, Config, VolumeRole
+from activeupgrade.errors import ActionError, SecurityError
+from activeupgrade.instance import is_root
+
+
+def on_system_volume(path: str, cfg: Config) -> bool:
+    p = Path(os.path.normpath(path))
+    return any(
+        v.role is VolumeRole.SYSTEM and (p == Path(v.path) or Path(v.path) in p.parents)
+        for v in cfg.volumes
+    )
+
+
+def vet(spec: ActionSpec, cfg: Config) -> Path:
+    """The action's file if it may run; else ActionError/SecurityError saying why."""
+    path = Path(spec.file)
+    if not path.is_absolute():
+        raise ActionError(
+            f"action {spec.name}: file {spec.file!r} is not an absolute path",
+            hint="Give the absolute path of the executable.",
+        )
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ActionError(
+            f"action {spec.name}: file {path} is missing",
+            hint="Install the action's file, or remove the action from the configuration.",
+        ) from None
+    except OSError as exc:
+        raise ActionError(f"action {spec.name}: cannot read {path}: {exc.strerror}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise ActionError(f"action {spec.name}: {path} is not a regular file")
+    if not st.st_mode & 0o111:
+        raise ActionError(
+            f"action {spec.name}: {path} is not executable",
+            hint=f"chmod 0755 {path}",
+        )
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise SecurityError(
+            f"action {spec.name}: {path} is writable by group or others "
+            f"(mode {stat.S_IMODE(st.st_mode):04o}); refused",
+            hint=f"chmod go-w {path}",
+        )
+    allowed = {0} if is_root() else {0, os.geteuid()}
+    if st.st_uid not in allowed:
+        raise SecurityError(
+            f"action {spec.name}: {path} is owned by uid {st.st_uid}, not root; refused",
+            hint=f"chown root: {path}",
+        )
+    if not on_system_volume(str(path), cfg):
+        raise ActionError(
+            f"action {spec.name}: {path} is not on a system volume of the configuration",
+            hint="Move it onto a system volume so that it is upgraded with the software "
+            "(or add that volume with role system).",
+        )
+    return path

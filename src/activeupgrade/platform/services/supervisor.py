@@ -1,0 +1,283 @@
+"""The built-in supervisor backend: talks to each service's keeper (see ``keeper.py``).
+
+The daemon never owns the applications: it records each keeper (pid, control socket) in
+the store (namespace ``services``) and, after a restart or a SIGKILL, re-adopts the running
+keepers by asking them over their control sockets. A keeper that is gone is started again;
+an application orphaned by a dead keeper is stopped first so its address can be rebound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from activeupgrade import proc
+from activeupgrade.config.model import ServiceSpec
+from activeupgrade.errors import ServiceError
+from activeupgrade.instance import Instance
+from activeupgrade.model.states import Side
+from activeupgrade.platform.services import health, keeper
+from activeupgrade.platform.services.backend import (
+    Check,
+    ServiceStatus,
+    StartResult,
+    StopResult,
+)
+from activeupgrade.store.db import Store
+
+NAMESPACE = "services"
+"""Store namespace of keeper records (key: service name)."""
+STARTUP = "startup"
+"""Store namespace of startup types per side (key: ``<side>:<service>``)."""
+KEEPER_READY_TIMEOUT = 10.0
+
+
+class KeeperGone(ServiceError):
+    """Internal: the keeper does not answer (it is started again)."""
+
+
+def call(control: Path, request: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+    """Send one JSON command to a keeper and return its JSON answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.connect(str(control))
+            s.sendall(json.dumps(request).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise KeeperGone(f"keeper at {control} is not running") from exc
+        except OSError as exc:
+            raise ServiceError(
+                f"keeper at {control} did not answer: {exc}",
+                hint="The keeper may be hung; `au service status` shows its pid.",
+            ) from exc
+    if not data:
+        raise KeeperGone(f"keeper at {control} closed the connection")
+    reply: dict[str, Any] = json.loads(data)
+    return reply
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is not alive for our purpose.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rpartition(")")[2].split()[0] != "Z"
+    return True
+
+
+class Supervisor:
+    """The built-in supervisor backend."""
+
+    kind = "supervisor"
+
+    def __init__(self, instance: Instance, store: Store) -> None:
+        self.instance = instance
+        self.store = store
+
+    # -- paths and records ------------------------------------------------------------
+    def control_path(self, name: str) -> Path:
+        return self.instance.run / "services" / f"{name}.sock"
+
+    def log_path(self, name: str) -> Path:
+        return self.instance.logs / "services" / f"{name}.log"
+
+    def record(self, name: str) -> dict[str, Any]:
+        doc = self.store.get_doc(NAMESPACE, name)
+        return dict(doc) if isinstance(doc, dict) else {}
+
+    # -- keepers ----------------------------------------------------------------------
+    def keeper_status(self, spec: ServiceSpec) -> dict[str, Any] | None:
+        """The keeper's status, or None when no keeper runs (re-adopting a live one)."""
+        rec = self.record(spec.name)
+        control = Path(rec.get("control") or self.control_path(spec.name))
+        try:
+            st = call(control, {"cmd": "status"})
+        except KeeperGone:
+            return None
+        if rec.get("keeper_pid") != st.get("keeper_pid"):
+            rec.update(keeper_pid=st.get("keeper_pid"), control=str(control),
+                       adopted_at=time.time())
+            self.store.put_doc(NAMESPACE, spec.name, rec)
+        return st
+
+    def ensure_keeper(self, spec: ServiceSpec) -> dict[str, Any]:
+        """Adopt the running keeper of ``spec`` or start one; returns its status."""
+        st = self.keeper_status(spec)
+        if st is not None:
+            return st
+        rec = self.record(spec.name)
+        orphan = int(rec.get("app_pid", 0) or 0)
+        if orphan and _alive(orphan):
+            # The keeper died but its application still holds the sockets: stop it so a
+            # new keeper can bind the addresses again.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(orphan, signal.SIGKILL)
+        control = self.control_path(spec.name)
+        control.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        log = self.log_path(spec.name)
+        log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        config = {
+            "name": spec.name,
+            "control": str(control),
+            "log": str(log),
+            "sockets": [
+                {"name": s.name, "listen": s.listen, "backlog": s.backlog} for s in spec.sockets
+            ],
+        }
+        keeper.launch(config, proc.base_env())
+        deadline = time.monotonic() + KEEPER_READY_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                st = call(control, {"cmd": "status"})
+            except KeeperGone:
+                time.sleep(0.02)
+                continue
+            self.store.put_doc(NAMESPACE, spec.name, {
+                "keeper_pid": st["keeper_pid"], "control": str(control), "log": str(log),
+                "launched_at": time.time(), "sockets": st.get("sockets", []), "app_pid": 0,
+            })
+            return st
+        raise ServiceError(
+            f"the keeper of {spec.name} did not start: {_tail(log)}",
+            hint=f"Read {log}; a listening address may be in use.",
+        )
+
+    # -- Backend ----------------------------------------------------------------------
+    def status(self, spec: ServiceSpec, *, probe: bool = False) -> ServiceStatus:
+        st = self.keeper_status(spec)
+        out = ServiceStatus(
+            name=spec.name, backend=self.kind, running=False, log=str(self.log_path(spec.name)),
+            enabled=self.is_enabled(spec, Side.PRODUCTION),
+        )
+        if st is None:
+            out.detail = "no keeper (not started)"
+            return out
+        out.running = bool(st.get("running"))
+        out.pid = int(st.get("pid") or 0)
+        out.keeper_pid = int(st.get("keeper_pid") or 0)
+        out.sockets = list(st.get("sockets", []))
+        out.started_at = float(st.get("started_at") or 0.0)
+        out.last_exit = dict(st.get("last_exit") or {})
+        out.detail = "running" if out.running else "stopped (sockets held)"
+        if probe and out.running:
+            out.healthy, out.detail = health.probe(spec.health)
+        return out
+
+    def start(self, spec: ServiceSpec, *, check: Check | None = None) -> StartResult:
+        if not spec.command:
+            raise ServiceError(
+                f"service {spec.name} has no command",
+                hint="Set `command` (argv list) for the supervisor backend.",
+            )
+        began = time.time()
+        self.ensure_keeper(spec)
+        control = self.control_path(spec.name)
+        reply = call(control, {
+            "cmd": "start", "argv": list(spec.command), "cwd": spec.workdir or "/",
+            "env": proc.base_env(dict(spec.env)), "user": spec.user,
+        })
+        if not reply.get("ok"):
+            raise ServiceError(
+                f"cannot start {spec.name}: {reply.get('error', 'unknown error')}",
+                hint="Check the service's command, user and working directory.",
+            )
+        pid = int(reply.get("pid") or 0)
+        rec = self.record(spec.name)
+        rec["app_pid"] = pid
+        self.store.put_doc(NAMESPACE, spec.name, rec)
+
+        def alive() -> tuple[bool, str]:
+            st = call(control, {"cmd": "status"})
+            return bool(st.get("running")), f"last exit {st.get('last_exit', {})}"
+
+        _, detail = health.wait_healthy(
+            spec.health, spec.start_timeout, alive=alive, check=check
+        )
+        return StartResult(bool(reply.get("already")), began, time.time(), pid, detail)
+
+    def stop(self, spec: ServiceSpec) -> StopResult:
+        began = time.time()
+        if self.keeper_status(spec) is None:
+            return StopResult(True, began, began)
+        reply = call(
+            self.control_path(spec.name),
+            {"cmd": "stop", "signal": spec.stop_signal, "grace": spec.stop_grace},
+            timeout=spec.stop_grace + 40,
+        )
+        last = dict(reply.get("last_exit") or {})
+        if reply.get("already"):
+            return StopResult(True, began, began)
+        return StopResult(False, began, float(last.get("at") or time.time()),
+                          bool(reply.get("killed")))
+
+    def shutdown(self, spec: ServiceSpec) -> None:
+        """Stop the application and its keeper; the listening sockets close."""
+        st = self.keeper_status(spec)
+        if st is not None:
+            with contextlib.suppress(KeeperGone):
+                call(self.control_path(spec.name),
+                     {"cmd": "shutdown", "signal": spec.stop_signal, "grace": spec.stop_grace},
+                     timeout=spec.stop_grace + 40)
+            # Return once the keeper is gone: its sockets are closed and files removed.
+            end = time.monotonic() + 15
+            while _alive(int(st.get("keeper_pid") or 0)) and time.monotonic() < end:
+                time.sleep(0.02)
+        self.store.delete_doc(NAMESPACE, spec.name)
+
+    def is_enabled(self, spec: ServiceSpec, side: Side) -> bool:
+        if side is Side.PRODUCTION:
+            return spec.enabled  # Production's startup type is never changed
+        doc = self.store.get_doc(STARTUP, f"{side.value}:{spec.name}")
+        return bool(doc["enabled"]) if isinstance(doc, dict) else spec.enabled
+
+    def set_enabled(self, spec: ServiceSpec, side: Side, enabled: bool) -> None:
+        if side is Side.PRODUCTION:
+            raise ServiceError("the Production Side's startup types are never changed")
+        self.store.put_doc(STARTUP, f"{side.value}:{spec.name}", {"enabled": enabled})
+
+    def restore_after_switch(self, spec: ServiceSpec, enabled: bool) -> None:
+        # The upgraded software now serves: its startup type is the saved one again, which
+        # is the configured one; the Upgrade Side's record is no longer needed.
+        self.store.delete_doc(STARTUP, f"{Side.UPGRADE.value}:{spec.name}")
+
+
+def adopt_all(instance: Instance, store: Store) -> dict[str, str]:
+    """At daemon start: which recorded keepers still run (re-adopted) and which are gone."""
+    found: dict[str, str] = {}
+    sup = Supervisor(instance, store)
+    for name, rec in store.docs(NAMESPACE).items():
+        control = Path(str(rec.get("control") or sup.control_path(name)))
+        try:
+            st = call(control, {"cmd": "status"}, timeout=3.0)
+        except ServiceError:
+            found[name] = "gone"
+            continue
+        found[name] = f"adopted (keeper {st.get('keeper_pid')}, app pid {st.get('pid') or '-'})"
+    return found
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "no log"
+    return " | ".join(text[-lines:]) or "no output"

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""A small HTTP service for the tests: serves on the socket it is given (LISTEN_FDS).
+
+``GET /`` answers ``<version> <pid>``. SIGTERM stops accepting new connections, finishes the
+one being served and exits: connections still queued stay in the held socket's backlog for
+the next instance. Options: ``--version TEXT``, ``--start-delay SECONDS`` (before serving),
+``--record FILE`` (appends ``first <time>``/``last <time>`` lines of served requests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--version", default="v1")
+    parser.add_argument("--start-delay", type=float, default=0.0)
+    parser.add_argument("--record", default="")
+    args = parser.parse_args()
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        print(f"LISTEN_PID {os.environ.get('LISTEN_PID')} is not my pid {os.getpid()}",
+              file=sys.stderr)
+        return 2
+    if int(os.environ.get("LISTEN_FDS", "0")) < 1:
+        print("no LISTEN_FDS", file=sys.stderr)
+        return 2
+    listener = socket.socket(fileno=3)
+    stopping = False
+
+    def on_term(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    time.sleep(args.start_delay)
+    print(f"{args.version} serving as pid {os.getpid()} names={os.environ.get('LISTEN_FDNAMES')}",
+          flush=True)
+    first = 0.0
+    last = 0.0
+    while not stopping:
+        try:
+            ready, _, _ = select.select([listener], [], [], 0.05)
+        except InterruptedError:
+            continue
+        if not ready:
+            continue
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(5)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            except OSError:
+                continue
+            body = f"{args.version} {os.getpid()}\n".encode()
+            conn.sendall(
+                b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+            )
+            last = time.time()
+            first = first or last
+    if args.record:
+        with open(args.record, "a") as fh:
+            fh.write(f"{args.version} {os.getpid()} first {first} last {last}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
