@@ -145,14 +145,20 @@ class Engine:
         s = self.status()
         if s.operational_state is not OperationalState.BUSY:
             return
-        step = self.journal.open_step(s.run) or s.step or "(before the first step)"
-        reason = f"interrupted at step {step} of {s.request}"
+        open_step = self.journal.open_step(s.run)
+        if open_step:
+            step, reason = open_step, f"interrupted at step {open_step} of {s.request}"
+        elif s.step:
+            step, reason = s.step, f"interrupted after step {s.step} of {s.request}"
+        else:
+            step, reason = "", f"interrupted before the first step of {s.request}"
         self._set(operational_state=OperationalState.BROKEN, reason=reason, step=step)
         self.log.write(
             "engine.interrupted", f"{s.request} was {reason}; Retry resumes it, or Abort",
             severity=Severity.ERROR, ctx=self._ctx(),
             details={"step": step, "request": s.request.value},
         )
+        self.log.rotate()
 
     # -- operator actions ---------------------------------------------------------------
     def submit(
