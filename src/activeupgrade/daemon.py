@@ -36,9 +36,11 @@ class Daemon:
 
     def start(self) -> None:
         self.engine.recover()
+        archived = self.log.rotate()
         self.log.write(
             "daemon.start", f"daemon started (pid {os.getpid()})", severity=Severity.INFO,
-            details={"home": str(self.instance.home)},
+            details={"home": str(self.instance.home),
+                     "archived_log": str(archived) if archived else ""},
         )
 
     def close(self) -> None:

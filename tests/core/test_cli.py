@@ -17,7 +17,9 @@ from activeupgrade.api.client import Client
 from activeupgrade.instance import Instance
 
 
-def au(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def au(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, "AU_HOME": str(home), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "activeupgrade", *args], capture_output=True, text=True,

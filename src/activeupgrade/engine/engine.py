@@ -158,7 +158,6 @@ class Engine:
             severity=Severity.ERROR, ctx=self._ctx(),
             details={"step": step, "request": s.request.value},
         )
-        self.log.rotate()
 
     # -- operator actions ---------------------------------------------------------------
     def submit(
