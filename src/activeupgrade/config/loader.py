@@ -1,13 +1,43 @@
-"""Loading TOML configuration files (filled in by the configuration part)."""
+"""Loading TOML configuration files: the public entry points of the configuration part.
+
+``load_file(path)`` reads a file and its children (``nesting.py``), checks each against the
+schema (``schema.py``/``validate.py``) and merges them (``merge.py``) into a ``Config`` with
+provenance and notices. Every problem is a ``ConfigError`` (or a ``SecurityError`` for an
+unsafe file) naming file, line and setting; never a traceback.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from activeupgrade.config.merge import build_config
 from activeupgrade.config.model import Config
+from activeupgrade.config.nesting import read_tree
 from activeupgrade.errors import ConfigError
+from activeupgrade.instance import Instance
 
 
 def load_file(path: Path) -> Config:
     """The effective configuration of ``path`` and its children."""
-    raise ConfigError(f"{path}: configuration files are not supported yet")
+    try:
+        return build_config(read_tree(Path(path)))
+    except RecursionError:
+        raise ConfigError(f"{path}: configuration too deeply nested",
+                          hint="Flatten the include chain.") from None
+
+
+def resolve(instance: Instance, name: str) -> Path:
+    """A configuration file named on the command line or in the API.
+
+    A path with a ``/`` is taken as it is. A bare name is the file of that name in the
+    current folder when there is one, else the file in the default configuration folder
+    (``instance.configs``), with ``.toml`` added when missing.
+    """
+    if not name:
+        raise ConfigError("no configuration file given", hint="Give a file name or path.")
+    if "/" in name or name in (".", "..") or Path(name).exists():
+        return Path(name).expanduser().absolute()
+    candidate = instance.configs / name
+    if not candidate.exists() and not name.endswith(".toml"):
+        candidate = instance.configs / f"{name}.toml"
+    return candidate

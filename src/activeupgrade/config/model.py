@@ -179,6 +179,9 @@ class UpgradeSideSpec:
     """UTS hostname inside the Upgrade Side (default: <host>-upgrade)."""
     isolation: str = "auto"
     """auto (namespaces when privileged), namespaces, or directory (unprivileged)."""
+    packages: tuple[str, ...] = ()
+    """Installers or packages that must be present locally (the Upgrade Side has no
+    network): absolute paths checked by the readiness checks."""
 
 
 @dataclass(frozen=True)
@@ -186,17 +189,26 @@ class Config:
     """The effective configuration of a session."""
 
     description: str = ""
+    """What this upgrade is about, in the operator's words."""
     volumes: tuple[VolumeSpec, ...] = ()
+    """The volume selection (from the top file only)."""
     services: tuple[ServiceSpec, ...] = ()
+    """Application services stopped and started by the session."""
     actions: tuple[ActionSpec, ...] = ()
+    """Custom actions, in declaration order (parent first)."""
     backup: BackupSpec = field(default_factory=BackupSpec)
+    """Files saved from the old Production replicas at merge."""
     upgrade_side: UpgradeSideSpec = field(default_factory=UpgradeSideSpec)
+    """Upgrade Side settings."""
     source: str = ""
     """The top configuration file ("" for a session without a file)."""
     files: tuple[str, ...] = ()
     """Every file the configuration was read from (parent first)."""
     provenance: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
-    """Setting path (e.g. ``services.shop.command``) → file it came from."""
+    """Setting path (e.g. ``service.shop.command``) → file it came from (``(default)`` for a
+    setting no file gives)."""
+    notices: tuple[str, ...] = ()
+    """What nesting ignored (children's volume selections, settings the parent overrides)."""
 
     def actions_of(self, control: ControlType) -> list[ActionSpec]:
         """Actions of one control type, ordered by timing then declaration order."""

@@ -1,20 +1,38 @@
-"""Copies of a session's configuration files in the staging area (configuration part)."""
+"""Copies of a session's configuration files in the staging area (SPEC §8).
+
+When a session starts, its top file and every child it includes are copied, under their
+own names, to ``AU_HOME/staging/<session>/``. Children live in their parent's folder, so
+the staged copy loads exactly as the original did; later edits of the originals do not
+affect the running session. Each copy is written durably (temp file, fsync, rename, fsync
+of the folder) and staging again is harmless (idempotent).
+"""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+from activeupgrade.config.files import write_durably
+from activeupgrade.config.nesting import read_tree
+from activeupgrade.errors import ConfigError
 from activeupgrade.instance import Instance
 
 
 def stage(instance: Instance, session: str, path: Path) -> Path:
-    """Copy ``path`` (and its children) to the session's staging folder; return the copy."""
+    """Copy ``path`` and its children to the session's staging folder; return the copy."""
+    files = read_tree(path)  # refuses a broken configuration before anything is copied
     folder = instance.staging / session
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / path.name
-    shutil.copy2(path, target)
-    return target
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for settings in files:
+            write_durably(folder / settings.path.name, settings.path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot copy the configuration {path} to the staging area {folder}: "
+            f"{exc.strerror or exc}",
+            hint="Check free space and permissions of the instance folder.",
+        ) from None
+    return folder / files[0].path.name
 
 
 def staged(instance: Instance, session: str, path: Path) -> Path:
@@ -23,4 +41,5 @@ def staged(instance: Instance, session: str, path: Path) -> Path:
 
 
 def forget(instance: Instance, session: str) -> None:
+    """Remove the staged copies of a finished session."""
     shutil.rmtree(instance.staging / session, ignore_errors=True)
