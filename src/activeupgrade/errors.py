@@ -66,6 +66,8 @@ class AUError(Exception):
 
 
 class UsageError(AUError):
+    """Bad command-line arguments or a malformed API request."""
+
     exit_code = 2
     default_hint = "Run the command with --help to see its arguments."
 
@@ -84,14 +86,20 @@ class StateError(AUError):
 
 
 class InstanceError(AUError):
+    """The instance folder cannot be used, or another engine holds it."""
+
     exit_code = 5
 
 
 class StoreError(AUError):
+    """The state database is unreadable or from a newer version."""
+
     exit_code = 6
 
 
 class DaemonError(AUError):
+    """The daemon cannot be reached or answered with an unexpected error."""
+
     exit_code = 7
     default_hint = "Check `au log` and the daemon log under AU_HOME/logs/daemon.log."
 
@@ -103,44 +111,64 @@ class StepError(AUError):
 
 
 class StepTimeout(StepError):
+    """A step exceeded its deadline."""
+
     exit_code = 11
 
 
 class Interrupted(StepError):
+    """A step was stopped by an operator abort or a crash of the tool."""
+
     exit_code = 12
 
 
 class VolumeError(AUError):
+    """Volume adoption, replicas, live path, resync or release failed."""
+
     exit_code = 20
 
 
 class VerifyMismatch(VolumeError):
+    """The two replicas of a volume differ."""
+
     exit_code = 21
     default_hint = "Resynchronise with `au volume resync NAME` or finish the session."
 
 
 class SideError(AUError):
+    """The Upgrade Side cannot be built, entered or stopped."""
+
     exit_code = 30
 
 
 class ServiceError(AUError):
+    """An application service cannot be started, stopped or probed."""
+
     exit_code = 40
 
 
 class ActionError(AUError):
+    """A custom action was refused, failed or timed out."""
+
     exit_code = 50
 
 
 class CheckFailed(AUError):
+    """Readiness checks of severity error failed."""
+
     exit_code = 60
     default_hint = "Run `au check` and follow the recommended action of each failed check."
 
 
 class ProcessError(AUError):
+    """A subprocess failed: not found, killed by a signal or exit N."""
+
     exit_code = 70
 
 
 class SecurityError(AUError):
+    """A file is writable by others than root, or a token is wrong."""
+
     exit_code = 80
 
 
