@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 ROUTE_MODULES: tuple[str, ...] = (
     "core",
     "events",
+    "web",
 )
 """Modules under ``activeupgrade.api.routes`` whose ``routes`` are mounted."""
 

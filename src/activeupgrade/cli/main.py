@@ -16,6 +16,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "core",
     "actions",
     "log",
+    "web",
+    "console",
 )
 """Modules under ``activeupgrade.cli`` that register subcommands, in help order."""
 

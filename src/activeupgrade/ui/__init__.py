@@ -1,0 +1,1 @@
+"""The consoles: web (Starlette + Jinja2) and terminal (Textual); thin views over the API."""

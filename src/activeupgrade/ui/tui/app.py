@@ -1,0 +1,339 @@
+"""The terminal console (``au console``): the web console's layout in Textual, a thin view.
+
+Title bar (host, loaded configuration), navigation tabs (Configuration, Upgrade Summary,
+Active Upgrade, Activity Log), main pane, status bar. Everything comes from the daemon's
+API through ``Client``; the event stream is followed in a worker thread with its own
+connection and every change is applied on the UI thread. Buttons are enabled from the
+status's ``allowed_actions`` and say the cost, as in the web console (``ui/web/pages.py``
+holds the shared wording).
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlencode
+
+from rich.markup import escape
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Horizontal, VerticalScroll
+from textual.widgets import (
+    Button,
+    DataTable,
+    Footer,
+    Header,
+    Input,
+    Label,
+    Select,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+
+from activeupgrade.activity import depth_map
+from activeupgrade.api.client import Client
+from activeupgrade.cli.log import to_entry
+from activeupgrade.errors import AUError
+from activeupgrade.model.states import OperatorAction, Severity
+from activeupgrade.ui.web import pages
+
+SEVERITY_STYLE = {
+    "debug": ("·", "dim"), "info": ("ℹ", "cyan"), "notice": ("●", "green"),
+    "warning": ("⚠", "yellow"), "error": ("✖", "bold red"), "critical": ("‼", "bold magenta"),
+}
+ACTIONS = [a for a in OperatorAction if a is not OperatorAction.RETRY]
+LOG_LIMIT = 2000
+
+
+class StatusBar(Static):
+    """Upgrade State, Operational State, Partner State, duplex/resync progress."""
+
+    def show(self, status: dict[str, Any]) -> None:
+        bar = pages.status_bar(status)
+        text = (f"Upgrade State: [b]{bar['upgrade']}[/b]   Operational State: "
+                f"[b]{bar['operational']}[/b]   Partner State: [b]{bar['partner']}[/b]   "
+                f"{bar['duplex']}")
+        if bar["where"]:
+            text += f"   {bar['percent']:.0f}% {bar['where']}"
+        self.update(text)
+
+
+class ConsoleApp(App[None]):
+    """The terminal console over one daemon."""
+
+    TITLE = "Active Upgrade"
+    CSS = """
+    StatusBar { dock: bottom; height: auto; background: $primary-darken-2; color: $text;
+                padding: 0 1; }
+    #actions { grid-size: 3; grid-gutter: 1; height: auto; }
+    #actions Button { width: 100%; }
+    #broken { border: heavy $error; height: auto; padding: 0 1; }
+    #notice { color: $error; height: auto; }
+    #log-table { height: 1fr; }
+    #log-detail { height: auto; max-height: 12; border: round $primary; }
+    .row { height: auto; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("r", "refresh", "Refresh"),
+        Binding("1", "tab('config')", "Configuration"),
+        Binding("2", "tab('summary')", "Summary"),
+        Binding("3", "tab('upgrade')", "Active Upgrade"),
+        Binding("4", "tab('log')", "Activity Log"),
+    ]
+
+    def __init__(self, client: Client) -> None:
+        super().__init__()
+        self.client = client
+        self.status: dict[str, Any] = {}
+        self.log_rows: list[dict[str, Any]] = []
+        self.depths: dict[int, int] = {}
+
+    # -- layout -------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial="upgrade", id="nav"):
+            with TabPane("Configuration", id="config"), VerticalScroll():
+                yield Label("Loaded configuration:", id="config-loaded")
+                with Horizontal(classes="row"):
+                    yield Input(placeholder="configuration file (empty: none)", id="config-path")
+                    yield Button("Load for the next session", id="config-load")
+                yield Static("", id="config-files")
+            with TabPane("Upgrade Summary", id="summary"), VerticalScroll():
+                yield Static("", id="summary-text")
+            with TabPane("Active Upgrade", id="upgrade"), VerticalScroll():
+                with Grid(id="actions"):
+                    for action in ACTIONS:
+                        yield Button(pages.TITLES[action], id=f"btn-{action.value}",
+                                     disabled=True)
+                with VerticalScroll(id="broken"):
+                    yield Static("", id="broken-reason")
+                    yield Button("Retry", id="btn-retry", variant="warning", disabled=True)
+                yield Static("", id="notice")
+                yield Static("", id="now")
+            with TabPane("Activity Log", id="log"):
+                with Horizontal(classes="row"):
+                    yield Select([(s.value, s.value) for s in Severity], prompt="any severity",
+                                 id="log-severity")
+                    yield Input(placeholder="save to file (.json for JSON)", id="log-file")
+                    yield Button("Save", id="log-save")
+                yield DataTable(id="log-table", cursor_type="row")
+                yield Static("", id="log-detail")
+        yield StatusBar("", id="statusbar")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#log-table", DataTable)
+        table.add_columns("Time", "Severity", "Message", "Event")
+        self.action_refresh()
+        self.follow_events()
+
+    # -- data ---------------------------------------------------------------------------
+    def action_refresh(self) -> None:
+        self.load_all()
+
+    def action_tab(self, name: str) -> None:
+        self.query_one("#nav", TabbedContent).active = name
+
+    @work(thread=True, exclusive=True, group="load")
+    def load_all(self) -> None:
+        status = self.client.get("/status")
+        self.call_from_thread(self.show_status, status)
+        self.call_from_thread(self.show_summary, self._summary_text(status))
+        self.call_from_thread(self.show_config, status, self._config_files())
+        self._load_log()
+
+    def _summary_text(self, status: dict[str, Any]) -> str:
+        lines: list[str] = []
+        try:
+            query = urlencode({"path": status.get("config") or ""})
+            text = self.client.get(f"/config/summary?{query}")
+            lines.append(escape(text.get("text", "") if isinstance(text, dict) else str(text)))
+        except AUError:
+            lines.append(escape("Configuration: "
+                                + (status.get("config") or "(none: all adopted volumes)")))
+        try:
+            steps: dict[str, list[dict[str, Any]]] = self.client.get("/steps")
+        except AUError as exc:
+            return "\n".join([*lines, "", f"Steps unavailable: {exc.message}"])
+        for request, listed in steps.items():
+            lines += ["", f"[b]{request}[/b]"]
+            lines += [escape(f"  {i + 1}. {s['name']} [{s['side']}] {s['description']}")
+                      for i, s in enumerate(listed)] or ["  (no steps)"]
+        return "\n".join(lines)
+
+    def _config_files(self) -> list[str]:
+        folder = self.client.instance.configs
+        try:
+            return sorted(str(p) for p in folder.glob("*.toml"))
+        except OSError:
+            return []
+
+    def _load_log(self) -> None:
+        severity = self.query_one("#log-severity", Select).value
+        params: dict[str, Any] = {"limit": LOG_LIMIT}
+        if isinstance(severity, str):
+            params["severity"] = severity
+        rows: list[dict[str, Any]] = self.client.get("/log", **params)
+        self.call_from_thread(self.show_log, rows)
+
+    @work(thread=True, exclusive=True, group="events")
+    def follow_events(self) -> None:
+        # Its own connection: the stream holds it for as long as the console runs.
+        events = Client.for_instance(self.client.instance, start=False)
+        try:
+            for kind, data in events.events():
+                if kind == "status":
+                    self.call_from_thread(self.show_status, data)
+                elif kind == "progress":
+                    self.call_from_thread(self.show_progress, data)
+                elif kind == "log":
+                    self.call_from_thread(self.add_log_row, data)
+        except AUError as exc:
+            self.call_from_thread(self.show_notice, f"event stream closed: {exc.message}")
+        finally:
+            events.close()
+
+    # -- views --------------------------------------------------------------------------
+    def show_status(self, status: dict[str, Any]) -> None:
+        self.status = status
+        bar = pages.status_bar(status)
+        self.title = f"Active Upgrade — {socket.gethostname()}"
+        self.sub_title = f"Configuration: {bar['config']}"
+        self.query_one(StatusBar).show(status)
+        for action in ACTIONS:
+            b = pages.button(action, status)
+            btn = self.query_one(f"#btn-{action.value}", Button)
+            btn.disabled = not b["allowed"]
+            btn.label = b["label"]
+        retry = pages.retry_button(status)
+        broken = status.get("operational_state") == "Broken"
+        self.query_one("#broken").display = broken
+        self.query_one("#broken-reason", Static).update(
+            escape(f"Broken: {status.get('reason', '')}") if broken else "")
+        rbtn = self.query_one("#btn-retry", Button)
+        rbtn.disabled = not retry["allowed"]
+        rbtn.label = retry["label"]
+        self.query_one("#now", Static).update(
+            f"Request: {status.get('request')}   Step: {status.get('step') or '-'}   "
+            f"Session: {status.get('session') or '-'}   Attempt: {status.get('attempt')}")
+        self.query_one("#config-loaded", Label).update(
+            escape(f"Loaded configuration: {bar['config']}"))
+
+    def show_progress(self, progress: dict[str, Any]) -> None:
+        if self.status:
+            self.status["progress"] = progress
+            self.query_one(StatusBar).show(self.status)
+
+    def show_summary(self, text: str) -> None:
+        self.query_one("#summary-text", Static).update(text)
+
+    def show_config(self, status: dict[str, Any], files: list[str]) -> None:
+        listing = "\n".join(f"  {f}" for f in files) or "  (none)"
+        self.query_one("#config-files", Static).update(
+            escape(f"Files in {self.client.instance.configs}:\n{listing}"))
+
+    def show_notice(self, text: str) -> None:
+        self.query_one("#notice", Static).update(escape(text))
+
+    def show_log(self, rows: list[dict[str, Any]]) -> None:
+        entries = [to_entry(r) for r in rows]
+        ordered = pages.tree_order(entries)
+        depth = depth_map(entries)
+        self.log_rows = rows
+        self.depths = depth
+        table = self.query_one("#log-table", DataTable)
+        table.clear()
+        for e in ordered:
+            self._add_row(table, e.to_dict(), depth[e.id])
+
+    def _add_row(self, table: DataTable[Any], d: dict[str, Any], depth: int) -> None:
+        icon, style = SEVERITY_STYLE.get(d["severity"], ("", ""))
+        table.add_row(
+            d["time"][11:19], Text(f"{icon} {d['severity']}", style=style),
+            Text("  " * depth + d["message"]), d["event"], key=str(d["id"]),
+        )
+
+    def add_log_row(self, d: dict[str, Any]) -> None:
+        severity = self.query_one("#log-severity", Select).value
+        if isinstance(severity, str) and Severity(d["severity"]).rank < Severity(severity).rank:
+            return
+        if d["id"] in self.depths:
+            return
+        self.log_rows.append(d)
+        parent = d.get("parent")
+        depth = self.depths[parent] + 1 if parent in self.depths else 0
+        self.depths[d["id"]] = depth
+        self._add_row(self.query_one("#log-table", DataTable), d, depth)
+
+    # -- events -------------------------------------------------------------------------
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        bid = event.button.id or ""
+        if bid.startswith("btn-"):
+            self.show_notice("")
+            self.submit_action(bid[4:])
+        elif bid == "config-load":
+            self.load_config(self.query_one("#config-path", Input).value.strip())
+        elif bid == "log-save":
+            self.save_log(self.query_one("#log-file", Input).value.strip())
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self.load_all()
+
+    @work(thread=True, group="action")
+    def submit_action(self, action: str) -> None:
+        try:
+            status = self.client.post(f"/actions/{action}", {})
+        except AUError as exc:
+            self.call_from_thread(self.show_notice, f"{exc.message}\n{exc.hint}")
+            return
+        self.call_from_thread(self.show_status, status)
+
+    @work(thread=True, group="action")
+    def load_config(self, path: str) -> None:
+        try:
+            status = self.client.post("/config/loaded", {"path": path})
+        except AUError as exc:
+            self.call_from_thread(self.notify, f"{exc.message}\n{exc.hint}", severity="error")
+            return
+        self.call_from_thread(self.show_status, status)
+        self.call_from_thread(self.notify, f"loaded {path or '(none)'}")
+
+    def save_log(self, target: str) -> None:
+        from activeupgrade.activity import render_json, render_text
+
+        if not target:
+            self.notify("give a file name to save to", severity="error")
+            return
+        entries = [to_entry(r) for r in self.log_rows]
+        path = Path(target).expanduser()
+        text = render_json(entries) if path.suffix == ".json" else render_text(entries)
+        try:
+            path.write_text(text)
+        except OSError as exc:
+            self.notify(f"cannot write {path}: {exc.strerror}", severity="error")
+            return
+        self.notify(f"saved {len(entries)} entries to {path}")
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is not None:
+            self.show_entry(int(event.row_key.value))
+
+    @work(thread=True, group="detail")
+    def show_entry(self, entry_id: int) -> None:
+        try:
+            data = self.client.get(f"/log/{entry_id}")
+        except AUError as exc:
+            self.call_from_thread(self.notify, exc.message, severity="error")
+            return
+        entry = to_entry(data["entry"])
+        children = [to_entry(c) for c in data["children"]]
+        lines = [f"[b]{escape(entry.message)}[/b]  ({entry.event}, {entry.severity.value})"]
+        lines += [escape(f"{k}: {v}") for k, v in pages.entry_facts(entry)]
+        for stream, out in pages.entry_output(children).items():
+            lines += [f"-- {stream}", *map(escape, out)]
+        self.call_from_thread(self.query_one("#log-detail", Static).update, "\n".join(lines))

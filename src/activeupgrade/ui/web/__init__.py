@@ -1,0 +1,1 @@
+"""The web console served on the daemon's optional TCP listener."""

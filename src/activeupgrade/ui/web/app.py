@@ -1,0 +1,250 @@
+"""The web console: server-rendered pages over the daemon's own API.
+
+Every page gets its data from the API routes (called in-process through an ASGI
+transport), so the web console shows exactly what ``au`` shows, with the same error
+messages. The whole API is mounted under ``/api/`` for the pages' script and for API
+clients; ``AuthGate`` (``auth.py``) protects everything but the login page and static files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp
+
+from activeupgrade.activity import depth_map, render_json, render_text
+from activeupgrade.api.server import build_app
+from activeupgrade.cli.log import to_entry
+from activeupgrade.errors import SecurityError
+from activeupgrade.model.states import OperatorAction, Severity
+from activeupgrade.ui.web import configs, pages
+from activeupgrade.ui.web.auth import (
+    AuthGate,
+    BrowserSession,
+    WebAuth,
+    cleared_cookie,
+    session_cookie,
+)
+
+if TYPE_CHECKING:
+    from activeupgrade.daemon import Daemon
+
+HERE = Path(__file__).parent
+TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
+LOGIN_DELAY = 0.5
+"""Seconds a failed login waits before answering (slows guessing)."""
+
+SEVERITY_ICONS = {
+    Severity.DEBUG: "·", Severity.INFO: "ℹ", Severity.NOTICE: "●",
+    Severity.WARNING: "⚠", Severity.ERROR: "✖", Severity.CRITICAL: "‼",
+}
+LOG_FILTERS = ("severity", "request", "side", "session", "event")
+
+
+class Api:
+    """In-process calls to the mounted API (same handlers, same errors as over the socket)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                      base_url="http://au", timeout=600.0)
+        self.paths: set[str] = {r.path for r in getattr(app, "routes", [])
+                                if isinstance(r, Route)}
+
+    def has(self, path: str) -> bool:
+        """Whether a route exists (the config and plan routes belong to another part)."""
+        return path in self.paths
+
+    async def get(self, route: str, **params: Any) -> tuple[Any, dict[str, Any] | None]:
+        """(data, None) on success, (None, error document) when the API refused."""
+        resp = await self.http.get(route, params={k: v for k, v in params.items() if v})
+        return _split(resp)
+
+    async def post(self, route: str, body: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+        resp = await self.http.post(route, json=body)
+        return _split(resp)
+
+
+def _split(resp: httpx.Response) -> tuple[Any, dict[str, Any] | None]:
+    try:
+        data = resp.json()
+    except ValueError:
+        data = {"message": resp.text[:500], "hint": ""}
+    if resp.status_code >= 400:
+        if not isinstance(data, dict):
+            data = {"message": str(data), "hint": ""}
+        return None, data
+    return data, None
+
+
+def _csrf(request: Request) -> str:
+    session = request.scope.get("au_session")
+    return session.csrf if isinstance(session, BrowserSession) else ""
+
+
+async def render(request: Request, page: str, title: str, **context: Any) -> Response:
+    api: Api = request.app.state.api
+    status, _ = await api.get("/status")
+    return TEMPLATES.TemplateResponse(request, f"{page}.html", {
+        "page": page, "title": title, "host": socket.gethostname(), "csrf": _csrf(request),
+        "status": status or {}, "bar": pages.status_bar(status or {}), **context,
+    })
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse("/upgrade", 303)
+
+
+async def login_page(request: Request) -> Response:
+    nxt = _safe_next(request.query_params.get("next", "/upgrade"))
+    return TEMPLATES.TemplateResponse(request, "login.html", {
+        "next": nxt, "error": "", "host": socket.gethostname()})
+
+
+async def login(request: Request) -> Response:
+    auth: WebAuth = request.app.state.auth
+    form = await request.form()
+    token = str(form.get("token", "")).strip()
+    nxt = _safe_next(str(form.get("next", "/upgrade")))
+    if not token or not auth.check_token(token):
+        await asyncio.sleep(LOGIN_DELAY)
+        return TEMPLATES.TemplateResponse(request, "login.html", {
+            "next": nxt, "host": socket.gethostname(),
+            "error": "That token is not valid. `au web` prints the token; it is also in "
+                     "the file web-token of the instance folder."}, status_code=401)
+    session_id, _ = auth.open_session()
+    return RedirectResponse(nxt, 303, headers={"Set-Cookie": session_cookie(session_id)})
+
+
+def _safe_next(target: str) -> str:
+    # Only same-site paths: "//host" or "/\host" would leave the console.
+    if not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/upgrade"
+    return target
+
+
+async def logout(request: Request) -> Response:
+    auth: WebAuth = request.app.state.auth
+    auth.close_session(str(request.scope.get("au_session_id", "")))
+    return RedirectResponse("/login", 303, headers={"Set-Cookie": cleared_cookie()})
+
+
+async def upgrade(request: Request) -> Response:
+    api: Api = request.app.state.api
+    status, _ = await api.get("/status")
+    return await render(request, "upgrade", "Active Upgrade",
+                        buttons=pages.action_buttons(status or {}),
+                        retry=pages.retry_button(status or {}))
+
+
+async def summary(request: Request) -> Response:
+    api: Api = request.app.state.api
+    status, _ = await api.get("/status")
+    path = request.query_params.get("file") or (status or {}).get("config", "")
+    text, error = await pages.config_summary(api, path)
+    steps, steps_error = await api.get("/steps", config=path or None)
+    return await render(request, "summary", "Upgrade Summary", file=path, summary=text,
+                        summary_error=error, steps=steps or {}, steps_error=steps_error,
+                        has_plan=api.has("/plan"))
+
+
+async def configuration(request: Request) -> Response:
+    api: Api = request.app.state.api
+    d: Daemon = request.app.state.daemon
+    context = await configs.page_context(api, d, request.query_params)
+    return await render(request, "config", "Configuration", **context)
+
+
+def _log_query(request: Request) -> dict[str, str]:
+    return {k: request.query_params.get(k, "") for k in LOG_FILTERS}
+
+
+async def log_page(request: Request) -> Response:
+    api: Api = request.app.state.api
+    filters = _log_query(request)
+    limit = 2000
+    raw, error = await api.get("/log", limit=limit, **filters)
+    entries = [to_entry(d) for d in raw or []]
+    ordered = pages.tree_order(entries)
+    depth = depth_map(entries)
+    rows = [{"e": e, "depth": depth[e.id], "icon": SEVERITY_ICONS[e.severity]} for e in ordered]
+    query = urlencode({k: v for k, v in filters.items() if v})
+    return await render(request, "log", "Activity Log", rows=rows, error=error,
+                        filters=filters, severities=[s.value for s in Severity],
+                        query=query, live=not any(filters.values()),
+                        last_id=max((e.id for e in entries), default=0))
+
+
+async def log_entry(request: Request) -> Response:
+    api: Api = request.app.state.api
+    entry_id = request.path_params["id"]
+    data, error = await api.get(f"/log/{entry_id}")
+    entry = to_entry(data["entry"]) if data else None
+    children = [to_entry(c) for c in (data or {}).get("children", [])]
+    return await render(request, "entry", f"Activity Log entry {entry_id}", entry=entry,
+                        children=children, error=error,
+                        icon=SEVERITY_ICONS[entry.severity] if entry else "",
+                        facts=pages.entry_facts(entry) if entry else [],
+                        output=pages.entry_output(children))
+
+
+async def log_export(request: Request) -> Response:
+    api: Api = request.app.state.api
+    filters = _log_query(request)
+    raw, error = await api.get("/log", limit=1_000_000, **filters)
+    if error:
+        return PlainTextResponse(error.get("message", "error"), status_code=400)
+    entries = [to_entry(d) for d in raw]
+    as_json = request.query_params.get("format") == "json"
+    body = render_json(entries) if as_json else render_text(entries)
+    name = "activity-log." + ("json" if as_json else "txt")
+    return Response(body, media_type="application/json" if as_json else "text/plain",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+async def not_here(request: Request) -> Response:
+    return JSONResponse(SecurityError(
+        "listeners are opened only through the daemon's Unix socket",
+        hint="Run `au web` on the host.").to_dict(), status_code=403)
+
+
+def build_web_app(daemon: Daemon, auth: WebAuth) -> ASGIApp:
+    """The listener's application: pages, static files and the API under ``/api``."""
+    api_app = build_app(daemon)
+    routes: list[BaseRoute] = [
+        Route("/", home, methods=["GET"]),
+        Route("/login", login_page, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/upgrade", upgrade, methods=["GET"]),
+        Route("/summary", summary, methods=["GET"]),
+        Route("/config", configuration, methods=["GET"]),
+        Route("/config/save", configs.save, methods=["POST"]),
+        Route("/config/new", configs.create, methods=["POST"]),
+        Route("/config/load", configs.load, methods=["POST"]),
+        Route("/log", log_page, methods=["GET"]),
+        Route("/log/export", log_export, methods=["GET"]),
+        Route("/log/{id:int}", log_entry, methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
+        # Only the Unix socket (the host's root) may open listeners.
+        Route("/api/web/start", not_here, methods=["GET", "POST"]),
+        Mount("/api", app=api_app),
+    ]
+    app = Starlette(routes=routes)
+    app.state.daemon = daemon
+    app.state.auth = auth
+    app.state.api = Api(api_app)
+    TEMPLATES.env.globals["actions"] = [a.value for a in OperatorAction]
+    TEMPLATES.env.filters["json"] = lambda v: json.dumps(v)
+    return AuthGate(app, auth)

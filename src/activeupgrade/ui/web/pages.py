@@ -1,0 +1,159 @@
+"""What the web pages show, computed from API documents (no state of its own).
+
+The same wording is produced by ``static/console.js`` when the event stream updates a page;
+keep the two in step (the browser test compares them through the status bar and buttons).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from activeupgrade.activity import Entry
+from activeupgrade.config import loader
+from activeupgrade.errors import AUError
+from activeupgrade.model.states import OperatorAction
+
+if TYPE_CHECKING:
+    from activeupgrade.ui.web.app import Api
+
+TITLES = {
+    OperatorAction.CHECK: "Check readiness",
+    OperatorAction.SPLIT: "Split",
+    OperatorAction.MERGE: "Merge",
+    OperatorAction.COMMIT: "Commit",
+    OperatorAction.ABORT: "Abort",
+    OperatorAction.FINISH: "Finish",
+    OperatorAction.RETRY: "Retry",
+}
+"""Button titles; the label adds "now: <cost>" or why the action is not allowed."""
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def duplex_text(status: Mapping[str, Any]) -> str:
+    """The duplex indicator: Duplex/Simplex and any pending resync."""
+    text = "Duplex" if status.get("duplex") else "Simplex"
+    pending = (status.get("facts") or {}).get("pending_resync") or {}
+    if pending.get("bytes"):
+        text += f" (resync pending: {human_bytes(float(pending['bytes']))})"
+    return text
+
+
+def progress(status: Mapping[str, Any]) -> tuple[float, str]:
+    """Overall percent of the running request and a line saying where it is."""
+    p = status.get("progress") or {}
+    if status.get("operational_state") != "Busy" or not p.get("step"):
+        return 0.0, ""
+    total = max(1, int(p.get("total") or 1))
+    index = int(p.get("index") or 0)
+    pct = float(p.get("percent") or 0.0)
+    overall = min(100.0, (index + pct / 100.0) / total * 100.0)
+    return round(overall, 1), f"{p.get('request', '')} step {index + 1}/{total}: {p['step']}"
+
+
+def status_bar(status: Mapping[str, Any]) -> dict[str, Any]:
+    percent, where = progress(status)
+    return {
+        "upgrade": status.get("upgrade_state", "?"),
+        "operational": status.get("operational_state", "?"),
+        "partner": status.get("partner_state", "?"),
+        "duplex": duplex_text(status),
+        "percent": percent,
+        "where": where,
+        "config": status.get("config") or "(none: all adopted volumes)",
+    }
+
+
+def button(action: OperatorAction, status: Mapping[str, Any]) -> dict[str, Any]:
+    allowed = action.value in (status.get("allowed_actions") or [])
+    title = TITLES[action]
+    if allowed:
+        cost = (status.get("costs") or {}).get(action.value, "")
+        label = f"{title} now: {cost}" if cost else f"{title} now"
+    else:
+        label = (f"{title}: not allowed in {status.get('upgrade_state')} / "
+                 f"{status.get('operational_state')}")
+    return {"action": action.value, "title": title, "allowed": allowed, "label": label}
+
+
+def action_buttons(status: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One button per operator action except Retry, enabled from ``allowed_actions``."""
+    return [button(a, status) for a in OperatorAction if a is not OperatorAction.RETRY]
+
+
+def retry_button(status: Mapping[str, Any]) -> dict[str, Any]:
+    return button(OperatorAction.RETRY, status)
+
+
+def tree_order(entries: list[Entry]) -> list[Entry]:
+    """Entries in tree order: each followed by its children (entries arrive by id)."""
+    ids = {e.id for e in entries}
+    children: dict[int | None, list[Entry]] = {}
+    for e in entries:
+        parent = e.parent if e.parent in ids else None
+        children.setdefault(parent, []).append(e)
+    out: list[Entry] = []
+    stack = list(reversed(children.get(None, [])))
+    while stack:
+        e = stack.pop()
+        out.append(e)
+        stack.extend(reversed(children.get(e.id, [])))
+    return out
+
+
+FACT_NAMES = {
+    "exit": "Exit value", "exit_code": "Exit value", "returncode": "Exit value",
+    "duration": "Duration (s)", "seconds": "Duration (s)", "elapsed": "Duration (s)",
+    "argv": "Command", "file": "File", "user": "User", "timeout": "Timeout (s)",
+}
+
+
+def entry_facts(entry: Entry) -> list[tuple[str, str]]:
+    """The entry's details as (name, value) rows, well-known ones named in words first."""
+    rows: list[tuple[str, str]] = []
+    rest: list[tuple[str, str]] = []
+    for key, value in sorted(entry.details.items()):
+        text = " ".join(map(str, value)) if isinstance(value, list) else str(value)
+        if key in FACT_NAMES:
+            rows.append((FACT_NAMES[key], text))
+        else:
+            rest.append((key, text))
+    return rows + rest
+
+
+def entry_output(children: list[Entry]) -> dict[str, list[str]]:
+    """A custom action's captured output, by stream (from its children's event ids)."""
+    out: dict[str, list[str]] = {}
+    for c in children:
+        stream = str(c.details.get("stream") or c.event.rsplit(".", 1)[-1])
+        if stream in ("stdout", "stderr"):
+            out.setdefault(stream, []).append(c.message)
+    return out
+
+
+async def config_summary(api: Api, path: str) -> tuple[str, dict[str, Any] | None]:
+    """The upgrade summary in plain words from the config part's route, when it exists."""
+    if api.has("/config/summary"):
+        data, error = await api.get("/config/summary", path=path or None)
+        if error:
+            return "", error
+        if isinstance(data, dict):
+            return str(data.get("text") or "\n".join(data.get("lines") or [])), None
+        return str(data), None
+    # No route yet: the same function `au config summary` prints from.
+    from activeupgrade.config.summary import summary_lines
+
+    try:
+        cfg = await asyncio.to_thread(loader.load_file, Path(path)) if path else None
+    except AUError as exc:
+        return "", exc.to_dict()
+    return ("\n".join(summary_lines(cfg)) if cfg else ""), None

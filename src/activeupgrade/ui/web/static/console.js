@@ -1,0 +1,190 @@
+// Web console: live status bar and buttons from the event stream, operator actions with CSRF.
+// Button labels and the status bar mirror ui/web/pages.py.
+"use strict";
+(function () {
+  const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
+  const $ = (id) => document.getElementById(id);
+
+  function notice(text, ok) {
+    const n = $("notice");
+    if (!n) return;
+    n.textContent = text;
+    n.classList.toggle("ok", !!ok);
+    n.hidden = !text;
+  }
+
+  async function post(path, body) {
+    const resp = await fetch(path, {
+      method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
+      body: JSON.stringify(body || {}),
+    });
+    let data = null;
+    try { data = await resp.json(); } catch (e) { data = {message: resp.statusText}; }
+    if (!resp.ok) {
+      const err = new Error(data.message || resp.statusText);
+      err.hint = data.hint || "";
+      throw err;
+    }
+    return data;
+  }
+  window.auPost = post;
+  window.auNotice = notice;
+
+  function humanBytes(n) {
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    for (const u of units) {
+      if (Math.abs(n) < 1024 || u === "TiB") return u === "B" ? `${n.toFixed(0)} ${u}` : `${n.toFixed(1)} ${u}`;
+      n /= 1024;
+    }
+  }
+
+  function duplexText(s) {
+    let text = s.duplex ? "Duplex" : "Simplex";
+    const pending = (s.facts || {}).pending_resync || {};
+    if (pending.bytes) text += ` (resync pending: ${humanBytes(Number(pending.bytes))})`;
+    return text;
+  }
+
+  function progressOf(s) {
+    const p = s.progress || {};
+    if (s.operational_state !== "Busy" || !p.step) return [0, ""];
+    const total = Math.max(1, Number(p.total || 1));
+    const index = Number(p.index || 0);
+    const pct = Number(p.percent || 0);
+    const overall = Math.min(100, (index + pct / 100) / total * 100);
+    return [Math.round(overall * 10) / 10, `${p.request || ""} step ${index + 1}/${total}: ${p.step}`];
+  }
+
+  function label(btn, s) {
+    const action = btn.dataset.action, title = btn.dataset.title;
+    if ((s.allowed_actions || []).includes(action)) {
+      const cost = (s.costs || {})[action] || "";
+      return cost ? `${title} now: ${cost}` : `${title} now`;
+    }
+    return `${title}: not allowed in ${s.upgrade_state} / ${s.operational_state}`;
+  }
+
+  let last = null;
+  function showStatus(s) {
+    last = s;
+    const set = (id, v) => { const e = $(id); if (e) e.textContent = v; };
+    set("sb-upgrade", s.upgrade_state);
+    set("sb-operational", s.operational_state);
+    $("sb-operational")?.setAttribute("data-state", s.operational_state);
+    set("sb-partner", s.partner_state);
+    set("sb-duplex", duplexText(s));
+    set("title-config", s.config || "(none: all adopted volumes)");
+    const [pct, where] = progressOf(s);
+    const bar = $("sb-progress");
+    if (bar) { bar.value = pct; bar.textContent = `${pct}%`; }
+    set("sb-where", where);
+    for (const btn of document.querySelectorAll("button.action")) {
+      btn.disabled = !(s.allowed_actions || []).includes(btn.dataset.action);
+      btn.textContent = label(btn, s);
+    }
+    const broken = $("broken");
+    if (broken) broken.hidden = s.operational_state !== "Broken";
+    set("broken-reason", s.reason || "");
+    set("up-request", s.request);
+    set("up-step", s.step || "-");
+    set("up-session", s.session || "-");
+    set("up-action", s.action || "-");
+    set("up-attempt", String(s.attempt));
+    document.body.dataset.upgradeState = s.upgrade_state;
+    document.body.dataset.operationalState = s.operational_state;
+  }
+
+  function progressEvent(p) {
+    if (!last) return;
+    last.progress = p;
+    const [pct, where] = progressOf(last);
+    const bar = $("sb-progress");
+    if (bar) { bar.value = pct; bar.textContent = `${pct}%`; }
+    const w = $("sb-where"); if (w) w.textContent = where;
+  }
+
+  const ICONS = {debug: "·", info: "ℹ", notice: "●", warning: "⚠", error: "✖", critical: "‼"};
+  function logEvent(e) {
+    const table = $("log-table");
+    if (!table || table.dataset.live !== "yes") return;
+    if (e.id <= Number(table.dataset.last || 0)) return;
+    table.dataset.last = String(e.id);
+    const parentRow = e.parent != null ? table.querySelector(`tr[data-id="${e.parent}"]`) : null;
+    const depth = parentRow ? Number(parentRow.dataset.depth) + 1 : 0;
+    const tr = document.createElement("tr");
+    tr.className = `sev-${e.severity}`;
+    tr.dataset.id = String(e.id);
+    tr.dataset.depth = String(depth);
+    const cells = [e.time.slice(11), null, null, e.event, `${e.side} ${e.request}`];
+    cells.forEach((text, i) => {
+      const td = document.createElement("td");
+      td.className = ["time", "sev", "msg", "event", "where"][i];
+      if (i === 1) {
+        const icon = document.createElement("span");
+        icon.setAttribute("aria-hidden", "true");
+        icon.textContent = ICONS[e.severity] || "";
+        td.append(icon, ` ${e.severity}`);
+      } else if (i === 2) {
+        td.style.paddingLeft = `${0.4 + depth * 1.2}em`;
+        const a = document.createElement("a");
+        a.href = `/log/${e.id}`;
+        a.textContent = e.message;
+        td.append(a);
+      } else {
+        td.textContent = text;
+      }
+      tr.append(td);
+    });
+    // Keep the tree order: after the parent's last descendant, else at the end.
+    let anchor = null;
+    if (parentRow) {
+      anchor = parentRow;
+      let next = parentRow.nextElementSibling;
+      while (next && Number(next.dataset.depth) > Number(parentRow.dataset.depth)) {
+        anchor = next; next = next.nextElementSibling;
+      }
+    }
+    const body = table.tBodies[0];
+    if (anchor) anchor.after(tr); else body.append(tr);
+  }
+
+  function connect() {
+    const live = $("sb-live");
+    const es = new EventSource("/api/events");
+    es.addEventListener("status", (m) => showStatus(JSON.parse(m.data)));
+    es.addEventListener("progress", (m) => progressEvent(JSON.parse(m.data)));
+    es.addEventListener("log", (m) => logEvent(JSON.parse(m.data)));
+    es.onopen = () => { if (live) { live.classList.remove("down"); live.title = "live updates"; } };
+    es.onerror = () => { if (live) { live.classList.add("down"); live.title = "reconnecting"; } };
+  }
+
+  document.addEventListener("click", async (ev) => {
+    const btn = ev.target.closest("button.action");
+    if (!btn || btn.disabled) return;
+    notice("");
+    btn.disabled = true;
+    try {
+      showStatus(await post(`/api/actions/${btn.dataset.action}`, {}));
+    } catch (err) {
+      notice(`${err.message}${err.hint ? "\n" + err.hint : ""}`);
+      if (last) showStatus(last);
+    }
+  });
+
+  const planBtn = $("btn-plan");
+  if (planBtn) planBtn.addEventListener("click", async () => {
+    const out = $("plan-out");
+    notice("");
+    try {
+      const body = planBtn.dataset.file ? {config: planBtn.dataset.file} : {};
+      const plan = await post("/api/plan", body);
+      out.textContent = typeof plan === "string" ? plan : (plan.text || JSON.stringify(plan, null, 2));
+      out.hidden = false;
+    } catch (err) {
+      notice(`${err.message}${err.hint ? "\n" + err.hint : ""}`);
+    }
+  });
+
+  if (document.body.dataset.page) connect();
+})();
