@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "core",
     "actions",
     "log",
+    "demo",
     "web",
     "console",
 )

@@ -39,7 +39,8 @@ class LoadStats:
     latencies: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     versions: dict[str, int] = field(default_factory=dict)
-    longest_at: float = 0.0
+    longest_by_phase: dict[str, float] = field(default_factory=dict)
+    """Longest wait a client saw while the session was in each phase (seconds)."""
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
@@ -55,6 +56,9 @@ class LoadStats:
             "p99_ms": pct(0.99),
             "longest_wait_ms": (lat[-1] * 1000) if lat else 0.0,
             "served_by_version": dict(self.versions),
+            "longest_wait_ms_by_phase": {
+                k: round(v * 1000, 2) for k, v in self.longest_by_phase.items()
+            },
             "failures": self.failures[:20],
         }
 
@@ -131,6 +135,8 @@ class LoadClient:
         with self._lock:
             self.stats.sent += 1
             self.stats.latencies.append(seconds)
+            longest = self.stats.longest_by_phase
+            longest[self.phase] = max(longest.get(self.phase, 0.0), seconds)
             if problem:
                 self.stats.failed += 1
                 self.stats.failures.append(problem)

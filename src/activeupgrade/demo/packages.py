@@ -34,6 +34,8 @@ class Release:
 
 RELEASE_1 = Release("1.0.0")
 RELEASE_2 = Release("2.0.0", ("order-count",))
+RELEASE_3 = Release("3.0.0", ("order-count",))
+"""Installed by the demo's second session, which aborts from merge back to release 2."""
 
 
 def _shipped_files() -> list[Path]:

@@ -1,0 +1,89 @@
+"""The demo's tree: a stand-in host root holding the shop's volumes, packages and instance.
+
+Everything the demo creates lies under one temporary folder, so that clean-up is one
+``release`` per volume and one removal. Paths mirror a real host: ``opt/shop`` (software,
+a system volume), ``var/lib/shop`` (orders, a data volume), ``var/cache/shop`` (packages,
+present locally because the Upgrade Side has no network), ``au-home`` (the instance).
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def private_link() -> tuple[str, str]:
+    """A /30 in 169.254.0.0/16 for the Upgrade Side's private link, picked at random so two
+    demos (or a demo and the tests) do not ask for the same addresses."""
+    base = random.randrange(1, 254) * 256 + random.randrange(0, 64) * 4
+    a, b = divmod(base, 256)
+    return f"169.254.{a}.{b + 1}/30", f"169.254.{a}.{b + 2}/30"
+
+
+@dataclass(frozen=True)
+class DemoTree:
+    """The paths of one demo run."""
+
+    root: Path
+    """The temporary stand-in host root."""
+    port: int
+    """Where the shop listens (127.0.0.1)."""
+    host_address: str
+    """Host end of the Upgrade Side's private link."""
+    side_address: str
+    """Upgrade Side end of the private link."""
+
+    @classmethod
+    def create(cls, parent: Path | None = None) -> DemoTree:
+        root = Path(tempfile.mkdtemp(prefix="au-demo-", dir=parent)).resolve()
+        host, side = private_link()
+        tree = cls(root, free_port(), host, side)
+        for d in (tree.software, tree.data, tree.packages, tree.home):
+            d.mkdir(parents=True, exist_ok=True)
+        tree.home.chmod(0o700)
+        return tree
+
+    @property
+    def software(self) -> Path:
+        """The system volume: the shop's software, actions and request log."""
+        return self.root / "opt" / "shop"
+
+    @property
+    def data(self) -> Path:
+        """The data volume: the orders."""
+        return self.root / "var" / "lib" / "shop"
+
+    @property
+    def packages(self) -> Path:
+        """Release tarballs and the installer."""
+        return self.root / "var" / "cache" / "shop"
+
+    @property
+    def home(self) -> Path:
+        """The demo's own instance (``AU_HOME``)."""
+        return self.root / "au-home"
+
+    @property
+    def configs(self) -> Path:
+        """The instance's configuration folder (parent and child files side by side)."""
+        return self.home / "configs"
+
+    @property
+    def backups(self) -> Path:
+        """Where the backup action and the backup step save the old release's logs."""
+        return self.home / "backups"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
