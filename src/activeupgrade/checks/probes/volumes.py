@@ -1,0 +1,150 @@
+"""Volume checks: duplex, existence, management, overlap, filesystem, free space."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from activeupgrade.checks.runner import CheckEnv, Verdict
+from activeupgrade.config.merge import overlaps
+from activeupgrade.platform.volumes import registry
+
+MARGIN = 0.05
+"""Share of the duplexed volumes' size kept free for resync temporaries."""
+
+
+def _selected(env: CheckEnv) -> list[str]:
+    return [v.path for v in env.config.volumes]
+
+
+def _none_selected() -> Verdict:
+    return Verdict(False, "no volume is selected (the configuration has no [[volume]] and "
+                   "no volume is adopted)")
+
+
+def duplex(env: CheckEnv) -> Verdict:
+    facts = registry.facts(env.store)
+    if facts.get("duplex"):
+        return Verdict(True, "every volume is in duplex mode", details={"facts": facts})
+    pending = facts.get("pending_resync") or facts.get("resync") or ""
+    return Verdict(False, "not in duplex mode" + (f": resync pending ({pending})"
+                                                  if pending else ""), details={"facts": facts})
+
+
+def exist(env: CheckEnv) -> Verdict:
+    paths = _selected(env)
+    if not paths:
+        return _none_selected()
+    missing = [p for p in paths if not os.path.isdir(p)]
+    if missing:
+        return Verdict(False, "missing or not a folder: " + ", ".join(missing),
+                       details={"missing": missing})
+    return Verdict(True, f"{len(paths)} volume(s) exist")
+
+
+def managed(env: CheckEnv) -> Verdict:
+    paths = _selected(env)
+    if not paths:
+        return _none_selected()
+    adopted = {v.path for v in registry.adopted_specs(env.store)}
+    missing = [p for p in paths if p not in adopted]
+    if missing:
+        return Verdict(False, "not adopted (no replica): " + ", ".join(missing),
+                       details={"not_adopted": missing})
+    return Verdict(True, f"{len(paths)} volume(s) are managed")
+
+
+def no_overlap(env: CheckEnv) -> Verdict:
+    paths = _selected(env)
+    clashes = [f"{a} and {b}" for i, a in enumerate(paths) for b in paths[:i] if overlaps(a, b)]
+    if clashes:
+        return Verdict(False, "overlapping volumes: " + "; ".join(clashes))
+    return Verdict(True, "no volume lies inside another")
+
+
+def _existing(path: Path) -> Path:
+    """``path`` or its nearest existing ancestor (where it would be created)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def replica_dirs(env: CheckEnv, volume: str) -> list[Path]:
+    """Where the replicas of ``volume`` live (the registry knows; else the replicas folder)."""
+    lookup = getattr(registry, "replica_dirs", None)
+    if lookup is not None:
+        found = [Path(p) for p in lookup(env.store, volume)]
+        if found:
+            return found
+    return [env.instance.replicas]
+
+
+def same_filesystem(env: CheckEnv) -> Verdict:
+    paths = _selected(env)
+    if not paths:
+        return _none_selected()
+    apart = []
+    for path in paths:
+        # The live path itself may be a mount of (or a link to) its replica: what matters
+        # is the filesystem it is switched on, i.e. its parent folder's.
+        home = os.stat(_existing(Path(path).parent)).st_dev
+        for rep in replica_dirs(env, path):
+            if os.stat(_existing(rep)).st_dev != home:
+                apart.append(f"{path} (replica {rep})")
+    if apart:
+        return Verdict(False, "on another filesystem than their replicas: " + ", ".join(apart))
+    return Verdict(True, f"{len(paths)} volume(s) share a filesystem with their replicas")
+
+
+def tree_size(root: str) -> int:
+    """Bytes a copy of ``root`` occupies (allocated blocks; hard links counted once)."""
+    total, seen = 0, set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if st.st_nlink > 1:
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+    return total
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def free_space(env: CheckEnv) -> Verdict:
+    paths = [p for p in _selected(env) if os.path.isdir(p)]
+    if not paths:
+        return Verdict(True, "no existing volume to copy")
+    adopted = {v.path for v in registry.adopted_specs(env.store)}
+    need = 0
+    for path in paths:
+        size = tree_size(path)
+        # A duplexed volume already has its copy; a resync only needs temporaries.
+        need += int(size * MARGIN) if path in adopted else size
+    where = _existing(replica_dirs(env, paths[0])[0])
+    free = shutil.disk_usage(where).free
+    details = {"needed_bytes": need, "free_bytes": free, "filesystem_of": str(where)}
+    if free < need:
+        return Verdict(False, f"{human(free)} free under {where}, {human(need)} needed",
+                       details=details)
+    return Verdict(True, f"{human(free)} free under {where}, {human(need)} needed",
+                   details=details)
