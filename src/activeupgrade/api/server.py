@@ -27,6 +27,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "core",
     "events",
     "web",
+    "services",
 )
 """Modules under ``activeupgrade.api.routes`` whose ``routes`` are mounted."""
 

@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "demo",
     "web",
     "console",
+    "service",
 )
 """Modules under ``activeupgrade.cli`` that register subcommands, in help order."""
 
