@@ -1,38 +1,216 @@
-"""Volume steps of the requests (filled in by the volumes part)."""
+"""Volume steps of the requests (SPEC §3). Every step is idempotent: it reads where the
+replicas and live paths are now and does only what is still missing."""
 
 from __future__ import annotations
 
-from activeupgrade.config.model import Config
-from activeupgrade.engine.steps import Step
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from activeupgrade.config.model import Config, VolumeRole
+from activeupgrade.engine.steps import Step, StepContext
+from activeupgrade.model.states import Severity
+from activeupgrade.platform.volumes import registry, replica
+from activeupgrade.platform.volumes.manifest import durable_write
+from activeupgrade.platform.volumes.registry import Volume
+from activeupgrade.platform.volumes.resync import Progress, human_bytes
+from activeupgrade.platform.volumes.tree import scan, sig
+
+LISTED = 500
+"""Changed paths listed in full in the activity log, per volume."""
+
+
+def _sync(ctx: StepContext, vol: Volume, src: str, dst: str, why: str) -> None:
+    def progress(p: Progress) -> None:
+        ctx.progress(p.percent, f"{vol.name}: {p.text()}")
+
+    res = replica.sync(ctx.store, vol, src, dst, progress=progress, check=ctx.check)
+    ctx.write(
+        "volume.resync.done",
+        f"{vol.name}: replica {dst} resynchronised from {src} ({why}): "
+        f"{res.copied_files} copied ({human_bytes(res.copied_bytes)}), {res.deleted} deleted, "
+        f"{res.metadata_fixed} metadata fixed, {res.scanned} entries in {res.seconds:.2f}s",
+        details={"volume": vol.name, "from": src, "to": dst, **res.to_dict()},
+    )
+    ctx.results.setdefault("resync", {})[vol.name] = {
+        "from": src, "to": dst, "copied_bytes": res.copied_bytes, "seconds": round(res.seconds, 3),
+    }
+
+
+def _split_manifest(vol: Volume) -> Path:
+    return Path(vol.folder) / "split.json"
+
+
+def sync_standby(ctx: StepContext) -> None:
+    """PrepareSplit: bring each standby replica up to date with the live one."""
+    for vol in registry.for_config(ctx.store, ctx.config):
+        live = vol.live_or_fail()
+        if vol.session.get("id") == ctx.session:
+            continue  # already split in this session (a retry after ExecuteSplit began)
+        _sync(ctx, vol, live, Volume.other(live), "prepare split")
+
+
+def split(ctx: StepContext) -> None:
+    """ExecuteSplit: the standby of each system volume becomes the Upgrade Side's."""
+    for vol in registry.for_config(ctx.store, ctx.config):
+        if vol.session.get("id") == ctx.session:
+            continue
+        live = vol.live_or_fail()
+        standby = Volume.other(live)
+        facts: dict[str, Any] = {"id": ctx.session, "original": live, "split_at": time.time()}
+        if vol.role is VolumeRole.SYSTEM:
+            # a last quick pass: the Production changes since PrepareSplit
+            _sync(ctx, vol, live, standby, "split")
+            stats = scan(vol.replica(live))
+            durable_write(_split_manifest(vol), json.dumps(
+                {rel: list(sig(st)) for rel, st in stats.items()}).encode())
+            facts["upgrade"] = standby
+        else:
+            facts["stale"] = standby  # data: Production-only, its standby now lags
+        vol.session, vol.duplex = facts, False
+        registry.save(ctx.store, vol)
+        ctx.write("volume.split",
+                  f"{vol.name} ({vol.role.value}): live replica {live}"
+                  + (f", Upgrade Side replica {standby}" if "upgrade" in facts
+                     else ", Production-only"),
+                  details={"volume": vol.name, **facts})
+    registry.invalidate_facts()
+
+
+def production_changes(ctx: StepContext) -> None:
+    """PrepareMerge: list files changed on Production's system volumes since the split."""
+    counts: dict[str, int] = {}
+    for vol in registry.for_config(ctx.store, ctx.config):
+        if vol.role is not VolumeRole.SYSTEM or not vol.session.get("upgrade"):
+            continue
+        try:
+            before = json.loads(_split_manifest(vol).read_text())
+        except FileNotFoundError:
+            continue
+        now = scan(vol.replica(vol.session["original"]))
+        changed = sorted(
+            {rel for rel, st in now.items() if before.get(rel) != list(sig(st))
+             and not (st.st_mode & 0o170000 == 0o040000)}
+            | {rel for rel in before if rel not in now}
+        )
+        counts[vol.name] = len(changed)
+        ctx.write(
+            "volume.production-changes",
+            f"{vol.name}: {len(changed)} file(s) changed on the Production Side since split"
+            + (" (lost at commit unless backed up)" if changed else ""),
+            severity=Severity.WARNING if changed else Severity.INFO,
+            details={"volume": vol.name, "paths": changed[:LISTED], "count": len(changed)},
+        )
+    ctx.results["production_changes"] = counts
+
+
+def switch(ctx: StepContext) -> None:
+    """ExecuteMerge: the live paths of system volumes show the upgraded replicas."""
+    for vol in registry.for_config(ctx.store, ctx.config):
+        up = vol.session.get("upgrade")
+        if vol.role is VolumeRole.SYSTEM and up:
+            t0 = time.monotonic()
+            if replica.switch(vol, up):
+                ctx.write("volume.switch", f"{vol.path} now shows the upgraded replica {up}",
+                          details={"volume": vol.name, "replica": up,
+                                   "seconds": round(time.monotonic() - t0, 4)})
+    registry.invalidate_facts()
+
+
+def switch_back(ctx: StepContext) -> None:
+    """Abort: a system volume showing the upgraded replica goes back to the original."""
+    for vol in registry.for_config(ctx.store, ctx.config):
+        orig = vol.session.get("original")
+        if vol.role is VolumeRole.SYSTEM and orig and vol.session.get("upgrade"):
+            if replica.switch(vol, orig):
+                ctx.write("volume.switch-back", f"{vol.path} shows the original replica {orig}",
+                          details={"volume": vol.name, "replica": orig})
+    registry.invalidate_facts()
+
+
+def _resync_after(ctx: StepContext, outcome: str) -> None:
+    for vol in registry.for_config(ctx.store, ctx.config):
+        live = vol.live_or_fail()
+        src, dst = registry.directions(vol, live)[outcome]
+        if outcome == "commit" and vol.role is VolumeRole.SYSTEM and vol.session.get("upgrade"):
+            src = live  # whatever is live now is what the operator committed
+            dst = Volume.other(live)
+        _sync(ctx, vol, src, dst, outcome)
+
+
+def commit_resync(ctx: StepContext) -> None:
+    """Commit: old system replicas ← upgraded ones; stale data standbys ← live."""
+    _resync_after(ctx, "commit")
+
+
+def abort_resync_run(ctx: StepContext) -> None:
+    """Abort: Upgrade Side replicas ← originals; stale data standbys ← live."""
+    _resync_after(ctx, "abort")
+
+
+def verify_duplex(ctx: StepContext) -> None:
+    """Finish: standbys up to date and identical to the live replicas; session cleared."""
+    for vol in registry.for_config(ctx.store, ctx.config):
+        live = vol.live_or_fail()
+        _sync(ctx, vol, live, Volume.other(live), "finish")
+        checked = replica.verify_volume(vol)
+        vol.session, vol.duplex = {}, True
+        registry.save(ctx.store, vol)
+        _split_manifest(vol).unlink(missing_ok=True)
+        ctx.write("volume.duplex", f"{vol.name}: duplex ({checked} entries verified)",
+                  details={"volume": vol.name, "entries": checked})
+    registry.invalidate_facts()
+
+
+def _step(name: str, fn: Any, description: str, timeout: float = 3600.0) -> Step:
+    return Step(name=name, run=fn, timeout=timeout, description=description)
 
 
 def prepare_split(cfg: Config) -> list[Step]:
-    return []
+    if not cfg.volumes:
+        return []
+    return [_step("volumes.sync-standby", sync_standby, "bring standby replicas up to date")]
 
 
 def execute_split(cfg: Config) -> list[Step]:
-    return []
+    if not cfg.volumes:
+        return []
+    return [_step("volumes.split", split, "give the Upgrade Side its system replicas")]
 
 
 def prepare_merge(cfg: Config) -> list[Step]:
-    return []
+    if not cfg.volumes:
+        return []
+    return [_step("volumes.production-changes", production_changes,
+                  "list files changed on Production since split", 600)]
 
 
 def execute_merge(cfg: Config) -> list[Step]:
-    return []
+    if not cfg.volumes:
+        return []
+    return [_step("volumes.switch", switch, "switch system volumes to the upgraded replicas", 60)]
 
 
 def commit(cfg: Config) -> list[Step]:
-    return []
+    if not cfg.volumes:
+        return []
+    return [_step("volumes.resync-commit", commit_resync, "resync old replicas from upgraded")]
 
 
 def abort_switch_back(cfg: Config) -> list[Step]:
-    return []
+    if not cfg.volumes:
+        return []
+    return [_step("volumes.switch-back", switch_back, "switch back to the original replicas", 60)]
 
 
 def abort_resync(cfg: Config) -> list[Step]:
-    return []
+    if not cfg.volumes:
+        return []
+    return [_step("volumes.resync-abort", abort_resync_run, "resync upgraded replicas")]
 
 
 def finish(cfg: Config) -> list[Step]:
-    return []
+    if not cfg.volumes:
+        return []
+    return [_step("volumes.verify-duplex", verify_duplex, "verify duplex, clear the session")]
