@@ -1,0 +1,86 @@
+"""Full sessions on real trees through the engine: split, merge, commit or abort."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from activeupgrade.config.model import VolumeRole
+from activeupgrade.instance import Instance
+from activeupgrade.model.states import OperatorAction, UpgradeState
+from activeupgrade.platform.volumes import adoption, livepath, registry, replica
+
+from .helpers import act, engine_for, tree_hash
+
+MODES = [livepath.SYMLINK, pytest.param(livepath.BIND, marks=pytest.mark.root)]
+
+
+def _setup(tmp_path: Path, mode: str) -> tuple[Path, Path, Path]:
+    home = tmp_path / "home"
+    sysv, datav = tmp_path / "opt" / "app", tmp_path / "var" / "app"
+    (sysv / "bin").mkdir(parents=True)
+    (sysv / "bin" / "app").write_text("version 1\n")
+    (sysv / "etc.conf").write_text("setting=1\n")
+    datav.mkdir(parents=True)
+    (datav / "db").write_text("row 1\n")
+    return home, sysv, datav
+
+
+def _adopt(home: Path, sysv: Path, datav: Path, mode: str) -> None:
+    engine, store = engine_for(home)
+    inst = Instance(home)
+    adoption.adopt(inst, store, str(sysv), VolumeRole.SYSTEM, mode=mode)
+    adoption.adopt(inst, store, str(datav), VolumeRole.DATA, mode=mode)
+    store.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("outcome", ["commit", "abort-split", "abort-merge"])
+def test_session(tmp_path: Path, mode: str, outcome: str, request: pytest.FixtureRequest) -> None:
+    if mode == livepath.BIND:
+        request.getfixturevalue("needs_root")
+    home, sysv, datav = _setup(tmp_path, mode)
+    _adopt(home, sysv, datav, mode)
+    engine, store = engine_for(home)
+    try:
+        original = tree_hash(sysv)
+        act(engine, OperatorAction.SPLIT)
+        assert engine.status().upgrade_state is UpgradeState.SPLIT
+        vol = registry.require(store, str(sysv))
+        upgrade = Path(vol.replica(vol.session["upgrade"]))
+        # the installer writes a new version into the Upgrade Side's replica
+        (upgrade / "bin" / "app").write_text("version 2\n")
+        (upgrade / "bin" / "new-tool").write_text("tool\n")
+        assert (sysv / "bin" / "app").read_text() == "version 1\n"
+        (datav / "db").write_text("row 1\nrow 2 during split\n")
+        (sysv / "etc.conf").write_text("setting=2 on production\n")
+        original = tree_hash(sysv)
+        if outcome == "abort-split":
+            act(engine, OperatorAction.ABORT)
+        else:
+            act(engine, OperatorAction.MERGE)
+            assert (sysv / "bin" / "app").read_text() == "version 2\n"
+            assert registry.merged(store)
+            (datav / "db").write_text("row 1\nrow 2 during split\nrow 3 merged\n")
+            log = [e for e in engine.log.entries() if e.event == "volume.production-changes"] \
+                if hasattr(engine.log, "entries") else []
+            del log
+            act(engine, OperatorAction.COMMIT if outcome == "commit" else OperatorAction.ABORT)
+        act(engine, OperatorAction.FINISH)
+        assert engine.status().upgrade_state is UpgradeState.IDLE
+        if outcome == "commit":
+            assert (sysv / "bin" / "app").read_text() == "version 2\n"
+            assert (sysv / "bin" / "new-tool").exists()
+        else:
+            assert tree_hash(sysv) == original
+        expected = "row 1\nrow 2 during split\n" + ("row 3 merged\n" if outcome != "abort-split"
+                                                    else "")
+        assert (datav / "db").read_text() == expected
+        assert not registry.merged(store)
+        for v in registry.all_volumes(store):
+            replica.verify_volume(v)
+            assert v.duplex and not v.session
+        assert registry.facts(store)["duplex"] is True
+    finally:
+        store.close()
