@@ -4,7 +4,9 @@
 ``GET /`` answers ``<version> <pid>``. SIGTERM stops accepting new connections, finishes the
 one being served and exits: connections still queued stay in the held socket's backlog for
 the next instance. Options: ``--version TEXT``, ``--start-delay SECONDS`` (before serving),
-``--record FILE`` (appends ``first <time>``/``last <time>`` lines of served requests).
+``--record FILE`` (appends ``first <time>``/``last <time>`` lines of served requests),
+``--version-file FILE`` (the version, e.g. from the software volume), ``--bind HOST:PORT``
+(bind its own socket: the naive restart the benchmark compares against).
 """
 
 from __future__ import annotations
@@ -23,7 +25,21 @@ def main() -> int:
     parser.add_argument("--version", default="v1")
     parser.add_argument("--start-delay", type=float, default=0.0)
     parser.add_argument("--record", default="")
+    parser.add_argument("--version-file", default="", help="read the version from this file")
+    parser.add_argument("--bind", default="",
+                        help="HOST:PORT to bind itself (the naive baseline: no held socket)")
     args = parser.parse_args()
+    if args.version_file:
+        with open(args.version_file) as fh:
+            args.version = fh.read().strip()
+    if args.bind:
+        host, _, port = args.bind.rpartition(":")
+        time.sleep(args.start_delay)
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, int(port)))
+        listener.listen(4096)
+        return serve(listener, args)
     if os.environ.get("LISTEN_PID") != str(os.getpid()):
         print(f"LISTEN_PID {os.environ.get('LISTEN_PID')} is not my pid {os.getpid()}",
               file=sys.stderr)
@@ -32,6 +48,11 @@ def main() -> int:
         print("no LISTEN_FDS", file=sys.stderr)
         return 2
     listener = socket.socket(fileno=3)
+    time.sleep(args.start_delay)
+    return serve(listener, args)
+
+
+def serve(listener: socket.socket, args: argparse.Namespace) -> int:
     stopping = False
 
     def on_term(*_: object) -> None:
@@ -39,7 +60,6 @@ def main() -> int:
         stopping = True
 
     signal.signal(signal.SIGTERM, on_term)
-    time.sleep(args.start_delay)
     print(f"{args.version} serving as pid {os.getpid()} names={os.environ.get('LISTEN_FDNAMES')}",
           flush=True)
     first = 0.0

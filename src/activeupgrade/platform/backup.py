@@ -14,9 +14,7 @@ import glob
 import os
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import cast
 
 from activeupgrade.config.model import Config, VolumeRole
 from activeupgrade.engine.journal import Journal
@@ -73,16 +71,15 @@ def split_time(store: Store, session: str) -> float:
     return min(marks) if marks else 0.0
 
 
-def _replica_dirs(store: Store, path: str) -> tuple[Path, Path]:
-    func = cast(Callable[[Store, str], tuple[str | Path, str | Path]] | None,
-                getattr(registry, "replica_dirs", None))
-    if func is None:
+def replica_dirs(store: Store, path: str) -> tuple[Path, Path]:
+    """(old Production replica, upgraded replica) folders of the system volume at ``path``."""
+    vol = registry.by_path(store, path)
+    if vol is None or not vol.session.get("upgrade") or not vol.session.get("original"):
         raise VolumeError(
-            "the volumes registry cannot tell the replica folders of a volume",
-            hint="This build lacks registry.replica_dirs; back up the files by hand.",
+            f"{path} has no split replicas in this session: nothing to back up from",
+            hint="The volume must be managed and split (see `au volume list`).",
         )
-    old, new = func(store, path)
-    return Path(old), Path(new)
+    return Path(vol.replica(vol.session["original"])), Path(vol.replica(vol.session["upgrade"]))
 
 
 def _run(ctx: StepContext, cfg: Config) -> None:
@@ -103,7 +100,7 @@ def _run(ctx: StepContext, cfg: Config) -> None:
         mine = [p for p in cfg.backup.paths
                 if p == vol.path or p.startswith(vol.path.rstrip("/") + "/")]
         claimed.update(mine)
-        old_dir, _ = _replica_dirs(ctx.store, vol.path)
+        old_dir, _ = replica_dirs(ctx.store, vol.path)
         got = copy_matches(old_dir, vol.path, mine, dest)
         saved += got
         if since:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from activeupgrade.config.model import Config, ServiceSpec
 from activeupgrade.engine.steps import Step, StepContext
-from activeupgrade.model.states import Severity, Side, UpgradeState
+from activeupgrade.model.states import Severity, Side
 from activeupgrade.platform.services import switchover
 from activeupgrade.platform.services.backend import Backend, backend_for
 from activeupgrade.platform.volumes import registry
@@ -149,10 +149,7 @@ def start_upgraded(cfg: Config) -> list[Step]:
 # -- abort ----------------------------------------------------------------------------------
 def switched(ctx: StepContext) -> bool:
     """Whether the live paths point at the upgraded replicas (the volumes part knows)."""
-    merged = getattr(registry, "merged", None)
-    if merged is None:
-        return ctx.abort_from is UpgradeState.MERGE
-    return bool(merged(ctx.store))
+    return registry.merged(ctx.store)
 
 
 def _abort_stop(ctx: StepContext, spec: ServiceSpec) -> None:

@@ -1,0 +1,133 @@
+"""Merge switchover benchmark: our held-socket switchover against a naive stop/start.
+
+The same test service (``tests/services/httpapp.py``: a small HTTP server, with a start
+delay standing for an application's start-up) is replaced by a new version under the
+same load (``--threads`` clients sending requests back to back over fresh connections):
+
+- **ours**: the keeper holds the listening socket; the old application is stopped, the
+  new one started on the same socket (connecting clients wait in the backlog);
+- **naive**: the application binds its own socket; it is stopped (its socket closes) and
+  the new one started and binds again — a plain stop/start restart.
+
+Both are driven by the same supervisor code (the naive service simply declares no
+sockets). Prints, per variant, requests sent, failed, the longest client wait, p99 and the
+client-side gap, plus the stop/start durations, then the ratios naive/ours.
+
+    .venv/bin/python bench/merge.py [--threads 16] [--rounds 5] [--start-delay 0.3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from activeupgrade.config.model import HealthKind, HealthSpec, ServiceSpec, SocketSpec
+from activeupgrade.instance import Instance
+from activeupgrade.platform.services.supervisor import Supervisor
+from activeupgrade.store.db import Store
+
+TOP = Path(__file__).resolve().parent.parent
+APP = TOP / "tests" / "services" / "httpapp.py"
+sys.path.insert(0, str(TOP))
+# The load client of the tests: the same measurement in the tests and here.
+Load: Any = importlib.import_module("tests.services.load").Load
+
+
+def spec(port: int, version: str, delay: float, held: bool) -> ServiceSpec:
+    argv = [sys.executable, str(APP), "--version", version, "--start-delay", str(delay)]
+    if not held:
+        argv += ["--bind", f"127.0.0.1:{port}"]
+    return ServiceSpec(
+        name="bench-held" if held else "bench-naive",
+        command=tuple(argv),
+        sockets=(SocketSpec("http", f"127.0.0.1:{port}", backlog=4096),) if held else (),
+        health=HealthSpec(HealthKind.HTTP, f"http://127.0.0.1:{port}/", timeout=2.0,
+                          interval=0.01),
+        stop_grace=10.0,
+        start_timeout=30.0,
+    )
+
+
+def one_round(sup: Supervisor, port: int, delay: float, held: bool, threads: int,
+              settle: float) -> dict[str, Any]:
+    old = spec(port, "v1", delay, held)
+    sup.start(old)
+    load = Load("127.0.0.1", port, threads=threads, timeout=30.0).start()
+    time.sleep(settle)
+    stopped = sup.stop(old)
+    started = sup.start(spec(port, "v2", delay, held))
+    time.sleep(settle)
+    report = load.stop()
+    sup.stop(old)
+    return {**report.summary(), "stop_s": round(stopped.seconds, 4),
+            "start_s": round(started.seconds, 4),
+            "gap_s": round(started.healthy_at - stopped.exited_at, 4)}
+
+
+def run(held: bool, rounds: int, threads: int, delay: float, settle: float) -> list[
+    dict[str, Any]
+]:
+    with tempfile.TemporaryDirectory(prefix="au-bench-merge-") as tmp:
+        inst = Instance(Path(tmp) / "home")
+        inst.ensure()
+        store = Store(inst.db)
+        sup = Supervisor(inst, store)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        try:
+            return [one_round(sup, port, delay, held, threads, settle) for _ in range(rounds)]
+        finally:
+            sup.shutdown(spec(port, "v1", delay, held))
+            store.close()
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, float]:
+    return {
+        "sent": sum(r["sent"] for r in rows),
+        "failed": sum(r["failed"] for r in rows),
+        "longest_wait_s": max(r["longest_wait_s"] for r in rows),
+        "p99_s": statistics.median(r["p99_s"] for r in rows),
+        "client_gap_s": statistics.median(r["client_gap_s"] for r in rows),
+        "stop_s": statistics.median(r["stop_s"] for r in rows),
+        "start_s": statistics.median(r["start_s"] for r in rows),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--start-delay", type=float, default=0.3,
+                        help="seconds the application takes to start")
+    parser.add_argument("--settle", type=float, default=1.0,
+                        help="seconds of load before and after each switchover")
+    args = parser.parse_args()
+    results = {
+        "ours": summarise(run(True, args.rounds, args.threads, args.start_delay, args.settle)),
+        "naive": summarise(run(False, args.rounds, args.threads, args.start_delay,
+                               args.settle)),
+    }
+    print(f"merge switchover, {args.rounds} rounds, {args.threads} clients, application "
+          f"start-up {args.start_delay:.2f}s")
+    keys = ["sent", "failed", "longest_wait_s", "p99_s", "client_gap_s", "stop_s", "start_s"]
+    print(f"{'':16}{'ours (held socket)':>20}{'naive stop/start':>20}{'naive/ours':>12}")
+    for k in keys:
+        a, b = results["ours"][k], results["naive"][k]
+        ratio = "n/a" if a == 0 else f"{b / a:.2f}x"
+        if a == 0 and b > 0:
+            ratio = "inf"
+        fmt = "{:>20.0f}" if k in ("sent", "failed") else "{:>20.4f}"
+        print(f"{k:16}" + fmt.format(a) + fmt.format(b) + f"{ratio:>12}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
