@@ -28,6 +28,10 @@ ROUTE_MODULES: tuple[str, ...] = (
     "events",
     "web",
     "services",
+    "volumes",
+    "side",
+    "config",
+    "checks",
 )
 """Modules under ``activeupgrade.api.routes`` whose ``routes`` are mounted."""
 

@@ -20,6 +20,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "web",
     "console",
     "service",
+    "volume",
+    "side",
+    "config",
+    "check",
+    "plan",
 )
 """Modules under ``activeupgrade.cli`` that register subcommands, in help order."""
 
