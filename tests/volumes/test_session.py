@@ -82,5 +82,8 @@ def test_session(tmp_path: Path, mode: str, outcome: str, request: pytest.Fixtur
             replica.verify_volume(v)
             assert v.duplex and not v.session
         assert registry.facts(store)["duplex"] is True
+        for v in registry.all_volumes(store):
+            adoption.release(store, v)
+        assert (sysv / "bin").is_dir() and not sysv.is_symlink() and not livepath.mounted(sysv)
     finally:
         store.close()

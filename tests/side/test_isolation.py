@@ -1,0 +1,112 @@
+"""The Upgrade Side is isolated: its own replicas, no data volumes, only loopback and the
+private link, no way to the host's loopback services; partner state follows it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from activeupgrade.config.model import VolumeRole
+from activeupgrade.instance import Instance
+from activeupgrade.model.states import OperatorAction, PartnerState
+from activeupgrade.platform.side import namespace, partner
+from activeupgrade.platform.volumes import adoption, registry
+
+from ..volumes.helpers import act, engine_for
+
+
+@pytest.fixture
+def split_host(tmp_path: Path, needs_root: None):  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    sysv, datav = tmp_path / "opt" / "app", tmp_path / "var" / "app"
+    sysv.mkdir(parents=True)
+    datav.mkdir(parents=True)
+    (sysv / "version").write_text("1\n")
+    (datav / "secret").write_text("customer data\n")
+    engine, store = engine_for(home)
+    inst = Instance(home)
+    adoption.adopt(inst, store, str(sysv), VolumeRole.SYSTEM)
+    adoption.adopt(inst, store, str(datav), VolumeRole.DATA)
+    act(engine, OperatorAction.SPLIT)
+    try:
+        yield inst, sysv, datav
+    finally:
+        act(engine, OperatorAction.ABORT)
+        act(engine, OperatorAction.FINISH)
+        store.close()
+        release_all(home)
+
+
+PROBE = ("import socket\ns=socket.socket()\ns.settimeout(2)\n"
+         "try:\n s.connect((%r,%d))\n print('reached')\nexcept OSError:\n print('unreachable')\n")
+
+
+def release_all(home: Path) -> None:
+    """Give back plain directories (bind mounts would outlive the test otherwise)."""
+    _, store = engine_for(home)
+    for vol in registry.all_volumes(store):
+        adoption.release(store, vol)
+    store.close()
+
+
+def inside(inst: Instance, *argv: str) -> str:
+    done = namespace.run(inst, list(argv), timeout=30)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_files_are_isolated(split_host) -> None:  # type: ignore[no-untyped-def]
+    inst, sysv, datav = split_host
+    inside(inst, "sh", "-c", f"echo 2 > {sysv}/version; echo new > {sysv}/installed")
+    assert (sysv / "version").read_text() == "1\n"
+    assert not (sysv / "installed").exists()
+    (sysv / "host-only").write_text("x")
+    assert "host-only" not in inside(inst, "ls", str(sysv))
+    assert inside(inst, "cat", f"{sysv}/version") == "2\n"
+    assert inside(inst, "ls", "-A", str(datav)) == ""  # data volumes masked
+    denied = namespace.run(inst, ["sh", "-c", f"echo x > {datav}/new"], timeout=30)
+    assert denied.returncode != 0
+    assert inside(inst, "hostname").strip().endswith("-upgrade")
+    pids = inside(inst, "ls", "/proc").split()
+    assert str(os.getpid()) not in pids  # the host's processes are invisible
+
+
+def test_network_is_isolated(split_host) -> None:  # type: ignore[no-untyped-def]
+    inst, _, _ = split_host
+    rec = namespace.read(inst)
+    routes = [r for r in inside(inst, "ip", "route").splitlines() if r.strip()]
+    assert routes and all(f"dev {rec['side_link']}" in r for r in routes)
+    links = [ln.split()[0].split("@")[0] for ln in inside(inst, "ip", "-br", "link").splitlines()]
+    assert sorted(links) == sorted(["lo", rec["side_link"]])
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+        assert inside(inst, sys.executable, "-c", PROBE % ("127.0.0.1", port)).strip() == (
+            "unreachable")
+    # the private link works: the side reaches a listener on the host end of the link
+    host_ip = rec["host_address"].split("/")[0]
+    with socket.socket() as srv:
+        srv.bind((host_ip, 0))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+        assert inside(inst, sys.executable, "-c", PROBE % (host_ip, port)).strip() == "reached"
+
+
+def test_partner_state_follows_the_side(split_host) -> None:  # type: ignore[no-untyped-def]
+    inst, _, _ = split_host
+    assert partner.partner_state(inst)[0] is PartnerState.OS_UP
+    pid = int(namespace.read(inst)["pid"])
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while namespace.alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert partner.partner_state(inst)[0] is PartnerState.OS_CRASHED
+    namespace.stop(inst)
+    assert partner.partner_state(inst)[0] is PartnerState.OS_SHUT_DOWN
