@@ -26,6 +26,32 @@ def load_file(path: Path) -> Config:
                           hint="Flatten the include chain.") from None
 
 
+def load_text(path: Path, text: str) -> Config:
+    """The effective configuration ``path`` would have with ``text`` as its content (the
+    children are read from ``path``'s folder); nothing is written."""
+    try:
+        return build_config(read_tree(Path(path), text))
+    except RecursionError:
+        raise ConfigError(f"{path}: configuration too deeply nested",
+                          hint="Flatten the include chain.") from None
+
+
+def resolve_in_folder(instance: Instance, name: str) -> Path:
+    """A configuration named in an API request: an absolute path, or a bare name in the
+    default folder (no current folder is involved)."""
+    if not name:
+        raise ConfigError("no configuration file given", hint="Give a file name or path.")
+    if name.startswith("/"):
+        return Path(name)
+    if "/" in name or name in (".", ".."):
+        raise ConfigError(f"{name!r}: give an absolute path or a bare file name",
+                          hint=f"Bare names are files of the default folder {instance.configs}.")
+    candidate = instance.configs / name
+    if not candidate.exists() and not name.endswith(".toml"):
+        candidate = instance.configs / f"{name}.toml"
+    return candidate
+
+
 def resolve(instance: Instance, name: str) -> Path:
     """A configuration file named on the command line or in the API.
 

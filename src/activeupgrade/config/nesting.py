@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from activeupgrade.config.reader import FileSettings, read_settings
+from activeupgrade.config.reader import FileSettings, parse_text, read_settings
 
 MAX_FILES = 256
 """More files than this is a configuration mistake, not a real setup."""
@@ -23,13 +23,18 @@ def _key(path: Path) -> str:
     return os.path.realpath(path)
 
 
-def read_tree(top: Path) -> list[FileSettings]:
-    """Every file of the configuration rooted at ``top``, in reading order."""
+def read_tree(top: Path, top_text: str | None = None) -> list[FileSettings]:
+    """Every file of the configuration rooted at ``top``, in reading order.
+
+    ``top_text`` checks unsaved text as if it were ``top`` (its children are read from
+    ``top``'s folder).
+    """
     order: list[FileSettings] = []
     seen: set[str] = set()
 
     def visit(path: Path, stack: list[tuple[Path, str]]) -> None:
-        settings = read_settings(path)
+        settings = (parse_text(path, top_text) if top_text is not None and not stack
+                    else read_settings(path))
         order.append(settings)
         seen.add(_key(path))
         chain = [*stack, (path, _key(path))]

@@ -27,9 +27,12 @@ def duplex(env: CheckEnv) -> Verdict:
     facts = registry.facts(env.store)
     if facts.get("duplex"):
         return Verdict(True, "every volume is in duplex mode", details={"facts": facts})
-    pending = facts.get("pending_resync") or facts.get("resync") or ""
-    return Verdict(False, "not in duplex mode" + (f": resync pending ({pending})"
-                                                  if pending else ""), details={"facts": facts})
+    pending = facts.get("pending_resync")
+    text = ""
+    if isinstance(pending, dict) and pending.get("bytes"):
+        text = (f": resync pending ({human(float(pending['bytes']))}, "
+                f"{pending.get('files', 0)} files)")
+    return Verdict(False, "not in duplex mode" + text, details={"facts": facts})
 
 
 def exist(env: CheckEnv) -> Verdict:
@@ -71,12 +74,13 @@ def _existing(path: Path) -> Path:
 
 
 def replica_dirs(env: CheckEnv, volume: str) -> list[Path]:
-    """Where the replicas of ``volume`` live (the registry knows; else the replicas folder)."""
-    lookup = getattr(registry, "replica_dirs", None)
-    if lookup is not None:
-        found = [Path(p) for p in lookup(env.store, volume)]
-        if found:
-            return found
+    """Where the replicas of ``volume`` live (the registry knows; else the replicas folder
+    where adoption will put them)."""
+    lookup = getattr(registry, "by_path", None)
+    vol = lookup(env.store, volume) if lookup is not None else None
+    replicas = getattr(vol, "replicas", None)
+    if isinstance(replicas, dict) and replicas:
+        return [Path(p) for p in replicas.values()]
     return [env.instance.replicas]
 
 

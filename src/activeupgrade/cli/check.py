@@ -1,0 +1,65 @@
+"""``au check``: run the readiness checks (CheckReadiness) and print every verdict."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from activeupgrade.api.client import Client
+from activeupgrade.cli.actions import submit_and_wait
+from activeupgrade.cli.output import print_json
+from activeupgrade.config import loader
+from activeupgrade.errors import CheckFailed
+from activeupgrade.instance import Instance
+
+
+def report_lines(report: dict[str, Any]) -> list[str]:
+    """One line per check, failures followed by their recommended action."""
+    out = []
+    for c in report.get("checks", []):
+        mark = "ok  " if c["ok"] else ("FAIL" if c["severity"] == "error" else "warn")
+        out.append(f"{mark} {c['id']} {c['name']:<24} {c['message']}")
+        if not c["ok"] and c.get("action"):
+            out.append(f"     {'':<32} → {c['action']}")
+    failed = [c for c in report.get("checks", []) if not c["ok"] and c["severity"] == "error"]
+    out.append("")
+    out.append("READY: no blocking problem" if report.get("ready") else
+               f"NOT READY: {len(failed)} check(s) failed")
+    return out
+
+
+def not_ready(report: dict[str, Any]) -> CheckFailed:
+    failed = [f"{c['id']} {c['name']}" for c in report.get("checks", [])
+              if not c["ok"] and c["severity"] == "error"]
+    return CheckFailed("not ready: " + ", ".join(failed),
+                       details={"failed": failed})
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    client = Client.from_env()
+    config = None
+    if args.config:
+        path = loader.resolve(Instance.from_env(), args.config)
+        loader.load_file(path)  # a bad file is refused here, with file, line and field
+        config = str(path)
+    submit_and_wait(client, "check", config=config, no_wait=args.no_wait, quiet=args.json)
+    if args.no_wait:
+        return 0
+    report: dict[str, Any] = client.get("/checks/last")
+    if args.json:
+        print_json(report)
+    else:
+        print("\n".join(report_lines(report)))
+    if not report.get("ready"):
+        raise not_ready(report)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("check", help="run the readiness checks (Idle only); exit 60 when "
+                       "not ready")
+    p.add_argument("--json", action="store_true", help="print {ready, checks[]} as JSON")
+    p.add_argument("--config", metavar="FILE",
+                   help="check this configuration instead of the loaded one")
+    p.add_argument("--no-wait", action="store_true", help="return at once")
+    p.set_defaults(func=cmd_check)

@@ -1,0 +1,92 @@
+"""``au plan``: a dry run of the whole session, changing nothing."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from activeupgrade.api.client import Client
+from activeupgrade.cli.output import human_bytes, print_json
+from activeupgrade.config import loader
+from activeupgrade.instance import Instance
+
+
+def _checks(plan: dict[str, Any]) -> list[str]:
+    checks = plan["checks"]
+    bad = [c for c in checks if not c["ok"]]
+    out = [f"Readiness ({len(checks)} checks, run read-only): "
+           + ("READY" if plan["ready"] else "NOT READY")]
+    for c in bad:
+        out.append(f"  {'FAIL' if c['severity'] == 'error' else 'warn'} {c['id']} {c['name']}: "
+                   f"{c['message']}")
+        out.append(f"       → {c['action']}")
+    return out
+
+
+def plan_lines(plan: dict[str, Any]) -> list[str]:
+    cfg = plan["config"]
+    out = [f"Plan of {cfg['source'] or 'a session without a configuration file'}"]
+    if cfg["description"]:
+        out.append(f"  {cfg['description']}")
+    out += ["", *_checks(plan), "", "Volumes:"]
+    out += [f"  {v['path']} ({v['role']})" for v in plan["volumes"]] or ["  none"]
+    out += ["", "Requests and their steps:"]
+    for r in plan["requests"]:
+        title = r["request"] + (f" (from {r['abort_from']})" if r["abort_from"] else "")
+        names = ", ".join(s["name"] for s in r["steps"]) or "(no steps)"
+        out.append(f"  {title}: {names}")
+    out += ["", "Services:"]
+    for s in plan["services"]:
+        measured = s["measured"]
+        known = (f"last measured: stop {measured['stop_seconds']:.2f}s, start "
+                 f"{measured['start_seconds']:.2f}s" if measured else "never measured")
+        out.append(f"  {s['name']} ({s['backend']}): at split {s['at_split']}; at merge "
+                   f"{s['at_merge']}; {known}")
+    if not plan["services"]:
+        out.append("  none")
+    out += ["", "Custom actions in the order they run"
+            + (" (run now with ACTIVE_UPGRADE_DRY_RUN=1):" if plan["actions_run"] else
+               " (not run; --run-actions runs them in a dry run):")]
+    for r in plan["actions"]:
+        if r["actions"]:
+            out.append(f"  {r['request']}: " + ", ".join(
+                f"{a['name']}@{a['side']}" for a in r["actions"]))
+    for res in plan.get("action_results", []):
+        if "skipped" in res:
+            out.append(f"  not run: {', '.join(res['skipped'])} ({res['reason']})")
+        else:
+            out.append(f"  ran {res['name']}: {'ok' if res['ok'] else res['reason']}")
+    b = plan["backup"]
+    out += ["", f"Backup at merge into {b['folder']}: {len(b['files'])} file(s), "
+            f"{human_bytes(b['bytes'])} now"]
+    out += [f"  {f['path']}" + (f" ({f['note']})" if f.get("note") else "") for f in b["files"]]
+    out += ["", f"Expected disruption at merge: {plan['disruption']['text']}"]
+    r = plan["resync"]
+    out += [f"Resync at commit and abort: {r.get('text') or r}"]
+    return out
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    config = ""
+    if args.config:
+        path = loader.resolve(Instance.from_env(), args.config)
+        loader.load_file(path)  # a bad file is refused here, with file, line and field
+        config = str(path)
+    plan: dict[str, Any] = Client.from_env().post(
+        "/plan", {"config": config, "run_actions": args.run_actions})
+    if args.json:
+        print_json(plan)
+    else:
+        print("\n".join(plan_lines(plan)))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("plan", help="dry run of the whole session: checks, services, "
+                       "actions in order, backup, disruption, resync")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--config", metavar="FILE", help="plan this configuration instead of "
+                   "the loaded one")
+    p.add_argument("--run-actions", action="store_true",
+                   help="run the custom actions with ACTIVE_UPGRADE_DRY_RUN=1")
+    p.set_defaults(func=cmd_plan)

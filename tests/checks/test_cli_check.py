@@ -1,0 +1,78 @@
+"""``au check`` through the entry point, against a real daemon."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from activeupgrade.api.client import Client
+from activeupgrade.checks.catalogue import ON_DEMAND
+from activeupgrade.instance import Instance
+
+
+def au(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AU_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "activeupgrade", *args], capture_output=True,
+                          text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    h = tmp_path / "home"
+    yield h
+    au(h, "daemon", "--stop")
+
+
+def test_check_json_before_any_volume_is_not_ready_and_lists_every_check(home: Path) -> None:
+    assert Client.for_instance(Instance(home)).get("/checks/last")["ran"] is False
+    r = au(home, "check", "--json")
+    assert r.returncode == 60, r.stderr
+    report = json.loads(r.stdout)
+    assert [c["id"] for c in report["checks"]] == list(ON_DEMAND)
+    assert report["ready"] is False
+    failed = {c["id"] for c in report["checks"] if not c["ok"]}
+    assert "AU-C003" in failed and "not ready: " in r.stderr and "AU-C003" in r.stderr
+    status = json.loads(au(home, "status", "--json").stdout)
+    assert status["upgrade_state"] == "Idle" and status["operational_state"] == "Ready"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("activeupgrade.cli.volume") is None,
+                    reason="needs `au volume adopt` (volumes part)")
+def test_check_json_with_one_adopted_volume_lists_every_check_with_its_verdict(
+    home: Path, tmp_path: Path
+) -> None:
+    vol = tmp_path / "app"
+    (vol / "bin").mkdir(parents=True)
+    (vol / "bin" / "run").write_text("x")
+    adopted = au(home, "volume", "adopt", str(vol), "--role", "system")
+    assert adopted.returncode == 0, adopted.stderr
+    try:
+        r = au(home, "check", "--json")
+        report = json.loads(r.stdout)
+        assert [c["id"] for c in report["checks"]] == list(ON_DEMAND)
+        for c in report["checks"]:
+            assert c["verdict"] in ("pass", "fail") and c["severity"] in ("error", "warning")
+            assert c["message"]
+        by_id = {c["id"]: c for c in report["checks"]}
+        for check_id in ("AU-C002", "AU-C003", "AU-C004", "AU-C005", "AU-C006"):
+            assert by_id[check_id]["ok"], by_id[check_id]
+        assert r.returncode == (0 if report["ready"] else 60)
+        text = au(home, "check")
+        assert "AU-C003 volumes-managed" in text.stdout
+    finally:
+        au(home, "volume", "release", str(vol))
+
+
+def test_check_with_a_bad_config_is_refused_before_running(home: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[volume]]\npath = "relative"\n')
+    bad.chmod(0o644)
+    r = au(home, "check", "--config", str(bad))
+    assert r.returncode == 3 and f"{bad}:2: volume[1].path" in r.stderr
