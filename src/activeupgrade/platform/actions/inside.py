@@ -1,35 +1,47 @@
-"""The command prefix that runs a program inside the Upgrade Side.
+"""Running a program inside the Upgrade Side (actions, ``systemctl`` of the Upgrade Side).
 
-The Upgrade Side part (``platform/side/namespace.py``) owns how to enter it; this module only
-asks it for ``enter_argv(instance)`` (e.g. an ``nsenter`` prefix, or ``env`` with the
-Upgrade Side's environment in unprivileged mode) and says clearly when it cannot.
+The Upgrade Side part (``platform/side/namespace.py``) owns how to enter it; this module
+adds what the actions part needs: the side must be up, and callers must know when it is
+not isolated (directory mode: the command runs on the host with the Upgrade Side's
+environment, so nothing that would change Production may be run that way).
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from typing import cast
+from dataclasses import dataclass
 
-from activeupgrade.errors import AUError, SideError
+from activeupgrade.errors import SideError
 from activeupgrade.instance import Instance
+from activeupgrade.platform.side import namespace
+
+
+@dataclass(frozen=True)
+class Inside:
+    """How to run a command on the Upgrade Side."""
+
+    prefix: list[str]
+    """argv prefix (``nsenter …``), empty when the side is a directory."""
+    env: dict[str, str]
+    """The Upgrade Side's environment (includes where its replicas are)."""
+    cwd: str | None
+    isolated: bool
+    """False in directory mode: the command would act on the host."""
+
+
+def enter(instance: Instance) -> Inside:
+    """How to run a command inside the Upgrade Side now; SideError if it is not up."""
+    rec = namespace.read(instance)
+    if rec.get("state") != "up":
+        raise SideError(
+            "the Upgrade Side is not up"
+            + (f" (it is {rec['state']})" if rec.get("state") else ""),
+            hint="It runs in Split and PrepareMerge; `au restart-upgrade-side` rebuilds it.",
+        )
+    prefix = namespace.enter_argv(instance)
+    env, cwd = namespace.exec_env(instance)
+    return Inside(prefix, env, cwd, isolated=bool(prefix))
 
 
 def enter_argv(instance: Instance) -> list[str]:
     """argv prefix for running a command inside the Upgrade Side of ``instance``."""
-    try:
-        module = importlib.import_module("activeupgrade.platform.side.namespace")
-    except ImportError as exc:
-        raise SideError(
-            "this build cannot enter the Upgrade Side (platform.side.namespace is missing)",
-            hint="Install a complete build of Active Upgrade.",
-        ) from exc
-    func = cast(Callable[[Instance], list[str]] | None, getattr(module, "enter_argv", None))
-    if func is None:
-        raise SideError("platform.side.namespace has no enter_argv")
-    try:
-        return list(func(instance))
-    except AUError:
-        raise
-    except Exception as exc:
-        raise SideError(f"cannot enter the Upgrade Side: {exc}") from exc
+    return enter(instance).prefix

@@ -21,7 +21,7 @@ from activeupgrade.errors import ActionError, AUError
 from activeupgrade.model.states import Severity, Side
 from activeupgrade.platform.actions import security
 from activeupgrade.platform.actions.env import ActionContext, action_env, substitute
-from activeupgrade.platform.actions.inside import enter_argv
+from activeupgrade.platform.actions.inside import enter
 
 EX_TEMPFAIL = 75
 """Exit value meaning "retry later"."""
@@ -61,18 +61,30 @@ def parse_progress(line: str) -> tuple[float, str] | None:
     return max(0.0, min(100.0, percent)), parts[2] if len(parts) > 2 else ""
 
 
-def argv_for(spec: ActionSpec, side: Side, ctx: StepContext, env: dict[str, str]) -> tuple[
-    list[str], str | None
-]:
-    """The command line and the user to run as (the wrapper switches user on Production)."""
+@dataclass(frozen=True)
+class Launch:
+    """How the action's process is started."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    user: str | None
+    """The wrapper switches to this user (None: already switched, or the tool's user)."""
+
+
+def launch_for(spec: ActionSpec, side: Side, ctx: StepContext, env: dict[str, str]) -> Launch:
+    """The command line, environment, folder and user of an action on ``side``."""
     argv = [spec.file, *substitute(spec.args, env)]
     if side is Side.UPGRADE:
-        # Inside the Upgrade Side: enter it first, then switch user there.
-        prefix = enter_argv(ctx.instance)
-        if spec.user:
+        inside = enter(ctx.instance)
+        prefix = list(inside.prefix)
+        user: str | None = spec.user or None
+        if inside.isolated and spec.user:
+            # Enter the Upgrade Side first, then switch user there.
             prefix += ["runuser", "-u", spec.user, "--"]
-        return prefix + argv, None
-    return argv, spec.user or None
+            user = None
+        return Launch(prefix + argv, {**inside.env, **env}, inside.cwd or "/", user)
+    return Launch(argv, env, "/", spec.user or None)
 
 
 def run_action(
@@ -114,7 +126,7 @@ def _run(
         side=side, state=ctx.state, request=ctx.request, session=ctx.session,
         attempt=ctx.attempt, config=cfg.source, dry_run=dry_run,
     ))
-    argv, user = argv_for(spec, side, ctx, env)
+    launch = launch_for(spec, side, ctx, env)
     deadline = time.monotonic() + spec.timeout
     backoff = FIRST_BACKOFF
 
@@ -136,8 +148,8 @@ def _run(
                 hint="Fix what the action waits for, or raise its timeout; then Retry.",
             )
         result.attempts += 1
-        done = proc.run(argv, env=env, cwd="/", timeout=remaining, check=False,
-                        on_line=sink, user=user)
+        done = proc.run(launch.argv, env=launch.env, cwd=launch.cwd, timeout=remaining,
+                        check=False, on_line=sink, user=launch.user)
         result.returncode = done.returncode
         if done.timed_out:
             raise ActionError(

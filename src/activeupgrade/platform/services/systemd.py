@@ -17,7 +17,7 @@ from activeupgrade.config.model import ServiceSpec
 from activeupgrade.errors import ProcessError, ServiceError
 from activeupgrade.instance import Instance
 from activeupgrade.model.states import Side
-from activeupgrade.platform.actions.inside import enter_argv
+from activeupgrade.platform.actions.inside import enter
 from activeupgrade.platform.services import health
 from activeupgrade.platform.services.backend import (
     Check,
@@ -28,6 +28,8 @@ from activeupgrade.platform.services.backend import (
 from activeupgrade.store.db import Store
 
 SYSTEMCTL_TIMEOUT = 120.0
+STARTUP = "startup"
+"""Store namespace of startup types recorded for a non-isolated Upgrade Side."""
 
 
 class Systemd:
@@ -50,7 +52,7 @@ class Systemd:
     def _systemctl(
         self, args: list[str], side: Side = Side.PRODUCTION, *, check: bool = True
     ) -> proc.Completed:
-        prefix = enter_argv(self.instance) if side is Side.UPGRADE else []
+        prefix = enter(self.instance).prefix if side is Side.UPGRADE else []
         systemctl = proc.which("systemctl") or "systemctl"
         try:
             return proc.run([*prefix, systemctl, *args], timeout=SYSTEMCTL_TIMEOUT, check=check)
@@ -97,17 +99,31 @@ class Systemd:
         self._systemctl(["stop", unit])
         return StopResult(False, began, time.time())
 
+    def _isolated(self, side: Side) -> bool:
+        return side is Side.UPGRADE and enter(self.instance).isolated
+
     def is_enabled(self, spec: ServiceSpec, side: Side) -> bool:
+        if side is Side.UPGRADE and not self._isolated(side):
+            doc = self.store.get_doc(STARTUP, f"{side.value}:{spec.name}")
+            if isinstance(doc, dict):
+                return bool(doc["enabled"])
+            side = Side.PRODUCTION  # not isolated: it starts as a copy of Production's
         done = self._systemctl(["is-enabled", self._unit(spec)], side, check=False)
         return done.stdout.strip() in ("enabled", "enabled-runtime", "static", "alias")
 
     def set_enabled(self, spec: ServiceSpec, side: Side, enabled: bool) -> None:
         if side is Side.PRODUCTION:
             raise ServiceError("the Production Side's startup types are never changed")
+        if not self._isolated(side):
+            # A directory Upgrade Side shares the host's systemd: `systemctl disable` there
+            # would change Production's. The startup type is recorded instead.
+            self.store.put_doc(STARTUP, f"{side.value}:{spec.name}", {"enabled": enabled})
+            return
         self._systemctl(["enable" if enabled else "disable", self._unit(spec)], side)
 
     def restore_after_switch(self, spec: ServiceSpec, enabled: bool) -> None:
         # After the switch the host's unit files are the upgraded replicas' (the Upgrade
         # Side's), so restoring acts on the host; the original replicas are untouched.
+        self.store.delete_doc(STARTUP, f"{Side.UPGRADE.value}:{spec.name}")
         if self.is_enabled(spec, Side.PRODUCTION) != enabled:
             self._systemctl(["enable" if enabled else "disable", self._unit(spec)])
