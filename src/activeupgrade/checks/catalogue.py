@@ -138,3 +138,14 @@ FINAL = ON_DEMAND
 """Run at PrepareSplit; an error stops the split."""
 UPGRADE_SIDE = ("AU-C020", "AU-C013", "AU-C014", "AU-C015", "AU-C016")
 """Run at PrepareMerge against the Upgrade Side; an error stops the merge."""
+
+
+def troubleshooting_table() -> str:
+    """The troubleshooting table of ``docs/troubleshooting.md`` (kept equal by a test)."""
+    rows = ["| Id | Name | Severity | Checks | Cause | Fix |", "|---|---|---|---|---|---|"]
+    for c in CHECKS:
+        when = ", ".join(n for n, ids in (("on demand", ON_DEMAND), ("PrepareSplit", FINAL),
+                                          ("PrepareMerge", UPGRADE_SIDE)) if c.id in ids)
+        rows.append(f"| {c.id} | `{c.name}` | {c.severity} | {c.title} ({when}) | "
+                    f"{c.cause} | {c.fix} |")
+    return "\n".join(rows)
