@@ -80,17 +80,20 @@ packages = {_list([str(p) for p in packages])}
 def child_text(tree: DemoTree) -> str:
     hook = tree.software / "bin" / "hook.py"
     saved = tree.backups / "hook-%ACTIVE_UPGRADE_SESSION%"
+    # The records go outside the volumes: a system volume written at every request would
+    # differ between its replicas when the tool verifies them.
+    rec = f"--record={tree.hook_records}"
     actions = [
-        ("shop-ready", "readiness-check", "default", ["ready"],
+        ("shop-ready", "readiness-check", "default", ["ready", rec],
          "The installed shop release is readable"),
-        ("shop-drain", "stop-application", "default", ["stop", "%ACTIVE_UPGRADE_SIDE%"],
+        ("shop-drain", "stop-application", "default", ["stop", rec, "%ACTIVE_UPGRADE_SIDE%"],
          "Note the handover before the shop stops"),
-        ("shop-warm", "start-application", "default", ["start", "%ACTIVE_UPGRADE_SIDE%"],
+        ("shop-warm", "start-application", "default", ["start", rec, "%ACTIVE_UPGRADE_SIDE%"],
          "Note the shop's start on the upgraded software"),
         ("shop-audit", "advanced", "early",
-         ["audit", "%ACTIVE_UPGRADE_REQUEST%", "%ACTIVE_UPGRADE_STATE%"],
+         ["audit", rec, "%ACTIVE_UPGRADE_REQUEST%", "%ACTIVE_UPGRADE_STATE%"],
          "Record every request of the session (runs first)"),
-        ("shop-save-logs", "backup", "default", ["backup", str(saved)],
+        ("shop-save-logs", "backup", "default", ["backup", rec, str(saved)],
          "Save the old release's logs before commit"),
     ]
     blocks = [f"""\
@@ -106,7 +109,7 @@ description = {_q(text)}
     return (
         "# The demo shop's custom actions, one of each control type (included by "
         f"{PARENT}).\n\n" + "\n".join(blocks)
-        + f"\n[backup]\npaths = [{_q(tree.software / 'log' / 'actions.log')}]\n"
+        + f"\n[backup]\npaths = [{_q(tree.software / 'release.json')}]\n"
     )
 
 

@@ -85,5 +85,10 @@ class DemoTree:
         return self.home / "backups"
 
     @property
+    def hook_records(self) -> Path:
+        """Where the shop's custom action records each run (outside the volumes)."""
+        return self.root / "var" / "log" / "shop-hooks.jsonl"
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"

@@ -20,6 +20,7 @@ missing.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
@@ -35,7 +36,7 @@ from activeupgrade.demo.layout import DemoTree
 from activeupgrade.demo.load import LoadClient, ShopClient, verify_orders
 from activeupgrade.demo.report import Report
 from activeupgrade.errors import AUError
-from activeupgrade.instance import is_root
+from activeupgrade.instance import Instance, is_root
 
 Say = Callable[[str], None]
 
@@ -92,8 +93,6 @@ class Demo:
                     feature="installing the new release inside the Upgrade Side", echo=False)
 
     def live_release(self) -> str:
-        import json
-
         data: dict[str, Any] = json.loads((self.tree.software / "release.json").read_text())
         return str(data["version"])
 
@@ -268,6 +267,14 @@ class Demo:
                 self.report.resyncs.append(d)
             elif e.get("event") == "backup.done" and d.get("folder"):
                 self.report.backups.append(str(d["folder"]))
+        if self.tree.hook_records.exists():
+            for line in self.tree.hook_records.read_text().splitlines():
+                rec = json.loads(line)
+                env = rec.get("env") or {}
+                self.report.actions.append(
+                    f"{rec.get('kind', ''):<7} side {env.get('ACTIVE_UPGRADE_SIDE', '?'):<10} "
+                    f"request {env.get('ACTIVE_UPGRADE_REQUEST', '?'):<14} "
+                    f"state {env.get('ACTIVE_UPGRADE_STATE', '?')}")
         if self.tree.backups.is_dir():
             self.report.backups += sorted(str(p) for p in self.tree.backups.iterdir()
                                           if str(p) not in self.report.backups)
@@ -278,6 +285,7 @@ class Demo:
     def clean_up(self) -> None:
         """Stop what the demo started and remove its tree (never across a mount)."""
         self.say("==> clean up")
+        self.back_to_idle()
         if self.service_started:
             self._quietly("service", "stop", "shop")
         for path in reversed(self.adopted):
@@ -286,6 +294,11 @@ class Demo:
         deadline = time.monotonic() + 10
         while self.tree.home.joinpath("api.sock").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
+        if self.service_started:
+            try:
+                shut_down_keeper(self.tree.home, self.tree.configs / configs.PARENT)
+            except AUError as exc:
+                self.report.problems.append(f"clean-up: {exc.message}")
         mounted = mounts_under(self.tree.root)
         if mounted:
             self.report.problems.append(
@@ -293,11 +306,51 @@ class Demo:
             return
         shutil.rmtree(self.tree.root, ignore_errors=True)
 
+    def back_to_idle(self) -> None:
+        """After a failure, end the session (retry, abort, finish) so the volumes can be
+        released; the failure itself is already in the report."""
+        for _ in range(4):
+            try:
+                status = self.au.status()
+            except AUError:
+                return
+            allowed = status.get("allowed_actions") or []
+            state, op = status.get("upgrade_state"), status.get("operational_state")
+            if state == "Idle" and op != "Broken":
+                return
+            action = next((a for a in ("retry", "abort", "finish") if a in allowed), None)
+            if action is None:
+                self.report.problems.append(
+                    f"clean-up: the session is {state}/{op} and no action can end it")
+                return
+            self.say(f"    {action} (to end the session before releasing the volumes)")
+            try:
+                self.au.action(action)
+            except AUError as exc:
+                self.report.problems.append(f"clean-up: {action}: {exc.message}")
+
     def _quietly(self, *args: str) -> None:
         try:
             self.au.run(*args, feature="clean-up", timeout=120)
         except AUError as exc:
             self.report.problems.append(f"clean-up: {exc.message}")
+
+
+def shut_down_keeper(home: Path, config: Path) -> None:
+    """Stop the shop's keeper (it holds the listening socket across stops, by design, so
+    ``au service stop`` leaves it): the demo gives the port back when it is done."""
+    from activeupgrade.config.loader import load_file
+    from activeupgrade.platform.services.supervisor import Supervisor
+    from activeupgrade.store.db import Store
+
+    instance = Instance(home)
+    store = Store(instance.db)
+    try:
+        supervisor = Supervisor(instance, store)
+        for spec in load_file(config).services:
+            supervisor.shutdown(spec)
+    finally:
+        store.close()
 
 
 def mounts_under(root: Path) -> list[str]:

@@ -36,6 +36,8 @@ class Report:
     """Orders written and verified."""
     checks: dict[str, Any] = field(default_factory=dict)
     """Readiness checks of the first ``au check``."""
+    actions: list[str] = field(default_factory=list)
+    """Custom action runs recorded by the shop's hook: kind, side, request, state."""
     backups: list[str] = field(default_factory=list)
     """Backup folders the session left."""
     problems: list[str] = field(default_factory=list)
@@ -108,6 +110,9 @@ class Report:
             lines += ["", f"Readiness checks: {self.checks.get('passed', 0)} passed, "
                       f"{self.checks.get('warnings', 0)} warnings, "
                       f"{self.checks.get('errors', 0)} errors"]
+        if self.actions:
+            lines += ["", f"Custom action runs ({len(self.actions)}, as the hook recorded them):"]
+            lines += [f"  {a}" for a in self.actions]
         if self.backups:
             lines += ["", "Backups kept:"] + [f"  {b}" for b in self.backups]
         lines.append("")

@@ -1,8 +1,9 @@
 #!python
 """The shop's custom action: one executable, one sub-command per control type.
 
-``hook.py KIND [ARGS...]`` appends what it was told (the ``ACTIVE_UPGRADE_*`` environment)
-as a JSON line to ``log/actions.log`` beside the software, prints ``PROGRESS`` lines, and:
+``hook.py KIND [--record FILE] [ARGS...]`` appends what it was told (the
+``ACTIVE_UPGRADE_*`` environment) as a JSON line to FILE (default ``log/actions.log`` beside
+the software), prints ``PROGRESS`` lines, and:
 
 - ``ready``: checks the installed release is readable (a readiness-check action);
 - ``stop`` / ``start``: note the application handover (stop-/start-application actions);
@@ -25,7 +26,7 @@ from pathlib import Path
 HOME = Path(__file__).resolve().parent.parent
 
 
-def record(kind: str, args: list[str]) -> None:
+def record(kind: str, args: list[str], log: Path) -> None:
     entry = {
         "kind": kind,
         "args": args,
@@ -33,7 +34,6 @@ def record(kind: str, args: list[str]) -> None:
         "pid": os.getpid(),
         "env": {k: v for k, v in os.environ.items() if k.startswith("ACTIVE_UPGRADE_")},
     }
-    log = HOME / "log" / "actions.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as f:
         f.write(json.dumps(entry, sort_keys=True) + "\n")
@@ -41,11 +41,15 @@ def record(kind: str, args: list[str]) -> None:
 
 def main(argv: list[str]) -> int:
     if not argv:
-        print("usage: hook.py ready|stop|start|audit|backup [ARGS...]", file=sys.stderr)
+        print("usage: hook.py ready|stop|start|audit|backup [--record=FILE] [ARGS...]",
+              file=sys.stderr)
         return 2
     kind, args = argv[0], argv[1:]
+    log = HOME / "log" / "actions.log"
+    if args and args[0].startswith("--record="):
+        log, args = Path(args[0][len("--record="):]), args[1:]
     print("PROGRESS 10 recording", flush=True)
-    record(kind, args)
+    record(kind, args, log)
     if kind == "ready":
         try:
             release = json.loads((HOME / "release.json").read_text())
