@@ -262,10 +262,15 @@ class Demo:
             if e.get("event") == "service.switchover":
                 d["label"] = f"session {n} {d.get('phase', e.get('request', ''))}"
                 self.report.switchovers.append(d)
-            elif str(e.get("event", "")).startswith("volume.resync") and "bytes" in d:
-                d["label"] = f"session {n} {e.get('request', '')}"
-                self.report.resyncs.append(d)
-            elif e.get("event") == "backup.done" and d.get("folder"):
+            elif e.get("event") == "volume.resync.done":
+                self.report.resyncs.append({
+                    "label": f"session {n} {e.get('request', '')}" if n else "adoption",
+                    "volume": d.get("volume", ""), "bytes": d.get("copied_bytes", 0),
+                    "files": d.get("copied_files", 0), "seconds": d.get("seconds", 0.0),
+                    "scanned": d.get("scanned", 0)})
+            elif e.get("event") == "side.up" and n == 1:
+                self.report.isolation = isolation_text(d)
+            elif e.get("event") == "backup.saved" and d.get("folder"):
                 self.report.backups.append(str(d["folder"]))
         if self.tree.hook_records.exists():
             for line in self.tree.hook_records.read_text().splitlines():
@@ -334,6 +339,17 @@ class Demo:
             self.au.run(*args, feature="clean-up", timeout=120)
         except AUError as exc:
             self.report.problems.append(f"clean-up: {exc.message}")
+
+
+def isolation_text(side: dict[str, Any]) -> str:
+    """What the Upgrade Side's ``side.up`` record says about its isolation."""
+    mode = str(side.get("mode", "unknown"))
+    if mode == "directory":
+        missing = "; ".join(str(m) for m in side.get("missing") or [])
+        return f"directory (working directory, NOT isolated: {missing or 'no namespaces'})"
+    return (f"{mode} (mount, network, PID and UTS namespaces; hostname "
+            f"{side.get('hostname', '?')}, private link {side.get('host_address', '?')} <-> "
+            f"{side.get('side_address', '?')})")
 
 
 def shut_down_keeper(home: Path, config: Path) -> None:

@@ -90,12 +90,12 @@ class Report:
                     f"{s.get('gap_seconds', 0):.3f}s"
                 )
         if self.resyncs:
-            lines += ["", "Resyncs:"]
+            lines += ["", "Resyncs (volume.resync.done, copied only what differed):"]
             for r in self.resyncs:
                 lines.append(
                     f"  {r.get('label', ''):<22} {human_bytes(float(r.get('bytes', 0))):>10} in "
                     f"{int(r.get('files', 0))} files, {float(r.get('seconds', 0)):.3f}s"
-                    f"  ({r.get('volume', '')})"
+                    f"  ({r.get('volume', '')}, {int(r.get('scanned', 0))} entries compared)"
                 )
         if self.orders:
             o = self.orders
