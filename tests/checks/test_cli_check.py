@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -43,8 +42,6 @@ def test_check_json_before_any_volume_is_not_ready_and_lists_every_check(home: P
     assert status["upgrade_state"] == "Idle" and status["operational_state"] == "Ready"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("activeupgrade.cli.volume") is None,
-                    reason="needs `au volume adopt` (volumes part)")
 def test_check_json_with_one_adopted_volume_lists_every_check_with_its_verdict(
     home: Path, tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from activeupgrade.checks.catalogue import UPGRADE_SIDE
 from activeupgrade.checks.runner import last_report
 from activeupgrade.config.model import (
     ActionSpec,
@@ -58,3 +59,17 @@ def test_final_check_breaks_prepare_split_naming_the_failed_checks(tmp_path: Pat
     assert "AU-C016" not in status.reason  # the readiness action passed
     report = last_report(store)
     assert report is not None and report["session"] == status.session
+
+
+def test_upgrade_side_checks_break_prepare_merge_when_the_side_is_down(tmp_path: Path) -> None:
+    cfg = Config(volumes=(VolumeSpec(str(tmp_path)),))
+    engine, store = make_engine(tmp_path / "home", cfg, only=("checks.upgrade-side",))
+    assert act(engine, OperatorAction.SPLIT).upgrade_state is UpgradeState.SPLIT
+    status = act(engine, OperatorAction.MERGE)
+    assert status.operational_state is OperationalState.BROKEN
+    assert status.upgrade_state is UpgradeState.PREPARE_MERGE
+    assert status.step == "checks.upgrade-side"
+    assert "AU-C020 upgrade-side-up (the Upgrade Side is None)" in status.reason
+    report = last_report(store)
+    assert report is not None and report["side"] == "Upgrade"
+    assert [c["id"] for c in report["checks"]] == list(UPGRADE_SIDE)
