@@ -1,0 +1,155 @@
+"""SIGKILL of the daemon during Split and in the middle of the merge, under load.
+
+Everything through the CLI and a real daemon: a managed system volume holds the test
+service's software (its VERSION says v1; the "upgrade" writes v2 into the Upgrade Side's
+replica). The daemon is killed once in Split and once inside ExecuteMerge right after the
+service was stopped (the engine's fault-pause hook): clients then wait in the backlog of
+the socket the keeper still holds, until the restarted daemon's Retry starts the upgraded
+service. Not one request may fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from activeupgrade.api.client import Client
+from activeupgrade.instance import Instance
+
+from .helpers import HTTPAPP, free_port
+from .load import Load
+
+CONFIG = """
+[[volume]]
+path = "{software}"
+role = "system"
+
+[[service]]
+name = "shop"
+command = ["{python}", "{software}/httpapp.py", "--version-file", "{software}/VERSION"]
+stop_grace = "5s"
+start_timeout = "20s"
+
+[[service.socket]]
+name = "http"
+listen = "127.0.0.1:{port}"
+
+[service.health]
+kind = "http"
+target = "http://127.0.0.1:{port}/"
+
+[upgrade_side]
+isolation = "directory"
+"""
+
+
+def au(home: Path, *args: str, extra: dict[str, str] | None = None,
+       check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "AU_FAULT_PAUSE"}
+    r = subprocess.run(
+        [sys.executable, "-m", "activeupgrade", *args], capture_output=True, text=True,
+        env={**env, "AU_HOME": str(home), **(extra or {})}, timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+    if check:
+        assert r.returncode == 0, f"au {' '.join(args)}: {r.stderr}"
+    return r
+
+
+def kill_daemon(home: Path) -> None:
+    pid = int((home / "engine.lock").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(200):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z":
+            return
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[tuple[Path, Path, int]]:
+    home = tmp_path / "home"
+    software = tmp_path / "opt-shop"
+    software.mkdir()
+    shutil.copy(HTTPAPP, software / "httpapp.py")
+    (software / "VERSION").write_text("v1\n")
+    port = free_port()
+    cfg = tmp_path / "shop.toml"
+    cfg.write_text(CONFIG.format(software=software, python=sys.executable, port=port))
+    au(home, "volume", "adopt", str(software), "--role", "system")
+    Client.for_instance(Instance(home)).post("/config/loaded", {"path": str(cfg)})
+    yield home, software, port
+    au(home, "service", "stop", "shop", check=False)
+    status = json.loads(au(home, "status", "--json", check=False).stdout or "{}")
+    if status.get("upgrade_state") == "Merge":
+        au(home, "commit", check=False)
+    if status.get("upgrade_state") in ("Merge", "Commit", "Abort"):
+        au(home, "finish", check=False)
+    au(home, "volume", "release", str(software), check=False)
+    au(home, "daemon", "--stop", check=False)
+    from activeupgrade.config.model import ServiceSpec
+    from activeupgrade.platform.services.supervisor import Supervisor
+    from activeupgrade.store.db import Store
+
+    inst = Instance(home)
+    Supervisor(inst, Store(inst.db)).shutdown(ServiceSpec(name="shop", stop_grace=2))
+
+
+def test_daemon_killed_in_split_and_inside_merge(host: tuple[Path, Path, int]) -> None:
+    home, software, port = host
+    au(home, "service", "start", "shop")
+    load = Load("127.0.0.1", port, threads=6).start()
+    load.wait_for(200)
+
+    au(home, "split")
+    kill_daemon(home)  # during Split
+    load.wait_for(300)
+    vol = json.loads(au(home, "volume", "show", str(software), "--json").stdout)
+    upgrade = Path(vol["replicas"][vol["session"]["upgrade"]])
+    (upgrade / "VERSION").write_text("v2\n")  # the "installer" on the Upgrade Side
+
+    # Merge with the engine told to pause right after the service was stopped; kill there.
+    # (The daemon the last command started is stopped so that the merge starts one with
+    # the pause hook in its environment.)
+    au(home, "daemon", "--stop")
+    merge = subprocess.Popen(
+        [sys.executable, "-m", "activeupgrade", "merge"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        env={**os.environ, "AU_HOME": str(home),
+             "AU_FAULT_PAUSE": "ExecuteMerge/services.stop:shop/end"},
+    )
+    paused = home / "run" / "paused"
+    end = time.time() + 60
+    while not paused.exists() and time.time() < end:
+        time.sleep(0.02)
+    assert paused.exists(), "the merge never reached the pause point"
+    kill_daemon(home)  # inside ExecuteMerge: the application is stopped, the socket held
+    merge.wait(30)
+    stopped_at = time.time()
+    time.sleep(0.5)  # clients are waiting in the backlog now
+
+    status = json.loads(au(home, "status", "--json").stdout)
+    assert status["operational_state"] == "Broken"
+    assert "services.stop:shop" in status["reason"]
+    au(home, "retry")
+    status = json.loads(au(home, "status", "--json").stdout)
+    assert status["upgrade_state"] == "Merge" and status["operational_state"] == "Ready"
+    load.wait_for(200)
+    report = load.stop()
+    assert report.failed == [], report.failed[:3]
+    assert [s.split()[0] for s in report.servers()] == ["v1", "v2"]
+    # Some clients waited through the kill and the retry; none failed.
+    assert report.longest_wait >= 0.5
+    assert time.time() - stopped_at > 0.5
