@@ -29,7 +29,7 @@ def install(package: Path, prefix: Path) -> dict[str, object]:
     staging.mkdir()
     try:
         with tarfile.open(package) as tar:
-            tar.extractall(staging, filter="data")
+            extract(tar, staging)
         shipped: list[str] = []
         for src in sorted(p for p in staging.rglob("*") if p.is_file()):
             rel = src.relative_to(staging)
@@ -53,6 +53,18 @@ def install(package: Path, prefix: Path) -> dict[str, object]:
         shutil.rmtree(staging, ignore_errors=True)
     release = json.loads((prefix / "release.json").read_text())
     return {"version": release["version"], "files": len(shipped), "removed": removed}
+
+
+def extract(tar: tarfile.TarFile, dest: Path) -> None:
+    """Extract regular files and folders only, never outside ``dest``."""
+    if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4 checks this itself
+        tar.extractall(dest, filter="data")
+        return
+    for member in tar.getmembers():
+        parts = Path(member.name).parts
+        if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir()):
+            raise SystemExit(f"installer: refusing package member {member.name!r}")
+    tar.extractall(dest)
 
 
 def remove_stale(prefix: Path, shipped: set[str], staging: Path) -> list[str]:

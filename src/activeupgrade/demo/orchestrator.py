@@ -63,6 +63,8 @@ class Demo:
         self.service_started = False
         self.packages: dict[str, Path] = {}
         self.installer = self.tree.packages / packages.INSTALLER.name
+        self.side_mode = ""
+        self.merged = False
 
     # -- step bookkeeping ---------------------------------------------------------------
 
@@ -87,10 +89,26 @@ class Demo:
             raise AUError(f"{label}: the shop serves {served}, expected {version}")
 
     def install_inside(self, release: packages.Release) -> None:
-        """The operator's installer step, run inside the Upgrade Side."""
+        """The operator's installer step, run inside the Upgrade Side.
+
+        With namespaces the Upgrade Side sees its replica at the usual path. A directory
+        Upgrade Side is a working directory (the command's current folder) holding a link
+        named after each system volume: the installer is pointed there instead."""
+        target = str(self.tree.software)
+        if self.side_mode == "directory":
+            target = self.tree.software.name
         self.au.run("exec", "--", sys.executable, str(self.installer),
-                    str(self.packages[release.version]), str(self.tree.software),
+                    str(self.packages[release.version]), target,
                     feature="installing the new release inside the Upgrade Side", echo=False)
+
+    def read_side(self) -> None:
+        """How the Upgrade Side was built (its ``side.up`` record in the activity log)."""
+        ups = self.au.log(event="side.up")
+        if not ups:
+            raise missing_feature("no side.up entry in the activity log after split")
+        details = dict(ups[-1].get("details") or {})
+        self.side_mode = str(details.get("mode", ""))
+        self.report.isolation = isolation_text(details)
 
     def live_release(self) -> str:
         data: dict[str, Any] = json.loads((self.tree.software / "release.json").read_text())
@@ -177,13 +195,10 @@ class Demo:
                 raise AUError("the readiness checks failed: "
                               + "; ".join(self.report.checks["failed"]))
         self.load.phase = "split"
-        with self.step("session 1: split"):
-            status = self.au.action("split")
-            facts = status.get("facts") or {}
-            isolation = facts.get("isolation")
-            self.report.isolation = (str(isolation) if isolation else
-                                     f"not reported by the tool (expected "
-                                     f"{'namespaces' if is_root() else 'directory'})")
+        with self.step("session 1: split") as rec:
+            self.au.action("split")
+            self.read_side()
+            rec["note"] = f"Upgrade Side: {self.side_mode}"
         with self.step("session 1: install 2.0.0 inside the Upgrade Side (au exec)") as rec:
             self.install_inside(packages.RELEASE_2)
             self.expect_version("during split (Production)", "1.0.0")
@@ -195,6 +210,7 @@ class Demo:
         self.load.phase = "merge"
         with self.step("session 1: merge"):
             self.au.action("merge")
+            self.merged = True
             self.expect_version("after merge", "2.0.0")
         with self.step("session 1: verify every order so far") as rec:
             found = verify_orders(self.shop, list(self.load.orders))
@@ -268,8 +284,6 @@ class Demo:
                     "volume": d.get("volume", ""), "bytes": d.get("copied_bytes", 0),
                     "files": d.get("copied_files", 0), "seconds": d.get("seconds", 0.0),
                     "scanned": d.get("scanned", 0)})
-            elif e.get("event") == "side.up" and n == 1:
-                self.report.isolation = isolation_text(d)
             elif e.get("event") == "backup.saved" and d.get("folder"):
                 self.report.backups.append(str(d["folder"]))
         if self.tree.hook_records.exists():
@@ -283,7 +297,7 @@ class Demo:
         if self.tree.backups.is_dir():
             self.report.backups += sorted(str(p) for p in self.tree.backups.iterdir()
                                           if str(p) not in self.report.backups)
-        if not self.report.switchovers and self.service_started:
+        if not self.report.switchovers and self.merged:
             self.report.problems.append(str(missing_feature(
                 "no service.switchover measurement in the activity log")))
 
