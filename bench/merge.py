@@ -13,6 +13,10 @@ Both are driven by the same supervisor code (the naive service simply declares n
 sockets). Prints, per variant, requests sent, failed, the longest client wait, p99 and the
 client-side gap, plus the stop/start durations, then the ratios naive/ours.
 
+Then one whole merge through the engine (split → merge → commit) with the software on a
+real managed volume, under the same load: requests, failures, longest wait, and the
+stop / switch / start durations the tool logged (``service.switchover``).
+
     .venv/bin/python bench/merge.py [--threads 16] [--rounds 5] [--start-delay 0.3]
 """
 
@@ -101,6 +105,58 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+def session_merge(threads: int, delay: float, settle: float) -> dict[str, Any]:
+    """One real merge through the engine, software on a managed volume, under load."""
+    from dataclasses import replace
+
+    from activeupgrade.config.model import Config, VolumeRole, VolumeSpec
+    from activeupgrade.model.states import OperationalState, OperatorAction
+    from activeupgrade.platform.volumes import adoption, registry
+    from activeupgrade.platform.volumes.livepath import SYMLINK
+
+    helpers = importlib.import_module("tests.actions.helpers")
+    with tempfile.TemporaryDirectory(prefix="au-bench-session-") as tmp:
+        software = Path(tmp) / "opt-shop"
+        software.mkdir()
+        (software / "httpapp.py").write_bytes(APP.read_bytes())
+        (software / "VERSION").write_text("v1\n")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        svc = replace(spec(port, "v1", delay, True), name="shop", command=(
+            sys.executable, str(software / "httpapp.py"), "--version-file",
+            str(software / "VERSION"), "--start-delay", str(delay)))
+        cfg = Config(volumes=(VolumeSpec(str(software)),), services=(svc,))
+        engine, store = helpers.make_engine(Path(tmp) / "home", cfg,
+                                            ("volumes.", "services.", "backup."))
+        adoption.adopt(engine.instance, store, str(software), VolumeRole.SYSTEM, mode=SYMLINK)
+        sup = Supervisor(engine.instance, store)
+        sup.start(svc)
+        try:
+            load = Load("127.0.0.1", port, threads=threads, timeout=30.0).start()
+            time.sleep(settle)
+            for action in (OperatorAction.SPLIT, OperatorAction.MERGE):
+                if action is OperatorAction.MERGE:
+                    vol = registry.by_path(store, str(software))
+                    assert vol is not None
+                    upgraded = Path(vol.replica(vol.session["upgrade"]))
+                    (upgraded / "VERSION").write_text("v2\n")
+                st = helpers.act(engine, action)
+                if st.operational_state is not OperationalState.READY:
+                    raise RuntimeError(f"{action}: {st.reason}")
+            time.sleep(settle)
+            report = load.stop()
+            helpers.act(engine, OperatorAction.COMMIT)
+            helpers.act(engine, OperatorAction.FINISH)
+        finally:
+            sup.shutdown(svc)
+        [sw] = [e.details for e in engine.log.entries() if e.event == "service.switchover"]
+        return {**report.summary(), "versions": [v.split()[0] for v in report.servers()],
+                "stop_s": sw["stop_seconds"], "switch_s": sw["switch_seconds"],
+                "switch_steps": sw["switch_steps"], "start_s": sw["start_seconds"],
+                "gap_s": sw["gap_seconds"]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=16)
@@ -126,6 +182,15 @@ def main() -> int:
             ratio = "inf"
         fmt = "{:>20.0f}" if k in ("sent", "failed") else "{:>20.4f}"
         print(f"{k:16}" + fmt.format(a) + fmt.format(b) + f"{ratio:>12}")
+    one = session_merge(args.threads, args.start_delay, args.settle)
+    print()
+    print("one merge through the engine (software on a managed volume, same load):")
+    print(f"  requests sent {one['sent']}, failed {one['failed']}, longest client wait "
+          f"{one['longest_wait_s']:.3f}s, p99 {one['p99_s']:.4f}s, served by "
+          f"{' then '.join(one['versions'])}")
+    steps = ", ".join(f"{x['step']} {x['seconds']}s" for x in one["switch_steps"])
+    print(f"  stop {one['stop_s']:.3f}s, switch {one['switch_s']:.3f}s ({steps}), "
+          f"start {one['start_s']:.3f}s, no instance serving for {one['gap_s']:.3f}s")
     return 0
 
 
