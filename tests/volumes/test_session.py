@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,8 @@ def test_session(tmp_path: Path, mode: str, outcome: str, request: pytest.Fixtur
             (datav / "db").write_text("row 1\nrow 2 during split\nrow 3 merged\n")
             changes = store.query(
                 "SELECT details FROM log WHERE event = 'volume.production-changes'")
-            assert any("etc.conf" in row["details"] for row in changes)
+            listed = [json.loads(row["details"])["paths"] for row in changes]
+            assert ["etc.conf"] in listed  # exactly the file Production changed
             act(engine, OperatorAction.COMMIT if outcome == "commit" else OperatorAction.ABORT)
         act(engine, OperatorAction.FINISH)
         assert engine.status().upgrade_state is UpgradeState.IDLE

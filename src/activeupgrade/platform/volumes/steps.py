@@ -4,6 +4,8 @@ replicas and live paths are now and does only what is still missing."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from activeupgrade.platform.volumes import registry, replica
 from activeupgrade.platform.volumes.manifest import durable_write
 from activeupgrade.platform.volumes.registry import Volume
 from activeupgrade.platform.volumes.resync import Progress, human_bytes
-from activeupgrade.platform.volumes.tree import scan, sig
+from activeupgrade.platform.volumes.tree import join, same_content, scan, sig
 
 LISTED = 500
 """Changed paths listed in full in the activity log, per volume."""
@@ -38,8 +40,44 @@ def _sync(ctx: StepContext, vol: Volume, src: str, dst: str, why: str) -> None:
     }
 
 
-def _split_manifest(vol: Volume) -> Path:
+def _snapshot_path(vol: Volume) -> Path:
     return Path(vol.folder) / "split.json"
+
+
+def _snapshot(vol: Volume, live: str) -> int:
+    """Record the live tree's signatures of the entries the Upgrade Side got identical.
+
+    Entries the resync manifest vouches for are taken from it; the few it does not (changed
+    within the coarse-clock window of the last resync, or since) are compared with the
+    standby replica. Returns how many entries differ already (Production changes since
+    PrepareSplit: reported at PrepareMerge)."""
+    entries, _ = vol.manifest.load()
+    side = 0 if live == "a" else 1
+    live_root, standby_root = vol.replica(live), vol.replica(Volume.other(live))
+    now = scan(live_root)
+    snap: dict[str, list[int]] = {}
+    for rel, st in now.items():
+        if stat.S_ISDIR(st.st_mode):
+            continue
+        known = entries.get(rel)
+        if known is not None and known[side] == sig(st):
+            snap[rel] = list(sig(st))
+            continue
+        lp, sp = join(live_root, rel), join(standby_root, rel)
+        try:
+            other = os.lstat(sp)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode) and stat.S_ISREG(other.st_mode):
+            same = other.st_size == st.st_size and same_content(lp, sp)
+        elif stat.S_ISLNK(st.st_mode) and stat.S_ISLNK(other.st_mode):
+            same = os.readlink(lp) == os.readlink(sp)
+        else:
+            same = stat.S_IFMT(st.st_mode) == stat.S_IFMT(other.st_mode)
+        if same:
+            snap[rel] = list(sig(st))
+    durable_write(_snapshot_path(vol), json.dumps(snap, separators=(",", ":")).encode())
+    return sum(1 for rel, st in now.items() if not stat.S_ISDIR(st.st_mode) and rel not in snap)
 
 
 def sync_standby(ctx: StepContext) -> None:
@@ -60,11 +98,9 @@ def split(ctx: StepContext) -> None:
         standby = Volume.other(live)
         facts: dict[str, Any] = {"id": ctx.session, "original": live, "split_at": time.time()}
         if vol.role is VolumeRole.SYSTEM:
-            # a last quick pass: the Production changes since PrepareSplit
-            _sync(ctx, vol, live, standby, "split")
-            stats = scan(vol.replica(live))
-            durable_write(_split_manifest(vol), json.dumps(
-                {rel: list(sig(st)) for rel, st in stats.items()}).encode())
+            # PrepareSplit left the replicas identical and its manifest holds the live
+            # side's signatures: kept as they are, they tell what Production changes later.
+            facts["differing_at_split"] = _snapshot(vol, live)
             facts["upgrade"] = standby
         else:
             facts["stale"] = standby  # data: Production-only, its standby now lags
@@ -85,14 +121,17 @@ def production_changes(ctx: StepContext) -> None:
         if vol.role is not VolumeRole.SYSTEM or not vol.session.get("upgrade"):
             continue
         try:
-            before = json.loads(_split_manifest(vol).read_text())
+            before = json.loads(_snapshot_path(vol).read_text())
         except FileNotFoundError:
             continue
         now = scan(vol.replica(vol.session["original"]))
+        upgraded = vol.replica(vol.session["upgrade"])
         changed = sorted(
-            {rel for rel, st in now.items() if before.get(rel) != list(sig(st))
-             and not (st.st_mode & 0o170000 == 0o040000)}
-            | {rel for rel in before if rel not in now}
+            {rel for rel, st in now.items()
+             if not stat.S_ISDIR(st.st_mode)
+             and before.get(rel) != list(sig(st))}
+            # deleted on Production but still in the upgraded replica: back at commit
+            | {rel for rel in before if rel not in now and os.path.lexists(join(upgraded, rel))}
         )
         counts[vol.name] = len(changed)
         ctx.write(
@@ -157,7 +196,7 @@ def verify_duplex(ctx: StepContext) -> None:
         checked = replica.verify_volume(vol)
         vol.session, vol.duplex = {}, True
         registry.save(ctx.store, vol)
-        _split_manifest(vol).unlink(missing_ok=True)
+        _snapshot_path(vol).unlink(missing_ok=True)
         ctx.write("volume.duplex", f"{vol.name}: duplex ({checked} entries verified)",
                   details={"volume": vol.name, "entries": checked})
     registry.invalidate_facts()
