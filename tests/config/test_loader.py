@@ -92,6 +92,10 @@ def test_provenance_names_the_file_of_every_setting() -> None:
         ('[[service]]\nname = "a"\ncommand = ["/bin/a"]\nhealth = { kind = "tcp" }\n', 4,
          "service.a.health.target", "HOST:PORT"),
         ('[backup]\npaths = ["/var/log/a", "log/b"]\n', 2, "backup.paths[2]", "relative"),
+        ('[backup]\npaths = [\n  "/var/log/a",  # ok\n  # "x",\n  "log/b",\n]\n', 5,
+         "backup.paths[2]", "relative"),
+        ('[[service]]\nname = "a"\ncommand = [\n  "/bin/a", "-x",\n  3,\n]\n', 5,
+         "service.a.command[3]", "found the number 3 (expected a string)"),
     ],
 )
 def test_errors_name_file_line_field_and_expectation(

@@ -66,7 +66,7 @@ def test_missing_child_names_the_including_file_and_line(write: Write) -> None:
         load_file(a)
     err = info.value
     assert "'gone.toml' not found" in err.message and "included by b.toml" in err.message
-    assert err.details["file"].endswith("b.toml") and err.details["line"] == 2
+    assert err.details["file"].endswith("b.toml") and err.details["line"] == 4
 
 
 def test_children_must_be_in_the_same_folder(write: Write) -> None:

@@ -39,7 +39,14 @@ class LineIndex:
         arrays: dict[PathKey, int] = {}
         current: PathKey = ()
         open_quote = ""
+        items: _Items | None = None
         for number, line in enumerate(text.splitlines(), 1):
+            if items is not None:
+                # Inside a multi-line array value: only its items' lines are of interest.
+                if items.feed(line, number):
+                    continue
+                items = None
+                continue
             if open_quote:
                 # Inside a multi-line string nothing is a key or a header.
                 if line.count(open_quote) % 2 == 1:
@@ -55,6 +62,11 @@ class LineIndex:
                 for end in range(1, len(parts) + 1):  # a dotted key creates its tables
                     self.lines.setdefault(current + tuple(parts[:end]), number)
                 value = key.group(2)
+                if value.lstrip().startswith("["):
+                    scan = _Items(self.lines, current + tuple(parts))
+                    if scan.feed(value, number):
+                        items = scan
+                    continue
                 for quote in ('"""', "'''"):
                     if value.count(quote) % 2 == 1:
                         open_quote = quote
@@ -84,3 +96,54 @@ class LineIndex:
             if found is not None:
                 return found
         return 0
+
+
+class _Items:
+    """Follows one array value over its lines, recording the line of each top-level item
+    (so ``include[2]`` or ``backup.paths[3]`` point at their own line)."""
+
+    def __init__(self, lines: dict[PathKey, int], path: PathKey) -> None:
+        self.lines = lines
+        self.path = path
+        self.depth = 0
+        self.index = 0
+        self.expect = False
+        self.quote = ""
+
+    def feed(self, text: str, number: int) -> bool:
+        """Scan one line; True while the array is still open after it."""
+        i = 0
+        while i < len(text):
+            if self.quote:
+                if text.startswith(self.quote, i):
+                    i += len(self.quote)
+                    self.quote = ""
+                    continue
+                i += 2 if text[i] == "\\" and self.quote[0] == '"' else 1
+                continue
+            c = text[i]
+            if c == "#":
+                break
+            if self.depth == 1 and self.expect and c not in " \t,]":
+                self.lines.setdefault((*self.path, self.index), number)
+                self.expect = False
+            if c in "\"'":
+                self.quote = c * 3 if text.startswith(c * 3, i) else c
+                i += len(self.quote)
+                continue
+            if c in "[{":
+                self.depth += 1
+                if self.depth == 1:
+                    self.expect = True
+            elif c in "]}":
+                self.depth -= 1
+                if self.depth <= 0:
+                    return False
+            elif c == "," and self.depth == 1:
+                self.index += 1
+                self.expect = True
+            i += 1
+        # A single-quoted string cannot span lines: a broken line ends it.
+        if self.quote in ("\"", "'"):
+            self.quote = ""
+        return self.depth > 0

@@ -108,7 +108,7 @@ _EXPECTED = {
     Kind.BOOL: "true or false",
     Kind.INTEGER: "a whole number >= 1",
     Kind.DURATION: 'a duration: seconds as a number, or "30s", "2m", "1h30m", "500ms"',
-    Kind.ARGV: 'a non-empty list of strings such as ["/usr/bin/app", "--port", "80"]',
+    Kind.ARGV: 'a list of strings such as ["/usr/bin/app", "--port", "80"]',
     Kind.TEXT_LIST: "a list of strings",
     Kind.PATH_LIST: 'a list of absolute paths such as ["/var/log/shop/*.log"]',
     Kind.FILENAME_LIST: 'a list of file names in the same folder such as ["child.toml"]',

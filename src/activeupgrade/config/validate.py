@@ -279,7 +279,8 @@ class Checker:
                 try:
                     result.append(_no_nul(_scalar(item_setting, item)))
                 except Bad as exc:
-                    raise self._bad(setting, item, at, f"{shown}[{i + 1}]", exc.problem) from None
+                    raise self._bad(item_setting, item, (*at, i), f"{shown}[{i + 1}]",
+                                    exc.problem, example=setting) from None
             return result
         try:
             return _scalar(setting, value)
@@ -287,11 +288,13 @@ class Checker:
             raise self._bad(setting, value, at, shown, exc.problem) from None
 
     def _bad(
-        self, setting: Setting, value: Any, at: PathKey, shown: str, problem: str
+        self, setting: Setting, value: Any, at: PathKey, shown: str, problem: str,
+        example: Setting | None = None,
     ) -> ConfigError:
+        example = example or setting
         return self.source.error(
             at, shown, problem or f"found {describe(value)}", expected=setting.expected,
-            hint=f"Write for example {setting.key} = {_example(setting)}",
+            hint=f"Write for example {example.key} = {_example(example)}",
         )
 
 
