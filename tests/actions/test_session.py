@@ -154,3 +154,45 @@ def test_upgrade_side_action_needs_the_side_up(tmp_path: Path) -> None:
 
     with pytest.raises(SideError, match="not up"):
         enter(Instance(tmp_path / "home"))
+
+
+def test_application_actions_at_abort_only_when_applications_moved(tmp_path: Path) -> None:
+    """The builders the recipe can place around Abort's service steps: stop-application
+    and start-application run at an abort from merge, never at an abort from split."""
+    from activeupgrade.engine.steps import Step
+    from activeupgrade.model.states import UpgradeState
+    from activeupgrade.platform.actions import steps as actions
+
+    from .helpers import ConfigPlatform
+
+    class WithAbortActions(ConfigPlatform):
+        def steps(self, request: Request, config: Config,
+                  abort_from: UpgradeState | None) -> list[Step]:
+            found = super().steps(request, config, abort_from)
+            if request is Request.ABORT:
+                stop = actions.control(config, ControlType.STOP_APPLICATION, Side.PRODUCTION,
+                                       request)
+                start = actions.control(config, ControlType.START_APPLICATION,
+                                        Side.PRODUCTION, request)
+                found = [*stop, *found, *start]
+            return found
+
+    for ending_from, expect in (("merge", ["stop-app", "start-app"]), ("split", [])):
+        root = tmp_path / ending_from
+        cfg, log = session_config(root, "directory")
+        cfg = Config(volumes=cfg.volumes, source=cfg.source, upgrade_side=cfg.upgrade_side,
+                     actions=tuple(a for a in cfg.actions if a.control in (
+                         ControlType.STOP_APPLICATION, ControlType.START_APPLICATION)))
+        engine, store = make_engine(root / "home", cfg, ("volumes.", "side.", "actions."))
+        engine.platform = WithAbortActions(engine.instance, store, cfg,
+                                           ("volumes.", "side.", "actions."))
+        adoption.adopt(engine.instance, store, cfg.volumes[0].path, VolumeRole.SYSTEM,
+                       mode=SYMLINK)
+        path = [OperatorAction.SPLIT] + ([OperatorAction.MERGE] if ending_from == "merge"
+                                         else []) + [OperatorAction.ABORT]
+        for action in path:
+            st = act(engine, action)
+            assert st.operational_state is OperationalState.READY, st.reason
+        at_abort = [r["name"] for r in records(log)
+                    if r["env"]["ACTIVE_UPGRADE_REQUEST"] == "Abort"]
+        assert at_abort == expect, ending_from

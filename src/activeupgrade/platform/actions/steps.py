@@ -34,8 +34,33 @@ def step_name(spec: ActionSpec, side: Side) -> str:
     return f"actions.{spec.control.value}:{spec.name}@{side.value}"
 
 
+ABORT_NS = "actions-abort"
+"""Store namespace: ``<session>`` → the applications were stopped by an abort from merge."""
+
+
+def _applies(ctx: StepContext, spec: ActionSpec) -> bool:
+    """At Abort, stop/start-application actions only run when the applications move back
+    (abort from merge); from split the applications never stopped."""
+    if ctx.request is not Request.ABORT:
+        return True
+    if spec.control is ControlType.STOP_APPLICATION:
+        from activeupgrade.platform.services.steps import switched
+
+        if switched(ctx):
+            ctx.store.put_doc(ABORT_NS, ctx.session, {"stopped": True})
+        return ctx.store.get_doc(ABORT_NS, ctx.session) is not None
+    if spec.control is ControlType.START_APPLICATION:
+        return ctx.store.get_doc(ABORT_NS, ctx.session) is not None
+    return True
+
+
 def _step(cfg: Config, spec: ActionSpec, side: Side) -> Step:
     def run(ctx: StepContext) -> None:
+        if not _applies(ctx, spec):
+            ctx.write("action.skipped", f"{spec.name}: the applications did not move "
+                      "(abort from split): not run")
+            ctx.results.update(action=spec.name, skipped=True)
+            return
         result = run_action(ctx, spec, side, cfg)
         ctx.results.update(action=spec.name, exit=result.returncode,
                            attempts=result.attempts, seconds=round(result.seconds, 4))
@@ -62,7 +87,11 @@ def advanced(
 
 
 def control(cfg: Config, control: ControlType, side: Side, request: Request) -> list[Step]:
-    """The actions of one control type (start/stop-application, backup) at this point."""
+    """The actions of one control type (start/stop-application, backup) at this point.
+
+    At Abort, stop-application (before the services stop) and start-application (after
+    they start again) run only when aborting from merge.
+    """
     return [_step(cfg, a, side) for a in cfg.actions_of(control)]
 
 
