@@ -9,6 +9,7 @@ from activeupgrade.api.client import Client
 from activeupgrade.cli.actions import submit_and_wait
 from activeupgrade.cli.output import print_json
 from activeupgrade.config import loader
+from activeupgrade.config.adhoc import volumes_file
 from activeupgrade.errors import CheckFailed
 from activeupgrade.instance import Instance
 
@@ -42,6 +43,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         path = loader.resolve(Instance.from_env(), args.config)
         loader.load_file(path)  # a bad file is refused here, with file, line and field
         config = str(path)
+    elif args.volume:
+        config = str(volumes_file(Instance.from_env(), args.volume))
     submit_and_wait(client, "check", config=config, no_wait=args.no_wait, quiet=args.json)
     if args.no_wait:
         return 0
@@ -59,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("check", help="run the readiness checks (Idle only); exit 60 when "
                        "not ready")
     p.add_argument("--json", action="store_true", help="print {ready, checks[]} as JSON")
+    p.add_argument("--volume", action="append", metavar="PATH[:ROLE]",
+                   help="without a file: select this volume (repeatable; role system or "
+                   "data)")
     p.add_argument("--config", metavar="FILE",
                    help="check this configuration instead of the loaded one")
     p.add_argument("--no-wait", action="store_true", help="return at once")
