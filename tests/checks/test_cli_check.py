@@ -13,6 +13,7 @@ import pytest
 
 from activeupgrade.api.client import Client
 from activeupgrade.checks.catalogue import ON_DEMAND
+from activeupgrade.errors import ConfigError, UsageError
 from activeupgrade.instance import Instance
 
 
@@ -73,3 +74,16 @@ def test_check_with_a_bad_config_is_refused_before_running(home: Path, tmp_path:
     bad.chmod(0o644)
     r = au(home, "check", "--config", str(bad))
     assert r.returncode == 3 and f"{bad}:2: volume[1].path" in r.stderr
+
+
+def test_checks_api_catalogue_and_plan_errors(home: Path) -> None:
+    client = Client.for_instance(Instance(home))
+    catalogue = client.get("/checks/catalogue")
+    assert [c["id"] for c in catalogue["checks"]][:3] == ["AU-C001", "AU-C002", "AU-C003"]
+    assert catalogue["sets"]["CheckReadiness"] == list(ON_DEMAND)
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        client.post("/plan", {"config": "missing.toml"})
+    with pytest.raises(UsageError, match="run_actions"):
+        client.post("/plan", {"run_actions": "yes"})
+    plan = client.post("/plan", {})
+    assert plan["config"]["source"] == "" and plan["ready"] is False

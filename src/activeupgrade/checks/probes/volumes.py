@@ -24,6 +24,9 @@ def _none_selected() -> Verdict:
 
 
 def duplex(env: CheckEnv) -> Verdict:
+    fresh = getattr(registry, "invalidate_facts", None)
+    if fresh is not None:
+        fresh()  # the status bar may reuse facts for a few seconds; a check must not
     facts = registry.facts(env.store)
     if facts.get("duplex"):
         return Verdict(True, "every volume is in duplex mode", details={"facts": facts})
