@@ -65,7 +65,9 @@ def split_rows(quick: bool, base: Path) -> list[Row]:
     if hasattr(split, "rows"):
         rows: list[Row] = split.rows(quick)
         return rows
-    args = ["--files", "2000", "--size-mib", "50"] if quick else []
+    args = ["--dir", str(base / "split")]
+    if quick:
+        args += ["--files", "2000", "--size-mib", "50"]
     return parsed_rows("split.py", args, SPLIT_PATTERNS)
 
 
@@ -76,9 +78,10 @@ RESYNC_PATTERNS = [
      "resync, 1% changed on each side", "rsync -a --delete"),
 ]
 SPLIT_PATTERNS = [
-    (re.compile(r"split.*?ours\s+([\d.]+)s.*?(?:cp -a|baseline)\s+([\d.]+)s"),
-     "split, in-sync volume", "baseline"),
+    (re.compile(r"split \(in sync\):\s+([\d.]+)s"), "split, in-sync volume", "goal"),
 ]
+SPLIT_GOAL_S = 1.0
+"""Issue 3: split under 1 s when the mirror is in sync (the baseline column shows the goal)."""
 
 
 def parsed_rows(script: str, args: list[str],
@@ -98,6 +101,11 @@ def parsed_rows(script: str, args: list[str],
                          "note": f"not found in {script}'s output"})
             continue
         numbers = [float(g) for g in m.groups()]
+        if len(numbers) == 1:  # a figure with a goal rather than a measured baseline
+            rows.append({"figure": figure, "unit": "s", "ours": numbers[0],
+                         "baseline": SPLIT_GOAL_S, "baseline_name": baseline_name,
+                         "note": "baseline column: the goal"})
+            continue
         if len(numbers) == 3:  # (files changed, baseline, ours)
             changed, theirs, ours = numbers
             note = f"{int(changed)} files changed on each side"
