@@ -12,6 +12,7 @@ Sections (see bench/README.md):
 - resync: the headline tree (≥ 1 GiB, ≥ 20,000 files, 1 % changed on each side) — our full
   sync vs ``cp -a`` and our resync vs ``rsync -a --delete`` (``bench/resync.py``);
 - engine: a whole empty session in-process and through the CLI (``bench/engine_overhead.py``);
+- config: loading a nested configuration vs the bare TOML parse (``bench/config_load.py``);
 - growth: resync for 1 %, 10 %, 100 % changed and for 10k, 100k files (``bench/growth.py``).
 
 A section that fails prints its error in the table's notes and makes the exit status 1;
@@ -137,11 +138,30 @@ def growth_rows(quick: bool, base: Path) -> list[Row]:
     return rows
 
 
+def config_rows(quick: bool, base: Path) -> list[Row]:
+    """bench/config_load.py's measurement: nested load vs the bare TOML parse."""
+    import tomllib
+
+    cl = importlib.import_module("config_load")
+    top, child = cl.EXAMPLES / "shop.toml", cl.EXAMPLES / "shop-db.toml"
+
+    def bare() -> None:
+        tomllib.loads(top.read_text())
+        tomllib.loads(child.read_text())
+
+    rounds = 200 if quick else cl.ROUNDS
+    return [{"figure": "config: load parent + child", "unit": "s",
+             "ours": cl.per_call(lambda: cl.load_file(top), rounds),
+             "baseline": cl.per_call(bare, rounds), "baseline_name": "tomllib parse",
+             "note": "nesting, schema, lines, provenance"}]
+
+
 SECTIONS: dict[str, Callable[[bool, Path], list[Row]]] = {
     "merge": merge_rows,
     "split": split_rows,
     "resync": resync_rows,
     "engine": engine_rows,
+    "config": config_rows,
     "growth": growth_rows,
 }
 
@@ -150,6 +170,8 @@ def fmt(value: Any, unit: str) -> str:
     if value is None:
         return "-"
     if unit == "s":
+        if value < 0.001:
+            return f"{value * 1e6:.0f} µs"
         return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.3f} s"
     return f"{value:g}"
 
