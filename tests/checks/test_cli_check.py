@@ -30,15 +30,22 @@ def home(tmp_path: Path) -> Iterator[Path]:
     au(h, "daemon", "--stop")
 
 
-def test_check_json_before_any_volume_is_not_ready_and_lists_every_check(home: Path) -> None:
+def test_check_json_before_any_volume_warns_and_lists_every_check(home: Path) -> None:
     assert Client.for_instance(Instance(home)).get("/checks/last")["ran"] is False
     r = au(home, "check", "--json")
-    assert r.returncode == 60, r.stderr
+    assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert [c["id"] for c in report["checks"]] == list(ON_DEMAND)
-    assert report["ready"] is False
-    failed = {c["id"] for c in report["checks"] if not c["ok"]}
-    assert "AU-C003" in failed and "not ready: " in r.stderr and "AU-C003" in r.stderr
+    assert report["ready"] is True
+    failed = [(c["id"], c["severity"]) for c in report["checks"] if not c["ok"]]
+    assert failed == [("AU-C002", "warning")]
+
+
+def test_check_exits_60_naming_the_failed_checks(home: Path, tmp_path: Path) -> None:
+    r = au(home, "check", "--volume", str(tmp_path / "gone"))
+    assert r.returncode == 60, r.stderr
+    assert "FAIL AU-C002 volumes-exist" in r.stdout
+    assert "not ready: AU-C002 volumes-exist, AU-C003 volumes-managed" in r.stderr
     status = json.loads(au(home, "status", "--json").stdout)
     assert status["upgrade_state"] == "Idle" and status["operational_state"] == "Ready"
 
@@ -86,4 +93,4 @@ def test_checks_api_catalogue_and_plan_errors(home: Path) -> None:
     with pytest.raises(UsageError, match="run_actions"):
         client.post("/plan", {"run_actions": "yes"})
     plan = client.post("/plan", {})
-    assert plan["config"]["source"] == "" and plan["ready"] is False
+    assert plan["config"]["source"] == "" and plan["ready"] is True

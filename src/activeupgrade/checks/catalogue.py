@@ -46,7 +46,8 @@ CHECKS: tuple[CheckDef, ...] = (
              "A resync is pending or running, or a replica differs from its partner.",
              "Wait for the resync to finish (`au status`), or run `au volume resync NAME`."),
     CheckDef("AU-C002", "volumes-exist", E, "Every selected volume exists and is a folder",
-             "A [[volume]] path does not exist or is not a directory.",
+             "A [[volume]] path does not exist or is not a directory. A warning when no "
+             "volume is selected at all (the session would upgrade nothing).",
              "Create the folder, or remove the volume from the configuration."),
     CheckDef("AU-C003", "volumes-managed", E, "Every selected volume is managed (adopted)",
              "The volume was never adopted, so it has no second replica.",

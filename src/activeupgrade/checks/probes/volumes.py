@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+from activeupgrade.checks.catalogue import CheckSeverity
 from activeupgrade.checks.runner import CheckEnv, Verdict
 from activeupgrade.config.merge import overlaps
 from activeupgrade.platform.volumes import registry
@@ -18,9 +19,14 @@ def _selected(env: CheckEnv) -> list[str]:
     return [v.path for v in env.config.volumes]
 
 
-def _none_selected() -> Verdict:
-    return Verdict(False, "no volume is selected (the configuration has no [[volume]] and "
-                   "no volume is adopted)")
+def _none_selected(warn: bool = False) -> Verdict:
+    """No volume at all: a session would upgrade nothing. Said once (as a warning, by
+    AU-C002); the other volume checks have nothing to look at."""
+    if warn:
+        return Verdict(False, "no volume is selected (the configuration has no [[volume]] and "
+                       "no volume is adopted): the session would upgrade nothing",
+                       severity=CheckSeverity.WARNING)
+    return Verdict(True, "no volume selected: nothing to check")
 
 
 def duplex(env: CheckEnv) -> Verdict:
@@ -41,7 +47,7 @@ def duplex(env: CheckEnv) -> Verdict:
 def exist(env: CheckEnv) -> Verdict:
     paths = _selected(env)
     if not paths:
-        return _none_selected()
+        return _none_selected(warn=True)
     missing = [p for p in paths if not os.path.isdir(p)]
     if missing:
         return Verdict(False, "missing or not a folder: " + ", ".join(missing),
