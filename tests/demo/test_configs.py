@@ -40,3 +40,16 @@ def test_trees_do_not_share_ports_or_links(tmp_path: Path) -> None:
     assert a.host_address.endswith("/30") and a.side_address.endswith("/30")
     assert mounts_under(a.root) == []
     assert mounts_under(Path("/")) != []
+
+
+def test_deep_temporary_folders_are_skipped_for_socket_paths(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60)
+    deep.mkdir()
+    tree = DemoTree.create(deep)
+    try:
+        assert tree.root.parent == Path("/tmp")
+        assert len(str(tree.home / "run" / "services" / "shop.sock")) <= 107
+    finally:
+        import shutil
+
+        shutil.rmtree(tree.root)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from activeupgrade.demo.load import ShopClient
 from activeupgrade.demo.orchestrator import mounts_under
 
 
@@ -116,3 +117,21 @@ def test_demo_unprivileged(tmp_path: Path) -> None:
     finally:
         if not mounts_under(folder):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_keep_leaves_a_working_instance_and_clean_removes_it(tmp_path: Path) -> None:
+    _code, report, err = run_demo(tmp_path, "--keep")
+    assert report["kept"] is True and report["load"]["requests_failed"] == 0, err[-2000:]
+    root, home = Path(report["root"]), report["au_home"]
+    env = dict(os.environ, AU_HOME=home)
+    status = subprocess.run([sys.executable, "-m", "activeupgrade", "status", "--json"],
+                            capture_output=True, text=True, env=env, check=True)
+    assert json.loads(status.stdout)["upgrade_state"] in ("Idle", "Finish")
+    assert ShopClient("127.0.0.1", report["port"], timeout=5).version() in ("2.0.0", "3.0.0")
+    done = subprocess.run([sys.executable, "-m", "activeupgrade", "demo", "--clean", str(root)],
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not root.exists()
+    assert mounts_under(tmp_path) == []
+    with pytest.raises(ConnectionRefusedError):
+        ShopClient("127.0.0.1", report["port"], timeout=5).version()

@@ -14,6 +14,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+UNIX_PATH_BUDGET = 56
+"""Longest parent folder for the tree: ``/au-demo-XXXXXXXX/au-home/run/services/shop.sock``
+takes 50 of the 107 bytes a Unix socket path may have."""
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on right now."""
@@ -46,7 +50,12 @@ class DemoTree:
 
     @classmethod
     def create(cls, parent: Path | None = None) -> DemoTree:
-        root = Path(tempfile.mkdtemp(prefix="au-demo-", dir=parent)).resolve()
+        base = (parent or Path(tempfile.gettempdir())).resolve()
+        if len(str(base)) > UNIX_PATH_BUDGET:
+            # The instance's Unix sockets (API, keepers, Upgrade Side) live under the tree
+            # and a socket path has at most 107 bytes: a deep temporary folder is skipped.
+            base = Path("/tmp")
+        root = Path(tempfile.mkdtemp(prefix="au-demo-", dir=base)).resolve()
         host, side = private_link()
         tree = cls(root, free_port(), host, side)
         for d in (tree.software, tree.data, tree.packages, tree.home):

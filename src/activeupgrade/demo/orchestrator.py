@@ -49,10 +49,10 @@ class Demo:
     """One run of the demo."""
 
     def __init__(self, *, keep: bool = False, say: Say = stderr_say, progress: bool = True,
-                 parent: Path | None = None) -> None:
+                 parent: Path | None = None, tree: DemoTree | None = None) -> None:
         self.keep = keep
         self.say = say
-        self.tree = DemoTree.create(parent)
+        self.tree = tree or DemoTree.create(parent)
         self.au = Au(self.tree, say, progress=progress)
         self.shop = ShopClient("127.0.0.1", self.tree.port)
         self.load = LoadClient("127.0.0.1", self.tree.port)
@@ -65,6 +65,19 @@ class Demo:
         self.installer = self.tree.packages / packages.INSTALLER.name
         self.side_mode = ""
         self.merged = False
+
+    @classmethod
+    def left_by_keep(cls, root: Path, say: Say = stderr_say) -> Demo:
+        """The demo a ``--keep`` run left in ``root``, to clean it up."""
+        root = root.resolve()
+        probe = DemoTree(root, 0, "", "")
+        if not (probe.home / "state.db").exists() or not (probe.configs / configs.PARENT).exists():
+            raise AUError(f"{root} is not a demo tree left by `au demo --keep`",
+                          hint="Give the folder printed as 'Demo tree:' by the kept run.")
+        demo = cls(say=say, tree=probe)
+        demo.adopted = [probe.software, probe.data]
+        demo.service_started = True
+        return demo
 
     # -- step bookkeeping ---------------------------------------------------------------
 
@@ -405,8 +418,9 @@ def kept_instructions(report: Report) -> str:
         f"  export AU_HOME={home}\n"
         f"  au status; au log; au service list; au volume list; au console\n"
         f"  curl http://127.0.0.1:{report.port}/version\n"
-        f"When done: au service stop shop; au volume release PATH (each volume); "
-        f"au daemon --stop; rm -r {report.root}\n"
+        f"When done: au demo --clean {report.root}\n"
+        f"  (ends the session if one is open, stops the shop and its keeper, releases the "
+        f"volumes, stops the daemon, removes the folder)\n"
     )
 
 

@@ -114,7 +114,8 @@ class Report:
             lines += ["", f"Custom action runs ({len(self.actions)}, as the hook recorded them):"]
             lines += [f"  {a}" for a in self.actions]
         if self.backups:
-            lines += ["", "Backups kept:"] + [f"  {b}" for b in self.backups]
+            where = "kept" if self.kept else "removed with the demo tree; --keep keeps them"
+            lines += ["", f"Backups ({where}):"] + [f"  {b}" for b in self.backups]
         lines.append("")
         if self.ok:
             lines.append("RESULT: OK: 0 failed requests, 0 lost orders.")
