@@ -2,19 +2,21 @@
 
 Title bar (host, loaded configuration), navigation tabs (Configuration, Upgrade Summary,
 Active Upgrade, Activity Log), main pane, status bar. Everything comes from the daemon's
-API through ``Client``; the event stream is followed in a worker thread with its own
-connection and every change is applied on the UI thread. Buttons are enabled from the
-status's ``allowed_actions`` and say the cost, as in the web console (``ui/web/pages.py``
-holds the shared wording).
+API through ``Client``; the event stream is followed by an async worker on its own
+connection; requests run in thread workers and apply their answers on the UI thread.
+Buttons are enabled from the status's ``allowed_actions`` and say the cost, as in the web
+console (``ui/web/pages.py`` holds the shared wording).
 """
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
+import httpx
 from rich.markup import escape
 from rich.text import Text
 from textual import work
@@ -181,22 +183,31 @@ class ConsoleApp(App[None]):
         rows: list[dict[str, Any]] = self.client.get("/log", **params)
         self.call_from_thread(self.show_log, rows)
 
-    @work(thread=True, exclusive=True, group="events")
-    def follow_events(self) -> None:
-        # Its own connection: the stream holds it for as long as the console runs.
-        events = Client.for_instance(self.client.instance, start=False)
-        try:
-            for kind, data in events.events():
-                if kind == "status":
-                    self.call_from_thread(self.show_status, data)
-                elif kind == "progress":
-                    self.call_from_thread(self.show_progress, data)
-                elif kind == "log":
-                    self.call_from_thread(self.add_log_row, data)
-        except AUError as exc:
-            self.call_from_thread(self.show_notice, f"event stream closed: {exc.message}")
-        finally:
-            events.close()
+    @work(exclusive=True, group="events")
+    async def follow_events(self) -> None:
+        # An async stream on its own connection, so leaving the console cancels it at once.
+        transport = httpx.AsyncHTTPTransport(uds=str(self.client.instance.socket))
+        async with httpx.AsyncClient(transport=transport, base_url="http://au",
+                                     timeout=httpx.Timeout(None, connect=5.0)) as http:
+            try:
+                async with http.stream("GET", "/events") as resp:
+                    kind = ""
+                    async for line in resp.aiter_lines():
+                        if line.startswith("event: "):
+                            kind = line[7:]
+                        elif line.startswith("data: ") and kind:
+                            self.apply_event(kind, json.loads(line[6:]))
+                            kind = ""
+            except httpx.TransportError as exc:
+                self.show_notice(f"event stream closed: {exc}")
+
+    def apply_event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "status":
+            self.show_status(data)
+        elif kind == "progress":
+            self.show_progress(data)
+        elif kind == "log":
+            self.add_log_row(data)
 
     # -- views --------------------------------------------------------------------------
     def show_status(self, status: dict[str, Any]) -> None:

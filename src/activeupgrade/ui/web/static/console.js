@@ -67,6 +67,8 @@
 
   let last = null;
   function showStatus(s) {
+    // An action's answer can arrive after newer events: never go back in time.
+    if (last && Number(s.updated || 0) < Number(last.updated || 0)) s = last;
     last = s;
     const set = (id, v) => { const e = $(id); if (e) e.textContent = v; };
     set("sb-upgrade", s.upgrade_state);
@@ -93,6 +95,7 @@
     set("up-attempt", String(s.attempt));
     document.body.dataset.upgradeState = s.upgrade_state;
     document.body.dataset.operationalState = s.operational_state;
+    document.body.dataset.action = s.action || "";
   }
 
   function progressEvent(p) {

@@ -1,0 +1,150 @@
+"""A temporary instance with the web console open, started through the CLI (`au web`).
+
+The instance gets a configuration with a real supervised service (the services tests' HTTP
+application on a free loopback port) and, when the volumes part offers `au volume adopt`,
+one adopted system volume. The daemon is stopped at the end (`au daemon --stop`) and the
+service's keeper shut down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+HTTPAPP = Path(__file__).parents[1] / "services" / "httpapp.py"
+SCREENSHOTS = Path(__file__).parents[2] / "test-artifacts" / "screenshots"
+
+CONFIG = """
+description = "Upgrade the test shop"
+{volumes}
+[[service]]
+name = "shop"
+command = ["{python}", "{app}", "--version", "v1"]
+stop_grace = "5s"
+start_timeout = "20s"
+
+[[service.socket]]
+name = "http"
+listen = "127.0.0.1:{port}"
+
+[service.health]
+kind = "http"
+target = "http://127.0.0.1:{port}/"
+timeout = "2s"
+"""
+
+
+HOOK = """#!/bin/sh
+echo "ready for $1"
+echo "a line on stderr" >&2
+exit 0
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def au(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "activeupgrade", *args], capture_output=True, text=True,
+        env={**os.environ, "AU_HOME": str(home)}, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+
+
+@dataclass
+class Web:
+    """An open web console."""
+
+    home: Path
+    url: str
+    token: str
+    service_port: int
+    adopted: bool
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url.rstrip("/"), timeout=30.0,
+                            headers={"Authorization": f"Bearer {self.token}"})
+
+    def wait_ready(self, action: str, timeout: float = 120.0) -> dict[str, object]:
+        """Poll the status (over the token-protected TCP API) until ``action`` ended."""
+        deadline = time.monotonic() + timeout
+        with self.api() as http:
+            while time.monotonic() < deadline:
+                s: dict[str, object] = http.get("/api/status").json()
+                if s["operational_state"] != "Busy" and s.get("action") == action:
+                    return s
+                time.sleep(0.1)
+        raise AssertionError(f"{action} did not end within {timeout}s")
+
+
+def _stop(home: Path, volume: Path | None) -> None:
+    if volume is not None:
+        # Give the plain directory back (as root its live path is a bind mount).
+        au(home, "volume", "release", str(volume))
+    au(home, "daemon", "--stop")
+    lock = home / "engine.lock"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and (home / "api.sock").exists():
+        time.sleep(0.1)
+    from activeupgrade.config.model import ServiceSpec
+    from activeupgrade.instance import Instance
+    from activeupgrade.platform.services.supervisor import Supervisor
+    from activeupgrade.store.db import Store
+
+    inst = Instance(home)
+    if lock.exists():
+        Supervisor(inst, Store(inst.db)).shutdown(ServiceSpec(name="shop", stop_grace=2))
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[Web]:
+    home = tmp_path / "au-home"
+    port = free_port()
+    configs = home / "configs"
+    configs.mkdir(parents=True)
+    adopted = False
+    volumes = ""
+    vol: Path | None = None
+    if au(home, "volume", "--help").returncode == 0:
+        vol = tmp_path / "opt-shop"
+        vol.mkdir()
+        (vol / "VERSION").write_text("1\n")
+        hook = vol / "ready-hook"
+        hook.write_text(HOOK)
+        hook.chmod(0o755)
+        r = au(home, "volume", "adopt", str(vol), "--role", "system")
+        assert r.returncode == 0, r.stderr
+        adopted = True
+        volumes = (f'\n[[volume]]\npath = "{vol}"\nrole = "system"\n'
+                   f'\n[[action]]\nname = "ready-hook"\nfile = "{hook}"\n'
+                   'control = "readiness-check"\nargs = ["%ACTIVE_UPGRADE_REQUEST%"]\n'
+                   'description = "says it is ready"\n')
+    (configs / "shop.toml").write_text(CONFIG.format(
+        volumes=volumes, python=sys.executable, app=HTTPAPP, port=port))
+    listen = f"127.0.0.1:{free_port()}"
+    r = au(home, "web", "--listen", listen, "--json")
+    assert r.returncode == 0, r.stderr
+    answer = json.loads(r.stdout)
+    try:
+        yield Web(home, answer["url"], answer["token"], port, adopted)
+    finally:
+        _stop(home, vol if adopted else None)
+
+
+@pytest.fixture
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS

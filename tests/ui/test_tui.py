@@ -1,0 +1,117 @@
+"""The terminal console driven by Textual's pilot over a real daemon: the same sessions as
+the browser test (check, split, merge, commit, finish; split, abort, finish), asserting the
+status bar and the buttons at each step; the Activity Log tab with an entry's detail and
+save to file. Screenshots (SVG) go to ``test-artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual.widgets import Button, DataTable, Input, Static
+
+from activeupgrade.api.client import Client
+from activeupgrade.instance import Instance
+from activeupgrade.ui.tui.app import ConsoleApp, StatusBar
+
+from .conftest import Web
+
+ACTIONS = ["check", "split", "merge", "commit", "abort", "finish"]
+
+
+async def until(pilot: Any, cond: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.1)
+
+
+def buttons(app: ConsoleApp) -> dict[str, tuple[bool, str]]:
+    out = {}
+    for a in ACTIONS:
+        b = app.query_one(f"#btn-{a}", Button)
+        out[a] = (not b.disabled, str(b.label))
+    return out
+
+
+def expect(app: ConsoleApp, upgrade: str, enabled: dict[str, str]) -> None:
+    bar = str(app.query_one(StatusBar).render())
+    assert f"Upgrade State: {upgrade}" in bar and "Operational State: Ready" in bar, bar
+    for action, (on, label) in buttons(app).items():
+        if action in enabled:
+            assert on and label.endswith(f"now: {enabled[action]}"), (action, label)
+        else:
+            assert not on and f"not allowed in {upgrade} / Ready" in label, (action, label)
+
+
+async def act(pilot: Any, app: ConsoleApp, action: str, state: str) -> None:
+    await pilot.click(f"#btn-{action}")
+    await until(pilot, lambda: app.status.get("action") == action
+                and app.status.get("operational_state") != "Busy"
+                and app.status.get("upgrade_state") == state, f"{action} to end in {state}")
+    assert app.status["operational_state"] == "Ready", app.status.get("reason")
+
+
+def test_sessions_in_the_terminal_console(web: Web, screenshots: Path, tmp_path: Path) -> None:
+    client = Client.for_instance(Instance(web.home), start=False)
+    client.post("/config/loaded", {"path": str(web.home / "configs" / "shop.toml")})
+    saved = tmp_path / "tui-log.json"
+
+    async def drive() -> None:
+        app = ConsoleApp(client)
+        async with app.run_test(size=(170, 48)) as pilot:
+            await until(pilot, lambda: bool(app.status), "the first status")
+            assert "shop.toml" in app.sub_title
+            expect(app, "Idle", {"check": "no disruption", "split": "no disruption"})
+            app.save_screenshot("tui-01-active-upgrade-idle.svg", str(screenshots))
+            await act(pilot, app, "check", "Idle")
+            await act(pilot, app, "split", "Split")
+            expect(app, "Split", {"merge": "applications restart", "abort": "no disruption"})
+            assert "Partner State: None" not in str(app.query_one(StatusBar).render())
+            app.save_screenshot("tui-02-active-upgrade-split.svg", str(screenshots))
+            await act(pilot, app, "merge", "Merge")
+            expect(app, "Merge", {"commit": "no disruption", "abort": "applications restart"})
+            app.save_screenshot("tui-03-active-upgrade-merge.svg", str(screenshots))
+            await act(pilot, app, "commit", "Commit")
+            expect(app, "Commit", {"finish": "no disruption"})
+            await act(pilot, app, "finish", "Idle")
+            expect(app, "Idle", {"check": "no disruption", "split": "no disruption"})
+            await act(pilot, app, "split", "Split")
+            await act(pilot, app, "abort", "Abort")
+            expect(app, "Abort", {"finish": "no disruption"})
+            assert not app.query_one("#broken").display
+            await act(pilot, app, "finish", "Idle")
+
+            # Summary tab: the steps of each request.
+            await pilot.press("2")
+            app.action_refresh()
+            await until(pilot, lambda: "PrepareSplit" in str(
+                app.query_one("#summary-text", Static).render()), "the summary")
+            app.save_screenshot("tui-04-upgrade-summary.svg", str(screenshots))
+
+            # Activity Log tab: the tree, an entry's detail, save to file.
+            await pilot.press("4")
+            table = app.query_one("#log-table", DataTable)
+            await until(pilot, lambda: table.row_count > 20, "log rows")
+            table.focus()
+            await pilot.press("enter")
+            await until(pilot, lambda: str(app.query_one("#log-detail", Static).render()) != "",
+                        "the entry detail")
+            app.save_screenshot("tui-05-activity-log.svg", str(screenshots))
+            app.query_one("#log-file", Input).value = str(saved)
+            app.query_one("#log-save", Button).press()
+            await until(pilot, saved.exists, "the saved log")
+
+    try:
+        asyncio.run(drive())
+    finally:
+        client.close()
+    entries = json.loads(saved.read_text())
+    events = {e["event"] for e in entries}
+    assert {"request.start", "step.start"} <= events, sorted(events)[:20]

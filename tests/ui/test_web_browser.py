@@ -1,0 +1,256 @@
+"""A whole session through the web console in Debian's headless Chromium (Playwright).
+
+Login with the token; the Configuration page (load, a validation error worded as the
+configuration part words it); Upgrade Summary; check, split, merge, commit, finish; a second
+session split then abort; the Activity Log (tree, filter, detail, save). At every step the
+status bar and the buttons are asserted. Screenshots of every page go to
+``test-artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from activeupgrade.config import loader
+from activeupgrade.errors import ConfigError
+
+from .conftest import Web, au
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ACTIONS = ["check", "split", "merge", "commit", "abort", "finish"]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    problem = ""
+    if not Path(CHROMIUM).exists():
+        problem = f"no Chromium at {CHROMIUM} (Debian package chromium)"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        problem = problem or "playwright is not installed (./scripts/bootstrap.sh)"
+    if problem:
+        if IN_CI:
+            pytest.fail(f"CI=true but the browser test cannot run: {problem}")
+        pytest.skip(problem)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class Console:
+    """The page plus the assertions the test repeats."""
+
+    def __init__(self, page: Any, web: Web, shots: Path) -> None:
+        self.page = page
+        self.web = web
+        self.shots = shots
+        self.base = web.url.rstrip("/")
+
+    def shot(self, name: str) -> None:
+        # A viewport as tall as the page, so the status bar sits at its end in the picture.
+        size = self.page.viewport_size
+        height = self.page.evaluate("document.documentElement.scrollHeight")
+        self.page.set_viewport_size({"width": size["width"], "height": max(height, 600)})
+        self.page.screenshot(path=str(self.shots / f"{name}.png"))
+        self.page.set_viewport_size(size)
+
+    def go(self, path: str) -> None:
+        self.page.goto(self.base + path)
+        # The event stream's first message is the status: the bar is live from then on.
+        self.page.wait_for_function("document.getElementById('sb-live') !== null")
+
+    def bar(self) -> dict[str, str]:
+        t = self.page.locator
+        return {k: t(f"#sb-{k}").inner_text() for k in
+                ("upgrade", "operational", "partner", "duplex")}
+
+    def buttons(self) -> dict[str, tuple[bool, str]]:
+        out = {}
+        for a in ACTIONS:
+            b = self.page.locator(f"#btn-{a}")
+            out[a] = (b.is_enabled(), b.inner_text())
+        return out
+
+    def act(self, action: str, state: str) -> dict[str, Any]:
+        """Click an action's button and wait until the status bar shows it ended in ``state``."""
+        self.page.locator(f"#btn-{action}").click()
+        self.page.wait_for_function(
+            "([a, s]) => document.body.dataset.action === a"
+            " && document.body.dataset.operationalState !== 'Busy'"
+            " && document.body.dataset.upgradeState === s",
+            arg=[action, state], timeout=120_000,
+        )
+        status = self.web.wait_ready(action)
+        assert status["operational_state"] == "Ready", status.get("reason")
+        return status
+
+    def expect(self, upgrade: str, enabled: dict[str, str]) -> None:
+        """The status bar shows ``upgrade``/Ready; exactly ``enabled`` buttons are enabled,
+        each labelled with its cost; the others say they are not allowed."""
+        bar = self.bar()
+        assert bar["upgrade"] == upgrade and bar["operational"] == "Ready", bar
+        for action, (on, label) in self.buttons().items():
+            if action in enabled:
+                assert on, (action, label)
+                assert label.endswith(f"now: {enabled[action]}"), label
+            else:
+                assert not on, (action, label)
+                assert f"not allowed in {upgrade} / Ready" in label, label
+
+
+def test_whole_sessions_through_the_web_console(browser: Any, web: Web,
+                                                screenshots: Path, tmp_path: Path) -> None:
+    started = au(web.home, "service", "start", "shop")
+    service_running = started.returncode == 0
+    context = browser.new_context(viewport={"width": 1280, "height": 860},
+                                  accept_downloads=True)
+    page = context.new_page()
+    c = Console(page, web, screenshots)
+
+    # Login: an anonymous visit lands on the login page; a wrong token is refused.
+    page.goto(c.base + "/upgrade")
+    assert page.url.startswith(c.base + "/login")
+    page.fill("#token", "not-the-token")
+    page.click("button[type=submit]")
+    assert "not valid" in page.locator(".error").inner_text()
+    c.shot("01-login-refused")
+    page.fill("#token", web.token)
+    page.click("button[type=submit]")
+    page.wait_for_url(c.base + "/upgrade")
+
+    # Keyboard: the first Tab reaches the skip link, which moves focus to the main window.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+
+    # Configuration: load shop.toml for the next session.
+    c.go("/config?file=shop.toml")
+    assert page.locator("#validation-ok").is_visible()
+    assert "shop" in page.locator("main").inner_text()
+    page.click("#load")
+    assert "Loaded " in page.locator("#config-notice").inner_text()
+    assert page.locator("#title-config").inner_text().endswith("/configs/shop.toml")
+    c.shot("02-configuration-shop-loaded")
+
+    # A new file with a mistake: the page words the error as the configuration part does.
+    page.fill("#new-name", "broken")
+    page.fill("#new-desc", "a file with a mistake")
+    page.click("form[action='/config/new'] button")
+    page.wait_for_url(c.base + "/config?file=broken.toml")
+    text = page.locator("#text").input_value()
+    page.fill("#text", text + '\n[[volume]]\npath = "relative/path"\n')
+    # Child configurations are check boxes that edit the include line.
+    page.check("input.include[value='shop.toml']")
+    assert 'include = ["shop.toml"]' in page.locator("#text").input_value()
+    page.click("#save")
+    shown = page.locator("#validation-error").inner_text()
+    with pytest.raises(ConfigError) as expected:
+        loader.load_file(web.home / "configs" / "broken.toml")
+    assert shown == expected.value.message
+    cli = au(web.home, "config", "validate", str(web.home / "configs" / "broken.toml"))
+    if "invalid choice" not in cli.stderr:
+        assert f"au: error: {shown}" in cli.stderr
+    assert page.locator("#load").is_disabled()
+    c.shot("03-configuration-validation-error")
+
+    # Upgrade Summary: the effective configuration in words and the steps of each request.
+    c.go("/summary")
+    main = page.locator("main").inner_text()
+    assert "Upgrade the test shop" in main and "PrepareSplit" in main
+    c.shot("04-upgrade-summary")
+
+    # Session 1: check, split, merge, commit, finish.
+    c.go("/upgrade")
+    c.expect("Idle", {"check": "no disruption", "split": "no disruption"})
+    assert c.bar()["partner"] == "None"
+    c.shot("05-active-upgrade-idle")
+    c.act("check", "Idle")
+    c.expect("Idle", {"check": "no disruption", "split": "no disruption"})
+    c.act("split", "Split")
+    c.expect("Split", {"merge": "applications restart", "abort": "no disruption"})
+    assert c.bar()["partner"] != "None"
+    c.shot("06-active-upgrade-split")
+    c.act("merge", "Merge")
+    c.expect("Merge", {"commit": "no disruption", "abort": "applications restart"})
+    c.shot("07-active-upgrade-merge")
+    c.act("commit", "Commit")
+    c.expect("Commit", {"finish": "no disruption"})
+    assert c.bar()["partner"] == "None"
+    c.shot("08-active-upgrade-commit")
+    c.act("finish", "Idle")
+    c.expect("Idle", {"check": "no disruption", "split": "no disruption"})
+
+    # Session 2: split, then abort (no disruption from Split), then finish.
+    c.act("split", "Split")
+    c.expect("Split", {"merge": "applications restart", "abort": "no disruption"})
+    c.act("abort", "Abort")
+    c.expect("Abort", {"finish": "no disruption"})
+    c.shot("09-active-upgrade-aborted")
+    c.act("finish", "Idle")
+    c.expect("Idle", {"check": "no disruption", "split": "no disruption"})
+    assert not page.locator("#broken").is_visible()
+    if service_running:
+        with web.api() as http:
+            assert http.get("/api/status").status_code == 200
+        svc = au(web.home, "service", "status", "shop", "--json")
+        assert svc.returncode == 0 and json.loads(svc.stdout)["running"], svc.stderr
+
+    # Activity Log: the tree, severities, filters, detail, save to file.
+    c.go("/log")
+    rows = page.locator("#log-table tbody tr")
+    assert rows.count() > 20
+    depths = {int(d) for d in page.eval_on_selector_all(
+        "#log-table tbody tr", "rs => rs.map(r => r.dataset.depth)")}
+    assert 0 in depths and max(depths) >= 2
+    assert page.locator("tr.sev-notice").count() > 0
+    c.shot("10-activity-log")
+    page.select_option("select[name=severity]", "notice")
+    page.click(".filters button[type=submit]")
+    page.wait_for_url("**/log?severity=notice**")
+    sevs = set(page.eval_on_selector_all("#log-table tbody tr", "rs => rs.map(r => r.className)"))
+    assert sevs and sevs <= {"sev-notice", "sev-warning", "sev-error", "sev-critical"}, sevs
+    c.shot("11-activity-log-filtered-notice")
+    with page.expect_download() as dl:
+        page.click("#save-json")
+    saved = tmp_path / "log.json"
+    dl.value.save_as(saved)
+    entries = json.loads(saved.read_text())
+    assert entries and all(e["severity"] != "info" for e in entries)
+    # Detail of an entry: a custom action's output, exit value and duration when there is
+    # one (it needs an adopted volume to lie on), else a step's facts.
+    c.go("/log?event=action.start" if web.adopted else "/log?event=step.")
+    page.locator("#log-table tbody tr a").first.click()
+    page.wait_for_url("**/log/*")
+    assert page.locator("#entry-h").is_visible()
+    if web.adopted:
+        facts = page.locator("dl.facts").inner_text()
+        assert "Exit value\n0" in facts and "Duration (s)" in facts, facts
+        assert "ready for CheckReadiness" in page.locator("pre.stdout").inner_text()
+        assert "a line on stderr" in page.locator("pre.stderr").inner_text()
+    c.shot("12-activity-log-entry-detail")
+
+    # Narrow screen: the same page stays usable.
+    narrow = context.new_page()
+    narrow.set_viewport_size({"width": 380, "height": 800})
+    n = Console(narrow, web, screenshots)
+    n.go("/upgrade")
+    assert narrow.locator("#btn-split").is_enabled()
+    assert narrow.evaluate("document.documentElement.scrollWidth") <= 380
+    n.shot("13-active-upgrade-narrow")
+    context.close()
