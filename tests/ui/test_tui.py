@@ -60,14 +60,21 @@ async def act(pilot: Any, app: ConsoleApp, action: str, state: str) -> None:
 
 def test_sessions_in_the_terminal_console(web: Web, screenshots: Path, tmp_path: Path) -> None:
     client = Client.for_instance(Instance(web.home), start=False)
-    client.post("/config/loaded", {"path": str(web.home / "configs" / "shop.toml")})
     saved = tmp_path / "tui-log.json"
 
     async def drive() -> None:
         app = ConsoleApp(client)
         async with app.run_test(size=(170, 48)) as pilot:
             await until(pilot, lambda: bool(app.status), "the first status")
-            assert "shop.toml" in app.sub_title
+            # Configuration tab: load shop.toml for the next session (validated by the API).
+            await pilot.press("1")
+            await until(pilot, lambda: "shop.toml" in str(
+                app.query_one("#config-files", Static).render()), "the file list")
+            app.query_one("#config-path", Input).value = "shop.toml"
+            app.query_one("#config-load", Button).press()
+            await until(pilot, lambda: "shop.toml" in app.sub_title, "the loaded file")
+            app.save_screenshot("tui-00-configuration.svg", str(screenshots))
+            await pilot.press("3")
             expect(app, "Idle", {"check": "no disruption", "split": "no disruption"})
             app.save_screenshot("tui-01-active-upgrade-idle.svg", str(screenshots))
             await act(pilot, app, "check", "Idle")

@@ -17,9 +17,6 @@ from typing import Any
 
 import pytest
 
-from activeupgrade.config import loader
-from activeupgrade.errors import ConfigError
-
 from .conftest import Web, au
 
 CHROMIUM = "/usr/bin/chromium"
@@ -148,26 +145,37 @@ def test_whole_sessions_through_the_web_console(browser: Any, web: Web,
     assert page.locator("#title-config").inner_text().endswith("/configs/shop.toml")
     c.shot("02-configuration-shop-loaded")
 
-    # A new file with a mistake: the page words the error as the configuration part does.
+    # A new file with a mistake: not saved, and worded exactly as `au config validate` words
+    # the same file.
     page.fill("#new-name", "broken")
     page.fill("#new-desc", "a file with a mistake")
     page.click("form[action='/config/new'] button")
     page.wait_for_url(c.base + "/config?file=broken.toml")
+    assert page.locator("#validation-ok").is_visible()
+    broken = web.home / "configs" / "broken.toml"
+    original = broken.read_text()
     text = page.locator("#text").input_value()
     page.fill("#text", text + '\n[[volume]]\npath = "relative/path"\n')
     # Child configurations are check boxes that edit the include line.
     page.check("input.include[value='shop.toml']")
     assert 'include = ["shop.toml"]' in page.locator("#text").input_value()
     page.click("#save")
+    assert page.locator("#config-action-error").inner_text().startswith("Not saved: ")
     shown = page.locator("#validation-error").inner_text()
-    with pytest.raises(ConfigError) as expected:
-        loader.load_file(web.home / "configs" / "broken.toml")
-    assert shown == expected.value.message
-    cli = au(web.home, "config", "validate", str(web.home / "configs" / "broken.toml"))
-    if "invalid choice" not in cli.stderr:
-        assert f"au: error: {shown}" in cli.stderr
+    assert "relative/path" in shown and broken.read_text() == original
     assert page.locator("#load").is_disabled()
     c.shot("03-configuration-validation-error")
+    broken.write_text(page.locator("#text").input_value())
+    cli = au(web.home, "config", "validate", str(broken))
+    assert cli.returncode != 0 and cli.stderr.startswith(f"au: error: {shown}\n"), cli.stderr
+    # Inherited children show greyed: a parent of broken.toml sees shop.toml through it.
+    broken.write_text(original.replace("# include = [", 'include = ["shop.toml"]\n# x = ['))
+    (web.home / "configs" / "top.toml").write_text('include = ["broken.toml"]\n')
+    c.go("/config?file=top.toml")
+    assert page.locator("input.include[value='broken.toml']").is_checked()
+    inherited = page.locator("input.include[value='shop.toml']")
+    assert inherited.is_checked() and inherited.is_disabled()
+    c.shot("03b-configuration-inherited-child")
 
     # Upgrade Summary: the effective configuration in words and the steps of each request.
     c.go("/summary")

@@ -14,7 +14,6 @@ import json
 import socket
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlencode
 
 import httpx
 from rich.markup import escape
@@ -102,7 +101,7 @@ class ConsoleApp(App[None]):
             with TabPane("Configuration", id="config"), VerticalScroll():
                 yield Label("Loaded configuration:", id="config-loaded")
                 with Horizontal(classes="row"):
-                    yield Input(placeholder="configuration file (empty: none)", id="config-path")
+                    yield Input(placeholder="file name or path (empty: none)", id="config-path")
                     yield Button("Load for the next session", id="config-load")
                 yield Static("", id="config-files")
             with TabPane("Upgrade Summary", id="summary"), VerticalScroll():
@@ -152,8 +151,7 @@ class ConsoleApp(App[None]):
     def _summary_text(self, status: dict[str, Any]) -> str:
         lines: list[str] = []
         try:
-            query = urlencode({"path": status.get("config") or ""})
-            text = self.client.get(f"/config/summary?{query}")
+            text = self.client.get("/config/summary", file=status.get("config") or None)
             lines.append(escape(text.get("text", "") if isinstance(text, dict) else str(text)))
         except AUError:
             lines.append(escape("Configuration: "
@@ -169,11 +167,11 @@ class ConsoleApp(App[None]):
         return "\n".join(lines)
 
     def _config_files(self) -> list[str]:
-        folder = self.client.instance.configs
         try:
-            return sorted(str(p) for p in folder.glob("*.toml"))
-        except OSError:
-            return []
+            listing: dict[str, Any] = self.client.get("/config/files")
+        except AUError as exc:
+            return [f"(cannot list: {exc.message})"]
+        return [str(f) for f in listing.get("files", [])]
 
     def _load_log(self) -> None:
         severity = self.query_one("#log-severity", Select).value
@@ -307,11 +305,13 @@ class ConsoleApp(App[None]):
     @work(thread=True, group="action")
     def load_config(self, path: str) -> None:
         try:
-            status = self.client.post("/config/loaded", {"path": path})
+            answer = self.client.post("/config/load", {"path": path})
         except AUError as exc:
-            self.call_from_thread(self.notify, f"{exc.message}\n{exc.hint}", severity="error")
+            # The same ConfigError text as `au config validate`.
+            self.call_from_thread(self.notify, f"{exc.message}\n{exc.hint}", severity="error",
+                                  timeout=30)
             return
-        self.call_from_thread(self.show_status, status)
+        self.call_from_thread(self.show_status, answer["status"])
         self.call_from_thread(self.notify, f"loaded {path or '(none)'}")
 
     def save_log(self, target: str) -> None:

@@ -159,13 +159,6 @@ async def summary(request: Request) -> Response:
                         has_plan=api.has("/plan"))
 
 
-async def configuration(request: Request) -> Response:
-    api: Api = request.app.state.api
-    d: Daemon = request.app.state.daemon
-    context = await configs.page_context(api, d, request.query_params)
-    return await render(request, "config", "Configuration", **context)
-
-
 def _log_query(request: Request) -> dict[str, str]:
     return {k: request.query_params.get(k, "") for k in LOG_FILTERS}
 
@@ -229,7 +222,7 @@ def build_web_app(daemon: Daemon, auth: WebAuth) -> ASGIApp:
         Route("/logout", logout, methods=["POST"]),
         Route("/upgrade", upgrade, methods=["GET"]),
         Route("/summary", summary, methods=["GET"]),
-        Route("/config", configuration, methods=["GET"]),
+        Route("/config", configs.page, methods=["GET"]),
         Route("/config/save", configs.save, methods=["POST"]),
         Route("/config/new", configs.create, methods=["POST"]),
         Route("/config/load", configs.load, methods=["POST"]),

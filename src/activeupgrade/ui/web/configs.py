@@ -1,61 +1,39 @@
 """The Configuration page: create, load, edit and save configuration files.
 
-Files live in the instance's configuration folder. Reading, validating and summarising go
-through the configuration part's own functions (``config.loader``, ``config.summary``,
-``config.template``), so a file gets exactly the ConfigError message and hint that
-``au config validate`` prints. Making a file the next session's configuration goes through
-the API (``POST /config/loaded``), which refuses it while a session runs.
+Everything goes through the configuration part's API routes (``/config/files``, ``/show``,
+``/validate``, ``/save``, ``/load``), so a file gets exactly the ConfigError message and
+hint that ``au config validate`` prints, and nothing invalid is ever saved: a refused text
+stays in the editor with its error. Only the raw text of a file is read directly, for the
+editor (the API serves effective configurations, not file contents).
 """
 
 from __future__ import annotations
 
-import asyncio
-import re
 import tomllib
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from activeupgrade.config import loader
-from activeupgrade.config.files import write_durably
-from activeupgrade.config.model import Config
-from activeupgrade.config.template import write_template
-from activeupgrade.errors import AUError, ConfigError
+from activeupgrade.config.template import template_text
+from activeupgrade.errors import ConfigError
 
 if TYPE_CHECKING:
     from activeupgrade.daemon import Daemon
     from activeupgrade.ui.web.app import Api
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,100}\.toml$")
-"""File names the console creates and edits: plain names in the configuration folder."""
-
 
 def checked_name(raw: str) -> str:
+    """A plain ``.toml`` name of the configuration folder (the API checks it again)."""
     name = raw.strip()
     if name and not name.endswith(".toml"):
         name += ".toml"
-    if not NAME.match(name):
+    if not name or "/" in name or name.startswith("."):
         raise ConfigError(
             f"{raw!r} is not a configuration file name",
-            hint="Use letters, digits, '.', '_' or '-', ending in .toml (no folders).",
+            hint="Use a plain name ending in .toml (no folders), e.g. shop.toml.",
         )
     return name
-
-
-@dataclass
-class ConfigView:
-    """Everything the Configuration page shows about one file."""
-
-    name: str = ""
-    path: str = ""
-    text: str = ""
-    includes: list[dict[str, Any]] = field(default_factory=list)
-    config: Config | None = None
-    error: dict[str, Any] | None = None
-    loaded: bool = False
 
 
 def _direct_includes(text: str) -> list[str]:
@@ -67,113 +45,120 @@ def _direct_includes(text: str) -> list[str]:
     return [str(x) for x in found] if isinstance(found, list) else []
 
 
-def view_of(folder: Path, name: str, loaded: str) -> ConfigView:
-    path = folder / name
-    view = ConfigView(name=name, path=str(path), loaded=(loaded == str(path)))
-    try:
-        view.text = path.read_text()
-    except OSError as exc:
-        view.error = ConfigError(f"cannot read {path}: {exc.strerror}",
-                                 hint="Create it with New file.").to_dict()
-        return view
-    try:
-        view.config = loader.load_file(path)
-    except AUError as exc:
-        view.error = exc.to_dict()
-    direct = set(_direct_includes(view.text))
-    # Files reached only through a child are inherited: shown greyed, not editable here.
-    reached = {Path(f).name for f in (view.config.files if view.config else ())} - {name}
-    for other in list_files(folder):
-        if other == name:
-            continue
-        view.includes.append({
-            "name": other, "direct": other in direct,
-            "inherited": other in reached and other not in direct,
-        })
-    return view
+def _includes(name: str, text: str, files: list[str], reached: list[str]) -> list[dict[str, Any]]:
+    """Check boxes for the other files: direct includes checked, files reached only through
+    a child checked and greyed (inherited)."""
+    direct = set(_direct_includes(text))
+    through = {f.rsplit("/", 1)[-1] for f in reached} - {name}
+    return [{"name": f, "direct": f in direct, "inherited": f in through and f not in direct}
+            for f in files if f != name]
 
 
-def list_files(folder: Path) -> list[str]:
-    try:
-        return sorted(p.name for p in folder.glob("*.toml") if p.is_file())
-    except OSError:
-        return []
-
-
-async def page_context(api: Api, d: Daemon, params: Any, *, notice: str = "",
-                       error: dict[str, Any] | None = None) -> dict[str, Any]:
-    folder = d.instance.configs
+async def page_context(api: Api, d: Daemon, name: str, *, text: str | None = None,
+                       notice: str = "", error: dict[str, Any] | None = None
+                       ) -> dict[str, Any]:
+    """The page for ``name`` ("" for none); ``text`` is unsaved editor content."""
+    listing, list_error = await api.get("/config/files")
+    listing = listing or {"folder": str(d.instance.configs), "files": [], "loaded": ""}
     status, _ = await api.get("/status")
-    loaded = (status or {}).get("config", "")
-    view = None
-    name = params.get("file", "")
+    view: dict[str, Any] | None = None
     if name:
-        try:
-            name = checked_name(name)
-        except ConfigError as exc:
-            error = exc.to_dict()
-        else:
-            view = await asyncio.to_thread(view_of, folder, name, loaded)
-    return {"folder": str(folder), "files": list_files(folder), "view": view,
-            "loaded": loaded, "notice_text": notice, "action_error": error,
+        path = d.instance.configs / name
+        if text is None:
+            try:
+                text = path.read_text()
+            except OSError as exc:
+                error = error or ConfigError(f"cannot read {path}: {exc.strerror}",
+                                             hint="Create it with New file.").to_dict()
+        shown: dict[str, Any] | None = None
+        invalid: dict[str, Any] | None = None
+        if text is not None:
+            checked, invalid = await api.post("/config/validate", {"name": name, "text": text})
+            if checked is not None:
+                shown, invalid = await api.get("/config/show", file=name)
+        view = {
+            "name": name, "path": str(path), "text": text or "",
+            "loaded": listing.get("loaded") == str(path),
+            "error": invalid, "show": shown,
+            "config": (shown or {}).get("config"),
+            "includes": _includes(name, text or "", listing["files"],
+                                  (shown or {}).get("files", [])),
+        }
+    return {"folder": listing["folder"], "files": listing["files"],
+            "loaded": listing.get("loaded", ""), "view": view, "notice_text": notice,
+            "action_error": error or list_error,
             "in_session": bool((status or {}).get("session"))}
 
 
-async def save(request: Request) -> Response:
-    """Write the edited text, then show the file validated."""
+async def _render(request: Request, ctx: dict[str, Any]) -> Response:
     from activeupgrade.ui.web.app import render
 
+    return await render(request, "config", "Configuration", **ctx)
+
+
+async def page(request: Request) -> Response:
+    api: Api = request.app.state.api
+    d: Daemon = request.app.state.daemon
+    raw = request.query_params.get("file", "")
+    try:
+        name = checked_name(raw) if raw else ""
+    except ConfigError as exc:
+        return await _render(request, await page_context(api, d, "", error=exc.to_dict()))
+    return await _render(request, await page_context(api, d, name))
+
+
+async def save(request: Request) -> Response:
+    """Validate the edited text, and save it when valid (``op=save``)."""
+    api: Api = request.app.state.api
     d: Daemon = request.app.state.daemon
     form = await request.form()
     text = str(form.get("text", "")).replace("\r\n", "\n")
     try:
         name = checked_name(str(form.get("file", "")))
-        folder = d.instance.configs
-        folder.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(write_durably, folder / name, text.encode(), 0o644)
     except ConfigError as exc:
-        ctx = await page_context(request.app.state.api, d, {}, error=exc.to_dict())
-        return await render(request, "config", "Configuration", **ctx)
-    except OSError as exc:
-        err = ConfigError(f"cannot write {name}: {exc.strerror}").to_dict()
-        ctx = await page_context(request.app.state.api, d, {}, error=err)
-        return await render(request, "config", "Configuration", **ctx)
-    ctx = await page_context(request.app.state.api, d, {"file": name},
-                             notice=f"Saved {folder / name}.")
-    return await render(request, "config", "Configuration", **ctx)
+        return await _render(request, await page_context(api, d, "", error=exc.to_dict()))
+    if form.get("op") == "validate":
+        return await _render(request, await page_context(api, d, name, text=text))
+    saved, error = await api.post("/config/save", {"name": name, "text": text})
+    notice = f"Saved {saved['saved']}." if saved else ""
+    refused = {**error, "message": "Not saved: " + str(error.get("message"))} if error else None
+    return await _render(request, await page_context(api, d, name, text=text, notice=notice,
+                                                     error=refused))
 
 
 async def create(request: Request) -> Response:
-    """A new file from the configuration part's commented template."""
-    from activeupgrade.ui.web.app import render
-
+    """A new file from the configuration part's commented template, saved through the API."""
+    api: Api = request.app.state.api
     d: Daemon = request.app.state.daemon
     form = await request.form()
     try:
         name = checked_name(str(form.get("name", "")))
-        await asyncio.to_thread(write_template, d.instance.configs / name, None,
-                                str(form.get("description", "")))
     except ConfigError as exc:
-        ctx = await page_context(request.app.state.api, d, {}, error=exc.to_dict())
-        return await render(request, "config", "Configuration", **ctx)
+        return await _render(request, await page_context(api, d, "", error=exc.to_dict()))
+    if (d.instance.configs / name).exists():
+        err = ConfigError(f"{d.instance.configs / name} already exists",
+                          hint="Choose another name, or open the file to edit it.")
+        return await _render(request, await page_context(api, d, "", error=err.to_dict()))
+    text = template_text(None, str(form.get("description", "")))
+    _, error = await api.post("/config/save", {"name": name, "text": text})
+    if error:
+        return await _render(request, await page_context(api, d, "", error=error))
     return RedirectResponse(f"/config?file={name}", 303)
 
 
 async def load(request: Request) -> Response:
-    """Make the file the configuration of the next session (through the API)."""
-    from activeupgrade.ui.web.app import render
-
-    d: Daemon = request.app.state.daemon
+    """Make the file the configuration of the next session ("" for none)."""
     api: Api = request.app.state.api
+    d: Daemon = request.app.state.daemon
     form = await request.form()
     raw = str(form.get("file", ""))
     try:
-        path = "" if raw == "" else str(d.instance.configs / checked_name(raw))
+        name = checked_name(raw) if raw else ""
     except ConfigError as exc:
-        ctx = await page_context(api, d, {}, error=exc.to_dict())
-        return await render(request, "config", "Configuration", **ctx)
-    _, error = await api.post("/config/loaded", {"path": path})
-    notice = "" if error else (f"Loaded {path} for the next session." if path
-                               else "No configuration loaded: sessions use every adopted volume.")
-    ctx = await page_context(api, d, {"file": raw}, notice=notice, error=error)
-    return await render(request, "config", "Configuration", **ctx)
+        return await _render(request, await page_context(api, d, "", error=exc.to_dict()))
+    answer, error = await api.post("/config/load", {"path": name})
+    notice = ""
+    if answer is not None:
+        notice = (f"Loaded {answer['loaded']} for the next session." if answer["loaded"]
+                  else "No configuration loaded: sessions use every adopted volume.")
+    return await _render(request, await page_context(api, d, name, notice=notice, error=error))

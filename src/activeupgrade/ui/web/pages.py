@@ -6,14 +6,10 @@ keep the two in step (the browser test compares them through the status bar and 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from activeupgrade.activity import Entry
-from activeupgrade.config import loader
-from activeupgrade.errors import AUError
 from activeupgrade.model.states import OperatorAction
 
 if TYPE_CHECKING:
@@ -141,19 +137,11 @@ def entry_output(children: list[Entry]) -> dict[str, list[str]]:
 
 
 async def config_summary(api: Api, path: str) -> tuple[str, dict[str, Any] | None]:
-    """The upgrade summary in plain words from the config part's route, when it exists."""
-    if api.has("/config/summary"):
-        data, error = await api.get("/config/summary", path=path or None)
-        if error:
-            return "", error
-        if isinstance(data, dict):
-            return str(data.get("text") or "\n".join(data.get("lines") or [])), None
-        return str(data), None
-    # No route yet: the same function `au config summary` prints from.
-    from activeupgrade.config.summary import summary_lines
-
-    try:
-        cfg = await asyncio.to_thread(loader.load_file, Path(path)) if path else None
-    except AUError as exc:
-        return "", exc.to_dict()
-    return ("\n".join(summary_lines(cfg)) if cfg else ""), None
+    """The upgrade summary in plain words (the configuration part's route)."""
+    if not api.has("/config/summary"):
+        return "", {"message": "this daemon has no configuration summary (/config/summary)",
+                    "hint": ""}
+    data, error = await api.get("/config/summary", file=path or None)
+    if error:
+        return "", error
+    return str(data.get("text", "")), None
