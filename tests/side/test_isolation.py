@@ -18,7 +18,7 @@ from activeupgrade.model.states import OperatorAction, PartnerState
 from activeupgrade.platform.side import namespace, partner
 from activeupgrade.platform.volumes import adoption, registry
 
-from ..volumes.helpers import act, engine_for
+from ..volumes.helpers import act, engine_for, session_config, unmount_under
 
 
 @pytest.fixture
@@ -29,7 +29,8 @@ def split_host(tmp_path: Path, needs_root: None):  # type: ignore[no-untyped-def
     datav.mkdir(parents=True)
     (sysv / "version").write_text("1\n")
     (datav / "secret").write_text("customer data\n")
-    engine, store = engine_for(home)
+    cfg = session_config(tmp_path / "configs", [(sysv, "system"), (datav, "data")])
+    engine, store = engine_for(home, cfg)
     inst = Instance(home)
     adoption.adopt(inst, store, str(sysv), VolumeRole.SYSTEM)
     adoption.adopt(inst, store, str(datav), VolumeRole.DATA)
@@ -41,6 +42,7 @@ def split_host(tmp_path: Path, needs_root: None):  # type: ignore[no-untyped-def
         act(engine, OperatorAction.FINISH)
         store.close()
         release_all(home)
+        unmount_under(tmp_path)
 
 
 PROBE = ("import socket\ns=socket.socket()\ns.settimeout(2)\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 from activeupgrade.bus import Bus
@@ -34,11 +35,37 @@ def tree_hash(root: Path) -> str:
     return h.hexdigest()
 
 
-def engine_for(home: Path) -> tuple[Engine, Store]:
+def unmount_under(folder: Path) -> None:
+    """Lazily unmount whatever a failed test left mounted below ``folder``."""
+    prefix = os.path.realpath(folder) + "/"
+    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+        points = [line.split()[4] for line in fh]
+    for point in sorted((p for p in points if p.startswith(prefix)), reverse=True):
+        subprocess.run(["umount", "-l", point], check=False)
+
+
+def session_config(folder: Path, volumes: list[tuple[Path, str]]) -> Path:
+    """A configuration file for ``volumes`` whose private link uses addresses no other
+    test on this host uses at the same time (a /30 chosen from the test's process id)."""
+    n = (os.getpid() * 7 + len(list(folder.parent.iterdir()))) % 16000
+    third, fourth = 100 + n // 64, (n % 64) * 4
+    lines = [f'[[volume]]\npath = "{p}"\nrole = "{role}"\n' for p, role in volumes]
+    lines.append(f'[upgrade_side]\nhost_address = "169.254.{third}.{fourth + 1}/30"\n'
+                 f'side_address = "169.254.{third}.{fourth + 2}/30"\n')
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "session.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def engine_for(home: Path, config: Path | None = None) -> tuple[Engine, Store]:
     instance = Instance(home)
     instance.ensure()
     store = Store(instance.db)
-    return Engine(instance, store, Bus(), HostPlatform(instance, store)), store
+    engine = Engine(instance, store, Bus(), HostPlatform(instance, store))
+    if config is not None:
+        engine.set_config(str(config))
+    return engine, store
 
 
 def act(engine: Engine, action: OperatorAction) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from .helpers import session_config, unmount_under
+
 AU = [sys.executable, "-m", "activeupgrade"]
 
 
@@ -32,7 +34,8 @@ def test_cli_session(tmp_path: Path, outcome: str, needs_root: None) -> None:
     try:
         au(home, "volume", "adopt", str(sysv), "--role", "system")
         au(home, "volume", "adopt", str(datav), "--role", "data")
-        au(home, "split")
+        cfg = session_config(tmp_path / "configs", [(sysv, "system"), (datav, "data")])
+        au(home, "split", "--config", str(cfg))
         au(home, "exec", "--", "sh", "-c", f"echo 2 > {sysv}/version")
         assert (sysv / "version").read_text() == "1\n"
         with (datav / "orders").open("a") as fh:
@@ -58,3 +61,4 @@ def test_cli_session(tmp_path: Path, outcome: str, needs_root: None) -> None:
                 os.kill(int(lock.read_text().split()[0]), signal.SIGTERM)
             except ProcessLookupError:
                 pass
+        unmount_under(tmp_path)

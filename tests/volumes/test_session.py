@@ -12,7 +12,7 @@ from activeupgrade.instance import Instance
 from activeupgrade.model.states import OperatorAction, UpgradeState
 from activeupgrade.platform.volumes import adoption, livepath, registry, replica
 
-from .helpers import act, engine_for, tree_hash
+from .helpers import act, engine_for, session_config, tree_hash, unmount_under
 
 MODES = [livepath.SYMLINK, pytest.param(livepath.BIND, marks=pytest.mark.root)]
 
@@ -43,7 +43,8 @@ def test_session(tmp_path: Path, mode: str, outcome: str, request: pytest.Fixtur
         request.getfixturevalue("needs_root")
     home, sysv, datav = _setup(tmp_path, mode)
     _adopt(home, sysv, datav, mode)
-    engine, store = engine_for(home)
+    cfg = session_config(tmp_path / "configs", [(sysv, "system"), (datav, "data")])
+    engine, store = engine_for(home, cfg)
     try:
         original = tree_hash(sysv)
         act(engine, OperatorAction.SPLIT)
@@ -89,3 +90,4 @@ def test_session(tmp_path: Path, mode: str, outcome: str, request: pytest.Fixtur
         assert (sysv / "bin").is_dir() and not sysv.is_symlink() and not livepath.mounted(sysv)
     finally:
         store.close()
+        unmount_under(tmp_path)

@@ -31,6 +31,9 @@ Pair = tuple[Sig, Sig]
 Entries = dict[str, Pair]
 
 
+_memo: dict[str, tuple[tuple[tuple[int, ...], ...], Entries]] = {}
+
+
 def _pair(values: list[int]) -> Pair:
     a = (values[0], values[1], values[2], values[3], values[4])
     b = (values[5], values[6], values[7], values[8], values[9])
@@ -78,8 +81,27 @@ class Manifest:
         self.path = folder / "manifest.json"
         self.journal_path = folder / "resync.journal"
 
+    def _key(self) -> tuple[tuple[int, ...], ...]:
+        out: list[tuple[int, ...]] = []
+        for path in (self.path, self.journal_path):
+            try:
+                st = os.stat(path)
+                out.append((st.st_ino, st.st_mtime_ns, st.st_size))
+            except FileNotFoundError:
+                out.append(())
+        return tuple(out)
+
+    def remember(self, entries: Entries) -> None:
+        """Keep ``entries`` (a subset of what the files now say) for the next load in this
+        process: decoding the files is a large part of a resync with little to do."""
+        _memo[str(self.path)] = (self._key(), entries)
+
     def load(self) -> tuple[Entries, int]:
-        """The known-identical entries and how many came from an interrupted run."""
+        """The known-identical entries and how many came from an interrupted run.
+        The result is shared: callers must not change it."""
+        hit = _memo.get(str(self.path))
+        if hit is not None and hit[0] == self._key():
+            return hit[1], 0
         entries: Entries = {}
         try:
             entries = decode(self.path.read_bytes())
@@ -120,6 +142,7 @@ class Manifest:
         self.journal_path.unlink(missing_ok=True)
 
     def forget(self) -> None:
+        _memo.pop(str(self.path), None)
         self.path.unlink(missing_ok=True)
         self.journal_path.unlink(missing_ok=True)
 

@@ -26,9 +26,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from activeupgrade.platform.volumes import watch
 from activeupgrade.platform.volumes.copy import CopyFlags, apply_meta, copy_file, copy_special
-from activeupgrade.platform.volumes.manifest import Entries, Journal, Manifest, Pair
-from activeupgrade.platform.volumes.tree import Stats, join, same_content, scan_pair, sig
+from activeupgrade.platform.volumes.manifest import Entries, Journal, Manifest, Pair, racy
+from activeupgrade.platform.volumes.tree import Stats, join, same_content, sig
 
 WORKERS = 4
 CHUNK = 48
@@ -215,7 +216,7 @@ def resync(
     src_r, dst_r = os.fspath(src_root), os.fspath(dst_root)
     os.makedirs(dst_r, exist_ok=True)
     known, resumed = manifest.load()
-    src, dst = scan_pair(src_r, dst_r)
+    src, dst = watch.snapshot(src_r), watch.snapshot(dst_r)
     p = plan(src, dst, known, src_is_a)
     run = _Run(src_r, dst_r, src, dst, p)
     res = run.result
@@ -321,9 +322,12 @@ def resync(
             journal.add(rel, new[rel])
         res.reflink = run.flags.reflink and res.copied_bytes > 0
         completed = True
+        closing = time.time_ns()
     finally:
         journal.close(done=completed)
     manifest.settle(new, journal.written)
+    manifest.remember({rel: pair for rel, pair in new.items() if not racy(pair, closing)})
+    watch.snapshot(dst_r)  # take in our own writes now, not as changes next time
     res.seconds = time.monotonic() - t0
     report(force=True)
     return res

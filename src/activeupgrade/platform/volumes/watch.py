@@ -1,0 +1,303 @@
+"""Change tracking of replica trees (inotify), so a resync re-reads only the directories
+where something changed since it last looked.
+
+Scanning a tree costs one ``lstat`` per entry; for a mostly unchanged tree that is nearly
+all of a resync's time. The first scan of a tree in a process places an inotify watch on
+every directory *before* listing it, and keeps the result. Later scans read the queued
+events and re-list only the directories named by them (their entries were created,
+deleted, renamed, written or had their metadata changed). Files with several hard links
+are always re-read (an event names only the directory the change was made through).
+
+The tracking is only trusted while it is complete: an event-queue overflow, a watch limit,
+or any error drops it, and the next scan is a full one. It lives in the process (the
+daemon), never on disk: after a restart the first scan is full.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+import struct
+import threading
+from collections import OrderedDict
+
+from activeupgrade.platform.volumes.tree import Stats, join
+
+IN_MODIFY = 0x2
+IN_ATTRIB = 0x4
+IN_MOVED_FROM = 0x40
+IN_MOVED_TO = 0x80
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
+IN_Q_OVERFLOW = 0x4000
+IN_IGNORED = 0x8000
+IN_ISDIR = 0x40000000
+IN_ONLYDIR = 0x01000000
+IN_DONT_FOLLOW = 0x02000000
+MASK = (IN_MODIFY | IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
+        | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW)
+EVENT = struct.Struct("iIII")
+KEEP = 16
+"""Trees tracked per process (least recently used beyond this are dropped)."""
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_lock = threading.Lock()
+_trees: OrderedDict[str, Tracker] = OrderedDict()
+
+
+class Untrackable(Exception):
+    """Tracking cannot continue (overflow, watch limit): fall back to full scans."""
+
+
+def _parent(rel: str) -> str:
+    return rel.rpartition("/")[0]
+
+
+class Tracker:
+    """One tree: its last known entries and the inotify watches that keep them true."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        fd = _libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            raise Untrackable(os.strerror(ctypes.get_errno()))
+        self.fd = fd
+        self.stats: Stats = {}
+        self.children: dict[str, set[str]] = {}
+        self.wd_rel: dict[int, str] = {}
+        self.rel_wd: dict[str, int] = {}
+        self.multi: set[str] = set()
+        self.lock = threading.Lock()
+        self.stats[""] = os.lstat(root)
+        self._scan_dir("")
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    # -- building ---------------------------------------------------------------------
+    def _watch(self, rel: str) -> None:
+        wd = _libc.inotify_add_watch(self.fd, os.fsencode(join(self.root, rel)), MASK)
+        if wd < 0:
+            err = ctypes.get_errno()
+            if err in (errno.ENOENT, errno.ENOTDIR):
+                raise FileNotFoundError(err, os.strerror(err))
+            raise Untrackable(f"inotify watch on {rel or '.'}: {os.strerror(err)}")
+        self.wd_rel[wd] = rel
+        self.rel_wd[rel] = wd
+
+    def _put(self, rel: str, st: os.stat_result) -> None:
+        self.stats[rel] = st
+        if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+            self.multi.add(rel)
+        else:
+            self.multi.discard(rel)
+
+    def _scan_dir(self, top: str) -> None:
+        """(Re)list ``top`` and everything below it, watching each directory first."""
+        stack = [top]
+        while stack:
+            rel = stack.pop()
+            for name in self.children.pop(rel, set()):
+                self._drop(f"{rel}/{name}" if rel else name)  # what was known is stale
+            try:
+                self._watch(rel)  # before listing: no change can fall in between
+                names: set[str] = set()
+                with os.scandir(join(self.root, rel)) as it:
+                    for de in it:
+                        child = f"{rel}/{de.name}" if rel else de.name
+                        try:
+                            st = de.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue
+                        names.add(de.name)
+                        self._put(child, st)
+                        if stat.S_ISDIR(st.st_mode):
+                            stack.append(child)
+                self.children[rel] = names
+            except FileNotFoundError:
+                self._drop(rel)
+
+    def _drop(self, rel: str) -> None:
+        """Forget ``rel`` and everything below it."""
+        st = self.stats.pop(rel, None)
+        self.multi.discard(rel)
+        if st is None or not stat.S_ISDIR(st.st_mode):
+            return
+        for name in self.children.pop(rel, set()):
+            self._drop(f"{rel}/{name}" if rel else name)
+        wd = self.rel_wd.pop(rel, None)
+        if wd is not None and self.wd_rel.get(wd) == rel:
+            del self.wd_rel[wd]
+            _libc.inotify_rm_watch(self.fd, wd)
+
+    # -- keeping up -------------------------------------------------------------------
+    def _events(self) -> tuple[set[str], bool]:
+        """Directories to re-read, and whether something may have happened that the events
+        cannot tell (then everything is read again)."""
+        dirty: set[str] = set()
+        created: set[str] = set()
+        moved: dict[int, tuple[str, bool]] = {}
+        transient = False
+        while True:
+            try:
+                data = os.read(self.fd, 1 << 20)
+            except BlockingIOError:
+                break
+            off = 0
+            while off < len(data):
+                wd, mask, cookie, length = EVENT.unpack_from(data, off)
+                off += EVENT.size + length
+                if mask & IN_Q_OVERFLOW:
+                    raise Untrackable("inotify event queue overflowed")
+                rel = self.wd_rel.get(wd)
+                if rel is None:
+                    continue
+                if mask & IN_IGNORED:
+                    if self.rel_wd.get(rel) == wd:
+                        del self.rel_wd[rel]
+                    del self.wd_rel[wd]
+                dirty.add(rel)
+                if not length:  # about the directory itself
+                    if rel:
+                        dirty.add(_parent(rel))
+                    continue
+                name = data[off - length:off].rstrip(b"\0").decode(errors="surrogateescape")
+                child = f"{rel}/{name}" if rel else name
+                if mask & IN_CREATE and mask & IN_ISDIR:
+                    # what happened inside before it was watched is unknown (a hard link
+                    # made and removed there would have changed entries elsewhere)
+                    transient = True
+                elif mask & IN_CREATE:
+                    created.add(child)
+                elif mask & IN_MOVED_TO:
+                    src = moved.pop(cookie, None)
+                    if src is None or src[1]:
+                        created.add(child)
+                elif mask & IN_MOVED_FROM:
+                    moved[cookie] = (child, child in created)
+                    created.discard(child)
+                elif mask & IN_DELETE and child in created:
+                    transient = True
+                    created.discard(child)
+        # moved out of the tree after being created here
+        transient = transient or any(was_created for _, was_created in moved.values())
+        return dirty, transient
+
+    def _refresh(self, rel: str) -> None:
+        if rel not in self.stats and rel:
+            return  # below a directory dropped earlier in this pass
+        path = join(self.root, rel)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            self._drop(rel)
+            return
+        old = self.stats.get(rel)
+        if not stat.S_ISDIR(st.st_mode) or (old is not None and old.st_ino != st.st_ino):
+            self._drop(rel)  # replaced by something else: forget what was below
+            self._put(rel, st)
+            if not stat.S_ISDIR(st.st_mode):
+                return
+        self._put(rel, st)
+        if rel not in self.rel_wd:
+            self._scan_dir(rel)
+            return
+        try:
+            names = set(os.listdir(path))
+        except FileNotFoundError:
+            self._drop(rel)
+            return
+        for gone in self.children.get(rel, set()) - names:
+            self._drop(f"{rel}/{gone}" if rel else gone)
+        for name in names:
+            child = f"{rel}/{name}" if rel else name
+            try:
+                cst = os.lstat(join(self.root, child))
+            except FileNotFoundError:
+                names.discard(name)
+                continue
+            old = self.stats.get(child)
+            if old is not None and stat.S_ISDIR(old.st_mode) and (
+                not stat.S_ISDIR(cst.st_mode) or old.st_ino != cst.st_ino
+            ):
+                self._drop(child)  # replaced: a different directory or not one at all
+            self._put(child, cst)
+            if stat.S_ISDIR(cst.st_mode) and child not in self.rel_wd:
+                self._scan_dir(child)
+        self.children[rel] = names
+
+    def current(self) -> Stats:
+        """The tree as it is now (a copy the caller may change)."""
+        dirty, transient = self._events()
+        if transient:
+            # A name created and gone again between two looks: had it been a hard link to
+            # an entry elsewhere, that entry may have changed unseen. Read everything.
+            self._scan_dir("")
+        for rel in sorted(dirty, key=lambda r: (r.count("/") + bool(r), r)):
+            self._refresh(rel)
+        for rel in list(self.multi):
+            try:
+                self._put(rel, os.lstat(join(self.root, rel)))
+            except FileNotFoundError:
+                pass
+        if self.multi:
+            # a link made in one directory changes the link count (and ctime) of entries
+            # in others that no event names: re-read every entry of those inodes
+            inodes = {self.stats[rel].st_ino for rel in self.multi if rel in self.stats}
+            for rel, st in list(self.stats.items()):
+                if st.st_ino in inodes and rel not in self.multi:
+                    try:
+                        self._put(rel, os.lstat(join(self.root, rel)))
+                    except FileNotFoundError:
+                        pass
+        return dict(self.stats)
+
+
+def _scan_plain(root: str) -> Stats:
+    from activeupgrade.platform.volumes.tree import scan
+
+    return scan(root)
+
+
+def snapshot(root: str | os.PathLike[str]) -> Stats:
+    """Every entry of ``root`` now; tracked trees re-read only what changed."""
+    key = os.path.realpath(root)
+    with _lock:
+        tracker = _trees.pop(key, None)
+        if tracker is not None:
+            _trees[key] = tracker
+    try:
+        if tracker is None:
+            tracker = Tracker(key)
+            with _lock:
+                _trees[key] = tracker
+                while len(_trees) > KEEP:
+                    _trees.popitem(last=False)[1].close()
+            return dict(tracker.stats)
+        with tracker.lock:
+            return tracker.current()
+    except Untrackable:
+        forget(key)
+        return _scan_plain(key)
+
+
+def forget(root: str | os.PathLike[str]) -> None:
+    """Stop tracking ``root`` (its next scan is a full one)."""
+    with _lock:
+        tracker = _trees.pop(os.path.realpath(root), None)
+    if tracker is not None:
+        tracker.close()
+
+
+def forget_all() -> None:
+    with _lock:
+        trackers = list(_trees.values())
+        _trees.clear()
+    for t in trackers:
+        t.close()
