@@ -45,6 +45,7 @@ timeout = "2s"
 
 
 HOOK = """#!/bin/sh
+if [ -e "{flag}" ]; then echo "the shop is not ready: {flag} exists" >&2; exit 1; fi
 echo "ready for $1"
 echo "a line on stderr" >&2
 exit 0
@@ -73,6 +74,8 @@ class Web:
     token: str
     service_port: int
     adopted: bool
+    fail_flag: Path
+    """While this file exists the readiness-check action fails (with an adopted volume)."""
 
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.url.rstrip("/"), timeout=30.0,
@@ -123,7 +126,7 @@ def web(tmp_path: Path) -> Iterator[Web]:
         vol.mkdir()
         (vol / "VERSION").write_text("1\n")
         hook = vol / "ready-hook"
-        hook.write_text(HOOK)
+        hook.write_text(HOOK.format(flag=tmp_path / "hook-fails"))
         hook.chmod(0o755)
         r = au(home, "volume", "adopt", str(vol), "--role", "system")
         assert r.returncode == 0, r.stderr
@@ -139,7 +142,7 @@ def web(tmp_path: Path) -> Iterator[Web]:
     assert r.returncode == 0, r.stderr
     answer = json.loads(r.stdout)
     try:
-        yield Web(home, answer["url"], answer["token"], port, adopted)
+        yield Web(home, answer["url"], answer["token"], port, adopted, tmp_path / "hook-fails")
     finally:
         _stop(home, vol if adopted else None)
 

@@ -182,6 +182,11 @@ def test_whole_sessions_through_the_web_console(browser: Any, web: Web,
     main = page.locator("main").inner_text()
     assert "Upgrade the test shop" in main and "PrepareSplit" in main
     c.shot("04-upgrade-summary")
+    with page.expect_navigation():
+        page.click("#btn-plan")
+    assert page.locator("#plan-out").is_visible(), page.locator("main").inner_text()
+    assert "shop" in page.locator("#plan-out").inner_text()
+    c.shot("04b-upgrade-summary-plan")
 
     # Session 1: check, split, merge, commit, finish.
     c.go("/upgrade")
@@ -204,12 +209,39 @@ def test_whole_sessions_through_the_web_console(browser: Any, web: Web,
     c.act("finish", "Idle")
     c.expect("Idle", {"check": "no disruption", "split": "no disruption"})
 
-    # Session 2: split, then abort (no disruption from Split), then finish.
-    c.act("split", "Split")
+    # Session 2: split fails on a readiness-check action (Broken, reason shown, Retry and
+    # Abort offered); fixed, Retry completes it; then abort (no disruption) and finish.
+    if web.adopted:
+        web.fail_flag.write_text("")
+        page.locator("#btn-split").click()
+        page.wait_for_function("document.body.dataset.operationalState === 'Broken'",
+                               timeout=120_000)
+        bar = c.bar()
+        assert bar["upgrade"] == "PrepareSplit" and bar["operational"] == "Broken", bar
+        assert page.locator("#broken").is_visible()
+        reason = page.locator("#broken-reason").inner_text()
+        with web.api() as http:
+            assert reason == http.get("/api/status").json()["reason"] and reason
+        retry = page.locator("#btn-retry")
+        assert retry.is_enabled() and retry.inner_text() == "Retry now: re-runs the failed step"
+        for action, (on, label) in c.buttons().items():
+            if action == "abort":
+                assert on and label == "Abort now: no disruption", label
+            else:
+                assert not on and "not allowed in PrepareSplit / Broken" in label, label
+        c.shot("09a-active-upgrade-broken-retry")
+        web.fail_flag.unlink()
+        retry.click()
+        page.wait_for_function(
+            "document.body.dataset.upgradeState === 'Split'"
+            " && document.body.dataset.operationalState === 'Ready'", timeout=120_000)
+        assert not page.locator("#broken").is_visible()
+    else:
+        c.act("split", "Split")
     c.expect("Split", {"merge": "applications restart", "abort": "no disruption"})
     c.act("abort", "Abort")
     c.expect("Abort", {"finish": "no disruption"})
-    c.shot("09-active-upgrade-aborted")
+    c.shot("09b-active-upgrade-aborted")
     c.act("finish", "Idle")
     c.expect("Idle", {"check": "no disruption", "split": "no disruption"})
     assert not page.locator("#broken").is_visible()

@@ -152,11 +152,19 @@ async def summary(request: Request) -> Response:
     api: Api = request.app.state.api
     status, _ = await api.get("/status")
     path = request.query_params.get("file") or (status or {}).get("config", "")
+    plan_text, plan_error = "", None
+    if request.method == "POST":
+        # The dry run of the whole session, in the words of `au plan`.
+        from activeupgrade.cli.plan import plan_lines
+
+        plan, plan_error = await api.post("/plan", {"config": path} if path else {})
+        plan_text = "\n".join(plan_lines(plan)) if plan else ""
     text, error = await pages.config_summary(api, path)
     steps, steps_error = await api.get("/steps", config=path or None)
     return await render(request, "summary", "Upgrade Summary", file=path, summary=text,
                         summary_error=error, steps=steps or {}, steps_error=steps_error,
-                        has_plan=api.has("/plan"))
+                        has_plan=api.has("/plan"), plan_text=plan_text,
+                        plan_error=plan_error)
 
 
 def _log_query(request: Request) -> dict[str, str]:
@@ -221,7 +229,7 @@ def build_web_app(daemon: Daemon, auth: WebAuth) -> ASGIApp:
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/upgrade", upgrade, methods=["GET"]),
-        Route("/summary", summary, methods=["GET"]),
+        Route("/summary", summary, methods=["GET", "POST"]),
         Route("/config", configs.page, methods=["GET"]),
         Route("/config/save", configs.save, methods=["POST"]),
         Route("/config/new", configs.create, methods=["POST"]),

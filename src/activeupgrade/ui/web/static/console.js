@@ -175,19 +175,5 @@
     }
   });
 
-  const planBtn = $("btn-plan");
-  if (planBtn) planBtn.addEventListener("click", async () => {
-    const out = $("plan-out");
-    notice("");
-    try {
-      const body = planBtn.dataset.file ? {config: planBtn.dataset.file} : {};
-      const plan = await post("/api/plan", body);
-      out.textContent = typeof plan === "string" ? plan : (plan.text || JSON.stringify(plan, null, 2));
-      out.hidden = false;
-    } catch (err) {
-      notice(`${err.message}${err.hint ? "\n" + err.hint : ""}`);
-    }
-  });
-
   if (document.body.dataset.page) connect();
 })();
