@@ -81,6 +81,15 @@ class Report:
             for failure in load.get("failures") or []:
                 lines.append(f"  FAILED: {failure}")
         if self.switchovers:
+            waits = (load or {}).get("longest_wait_ms_by_phase") or {}
+            first = self.switchovers[0]
+            lines += [
+                "",
+                f"Merge disruption: no instance serving for {first.get('gap_seconds', 0):.3f}s "
+                f"(tool); longest client wait during the merge "
+                f"{float(waits.get('merge', 0.0)):.1f} ms; failed requests "
+                f"{(load or {}).get('requests_failed', 0)}",
+            ]
             lines += ["", "Switchovers measured by the tool (service.switchover):"]
             for s in self.switchovers:
                 lines.append(
