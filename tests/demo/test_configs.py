@@ -6,6 +6,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
 from activeupgrade.config.loader import load_file
 from activeupgrade.config.model import ControlType, HealthKind, Timing, VolumeRole
 from activeupgrade.demo import configs
@@ -13,8 +18,23 @@ from activeupgrade.demo.layout import DemoTree
 from activeupgrade.demo.orchestrator import mounts_under
 
 
-def test_parent_and_child_use_every_feature(tmp_path: Path) -> None:
-    tree = DemoTree.create(tmp_path)
+@pytest.fixture
+def trees() -> Iterator[list[DemoTree]]:
+    """Demo trees made by a test (in /tmp: pytest's folder is too deep for their sockets),
+    removed after it."""
+    made: list[DemoTree] = []
+    yield made
+    for tree in made:
+        shutil.rmtree(tree.root, ignore_errors=True)
+
+
+def make(trees: list[DemoTree], parent: Path) -> DemoTree:
+    trees.append(DemoTree.create(parent))
+    return trees[-1]
+
+
+def test_parent_and_child_use_every_feature(tmp_path: Path, trees: list[DemoTree]) -> None:
+    tree = make(trees, tmp_path)
     pkg = tree.packages / "shop-2.0.0.tar.gz"
     parent = configs.write(tree, sys.executable, [pkg])
     config = load_file(parent)
@@ -34,22 +54,19 @@ def test_parent_and_child_use_every_feature(tmp_path: Path) -> None:
     assert config.provenance["action.shop-audit.file"].endswith(configs.CHILD)
 
 
-def test_trees_do_not_share_ports_or_links(tmp_path: Path) -> None:
-    a, b = DemoTree.create(tmp_path), DemoTree.create(tmp_path)
+def test_trees_do_not_share_ports_or_links(tmp_path: Path, trees: list[DemoTree]) -> None:
+    a, b = make(trees, tmp_path), make(trees, tmp_path)
     assert a.root != b.root
     assert a.host_address.endswith("/30") and a.side_address.endswith("/30")
     assert mounts_under(a.root) == []
     assert mounts_under(Path("/")) != []
 
 
-def test_deep_temporary_folders_are_skipped_for_socket_paths(tmp_path: Path) -> None:
+def test_deep_temporary_folders_are_skipped_for_socket_paths(
+    tmp_path: Path, trees: list[DemoTree]
+) -> None:
     deep = tmp_path / ("d" * 60)
     deep.mkdir()
-    tree = DemoTree.create(deep)
-    try:
-        assert tree.root.parent == Path("/tmp")
-        assert len(str(tree.home / "run" / "services" / "shop.sock")) <= 107
-    finally:
-        import shutil
-
-        shutil.rmtree(tree.root)
+    tree = make(trees, deep)
+    assert tree.root.parent == Path("/tmp")
+    assert len(str(tree.home / "run" / "services" / "shop.sock")) <= 107
