@@ -3,11 +3,10 @@ feature the demo promises."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import shutil
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
