@@ -300,6 +300,7 @@ def main(argv: Sequence[str]) -> int:
     # Detach: the intermediate exits so the keeper is nobody's child but init's.
     if os.fork() != 0:
         os._exit(0)
+    os.chdir("/")  # never pin the daemon's folder (it may be a volume to unmount)
     try:
         return serve(config)
     except Exception as exc:
