@@ -8,11 +8,14 @@ import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from activeupgrade.platform.volumes import tree, watch
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.resync import resync
 from activeupgrade.platform.volumes.verify import differences
@@ -104,10 +107,26 @@ def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
     return out
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.fixture(params=["measured", "coarse"])
+def clock(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The filesystem's own timestamp granularity, and a pretended coarse one (a 20 ms
+    racy window, no change tracking) so that both code paths are exercised."""
+    dev = os.stat(tempfile.gettempdir()).st_dev
+    saved = dict(tree._windows)
+    if request.param == "coarse":
+        tree._windows[dev] = 20_000_000
+    yield
+    tree._windows.clear()
+    tree._windows.update(saved)
+    watch.forget_all()
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(base=st.lists(op, max_size=25), edit_a=st.lists(op, max_size=10),
        edit_b=st.lists(op, max_size=10), wait=st.booleans())
-def test_resync_makes_replicas_identical(base: list[tuple[str, str, str, bytes, int, int]],
+def test_resync_makes_replicas_identical(clock: None,
+                                         base: list[tuple[str, str, str, bytes, int, int]],
                                          edit_a: list[tuple[str, str, str, bytes, int, int]],
                                          edit_b: list[tuple[str, str, str, bytes, int, int]],
                                          wait: bool) -> None:
@@ -120,7 +139,7 @@ def test_resync_makes_replicas_identical(base: list[tuple[str, str, str, bytes, 
         resync(a, b, m, src_is_a=True)
         assert differences(a, b) == []
         if wait:
-            time.sleep(0.06)  # beyond the coarse-clock window: the manifest is trusted
+            time.sleep(0.03)  # beyond a coarse clock's racy window: the manifest is trusted
         apply(a, edit_a)
         apply(b, edit_b)
         resync(a, b, m, src_is_a=True)

@@ -3,8 +3,8 @@
 The manifest maps each relative path to the signatures (see ``tree.sig``) that replica A
 and replica B had when resync last made that entry identical on both. An entry whose two
 current signatures equal the recorded pair needs no work; any change to content or
-metadata changes ``ctime`` and so the signature. Entries whose signature was taken within
-the coarse-clock window (``tree.RACY_NS``) are never recorded.
+metadata changes ``ctime`` and so the signature. Resync gives only pairs it can trust
+(outside the filesystem's racy window, ``tree.racy_window``); they are stored as given.
 
 While a resync runs, every finished entry is appended to the journal (fsynced in batches);
 after a crash the next resync loads manifest + journal and skips the finished entries.
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from activeupgrade.platform.volumes.tree import RACY_NS, Sig
+from activeupgrade.platform.volumes.tree import Sig
 
 FORMAT = 1
 DONE = b'["#done"]\n'
@@ -68,10 +68,6 @@ def decode(data: bytes) -> Entries:
     if doc.get("format") != FORMAT:
         return {}
     return {rel: _pair(v) for rel, v in doc["entries"].items()}
-
-
-def racy(pair: Pair, now_ns: int) -> bool:
-    return pair[0][1] >= now_ns - RACY_NS or pair[1][1] >= now_ns - RACY_NS
 
 
 class Manifest:
@@ -136,9 +132,7 @@ class Manifest:
             self.save(entries)
 
     def save(self, entries: Entries) -> None:
-        now = time.time_ns()
-        kept = {rel: p for rel, p in entries.items() if not racy(p, now)}
-        durable_write(self.path, encode(kept))
+        durable_write(self.path, encode(entries))
         self.journal_path.unlink(missing_ok=True)
 
     def forget(self) -> None:
@@ -148,7 +142,7 @@ class Manifest:
 
 
 class Journal:
-    """Appends finished entries; writes them durably in batches, holding back racy ones."""
+    """Appends finished entries; writes them durably in batches."""
 
     BATCH = 4096
     PERIOD = 1.0
@@ -168,17 +162,12 @@ class Journal:
         if self._fresh >= self.BATCH or time.monotonic() - self._last > self.PERIOD:
             self.flush()
 
-    def flush(self, final: bool = False, done: bool = False) -> None:
-        now = time.time_ns()
-        keep: list[tuple[str, Pair | None]] = []
-        lines: list[bytes] = []
-        for rel, pair in self._pending:
-            if pair is not None and racy(pair, now):
-                if not final:
-                    keep.append((rel, pair))
-                continue
-            values: list[Any] = [rel, *pair[0], *pair[1]] if pair else [rel]
-            lines.append(json.dumps(values, separators=(",", ":")).encode() + b"\n")
+    def flush(self, done: bool = False) -> None:
+        lines = [
+            json.dumps([rel, *pair[0], *pair[1]] if pair else [rel],
+                       separators=(",", ":")).encode() + b"\n"
+            for rel, pair in self._pending
+        ]
         self.written += len(lines)
         if done:
             lines.append(DONE)
@@ -186,11 +175,11 @@ class Journal:
             self._fh.write(b"".join(lines))
             self._fh.flush()
             os.fsync(self._fh.fileno())
-        self._pending = keep
+        self._pending = []
         self._fresh = 0
         self._last = time.monotonic()
 
     def close(self, done: bool) -> None:
         """``done``: the resync completed (else it was interrupted and resumes later)."""
-        self.flush(final=True, done=done)
+        self.flush(done=done)
         self._fh.close()

@@ -28,8 +28,15 @@ from typing import Any
 
 from activeupgrade.platform.volumes import watch
 from activeupgrade.platform.volumes.copy import CopyFlags, apply_meta, copy_file, copy_special
-from activeupgrade.platform.volumes.manifest import Entries, Journal, Manifest, Pair, racy
-from activeupgrade.platform.volumes.tree import Stats, join, same_content, sig
+from activeupgrade.platform.volumes.manifest import Entries, Journal, Manifest, Pair
+from activeupgrade.platform.volumes.tree import (
+    RACY_NS,
+    Stats,
+    join,
+    racy_window,
+    same_content,
+    sig,
+)
 
 WORKERS = 4
 CHUNK = 48
@@ -153,6 +160,14 @@ def plan(src: Stats, dst: Stats, known: Entries, src_is_a: bool) -> Plan:
     return Plan(sorted(candidates), sorted(deletions), groups, members, copy_bytes)
 
 
+def _racy_window(manifest: Manifest, src: str, dst: str) -> int:
+    """The racy window of the replicas' filesystem, probed in the manifest's folder (never
+    in a live tree); the safe default when the trees are on different filesystems."""
+    folder = manifest.path.parent
+    devs = {os.stat(src).st_dev, os.stat(dst).st_dev, os.stat(folder).st_dev}
+    return racy_window(folder) if len(devs) == 1 else RACY_NS
+
+
 def _delete(path: str, st: os.stat_result) -> None:
     if stat.S_ISDIR(st.st_mode):
         shutil.rmtree(path)
@@ -216,7 +231,10 @@ def resync(
     src_r, dst_r = os.fspath(src_root), os.fspath(dst_root)
     os.makedirs(dst_r, exist_ok=True)
     known, resumed = manifest.load()
-    src, dst = watch.snapshot(src_r), watch.snapshot(dst_r)
+    window = _racy_window(manifest, src_r, dst_r)
+    scan_start = time.time_ns()
+    tracked = window == 0  # see watch.py: change tracking needs fine-grained ctimes
+    src, dst = watch.snapshot(src_r, tracked), watch.snapshot(dst_r, tracked)
     p = plan(src, dst, known, src_is_a)
     run = _Run(src_r, dst_r, src, dst, p)
     res = run.result
@@ -233,6 +251,23 @@ def resync(
 
     new: Entries = {rel: pair for rel, pair in known.items() if rel in src}
     journal = Journal(manifest)
+    unsettled: list[str] = []
+
+    def record(rel: str, retry: bool = True) -> None:
+        """Vouch for ``rel`` being identical now, if its signatures can be trusted."""
+        new.pop(rel, None)
+        s = src[rel]
+        if s.st_ctime_ns >= scan_start - window:
+            return  # changed on the source too recently (or since the scan)
+        t = time.time_ns()
+        d = os.lstat(join(dst_r, rel))
+        if d.st_ctime_ns >= t - window:
+            if retry:
+                unsettled.append(rel)
+            return
+        new[rel] = _oriented(s, d, src_is_a)
+        journal.add(rel, new[rel])
+
     completed = False
     try:
         # 1. deletions (a deleted directory takes its contents with it)
@@ -280,9 +315,7 @@ def resync(
                         else:
                             res.metadata_fixed += 1
                         if rel not in p.groups:
-                            pair = _oriented(src[rel], os.lstat(join(dst_r, rel)), src_is_a)
-                            new[rel] = pair
-                            journal.add(rel, pair)
+                            record(rel)
                         prog.files_done += 1
                     report()
                     if check is not None:
@@ -306,10 +339,8 @@ def resync(
                 touched.add(os.path.dirname(rel))
                 res.linked += 1
                 prog.files_done += 1
-            lst = os.lstat(lp)
             for rel in (leader, *others):
-                new[rel] = _oriented(src[rel], lst, src_is_a)
-                journal.add(rel, new[rel])
+                record(rel)
         # 4. directory metadata, deepest first
         for rel in sorted(set(dirs) | touched, key=lambda r: r.count("/") + bool(r),
                           reverse=True):
@@ -318,15 +349,17 @@ def resync(
                 continue
             dp = join(dst_r, rel)
             apply_meta(join(src_r, rel), dp, s, os.lstat(dp))
-            new[rel] = _oriented(s, os.lstat(dp), src_is_a)
-            journal.add(rel, new[rel])
+            record(rel)
+        if unsettled:
+            time.sleep(window / 1e9)  # out of the racy window of our own last writes
+            for rel in unsettled:
+                record(rel, retry=False)
         res.reflink = run.flags.reflink and res.copied_bytes > 0
         completed = True
-        closing = time.time_ns()
     finally:
         journal.close(done=completed)
     manifest.settle(new, journal.written)
-    manifest.remember({rel: pair for rel, pair in new.items() if not racy(pair, closing)})
+    manifest.remember(new)
     watch.snapshot(dst_r)  # take in our own writes now, not as changes next time
     res.seconds = time.monotonic() - t0
     report(force=True)

@@ -8,6 +8,7 @@ needs; xattrs, link targets and contents are read only for entries that may diff
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import stat
 from pathlib import Path
@@ -19,9 +20,45 @@ Sig = tuple[int, int, int, int, int]
 """(inode, ctime_ns, mtime_ns, size, mode): changes whenever content or metadata change."""
 
 RACY_NS = 50_000_000
-"""Timestamps are taken from a coarse clock: an entry changed within this window of a
-recorded signature might change again without its signature changing ("racily clean"),
-so such entries are never trusted from a manifest."""
+"""Where the clock granularity of a filesystem is unknown: a signature recorded within this
+window after the entry's last change is not trusted (a second change in the same clock
+tick would leave it unchanged: the "racily clean" problem)."""
+
+_windows: dict[int, int] = {}
+
+
+def racy_window(folder: str | Path) -> int:
+    """The racy window of ``folder``'s filesystem in ns, measured once per filesystem.
+
+    A file in ``folder`` (ours, never a live tree) is changed and stat'ed repeatedly. Where
+    every change after a stat gets a new ctime (fine-grained or "multigrain" timestamps),
+    a recorded signature can be trusted at once (0); else twice the clock tick seen."""
+    dev = os.stat(folder).st_dev
+    if dev in _windows:
+        return _windows[dev]
+    probe = os.path.join(folder, f".au-clock-{os.getpid()}")
+    try:
+        with open(probe, "wb"):
+            pass
+        seen: list[int] = []
+        for _ in range(64):
+            os.utime(probe)
+            seen.append(os.lstat(probe).st_ctime_ns)
+    except OSError:
+        return RACY_NS
+    finally:
+        try:
+            os.unlink(probe)
+        except OSError:
+            pass
+    distinct = sorted(set(seen))
+    if len(distinct) == len(seen):
+        window = 0
+    else:
+        steps = [b - a for a, b in itertools.pairwise(distinct)]
+        window = min(RACY_NS, 2 * max(steps, default=RACY_NS // 2))
+    _windows[dev] = window
+    return window
 
 
 def sig(st: os.stat_result) -> Sig:

@@ -265,9 +265,15 @@ def _scan_plain(root: str) -> Stats:
     return scan(root)
 
 
-def snapshot(root: str | os.PathLike[str]) -> Stats:
-    """Every entry of ``root`` now; tracked trees re-read only what changed."""
+def snapshot(root: str | os.PathLike[str], track: bool = True) -> Stats:
+    """Every entry of ``root`` now; tracked trees re-read only what changed.
+
+    ``track`` False (a filesystem with coarse timestamps: an event may name an entry whose
+    signature did not change) reads everything and drops any tracking of ``root``."""
     key = os.path.realpath(root)
+    if not track:
+        forget(key)
+        return _scan_plain(key)
     with _lock:
         tracker = _trees.pop(key, None)
         if tracker is not None:
