@@ -12,6 +12,7 @@ from activeupgrade.engine.engine import Engine
 from activeupgrade.instance import EngineLock, Instance
 from activeupgrade.model.states import Severity
 from activeupgrade.platform.host import HostPlatform
+from activeupgrade.platform.services import supervisor
 from activeupgrade.store.db import Store
 
 
@@ -37,11 +38,17 @@ class Daemon:
     def start(self) -> None:
         self.engine.recover()
         archived = self.log.rotate()
-        self.log.write(
+        node = self.log.write(
             "daemon.start", f"daemon started (pid {os.getpid()})", severity=Severity.INFO,
             details={"home": str(self.instance.home),
                      "archived_log": str(archived) if archived else ""},
         )
+        # Applications never depend on the daemon: their keepers are found and re-adopted.
+        for name, verdict in supervisor.adopt_all(self.instance, self.store).items():
+            self.log.write(
+                "service.adopt", f"service {name}: {verdict}", parent=node,
+                severity=Severity.INFO if verdict != "gone" else Severity.WARNING,
+            )
 
     def close(self) -> None:
         self.store.close()

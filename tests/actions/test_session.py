@@ -39,14 +39,15 @@ ADV = ("early", "default", "late")
 # Upgrade Side at split and on Production at merge; start-application and backup at merge.
 EXPECTED: dict[str, list[tuple[str, str]]] = {
     "PrepareSplit": [("early", P), ("default", P), ("late", P)],
-    "ExecuteSplit": [("early", P), ("stop-app", U), ("default", P), ("late", P),
-                     ("early", U), ("default", U), ("late", U)],
+    "ExecuteSplit": [("early", P), ("early", U), ("stop-app", U), ("default", P),
+                     ("late", P), ("default", U), ("late", U)],
     "PrepareMerge": [("early", P), ("early", U), ("default", P), ("late", P),
                      ("default", U), ("late", U)],
     "ExecuteMerge": [("early", P), ("stop-app", P), ("start-app", P), ("backup", P),
                      ("default", P), ("late", P)],
     "Commit": [("early", P), ("default", P), ("late", P)],
-    "Abort": [("early", P), ("default", P), ("late", P)],
+    # (abort from merge: the applications move back, so their actions run)
+    "Abort": [("early", P), ("stop-app", P), ("start-app", P), ("default", P), ("late", P)],
     "Finish": [("early", P), ("default", P), ("late", P)],
 }
 STATE_OF = {"PrepareSplit": "PrepareSplit", "ExecuteSplit": "PrepareSplit",
@@ -157,26 +158,8 @@ def test_upgrade_side_action_needs_the_side_up(tmp_path: Path) -> None:
 
 
 def test_application_actions_at_abort_only_when_applications_moved(tmp_path: Path) -> None:
-    """The builders the recipe can place around Abort's service steps: stop-application
-    and start-application run at an abort from merge, never at an abort from split."""
-    from activeupgrade.engine.steps import Step
-    from activeupgrade.model.states import UpgradeState
-    from activeupgrade.platform.actions import steps as actions
-
-    from .helpers import ConfigPlatform
-
-    class WithAbortActions(ConfigPlatform):
-        def steps(self, request: Request, config: Config,
-                  abort_from: UpgradeState | None) -> list[Step]:
-            found = super().steps(request, config, abort_from)
-            if request is Request.ABORT:
-                stop = actions.control(config, ControlType.STOP_APPLICATION, Side.PRODUCTION,
-                                       request)
-                start = actions.control(config, ControlType.START_APPLICATION,
-                                        Side.PRODUCTION, request)
-                found = [*stop, *found, *start]
-            return found
-
+    """Stop-application and start-application run at an abort from merge (the
+    applications move back), never at an abort from split."""
     for ending_from, expect in (("merge", ["stop-app", "start-app"]), ("split", [])):
         root = tmp_path / ending_from
         cfg, log = session_config(root, "directory")
@@ -184,8 +167,6 @@ def test_application_actions_at_abort_only_when_applications_moved(tmp_path: Pat
                      actions=tuple(a for a in cfg.actions if a.control in (
                          ControlType.STOP_APPLICATION, ControlType.START_APPLICATION)))
         engine, store = make_engine(root / "home", cfg, ("volumes.", "side.", "actions."))
-        engine.platform = WithAbortActions(engine.instance, store, cfg,
-                                           ("volumes.", "side.", "actions."))
         adoption.adopt(engine.instance, store, cfg.volumes[0].path, VolumeRole.SYSTEM,
                        mode=SYMLINK)
         path = [OperatorAction.SPLIT] + ([OperatorAction.MERGE] if ending_from == "merge"

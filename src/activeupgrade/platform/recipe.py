@@ -29,27 +29,31 @@ def _sides(request: Request) -> tuple[Side, ...]:
     return (Side.PRODUCTION,)
 
 
-def _advanced(cfg: Config, request: Request, timings: tuple[Timing, ...]) -> list[Step]:
-    return [
-        st for sd in _sides(request) for st in actions.advanced(cfg, request, sd, timings)
-    ]
+def _advanced(
+    cfg: Config, request: Request, timings: tuple[Timing, ...], sides: tuple[Side, ...]
+) -> list[Step]:
+    return [st for sd in sides for st in actions.advanced(cfg, request, sd, timings)]
 
 
 def request_steps(
     request: Request, cfg: Config, abort_from: UpgradeState | None
 ) -> list[Step]:
     """The ordered steps of ``request`` for configuration ``cfg``."""
-    early = _advanced(cfg, request, EARLY)
-    later = _advanced(cfg, request, LATER)
+    sides = _sides(request)
+    early = _advanced(cfg, request, EARLY, sides)
+    later = _advanced(cfg, request, LATER, sides)
     match request:
         case Request.CHECK_READINESS:
             own = checks.on_demand(cfg)
         case Request.PREPARE_SPLIT:
             own = [*checks.final(cfg), *volumes.prepare_split(cfg)]
         case Request.EXECUTE_SPLIT:
+            # The Upgrade Side exists only once side.start ran: its early actions follow it.
+            early = _advanced(cfg, request, EARLY, (Side.PRODUCTION,))
             own = [
                 *volumes.execute_split(cfg),
                 *side.start(cfg),
+                *_advanced(cfg, request, EARLY, (Side.UPGRADE,)),
                 *services.disable_on_upgrade_side(cfg),
                 *actions.control(cfg, ControlType.STOP_APPLICATION, Side.UPGRADE, request),
             ]
@@ -70,11 +74,15 @@ def request_steps(
         case Request.COMMIT:
             own = volumes.commit(cfg)
         case Request.ABORT:
+            # Application actions here run only when the applications move back (abort
+            # from merge); the action steps decide from the recorded facts.
             own = [
                 *side.stop(cfg),
+                *actions.control(cfg, ControlType.STOP_APPLICATION, Side.PRODUCTION, request),
                 *services.stop_for_abort(cfg),
                 *volumes.abort_switch_back(cfg),
                 *services.start_for_abort(cfg),
+                *actions.control(cfg, ControlType.START_APPLICATION, Side.PRODUCTION, request),
                 *volumes.abort_resync(cfg),
             ]
         case Request.FINISH:

@@ -74,13 +74,7 @@ def _step(cfg: Config, spec: ActionSpec, side: Side) -> Step:
 def advanced(
     cfg: Config, request: Request, side: Side, timings: tuple[Timing, ...]
 ) -> list[Step]:
-    """Advanced actions of ``timings`` (early → default → late, then declaration order).
-
-    At ExecuteSplit the Upgrade Side only exists once the request's own work started it:
-    its early actions run first among its own actions, after it is up, instead of before.
-    """
-    if request is Request.EXECUTE_SPLIT and side is Side.UPGRADE:
-        timings = (*timings, Timing.EARLY) if Timing.EARLY not in timings else ()
+    """Advanced actions of ``timings`` (early → default → late, then declaration order)."""
     return [
         _step(cfg, a, side) for a in cfg.actions_of(ControlType.ADVANCED) if a.timing in timings
     ]
