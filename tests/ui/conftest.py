@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -27,6 +28,10 @@ SCREENSHOTS = Path(__file__).parents[2] / "test-artifacts" / "screenshots"
 CONFIG = """
 description = "Upgrade the test shop"
 {volumes}
+[upgrade_side]
+host_address = "{link}{host}/30"
+side_address = "{link}{side}/30"
+
 [[service]]
 name = "shop"
 command = ["{python}", "{app}", "--version", "v1"]
@@ -94,9 +99,15 @@ class Web:
 
 
 def _stop(home: Path, volume: Path | None) -> None:
+    # A test that failed mid-session leaves a session: end it so the volume can be released.
+    for action in ("abort", "finish"):
+        au(home, action)
     if volume is not None:
-        # Give the plain directory back (as root its live path is a bind mount).
-        au(home, "volume", "release", str(volume))
+        # Give the plain directory back (as root its live path is a bind mount); if the
+        # volume cannot be released, at least leave no mount of this test behind.
+        if au(home, "volume", "release", str(volume)).returncode != 0 and os.path.ismount(
+                volume):
+            subprocess.run(["umount", "--lazy", str(volume)], check=False)
     au(home, "daemon", "--stop")
     lock = home / "engine.lock"
     deadline = time.monotonic() + 15
@@ -135,8 +146,11 @@ def web(tmp_path: Path) -> Iterator[Web]:
                    f'\n[[action]]\nname = "ready-hook"\nfile = "{hook}"\n'
                    'control = "readiness-check"\nargs = ["%ACTIVE_UPGRADE_REQUEST%"]\n'
                    'description = "says it is ready"\n')
+    # A private link of its own, so sessions of other tests on this host do not collide.
+    net = random.randrange(0, 252, 4)
     (configs / "shop.toml").write_text(CONFIG.format(
-        volumes=volumes, python=sys.executable, app=HTTPAPP, port=port))
+        volumes=volumes, python=sys.executable, app=HTTPAPP, port=port,
+        link=f"169.254.{random.randint(100, 250)}.", host=net + 1, side=net + 2))
     listen = f"127.0.0.1:{free_port()}"
     r = au(home, "web", "--listen", listen, "--json")
     assert r.returncode == 0, r.stderr

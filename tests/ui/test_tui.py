@@ -89,7 +89,30 @@ def test_sessions_in_the_terminal_console(web: Web, screenshots: Path, tmp_path:
             expect(app, "Commit", {"finish": "no disruption"})
             await act(pilot, app, "finish", "Idle")
             expect(app, "Idle", {"check": "no disruption", "split": "no disruption"})
-            await act(pilot, app, "split", "Split")
+            if web.adopted:
+                # A failing readiness-check action: Broken with the reason, Retry offered.
+                web.fail_flag.write_text("")
+                await pilot.click("#btn-split")
+                await until(pilot, lambda: app.status.get("operational_state") == "Broken",
+                            "split to break")
+                assert app.query_one("#broken").display
+                assert app.status["reason"] in str(
+                    app.query_one("#broken-reason", Static).render())
+                retry = app.query_one("#btn-retry", Button)
+                assert not retry.disabled and str(retry.label) == (
+                    "Retry now: re-runs the failed step")
+                assert {a for a, (on, _) in buttons(app).items() if on} == {"abort"}
+                app.save_screenshot("tui-03b-broken-retry.svg", str(screenshots))
+                web.fail_flag.unlink()
+                await pilot.click("#btn-retry")
+                await until(pilot, lambda: app.status.get("attempt") != 1
+                            or app.status.get("upgrade_state") == "Split", "the retry to start")
+                await until(pilot, lambda: app.status.get("operational_state") != "Busy",
+                            "the retry to end")
+                assert app.status["upgrade_state"] == "Split", app.status.get("reason")
+                assert app.status["operational_state"] == "Ready", app.status.get("reason")
+            else:
+                await act(pilot, app, "split", "Split")
             await act(pilot, app, "abort", "Abort")
             expect(app, "Abort", {"finish": "no disruption"})
             assert not app.query_one("#broken").display

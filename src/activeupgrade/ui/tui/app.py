@@ -68,8 +68,10 @@ class ConsoleApp(App[None]):
 
     TITLE = "Active Upgrade"
     CSS = """
-    StatusBar { dock: bottom; height: auto; background: $primary-darken-2; color: $text;
-                padding: 0 1; }
+    #nav { height: 1fr; }
+    StatusBar { height: auto; background: $primary-darken-2; color: $text; padding: 0 1; }
+    #log-severity { width: 28; }
+    #log-file { width: 1fr; }
     #actions { grid-size: 3; grid-gutter: 1; height: auto; }
     #actions Button { width: 100%; }
     #broken { border: heavy $error; height: auto; padding: 0 1; }
