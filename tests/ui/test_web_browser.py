@@ -260,6 +260,20 @@ def test_whole_sessions_through_the_web_console(browser: Any, web: Web,
     assert 0 in depths and max(depths) >= 2
     assert page.locator("tr.sev-notice").count() > 0
     c.shot("10-activity-log")
+    # New entries arrive live, in tree order, while the page is open.
+    shown_before = rows.count()
+    with web.api() as http:
+        assert http.post("/api/actions/check", json={}).status_code == 200
+    web.wait_ready("check")
+    page.wait_for_function("n => document.querySelectorAll('#log-table tbody tr').length > n",
+                           arg=shown_before)
+    page.wait_for_function("() => [...document.querySelectorAll('#log-table tbody tr')]"
+                           ".some(r => r.textContent.includes('CheckReadiness completed'))")
+    depths_live = page.eval_on_selector_all(
+        "#log-table tbody tr", "rs => rs.map(r => [r.dataset.depth, r.textContent])")
+    starts = [i for i, (_, t) in enumerate(depths_live) if "CheckReadiness started" in t]
+    assert starts and depths_live[starts[-1]][0] == "0"
+    assert depths_live[starts[-1] + 1][0] == "1", depths_live[starts[-1]:][:3]
     page.select_option("select[name=severity]", "notice")
     page.click(".filters button[type=submit]")
     page.wait_for_url("**/log?severity=notice**")
