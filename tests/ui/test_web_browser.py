@@ -177,6 +177,41 @@ def test_whole_sessions_through_the_web_console(browser: Any, web: Web,
     assert inherited.is_checked() and inherited.is_disabled()
     c.shot("03b-configuration-inherited-child")
 
+    # The field editors write TOML into the text; the API validates and saves it.
+    c.go("/config")
+    page.fill("#new-name", "fields.toml")
+    page.click("form[action='/config/new'] button")
+    page.wait_for_url(c.base + "/config?file=fields.toml")
+    vol = web.home.parent / "opt-fields"
+    page.click("#builder summary")
+    page.fill("#b-description", "Upgrade set up with fields")
+    page.click("#b-set-description")
+    page.fill("#b-volume-path", str(vol))
+    page.select_option("#b-volume-role", "system")
+    page.click("#b-add-volume")
+    page.fill("#b-service-name", "extra")
+    page.fill("#b-service-command", f"{vol}/bin/extra --port 9")
+    page.fill("#b-service-listen", "127.0.0.1:9")
+    page.click("#b-add-service")
+    page.fill("#b-action-name", "drain")
+    page.fill("#b-action-file", f"{vol}/bin/drain")
+    page.select_option("#b-action-control", "stop-application")
+    page.select_option("#b-action-timing", "early")
+    page.click("#b-add-action")
+    for pattern in ("log/*.log", "etc/extra.conf"):
+        page.fill("#b-backup-path", f"{vol}/{pattern}")
+        page.click("#b-add-backup")
+    page.click("#save")
+    assert page.locator("#config-notice").inner_text().startswith("Saved "), page.locator(
+        "main").inner_text()[:2000]
+    assert page.locator("#validation-ok").is_visible()
+    main = page.locator("main").inner_text()
+    for expected in ("Upgrade set up with fields", str(vol), "extra", "listens on 127.0.0.1:9",
+                     "drain: stop-application, early", f"{vol}/log/*.log",
+                     f"{vol}/etc/extra.conf"):
+        assert expected in main, expected
+    c.shot("03c-configuration-edited-with-fields")
+
     # Upgrade Summary: the effective configuration in words and the steps of each request.
     c.go("/summary")
     main = page.locator("main").inner_text()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from activeupgrade.config.model import ControlType, Timing, VolumeRole
 from activeupgrade.config.template import template_text
 from activeupgrade.errors import ConfigError
 
@@ -43,6 +44,13 @@ def _direct_includes(text: str) -> list[str]:
         return []
     found = data.get("include", [])
     return [str(x) for x in found] if isinstance(found, list) else []
+
+
+def _top_level(text: str, key: str) -> str:
+    try:
+        return str(tomllib.loads(text).get(key, ""))
+    except tomllib.TOMLDecodeError:
+        return ""
 
 
 def _includes(name: str, text: str, files: list[str], reached: list[str]) -> list[dict[str, Any]]:
@@ -78,6 +86,7 @@ async def page_context(api: Api, d: Daemon, name: str, *, text: str | None = Non
                 shown, invalid = await api.get("/config/show", file=name)
         view = {
             "name": name, "path": str(path), "text": text or "",
+            "description": _top_level(text or "", "description"),
             "loaded": listing.get("loaded") == str(path),
             "error": invalid, "show": shown,
             "config": (shown or {}).get("config"),
@@ -85,6 +94,8 @@ async def page_context(api: Api, d: Daemon, name: str, *, text: str | None = Non
                                   (shown or {}).get("files", [])),
         }
     return {"folder": listing["folder"], "files": listing["files"],
+            "roles": [r.value for r in VolumeRole], "controls": [c.value for c in ControlType],
+            "timings": [t.value for t in Timing],
             "loaded": listing.get("loaded", ""), "view": view, "notice_text": notice,
             "action_error": error or list_error,
             "in_session": bool((status or {}).get("session"))}
