@@ -37,8 +37,9 @@ def test_check_json_before_any_volume_warns_and_lists_every_check(home: Path) ->
     report = json.loads(r.stdout)
     assert [c["id"] for c in report["checks"]] == list(ON_DEMAND)
     assert report["ready"] is True
-    failed = [(c["id"], c["severity"]) for c in report["checks"] if not c["ok"]]
-    assert failed == [("AU-C002", "warning")]
+    failed = {c["id"]: c["severity"] for c in report["checks"] if not c["ok"]}
+    assert failed["AU-C002"] == "warning"
+    assert set(failed.values()) == {"warning"}  # e.g. AU-C009 when another instance's link
 
 
 def test_check_exits_60_naming_the_failed_checks(home: Path, tmp_path: Path) -> None:

@@ -77,7 +77,8 @@ def test_volumes_missing_overlapping_and_not_adopted(env_for: EnvFor, tmp_path: 
 
 
 def test_no_volume_selected_is_one_warning(env_for: EnvFor) -> None:
-    report = run_checks(env_for(Config()), catalogue.ON_DEMAND)
+    report = run_checks(env_for(Config(upgrade_side=UpgradeSideSpec(isolation="directory"))),
+                        catalogue.ON_DEMAND)
     assert report.ready
     warned = [c for c in report.checks if not c.ok]
     assert [(c.id, c.severity.value) for c in warned] == [("AU-C002", "warning")]
@@ -143,7 +144,9 @@ def test_link_addresses_in_use_are_refused(env_for: EnvFor) -> None:
                                                 isolation="namespaces"))
     result = run_one("AU-C009", env_for(clash))
     assert not result.ok and "127.0.0.1 is already used" in result.message
-    free = Config(upgrade_side=UpgradeSideSpec(isolation="namespaces"))
+    # Not the default addresses: a leftover link of another instance may hold those.
+    free = Config(upgrade_side=UpgradeSideSpec("169.254.213.1/30", "169.254.213.2/30",
+                                               isolation="namespaces"))
     assert run_one("AU-C009", env_for(free)).ok
     unused = Config(upgrade_side=UpgradeSideSpec("127.0.0.1/30", "127.0.0.2/30",
                                                  isolation="directory"))
@@ -195,3 +198,43 @@ def test_a_probe_bug_fails_its_check_only(env_for: EnvFor, monkeypatch: pytest.M
     report = run_checks(env_for(Config()), ("AU-C004", "AU-C007"))
     assert not report.checks[0].ok and "boom" in report.checks[0].message
     assert len(report.checks) == 2
+
+
+LINK_PROBE = """
+import json, sys
+from pathlib import Path
+from activeupgrade import proc
+from activeupgrade.checks.runner import CheckEnv, run_one
+from activeupgrade.config.model import Config, UpgradeSideSpec
+from activeupgrade.instance import Instance
+from activeupgrade.store.db import Store
+instance = Instance(Path(sys.argv[1]))
+instance.ensure()
+env = CheckEnv(instance=instance, store=Store(instance.db),
+               config=Config(upgrade_side=UpgradeSideSpec(isolation="namespaces")))
+out = {}
+for name in ("au0123abh", "eth9"):
+    proc.run(["ip", "link", "add", name, "type", "veth", "peer", "name", name[:-1] + "p"])
+    proc.run(["ip", "addr", "add", "169.254.77.1/30", "dev", name])
+    r = run_one("AU-C009", env)
+    out[name] = [r.ok, r.severity.value, r.message]
+print(json.dumps(out))
+"""
+
+
+def test_link_address_of_another_instance_warns_a_foreign_one_blocks(
+    needs_root: None, tmp_path: Path
+) -> None:
+    # In a network namespace of its own: the host's interfaces are never touched.
+    import json
+    import subprocess
+
+    done = subprocess.run(["unshare", "--net", sys.executable, "-c", LINK_PROBE,
+                           str(tmp_path / "home")], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["au0123abh"][:2] == [False, "warning"]
+    assert "another Active Upgrade instance" in out["au0123abh"][2]
+    assert out["eth9"][:2] == [False, "error"]
+    assert "169.254.77.1 is already used on eth9" in out["eth9"][2]

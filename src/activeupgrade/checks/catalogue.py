@@ -80,7 +80,8 @@ CHECKS: tuple[CheckDef, ...] = (
     CheckDef("AU-C009", "link-addresses", E,
              "The private link addresses are free and in one subnet",
              "host_address or side_address is already used on this host, or the two are "
-             "equal or in different subnets.",
+             "equal or in different subnets. A warning when the user is another Active "
+             "Upgrade instance's private link (several instances on one host).",
              "Choose unused addresses of one small subnet in [upgrade_side] (e.g. "
              "169.254.77.1/30 and 169.254.77.2/30)."),
     CheckDef("AU-C010", "services-exist", E, "Every service can be started",

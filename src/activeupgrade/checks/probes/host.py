@@ -5,13 +5,17 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 
 from activeupgrade import proc
 from activeupgrade.checks.catalogue import CheckSeverity
 from activeupgrade.checks.runner import CheckEnv, Verdict
 from activeupgrade.instance import is_root
+from activeupgrade.platform.side import namespace
 
 NAMESPACES = ("mnt", "net", "pid", "uts")
+OTHER_INSTANCE_LINK = re.compile(r"^au[0-9a-f]{6}h$")
+"""Host end of another instance's private link (``side.namespace.link_names``)."""
 
 
 def _isolation(env: CheckEnv) -> str:
@@ -49,8 +53,8 @@ def namespaces(env: CheckEnv) -> Verdict:
     return Verdict(True, "mount, network, PID and UTS namespaces are available")
 
 
-def host_addresses() -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
-    """Every address configured on this host's interfaces (``ip -j addr``)."""
+def host_addresses() -> list[tuple[str, ipaddress.IPv4Interface | ipaddress.IPv6Interface]]:
+    """Every (interface, address) configured on this host (``ip -j addr``)."""
     ip = proc.which("ip")
     if ip is None:
         raise FileNotFoundError("the ip program (iproute2) is missing")
@@ -58,7 +62,8 @@ def host_addresses() -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
     found = []
     for link in json.loads(done.stdout or "[]"):
         for addr in link.get("addr_info", []):
-            found.append(ipaddress.ip_interface(f"{addr['local']}/{addr.get('prefixlen', 32)}"))
+            found.append((str(link.get("ifname", "")), ipaddress.ip_interface(
+                f"{addr['local']}/{addr.get('prefixlen', 32)}")))
     return found
 
 
@@ -75,15 +80,26 @@ def link_addresses(env: CheckEnv) -> Verdict:
         return Verdict(False, f"{host} and {peer} are not two addresses of one subnet")
     try:
         existing = host_addresses()
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, KeyError) as exc:
         return Verdict(False, f"cannot list this host's addresses: {exc}")
-    clashes = []
-    for addr in existing:
+    own = namespace.link_names(env.instance)[0]
+    clashes: list[str] = []
+    shared: list[str] = []
+    for ifname, addr in existing:
+        if ifname == own:
+            continue  # our own link (left by a crash) is rebuilt by the split
         if addr.ip in (host.ip, peer.ip):
-            clashes.append(f"{addr.ip} is already used on this host")
+            problem = f"{addr.ip} is already used on {ifname}"
         elif addr.version == host.version and addr.network.overlaps(host.network) and \
                 not addr.ip.is_loopback:
-            clashes.append(f"{addr} overlaps the link's subnet {host.network}")
+            problem = f"{addr} on {ifname} overlaps the link's subnet {host.network}"
+        else:
+            continue
+        (shared if OTHER_INSTANCE_LINK.match(ifname) else clashes).append(problem)
     if clashes:
-        return Verdict(False, "; ".join(clashes), details={"clashes": clashes})
+        return Verdict(False, "; ".join(clashes + shared), details={"clashes": clashes})
+    if shared:
+        return Verdict(False, "; ".join(shared) + " (the private link of another Active "
+                       "Upgrade instance on this host)", severity=CheckSeverity.WARNING,
+                       details={"shared": shared})
     return Verdict(True, f"{host} ↔ {peer} are free", details={"checked": len(existing)})
