@@ -37,11 +37,12 @@ def split_host(tmp_path: Path, needs_root: None):  # type: ignore[no-untyped-def
     act(engine, OperatorAction.SPLIT)
     try:
         yield inst, sysv, datav
-    finally:
         act(engine, OperatorAction.ABORT)
         act(engine, OperatorAction.FINISH)
         store.close()
         release_all(home)
+    finally:
+        namespace.remove(inst)
         unmount_under(tmp_path)
 
 

@@ -137,10 +137,11 @@ class Tracker:
             _libc.inotify_rm_watch(self.fd, wd)
 
     # -- keeping up -------------------------------------------------------------------
-    def _events(self) -> tuple[set[str], bool]:
-        """Directories to re-read, and whether something may have happened that the events
-        cannot tell (then everything is read again)."""
-        dirty: set[str] = set()
+    def _events(self) -> tuple[dict[str, set[str] | None], bool]:
+        """Directories to re-read (with the names their events gave, or None: all of it),
+        and whether something may have happened that the events cannot tell (then
+        everything is read again)."""
+        dirty: dict[str, set[str] | None] = {}
         created: set[str] = set()
         moved: dict[int, tuple[str, bool]] = {}
         transient = False
@@ -162,13 +163,16 @@ class Tracker:
                     if self.rel_wd.get(rel) == wd:
                         del self.rel_wd[rel]
                     del self.wd_rel[wd]
-                dirty.add(rel)
-                if not length:  # about the directory itself
+                if not length:  # about the directory itself: read it all, and its entry
+                    dirty[rel] = None
                     if rel:
-                        dirty.add(_parent(rel))
+                        dirty[_parent(rel)] = None
                     continue
                 name = data[off - length:off].rstrip(b"\0").decode(errors="surrogateescape")
                 child = f"{rel}/{name}" if rel else name
+                names = dirty.setdefault(rel, set())
+                if names is not None:
+                    names.add(name)
                 if mask & IN_CREATE and mask & IN_ISDIR:
                     # what happened inside before it was watched is unknown (a hard link
                     # made and removed there would have changed entries elsewhere)
@@ -188,6 +192,37 @@ class Tracker:
         # moved out of the tree after being created here
         transient = transient or any(was_created for _, was_created in moved.values())
         return dirty, transient
+
+    def _refresh_names(self, rel: str, names: set[str]) -> None:
+        """Re-read directory ``rel``'s own entry and the children events named."""
+        if rel not in self.stats and rel:
+            return
+        try:
+            self._put(rel, os.lstat(join(self.root, rel)))
+        except FileNotFoundError:
+            self._drop(rel)
+            return
+        known = self.children.setdefault(rel, set())
+        for name in names:
+            child = f"{rel}/{name}" if rel else name
+            try:
+                cst = os.lstat(join(self.root, child))
+            except FileNotFoundError:
+                self._drop(child)
+                known.discard(name)
+                continue
+            self._take(child, cst)
+            known.add(name)
+
+    def _take(self, child: str, cst: os.stat_result) -> None:
+        old = self.stats.get(child)
+        if old is not None and stat.S_ISDIR(old.st_mode) and (
+            not stat.S_ISDIR(cst.st_mode) or old.st_ino != cst.st_ino
+        ):
+            self._drop(child)  # replaced: a different directory or not one at all
+        self._put(child, cst)
+        if stat.S_ISDIR(cst.st_mode) and child not in self.rel_wd:
+            self._scan_dir(child)
 
     def _refresh(self, rel: str) -> None:
         if rel not in self.stats and rel:
@@ -222,14 +257,7 @@ class Tracker:
             except FileNotFoundError:
                 names.discard(name)
                 continue
-            old = self.stats.get(child)
-            if old is not None and stat.S_ISDIR(old.st_mode) and (
-                not stat.S_ISDIR(cst.st_mode) or old.st_ino != cst.st_ino
-            ):
-                self._drop(child)  # replaced: a different directory or not one at all
-            self._put(child, cst)
-            if stat.S_ISDIR(cst.st_mode) and child not in self.rel_wd:
-                self._scan_dir(child)
+            self._take(child, cst)
         self.children[rel] = names
 
     def current(self) -> Stats:
@@ -240,7 +268,11 @@ class Tracker:
             # an entry elsewhere, that entry may have changed unseen. Read everything.
             self._scan_dir("")
         for rel in sorted(dirty, key=lambda r: (r.count("/") + bool(r), r)):
-            self._refresh(rel)
+            names = dirty[rel]
+            if names is None or rel not in self.rel_wd:
+                self._refresh(rel)
+            else:
+                self._refresh_names(rel, names)
         for rel in list(self.multi):
             try:
                 self._put(rel, os.lstat(join(self.root, rel)))
