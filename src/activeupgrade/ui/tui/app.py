@@ -48,6 +48,8 @@ SEVERITY_STYLE = {
 }
 ACTIONS = [a for a in OperatorAction if a is not OperatorAction.RETRY]
 LOG_LIMIT = 2000
+"""Entries the Activity Log tab shows (the newest)."""
+LOG_PAGE = 10_000
 
 
 class StatusBar(Static):
@@ -177,10 +179,18 @@ class ConsoleApp(App[None]):
 
     def _load_log(self) -> None:
         severity = self.query_one("#log-severity", Select).value
-        params: dict[str, Any] = {"limit": LOG_LIMIT}
+        params: dict[str, Any] = {"limit": LOG_PAGE}
         if isinstance(severity, str):
             params["severity"] = severity
-        rows: list[dict[str, Any]] = self.client.get("/log", **params)
+        # The newest LOG_LIMIT entries: the API pages from the oldest.
+        rows: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            page: list[dict[str, Any]] = self.client.get("/log", after=after, **params)
+            rows = (rows + page)[-LOG_LIMIT:]
+            if len(page) < LOG_PAGE:
+                break
+            after = page[-1]["id"]
         self.call_from_thread(self.show_log, rows)
 
     @work(exclusive=True, group="events")

@@ -51,6 +51,9 @@ SEVERITY_ICONS = {
     Severity.WARNING: "⚠", Severity.ERROR: "✖", Severity.CRITICAL: "‼",
 }
 LOG_FILTERS = ("severity", "request", "side", "session", "event")
+LOG_SHOWN = 2000
+"""Entries the Activity Log page shows: the newest that match (saving takes them all)."""
+LOG_PAGE = 10_000
 
 
 class Api:
@@ -167,6 +170,23 @@ async def summary(request: Request) -> Response:
                         plan_error=plan_error)
 
 
+async def latest_log(api: Api, keep: int, filters: dict[str, str]
+                     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, int]:
+    """The newest ``keep`` matching entries (the API pages from the oldest) and how many
+    matched in all."""
+    window: list[dict[str, Any]] = []
+    after, total = 0, 0
+    while True:
+        page, error = await api.get("/log", after=after, limit=LOG_PAGE, **filters)
+        if error or not page:
+            return window, error, total
+        total += len(page)
+        window = (window + page)[-keep:]
+        after = page[-1]["id"]
+        if len(page) < LOG_PAGE:
+            return window, None, total
+
+
 def _log_query(request: Request) -> dict[str, str]:
     return {k: request.query_params.get(k, "") for k in LOG_FILTERS}
 
@@ -174,16 +194,15 @@ def _log_query(request: Request) -> dict[str, str]:
 async def log_page(request: Request) -> Response:
     api: Api = request.app.state.api
     filters = _log_query(request)
-    limit = 2000
-    raw, error = await api.get("/log", limit=limit, **filters)
-    entries = [to_entry(d) for d in raw or []]
+    raw, error, total = await latest_log(api, LOG_SHOWN, filters)
+    entries = [to_entry(d) for d in raw]
     ordered = pages.tree_order(entries)
     depth = depth_map(entries)
     rows = [{"e": e, "depth": depth[e.id], "icon": SEVERITY_ICONS[e.severity]} for e in ordered]
     query = urlencode({k: v for k, v in filters.items() if v})
     return await render(request, "log", "Activity Log", rows=rows, error=error,
                         filters=filters, severities=[s.value for s in Severity],
-                        query=query, live=not any(filters.values()),
+                        query=query, live=not any(filters.values()), total=total,
                         last_id=max((e.id for e in entries), default=0))
 
 
