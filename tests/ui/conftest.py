@@ -89,13 +89,14 @@ class Web:
     def wait_ready(self, action: str, timeout: float = 120.0) -> dict[str, object]:
         """Poll the status (over the token-protected TCP API) until ``action`` ended."""
         deadline = time.monotonic() + timeout
+        s: dict[str, object] = {}
         with self.api() as http:
             while time.monotonic() < deadline:
-                s: dict[str, object] = http.get("/api/status").json()
+                s = http.get("/api/status").json()
                 if s["operational_state"] != "Busy" and s.get("action") == action:
                     return s
                 time.sleep(0.1)
-        raise AssertionError(f"{action} did not end within {timeout}s")
+        raise AssertionError(f"{action} did not end within {timeout}s; last status: {s}")
 
 
 def _stop(home: Path, volume: Path | None) -> None:

@@ -28,7 +28,8 @@ async def until(pilot: Any, cond: Callable[[], bool], what: str, timeout: float 
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            status = getattr(pilot.app, "status", {})
+            raise AssertionError(f"timed out waiting for {what}; console status: {status}")
         await pilot.pause(0.1)
 
 

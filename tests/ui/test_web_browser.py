@@ -84,16 +84,17 @@ class Console:
         return out
 
     def act(self, action: str, state: str) -> dict[str, Any]:
-        """Click an action's button and wait until the status bar shows it ended in ``state``."""
+        """Click an action's button; wait until it ended (API) and the page shows ``state``."""
         self.page.locator(f"#btn-{action}").click()
-        self.page.wait_for_function(
-            "([a, s]) => document.body.dataset.action === a"
-            " && document.body.dataset.operationalState !== 'Busy'"
-            " && document.body.dataset.upgradeState === s",
-            arg=[action, state], timeout=120_000,
-        )
         status = self.web.wait_ready(action)
         assert status["operational_state"] == "Ready", status.get("reason")
+        assert status["upgrade_state"] == state, status
+        self.page.wait_for_function(
+            "([a, s]) => document.body.dataset.action === a"
+            " && document.body.dataset.operationalState === 'Ready'"
+            " && document.body.dataset.upgradeState === s",
+            arg=[action, state], timeout=30_000,
+        )
         return status
 
     def expect(self, upgrade: str, enabled: dict[str, str]) -> None:
