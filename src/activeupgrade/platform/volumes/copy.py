@@ -97,8 +97,9 @@ def _chown(target: int | str, st: os.stat_result, cur: os.stat_result | None,
     os.chown(target, st.st_uid, st.st_gid, follow_symlinks=not link)
 
 
-def copy_file(src: str, dst: str, st: os.stat_result, flags: CopyFlags) -> None:
-    """Copy regular file ``src`` (lstat ``st``) to ``dst`` with all its metadata."""
+def copy_file(src: str, dst: str, st: os.stat_result, flags: CopyFlags) -> os.stat_result:
+    """Copy regular file ``src`` (lstat ``st``) to ``dst`` with all its metadata; returns
+    the copy's final stat (taken after the rename, which changes its ctime)."""
     tmp = temp_name(dst)
     fi = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
     try:
@@ -111,11 +112,12 @@ def copy_file(src: str, dst: str, st: os.stat_result, flags: CopyFlags) -> None:
             if sx:
                 _set_xattrs(fo, sx, {})
             os.utime(fo, ns=(st.st_atime_ns, st.st_mtime_ns))
+            os.replace(tmp, dst)
+            return os.fstat(fo)
         finally:
             os.close(fo)
     finally:
         os.close(fi)
-    os.replace(tmp, dst)
 
 
 def copy_special(src: str, dst: str, st: os.stat_result) -> None:

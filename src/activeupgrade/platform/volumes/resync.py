@@ -182,8 +182,9 @@ class _Run:
         self.flags = CopyFlags()
         self.result = Result()
 
-    def file_job(self, rel: str) -> tuple[str, int, str]:
-        """Bring one non-directory entry up to date. Returns (rel, bytes copied, action)."""
+    def file_job(self, rel: str) -> tuple[str, int, str, os.stat_result]:
+        """Bring one non-directory entry up to date.
+        Returns (rel, bytes copied, action, the target's stat afterwards)."""
         s = self.src[rel]
         sp, dp = join(self.src_root, rel), join(self.dst_root, rel)
         d: os.stat_result | None = self.dst.get(rel)
@@ -192,12 +193,12 @@ class _Run:
         if not stat.S_ISREG(s.st_mode):
             if d is not None and stat.S_ISLNK(s.st_mode) and os.readlink(sp) == os.readlink(dp):
                 apply_meta(sp, dp, s, d)
-                return rel, 0, "meta"
+                return rel, 0, "meta", os.lstat(dp)
             if d is not None and not stat.S_ISLNK(s.st_mode) and d.st_rdev == s.st_rdev:
                 apply_meta(sp, dp, s, d)
-                return rel, 0, "meta"
+                return rel, 0, "meta", os.lstat(dp)
             copy_special(sp, dp, s)
-            return rel, 0, "special"
+            return rel, 0, "special", os.lstat(dp)
         group = self.plan.groups.get(rel)
         consistent = d is not None and d.st_nlink == 1 + len(group or ())
         if d is not None and consistent and group:
@@ -205,14 +206,12 @@ class _Run:
             consistent = all(m in self.dst and self.dst[m].st_ino == ino for m in group)
         if d is not None and consistent and d.st_size == s.st_size:
             if d.st_mtime_ns != s.st_mtime_ns or not same_content(sp, dp):
-                copy_file(sp, dp, s, self.flags)
-                return rel, s.st_size, "copy"
+                return rel, s.st_size, "copy", copy_file(sp, dp, s, self.flags)
             apply_meta(sp, dp, s, d)
-            return rel, 0, "compare"
-        copy_file(sp, dp, s, self.flags)
-        return rel, s.st_size, "copy"
+            return rel, 0, "compare", os.lstat(dp)
+        return rel, s.st_size, "copy", copy_file(sp, dp, s, self.flags)
 
-    def chunk_job(self, rels: list[str]) -> list[tuple[str, int, str]]:
+    def chunk_job(self, rels: list[str]) -> list[tuple[str, int, str, os.stat_result]]:
         return [self.file_job(rel) for rel in rels]
 
 
@@ -252,15 +251,18 @@ def resync(
     new: Entries = {rel: pair for rel, pair in known.items() if rel in src}
     journal = Journal(manifest)
     unsettled: list[str] = []
+    made: set[str] = set()
 
-    def record(rel: str, retry: bool = True) -> None:
-        """Vouch for ``rel`` being identical now, if its signatures can be trusted."""
+    def record(rel: str, after: os.stat_result | None = None, retry: bool = True) -> None:
+        """Vouch for ``rel`` being identical now, if its signatures can be trusted.
+        ``after``: the target's stat just taken (only used where timestamps are
+        fine-grained: with a racy window the stat must follow the reference time)."""
         new.pop(rel, None)
         s = src[rel]
         if s.st_ctime_ns >= scan_start - window:
             return  # changed on the source too recently (or since the scan)
         t = time.time_ns()
-        d = os.lstat(join(dst_r, rel))
+        d = after if after is not None and window == 0 else os.lstat(join(dst_r, rel))
         if d.st_ctime_ns >= t - window:
             if retry:
                 unsettled.append(rel)
@@ -292,6 +294,7 @@ def resync(
         for rel in dirs:
             if rel not in dst:
                 os.mkdir(join(dst_r, rel), 0o700)
+                made.add(rel)
                 touched.add(os.path.dirname(rel))
                 res.created_dirs += 1
         # 3. files, symlinks, special files on the pool; hard-link members afterwards
@@ -299,12 +302,12 @@ def resync(
                  if not stat.S_ISDIR(src[r].st_mode) and r not in p.members]
         chunks = [files[i:i + CHUNK] for i in range(0, len(files), CHUNK)]
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures: list[Future[list[tuple[str, int, str]]]] = [
+            futures: list[Future[list[tuple[str, int, str, os.stat_result]]]] = [
                 pool.submit(run.chunk_job, c) for c in chunks
             ]
             try:
                 for fut in futures:
-                    for rel, nbytes, action in fut.result():
+                    for rel, nbytes, action, after in fut.result():
                         if action == "copy" or action == "special":
                             res.copied_files += 1
                             res.copied_bytes += nbytes
@@ -315,7 +318,7 @@ def resync(
                         else:
                             res.metadata_fixed += 1
                         if rel not in p.groups:
-                            record(rel)
+                            record(rel, after)
                         prog.files_done += 1
                     report()
                     if check is not None:
@@ -360,7 +363,8 @@ def resync(
         journal.close(done=completed)
     manifest.settle(new, journal.written)
     manifest.remember(new)
-    watch.snapshot(dst_r)  # take in our own writes now, not as changes next time
+    # take in our own writes now, not as changes next time
+    watch.snapshot(dst_r, tracked, own=frozenset(made))
     res.seconds = time.monotonic() - t0
     report(force=True)
     return res

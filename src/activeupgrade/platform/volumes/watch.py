@@ -137,7 +137,7 @@ class Tracker:
             _libc.inotify_rm_watch(self.fd, wd)
 
     # -- keeping up -------------------------------------------------------------------
-    def _events(self) -> tuple[dict[str, set[str] | None], bool]:
+    def _events(self, own: frozenset[str]) -> tuple[dict[str, set[str] | None], bool]:
         """Directories to re-read (with the names their events gave, or None: all of it),
         and whether something may have happened that the events cannot tell (then
         everything is read again)."""
@@ -173,7 +173,7 @@ class Tracker:
                 names = dirty.setdefault(rel, set())
                 if names is not None:
                     names.add(name)
-                if mask & IN_CREATE and mask & IN_ISDIR:
+                if mask & IN_CREATE and mask & IN_ISDIR and child not in own:
                     # what happened inside before it was watched is unknown (a hard link
                     # made and removed there would have changed entries elsewhere)
                     transient = True
@@ -260,9 +260,10 @@ class Tracker:
             self._take(child, cst)
         self.children[rel] = names
 
-    def current(self) -> Stats:
-        """The tree as it is now (a copy the caller may change)."""
-        dirty, transient = self._events()
+    def current(self, own: frozenset[str] = frozenset()) -> Stats:
+        """The tree as it is now (a copy the caller may change). ``own``: directories the
+        caller created and filled itself (nothing unseen can have happened in them)."""
+        dirty, transient = self._events(own)
         if transient:
             # A name created and gone again between two looks: had it been a hard link to
             # an entry elsewhere, that entry may have changed unseen. Read everything.
@@ -297,7 +298,8 @@ def _scan_plain(root: str) -> Stats:
     return scan(root)
 
 
-def snapshot(root: str | os.PathLike[str], track: bool = True) -> Stats:
+def snapshot(root: str | os.PathLike[str], track: bool = True,
+             own: frozenset[str] = frozenset()) -> Stats:
     """Every entry of ``root`` now; tracked trees re-read only what changed.
 
     ``track`` False (a filesystem with coarse timestamps: an event may name an entry whose
@@ -319,7 +321,7 @@ def snapshot(root: str | os.PathLike[str], track: bool = True) -> Stats:
                     _trees.popitem(last=False)[1].close()
             return dict(tracker.stats)
         with tracker.lock:
-            return tracker.current()
+            return tracker.current(own)
     except Untrackable:
         forget(key)
         return _scan_plain(key)
