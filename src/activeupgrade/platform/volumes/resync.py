@@ -31,6 +31,7 @@ from activeupgrade.platform.volumes.copy import CopyFlags, apply_meta, copy_file
 from activeupgrade.platform.volumes.manifest import Entries, Journal, Manifest, Pair
 from activeupgrade.platform.volumes.tree import (
     RACY_NS,
+    Sig,
     Stats,
     join,
     racy_window,
@@ -125,14 +126,21 @@ def _oriented(a: os.stat_result, b: os.stat_result, src_is_a: bool) -> Pair:
     return (sig(a), sig(b)) if src_is_a else (sig(b), sig(a))
 
 
-def plan(src: Stats, dst: Stats, known: Entries, src_is_a: bool) -> Plan:
-    """Compare the scans against the manifest: what must be deleted, created or checked."""
+def plan(src: Stats, dst: Stats, known: Entries, src_is_a: bool,
+         ssig: dict[str, Sig] | None = None, dsig: dict[str, Sig] | None = None) -> Plan:
+    """Compare the scans against the manifest: what must be deleted, created or checked.
+    ``ssig``/``dsig``: the entries' signatures when already known."""
     candidates: set[str] = set()
     by_inode: dict[int, list[str]] = {}
-    for rel, s in src.items():
-        d = dst.get(rel)
-        if d is None or known.get(rel) != _oriented(s, d, src_is_a):
+    if ssig is None:
+        ssig = {rel: sig(st) for rel, st in src.items()}
+    if dsig is None:
+        dsig = {rel: sig(st) for rel, st in dst.items()}
+    for rel, a in ssig.items():
+        b = dsig.get(rel)
+        if b is None or known.get(rel) != ((a, b) if src_is_a else (b, a)):
             candidates.add(rel)
+    for rel, s in src.items():
         if s.st_nlink > 1 and stat.S_ISREG(s.st_mode):
             by_inode.setdefault(s.st_ino, []).append(rel)
     groups: dict[str, list[str]] = {}
@@ -233,8 +241,8 @@ def resync(
     window = _racy_window(manifest, src_r, dst_r)
     scan_start = time.time_ns()
     tracked = window == 0  # see watch.py: change tracking needs fine-grained ctimes
-    src, dst = watch.snapshot(src_r, tracked), watch.snapshot(dst_r, tracked)
-    p = plan(src, dst, known, src_is_a)
+    (src, ssig), (dst, dsig) = watch.snapshot(src_r, tracked), watch.snapshot(dst_r, tracked)
+    p = plan(src, dst, known, src_is_a, ssig, dsig)
     run = _Run(src_r, dst_r, src, dst, p)
     res = run.result
     res.scanned, res.candidates, res.resumed = len(src), len(p.candidates), resumed

@@ -23,7 +23,9 @@ import struct
 import threading
 from collections import OrderedDict
 
-from activeupgrade.platform.volumes.tree import Stats, join
+from activeupgrade.platform.volumes.tree import Sig, Stats, join, scan, sig
+
+Sigs = dict[str, Sig]
 
 IN_MODIFY = 0x2
 IN_ATTRIB = 0x4
@@ -67,12 +69,13 @@ class Tracker:
             raise Untrackable(os.strerror(ctypes.get_errno()))
         self.fd = fd
         self.stats: Stats = {}
+        self.sigs: Sigs = {}
         self.children: dict[str, set[str]] = {}
         self.wd_rel: dict[int, str] = {}
         self.rel_wd: dict[str, int] = {}
         self.multi: set[str] = set()
         self.lock = threading.Lock()
-        self.stats[""] = os.lstat(root)
+        self._put("", os.lstat(root))
         self._scan_dir("")
 
     def close(self) -> None:
@@ -93,6 +96,7 @@ class Tracker:
 
     def _put(self, rel: str, st: os.stat_result) -> None:
         self.stats[rel] = st
+        self.sigs[rel] = sig(st)
         if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
             self.multi.add(rel)
         else:
@@ -126,6 +130,7 @@ class Tracker:
     def _drop(self, rel: str) -> None:
         """Forget ``rel`` and everything below it."""
         st = self.stats.pop(rel, None)
+        self.sigs.pop(rel, None)
         self.multi.discard(rel)
         if st is None or not stat.S_ISDIR(st.st_mode):
             return
@@ -142,6 +147,7 @@ class Tracker:
         and whether something may have happened that the events cannot tell (then
         everything is read again)."""
         dirty: dict[str, set[str] | None] = {}
+        selfs: set[str] = set()
         created: set[str] = set()
         moved: dict[int, tuple[str, bool]] = {}
         transient = False
@@ -163,10 +169,13 @@ class Tracker:
                     if self.rel_wd.get(rel) == wd:
                         del self.rel_wd[rel]
                     del self.wd_rel[wd]
-                if not length:  # about the directory itself: read it all, and its entry
-                    dirty[rel] = None
-                    if rel:
-                        dirty[_parent(rel)] = None
+                if not length:  # about the directory itself
+                    if mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED):
+                        dirty[rel] = None
+                        if rel:
+                            dirty[_parent(rel)] = None
+                    else:  # its own metadata: only its entry is read again
+                        selfs.add(rel)
                     continue
                 name = data[off - length:off].rstrip(b"\0").decode(errors="surrogateescape")
                 child = f"{rel}/{name}" if rel else name
@@ -191,6 +200,9 @@ class Tracker:
                     created.discard(child)
         # moved out of the tree after being created here
         transient = transient or any(was_created for _, was_created in moved.values())
+        for rel in selfs:
+            if rel not in dirty:
+                dirty[rel] = set()  # no names: only the directory's own entry
         return dirty, transient
 
     def _refresh_names(self, rel: str, names: set[str]) -> None:
@@ -260,7 +272,7 @@ class Tracker:
             self._take(child, cst)
         self.children[rel] = names
 
-    def current(self, own: frozenset[str] = frozenset()) -> Stats:
+    def current(self, own: frozenset[str] = frozenset()) -> tuple[Stats, Sigs]:
         """The tree as it is now (a copy the caller may change). ``own``: directories the
         caller created and filled itself (nothing unseen can have happened in them)."""
         dirty, transient = self._events(own)
@@ -289,17 +301,16 @@ class Tracker:
                         self._put(rel, os.lstat(join(self.root, rel)))
                     except FileNotFoundError:
                         pass
-        return dict(self.stats)
+        return dict(self.stats), dict(self.sigs)
 
 
-def _scan_plain(root: str) -> Stats:
-    from activeupgrade.platform.volumes.tree import scan
-
-    return scan(root)
+def _scan_plain(root: str) -> tuple[Stats, Sigs]:
+    stats = scan(root)
+    return stats, {rel: sig(st) for rel, st in stats.items()}
 
 
 def snapshot(root: str | os.PathLike[str], track: bool = True,
-             own: frozenset[str] = frozenset()) -> Stats:
+             own: frozenset[str] = frozenset()) -> tuple[Stats, Sigs]:
     """Every entry of ``root`` now; tracked trees re-read only what changed.
 
     ``track`` False (a filesystem with coarse timestamps: an event may name an entry whose
@@ -319,7 +330,7 @@ def snapshot(root: str | os.PathLike[str], track: bool = True,
                 _trees[key] = tracker
                 while len(_trees) > KEEP:
                     _trees.popitem(last=False)[1].close()
-            return dict(tracker.stats)
+            return dict(tracker.stats), dict(tracker.sigs)
         with tracker.lock:
             return tracker.current(own)
     except Untrackable:
