@@ -127,8 +127,10 @@ class ActivityLog:
         event_prefix: str | None = None,
         limit: int = 10_000,
         root: int | None = None,
+        newest: bool = False,
     ) -> list[Entry]:
-        """Entries matching the filters, oldest first."""
+        """Entries matching the filters, oldest first (with ``newest``: the last ``limit``
+        of them, still oldest first)."""
         sql = "SELECT * FROM log WHERE id > ?"
         params: list[Any] = [after]
         if session:
@@ -147,9 +149,11 @@ class ActivityLog:
             names = [s.value for s in Severity if s.rank >= min_severity.rank]
             sql += f" AND severity IN ({','.join('?' * len(names))})"
             params.extend(names)
-        sql += " ORDER BY id LIMIT ?"
+        sql += f" ORDER BY id {'DESC' if newest else ''} LIMIT ?"
         params.append(limit)
         found = [self._entry(r) for r in self.store.query(sql, tuple(params))]
+        if newest:
+            found.reverse()
         if root is not None:
             found = subtree(found, root)
         return found

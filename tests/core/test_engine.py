@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from activeupgrade.config.model import Config
 from activeupgrade.engine.engine import MAX_ATTEMPTS, Engine
 from activeupgrade.engine.steps import Step, StepContext
-from activeupgrade.errors import StateError, StepTimeout
+from activeupgrade.errors import ConfigError, StateError, StepTimeout
 from activeupgrade.model.states import OperationalState as O
 from activeupgrade.model.states import OperatorAction as A
 from activeupgrade.model.states import Request
@@ -151,3 +152,26 @@ def test_interrupted_request_is_found_broken_and_retry_completes(tmp_path: Path)
     again.wait(30)
     assert again.status().upgrade_state is U.MERGE
     assert (plat.live / "version").read_text() == "2\n"
+
+
+def test_unusable_configuration_breaks_with_its_own_message(tmp_path: Path) -> None:
+    engine, plat, _ = make_engine(tmp_path)
+
+    def refuse(path: str) -> Config:
+        raise ConfigError(f"{path}:3: service.shop.command: expected a list", hint="Fix it.")
+
+    plat.idle_config = refuse  # type: ignore[method-assign]
+    engine.submit(A.CHECK, config="/etc/x.toml")
+    engine.wait(10)
+    s = engine.status()
+    assert s.operational_state is O.BROKEN
+    assert s.reason == "configuration: /etc/x.toml:3: service.shop.command: expected a list"
+    assert s.config == "", "a check's --config does not become the next session's"
+
+
+def test_log_newest_entries(tmp_path: Path) -> None:
+    engine, _, _ = make_engine(tmp_path)
+    run(engine, A.CHECK)
+    everything = engine.log.entries()
+    last_two = engine.log.entries(limit=2, newest=True)
+    assert [e.id for e in last_two] == [e.id for e in everything[-2:]]

@@ -91,8 +91,9 @@ class Client:
 
     def get(self, path: str, **params: Any) -> Any:
         try:
-            return self._handle(self.http.get(path, params={k: v for k, v in params.items()
-                                                             if v is not None}))
+            given = {k: v for k, v in params.items() if v is not None}
+            # An empty params mapping would wipe a query string written into ``path``.
+            return self._handle(self.http.get(path, params=given or None))
         except httpx.TransportError as exc:
             raise DaemonError(f"cannot reach the daemon at {self.instance.socket}: {exc}") from exc
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from activeupgrade.api.client import Client
 from activeupgrade.cli.output import follow_until_done, print_json
-from activeupgrade.errors import StepError
+from activeupgrade.config import adhoc
+from activeupgrade.errors import StepError, UsageError
 
 HELP = {
     "split": "divide the host into Production and Upgrade Sides (PrepareSplit, ExecuteSplit)",
@@ -58,8 +59,14 @@ def submit_and_wait(
 def make_handler(action: str) -> Any:
     def handler(args: argparse.Namespace) -> int:
         client = Client.from_env()
+        config = getattr(args, "config", None)
+        volumes = getattr(args, "volume", None)
+        if volumes:
+            if config is not None:
+                raise UsageError("give either --config or --volume, not both")
+            config = str(adhoc.volumes_file(client.instance, volumes))
         status = submit_and_wait(
-            client, action, config=getattr(args, "config", None),
+            client, action, config=config,
             force=getattr(args, "force", False), no_wait=args.no_wait, quiet=args.json,
         )
         if args.json:
@@ -80,6 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         if action == "split":
             p.add_argument("--config", metavar="FILE",
                            help="configuration of this session (overrides the loaded one)")
+            p.add_argument("--volume", action="append", metavar="PATH[:ROLE]",
+                           help="a session without a file: these volumes (repeatable)")
         if action == "retry":
             p.add_argument("--force", action="store_true",
                            help="retry even past the attempt cap")

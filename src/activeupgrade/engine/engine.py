@@ -73,6 +73,7 @@ class Engine:
         self._cancel = CancelToken()
         self._abort_requested = False
         self._fault = os.environ.get(FAULT_PAUSE_ENV, "")
+        self._check_config: str | None = None
         self.progress: dict[str, Any] = {}
 
     # -- reading ------------------------------------------------------------------------
@@ -207,8 +208,9 @@ class Engine:
             changes["session"] = new_id("s")
             changes["config"] = config if config is not None else s.config
             changes["abort_from"] = None
-        elif config is not None and t.action is OperatorAction.CHECK:
-            changes["config"] = config
+        # A check with its own file looks at that file once; the next session keeps the
+        # loaded configuration.
+        self._check_config = config if t.action is OperatorAction.CHECK else None
         self._set(**changes)
         if t.starts_session:
             with self.store.transaction() as db:
@@ -264,12 +266,23 @@ class Engine:
     def _config(self, fresh_session: bool) -> Config:
         s = self._status
         if s.action is OperatorAction.CHECK or not s.session:
-            return self.platform.idle_config(s.config)
+            chosen = self._check_config if self._check_config is not None else s.config
+            return self.platform.idle_config(chosen)
         return self.platform.session_config(s.session, s.config, stage=fresh_session)
 
     def _run_transition(self, t: Transition, fresh: bool) -> None:
         stages = self.graph.stages_from(t.action, self._status.pending[0])
-        config = self._config(fresh and t.starts_session)
+        try:
+            config = self._config(fresh and t.starts_session)
+        except AUError as exc:
+            first = stages[0]
+            self._set(upgrade_state=first.state, request=first.request)
+            node = self.log.write(
+                "request.config", f"{first.request}: the configuration cannot be used",
+                severity=Severity.ERROR, ctx=self._ctx(first.request),
+            )
+            self._fail(first.request, "configuration", exc, node)
+            return
         for i, stage in enumerate(stages):
             resume = not fresh and i == 0
             ok = self._run_request(stage.request, stage.state, config, resume=resume)

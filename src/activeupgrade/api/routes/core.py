@@ -98,7 +98,7 @@ async def log(request: Request) -> JSONResponse:
     """Activity log entries, oldest first.
 
     Query: after (id), session, severity (minimum), request, side, event (prefix), limit,
-    root (an entry id: only its subtree).
+    root (an entry id: only its subtree), newest=1 (the last ``limit`` entries).
     """
     d = daemon_of(request)
     q = request.query_params
@@ -115,6 +115,7 @@ async def log(request: Request) -> JSONResponse:
         min_severity=min_sev, request=q.get("request") or None, side=q.get("side") or None,
         event_prefix=q.get("event") or None, limit=_int(request, "limit", 10_000),
         root=int(root_raw) if root_raw else None,
+        newest=q.get("newest", "") in ("1", "true", "yes"),
     )
     return JSONResponse([e.to_dict() for e in entries])
 
