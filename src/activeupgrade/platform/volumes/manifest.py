@@ -31,6 +31,10 @@ Pair = tuple[Sig, Sig]
 Entries = dict[str, Pair]
 
 
+_quote = json.encoder.encode_basestring_ascii
+"""The json module's C string encoder: an ASCII JSON literal for any str (names that
+are not UTF-8 carry lone surrogates; they are escaped and read back intact)."""
+
 _memo: dict[str, tuple[tuple[tuple[int, ...], ...], Entries]] = {}
 
 
@@ -91,6 +95,10 @@ class Manifest:
         """Keep ``entries`` (a subset of what the files now say) for the next load in this
         process: decoding the files is a large part of a resync with little to do."""
         _memo[str(self.path)] = (self._key(), entries)
+
+    def forget_memo(self) -> None:
+        """Read the files at the next load (tests, and after another process wrote them)."""
+        _memo.pop(str(self.path), None)
 
     def load(self) -> tuple[Entries, int]:
         """The known-identical entries and how many came from an interrupted run.
@@ -163,9 +171,11 @@ class Journal:
             self.flush()
 
     def flush(self, done: bool = False) -> None:
+        # the JSON of each line written by hand: json.dumps per entry would cost more
+        # than the copy of a small file
         lines = [
-            json.dumps([rel, *pair[0], *pair[1]] if pair else [rel],
-                       separators=(",", ":")).encode() + b"\n"
+            (f"[{_quote(rel)},{','.join(map(str, (*pair[0], *pair[1])))}]\n" if pair
+             else f"[{_quote(rel)}]\n").encode()
             for rel, pair in self._pending
         ]
         self.written += len(lines)
