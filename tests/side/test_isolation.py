@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from activeupgrade.config.model import VolumeRole
+from activeupgrade.config.model import Config, UpgradeSideSpec, VolumeRole, VolumeSpec
 from activeupgrade.instance import Instance
 from activeupgrade.model.states import OperatorAction, PartnerState
 from activeupgrade.platform.side import namespace, partner
 from activeupgrade.platform.volumes import adoption, registry
+from activeupgrade.store.db import Store
 
 from ..volumes.helpers import act, engine_for, session_config, unmount_under
 
@@ -56,6 +57,14 @@ def release_all(home: Path) -> None:
     for vol in registry.all_volumes(store):
         adoption.release(store, vol)
     store.close()
+
+
+def session_config_of(inst: Instance, store: Store) -> Config:
+    """The volumes of the running session, as the Upgrade Side is built from them."""
+    specs = tuple(VolumeSpec(v.path, v.role) for v in registry.all_volumes(store))
+    host = namespace.read(inst)
+    return Config(volumes=specs, upgrade_side=UpgradeSideSpec(
+        host_address=host["host_address"], side_address=host["side_address"]))
 
 
 def inside(inst: Instance, *argv: str) -> str:
@@ -113,3 +122,23 @@ def test_partner_state_follows_the_side(split_host) -> None:  # type: ignore[no-
     assert partner.partner_state(inst)[0] is PartnerState.OS_CRASHED
     namespace.stop(inst)
     assert partner.partner_state(inst)[0] is PartnerState.OS_SHUT_DOWN
+
+
+def test_restart_keeps_what_was_installed(split_host) -> None:  # type: ignore[no-untyped-def]
+    inst, sysv, _ = split_host
+    inside(inst, "sh", "-c", f"echo 2 > {sysv}/version")
+    old_pid = namespace.read(inst)["pid"]
+    namespace.stop(inst, final_state="rebooting")
+    assert partner.partner_state(inst)[0] is PartnerState.OS_REBOOTING
+    store = Store(inst.db)
+    try:
+        engine_status = store.get_doc("volumes", registry.all_volumes(store)[0].name)
+        session = engine_status["session"]["id"]
+        cfg = session_config_of(inst, store)
+        namespace.start(inst, store, cfg, session)
+    finally:
+        store.close()
+    assert partner.partner_state(inst)[0] is PartnerState.OS_UP
+    assert namespace.read(inst)["pid"] != old_pid
+    assert inside(inst, "cat", f"{sysv}/version") == "2\n"
+    assert (sysv / "version").read_text() == "1\n"

@@ -24,7 +24,7 @@ from pathlib import Path
 from activeupgrade.config.model import VolumeRole
 from activeupgrade.errors import VolumeError
 from activeupgrade.instance import Instance
-from activeupgrade.platform.volumes import livepath, registry, replica
+from activeupgrade.platform.volumes import livepath, registry, replica, watch
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.registry import Volume
 from activeupgrade.platform.volumes.resync import Progress, resync
@@ -142,6 +142,8 @@ def release(store: Store, vol: Volume, *, report: Report | None = None) -> None:
         if p.is_dir() and not p.is_symlink():
             p.rmdir()  # the empty mount point (bind mode)
         os.rename(tmp, p)
+    for path in vol.replicas.values():
+        watch.forget(path)
     shutil.rmtree(vol.folder, ignore_errors=True)
     registry.forget(store, vol)
     registry.invalidate_facts()

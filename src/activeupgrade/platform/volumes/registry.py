@@ -19,10 +19,10 @@ from typing import Any
 
 from activeupgrade.config.model import Config, VolumeRole, VolumeSpec
 from activeupgrade.errors import VolumeError
-from activeupgrade.platform.volumes import livepath
+from activeupgrade.platform.volumes import livepath, watch
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.resync import plan
-from activeupgrade.platform.volumes.tree import scan_pair
+from activeupgrade.platform.volumes.tree import racy_window
 from activeupgrade.store.db import Store
 
 NS = "volumes"
@@ -184,8 +184,10 @@ def _estimate(vol: Volume, src: str, dst: str) -> dict[str, float]:
     if not os.path.isdir(vol.replica(src)) or not os.path.isdir(vol.replica(dst)):
         return {"bytes": 0, "files": 0, "seconds_estimate": 0.0}
     known, _ = vol.manifest.load()
-    s, d = scan_pair(vol.replica(src), vol.replica(dst))
-    p = plan(s, d, known, src_is_a=src == "a")
+    track = racy_window(vol.folder) == 0
+    (s, ssig), (d, dsig) = (watch.snapshot(vol.replica(src), track),
+                            watch.snapshot(vol.replica(dst), track))
+    p = plan(s, d, known, src == "a", ssig, dsig)
     files = len(p.candidates) + len(p.deletions)
     return {"bytes": p.copy_bytes, "files": files,
             "seconds_estimate": round(p.copy_bytes / vol.bps + files / vol.fps, 2)}
