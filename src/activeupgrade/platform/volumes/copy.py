@@ -108,7 +108,7 @@ def copy_file(src: str, dst: str, st: os.stat_result, flags: CopyFlags) -> os.st
             _copy_fd(fi, fo, st.st_size, flags)
             _chown(fo, st, None)
             os.fchmod(fo, stat.S_IMODE(st.st_mode))
-            sx = xattrs(src)
+            sx = xattrs(fi)
             if sx:
                 _set_xattrs(fo, sx, {})
             os.utime(fo, ns=(st.st_atime_ns, st.st_mtime_ns))

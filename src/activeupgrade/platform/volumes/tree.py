@@ -119,10 +119,12 @@ def kind(mode: int) -> str:
     }.get(stat.S_IFMT(mode), "unknown")
 
 
-def xattrs(path: str) -> dict[str, bytes]:
-    """Extended attributes of ``path`` itself (empty where the filesystem has none)."""
+def xattrs(path: str | int) -> dict[str, bytes]:
+    """Extended attributes of ``path`` itself, or of an open file descriptor (empty where
+    the filesystem has none)."""
+    follow = isinstance(path, int)  # a descriptor: follow_symlinks must stay True
     try:
-        names = os.listxattr(path, follow_symlinks=False)
+        names = os.listxattr(path, follow_symlinks=follow)
     except OSError as exc:
         if exc.errno in (errno.ENOTSUP, errno.EPERM, errno.ENOENT):
             return {}
@@ -130,7 +132,7 @@ def xattrs(path: str) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     for name in names:
         try:
-            out[name] = os.getxattr(path, name, follow_symlinks=False)
+            out[name] = os.getxattr(path, name, follow_symlinks=follow)
         except OSError as exc:
             if exc.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EPERM):
                 raise
