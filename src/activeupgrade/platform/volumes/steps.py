@@ -13,11 +13,11 @@ from typing import Any
 from activeupgrade.config.model import Config, VolumeRole
 from activeupgrade.engine.steps import Step, StepContext
 from activeupgrade.model.states import Severity
-from activeupgrade.platform.volumes import registry, replica
+from activeupgrade.platform.volumes import registry, replica, watch
 from activeupgrade.platform.volumes.manifest import durable_write
 from activeupgrade.platform.volumes.registry import Volume
 from activeupgrade.platform.volumes.resync import Progress, human_bytes
-from activeupgrade.platform.volumes.tree import join, same_content, scan, sig
+from activeupgrade.platform.volumes.tree import join, racy_window, same_content, scan, sig
 
 LISTED = 500
 """Changed paths listed in full in the activity log, per volume."""
@@ -54,14 +54,14 @@ def _snapshot(vol: Volume, live: str) -> int:
     entries, _ = vol.manifest.load()
     side = 0 if live == "a" else 1
     live_root, standby_root = vol.replica(live), vol.replica(Volume.other(live))
-    now = scan(live_root)
+    now, sigs = watch.snapshot(live_root, racy_window(vol.folder) == 0)
     snap: dict[str, list[int]] = {}
     for rel, st in now.items():
         if stat.S_ISDIR(st.st_mode):
             continue
         known = entries.get(rel)
-        if known is not None and known[side] == sig(st):
-            snap[rel] = list(sig(st))
+        if known is not None and known[side] == sigs[rel]:
+            snap[rel] = list(sigs[rel])
             continue
         lp, sp = join(live_root, rel), join(standby_root, rel)
         try:
