@@ -19,7 +19,7 @@ from typing import Any
 
 from activeupgrade import proc
 from activeupgrade.config.model import ServiceSpec
-from activeupgrade.errors import ServiceError
+from activeupgrade.errors import KeeperGone, ServiceError
 from activeupgrade.instance import Instance
 from activeupgrade.model.states import Side
 from activeupgrade.platform.services import health, keeper
@@ -36,10 +36,6 @@ NAMESPACE = "services"
 STARTUP = "startup"
 """Store namespace of startup types per side (key: ``<side>:<service>``)."""
 KEEPER_READY_TIMEOUT = 10.0
-
-
-class KeeperGone(ServiceError):
-    """Internal: the keeper does not answer (it is started again)."""
 
 
 def call(control: Path, request: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
