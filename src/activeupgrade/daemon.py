@@ -9,7 +9,7 @@ from typing import Any
 from activeupgrade.activity import ActivityLog
 from activeupgrade.bus import Bus
 from activeupgrade.engine.engine import Engine
-from activeupgrade.instance import EngineLock, Instance
+from activeupgrade.instance import EngineLock, Instance, unix_path
 from activeupgrade.model.states import Severity
 from activeupgrade.platform.host import HostPlatform
 from activeupgrade.platform.services import supervisor
@@ -75,7 +75,7 @@ def serve(instance: Instance) -> int:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old_umask = os.umask(0o177)
     try:
-        sock.bind(str(path))
+        sock.bind(unix_path(path))
     finally:
         os.umask(old_umask)
     os.chmod(path, 0o600)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,50 @@ ROOT_HOME = Path("/var/lib/activeupgrade")
 ROOT_CONFIGS = Path("/etc/activeupgrade/configs")
 
 
+UNIX_PATH_MAX = 107
+"""Longest Unix socket path the kernel accepts (``sun_path`` is 108 bytes with its NUL)."""
+
+_dir_fds: dict[str, int] = {}
+_dir_fds_lock = threading.Lock()
+
+
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+def unix_path(path: Path | str) -> str:
+    """The address to ``bind``/``connect`` a Unix socket at ``path``, however deep it is.
+
+    A short path is returned as is. A longer one (a deep ``AU_HOME``) would fail with
+    "AF_UNIX path too long", so its folder is opened once (``O_PATH``, kept for the life of
+    the process) and the socket is named through it: ``/proc/self/fd/<fd>/<name>``, which
+    the kernel resolves to the same file for both bind and connect. The file itself keeps
+    its real path (``unlink``, ``chmod`` and ``exists`` work on that as usual).
+    """
+    text = os.fspath(path)
+    if len(os.fsencode(text)) <= UNIX_PATH_MAX:
+        return text
+    parent, name = os.path.split(os.path.abspath(text))
+    return f"/proc/self/fd/{_dir_fd(parent)}/{name}"
+
+
+def _dir_fd(folder: str) -> int:
+    """An ``O_PATH`` descriptor of ``folder``, reopened when the folder was replaced."""
+    with _dir_fds_lock:
+        fd = _dir_fds.get(folder)
+        if fd is not None:
+            try:
+                held, now = os.fstat(fd), os.stat(folder)
+                if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+                    return fd
+            except OSError:
+                pass
+            os.close(fd)
+            del _dir_fds[folder]
+        # CLOEXEC: children (applications, the daemon) must not inherit it.
+        fd = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        _dir_fds[folder] = fd
+        return fd
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from activeupgrade.errors import AUError, DaemonError, error_from_dict
-from activeupgrade.instance import Instance
+from activeupgrade.instance import Instance, unix_path
 
 START_TIMEOUT = 20.0
 
@@ -30,7 +30,13 @@ class Client:
 
     @classmethod
     def for_instance(cls, instance: Instance, *, start: bool = True) -> Client:
-        transport = httpx.HTTPTransport(uds=str(instance.socket))
+        if start:
+            instance.ensure()  # the socket's folder must exist to name a deep socket
+        try:
+            uds = unix_path(instance.socket)
+        except FileNotFoundError:  # no instance yet: nothing listens there either
+            uds = str(instance.socket)
+        transport = httpx.HTTPTransport(uds=uds)
         client = cls(instance, httpx.Client(transport=transport, base_url="http://au",
                                             timeout=httpx.Timeout(600.0, connect=5.0)))
         if start and not client.alive():

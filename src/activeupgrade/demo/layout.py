@@ -14,9 +14,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-UNIX_PATH_BUDGET = 56
-"""Longest parent folder for the tree: ``/au-demo-XXXXXXXX/au-home/run/services/shop.sock``
-takes 50 of the 107 bytes a Unix socket path may have."""
+UNIX_PATH_BUDGET = 68
+"""Longest parent folder for the tree: ``/au-demo-XXXXXXXX/au-home/run/side.sock`` takes 39
+of the 107 bytes a Unix socket path may have. The API and keeper sockets are named through
+their folder when too long (``instance.unix_path``); the Upgrade Side's init socket is not
+yet, so the tree stays shallow enough for it."""
 
 
 def free_port() -> int:
@@ -52,8 +54,8 @@ class DemoTree:
     def create(cls, parent: Path | None = None) -> DemoTree:
         base = (parent or Path(tempfile.gettempdir())).resolve()
         if len(str(base)) > UNIX_PATH_BUDGET:
-            # The instance's Unix sockets (API, keepers, Upgrade Side) live under the tree
-            # and a socket path has at most 107 bytes: a deep temporary folder is skipped.
+            # The Upgrade Side's init socket lives under the tree and is bound by its plain
+            # path (at most 107 bytes): a deep temporary folder is skipped.
             base = Path("/tmp")
         root = Path(tempfile.mkdtemp(prefix="au-demo-", dir=base)).resolve()
         host, side = private_link()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from activeupgrade import proc
 from activeupgrade.config.model import HealthKind, HealthSpec
 from activeupgrade.errors import AUError, ServiceError
+from activeupgrade.instance import unix_path
 from activeupgrade.platform.services.sockets import parse_listen
 
 
@@ -38,7 +39,7 @@ def _tcp(target: str, timeout: float) -> tuple[bool, str]:
     addr = parse_listen(target)
     with socket.socket(addr.family, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
-        s.connect(addr.path if addr.is_unix else (addr.host, addr.port))
+        s.connect(unix_path(addr.path) if addr.is_unix else (addr.host, addr.port))
     return True, f"connected to {addr}"
 
 

@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from activeupgrade.instance import unix_path
 from activeupgrade.platform.services.sockets import open_listener, parse_listen
 
 FD_START = 3
@@ -266,7 +267,7 @@ def serve(config: Mapping[str, Any]) -> int:
         os.unlink(control)
     handler = type("Handler", (_Handler,), {"keeper": keeper})
     old_umask = os.umask(0o077)
-    server = socketserver.ThreadingUnixStreamServer(control, handler)
+    server = socketserver.ThreadingUnixStreamServer(unix_path(control), handler)
     os.umask(old_umask)
     server.daemon_threads = True
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

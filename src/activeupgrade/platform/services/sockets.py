@@ -13,6 +13,7 @@ import stat
 from dataclasses import dataclass
 
 from activeupgrade.errors import ServiceError
+from activeupgrade.instance import unix_path
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def open_listener(listen: str, backlog: int) -> socket.socket:
         if addr.is_unix:
             _remove_stale_unix(addr.path)
             os.makedirs(os.path.dirname(addr.path) or "/", exist_ok=True)
-            sock.bind(addr.path)
+            sock.bind(unix_path(addr.path))
         else:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((addr.host, addr.port))
@@ -90,7 +91,7 @@ def _remove_stale_unix(path: str) -> None:
         )
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        probe.connect(path)
+        probe.connect(unix_path(path))
     except OSError:
         os.unlink(path)  # nobody listens: stale
     else:

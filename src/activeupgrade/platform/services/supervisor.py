@@ -20,7 +20,7 @@ from typing import Any
 from activeupgrade import proc
 from activeupgrade.config.model import ServiceSpec
 from activeupgrade.errors import KeeperGone, ServiceError
-from activeupgrade.instance import Instance
+from activeupgrade.instance import Instance, unix_path
 from activeupgrade.model.states import Side
 from activeupgrade.platform.services import health, keeper
 from activeupgrade.platform.services.backend import (
@@ -43,7 +43,7 @@ def call(control: Path, request: dict[str, Any], timeout: float = 10.0) -> dict[
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         try:
-            s.connect(str(control))
+            s.connect(unix_path(control))
             s.sendall(json.dumps(request).encode() + b"\n")
             data = b""
             while not data.endswith(b"\n"):

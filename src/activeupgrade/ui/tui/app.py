@@ -39,6 +39,7 @@ from activeupgrade.activity import depth_map
 from activeupgrade.api.client import Client
 from activeupgrade.cli.log import to_entry
 from activeupgrade.errors import AUError
+from activeupgrade.instance import unix_path
 from activeupgrade.model.states import OperatorAction, Severity
 from activeupgrade.ui.web import pages
 
@@ -196,7 +197,7 @@ class ConsoleApp(App[None]):
     @work(exclusive=True, group="events")
     async def follow_events(self) -> None:
         # An async stream on its own connection, so leaving the console cancels it at once.
-        transport = httpx.AsyncHTTPTransport(uds=str(self.client.instance.socket))
+        transport = httpx.AsyncHTTPTransport(uds=unix_path(self.client.instance.socket))
         async with httpx.AsyncClient(transport=transport, base_url="http://au",
                                      timeout=httpx.Timeout(None, connect=5.0)) as http:
             try:
