@@ -299,12 +299,20 @@ def resync(
         report()
         # 2. missing directories, parents first
         dirs = [r for r in p.candidates if stat.S_ISDIR(src[r].st_mode)]
-        for rel in dirs:
-            if rel not in dst:
-                os.mkdir(join(dst_r, rel), 0o700)
-                made.add(rel)
-                touched.add(os.path.dirname(rel))
-                res.created_dirs += 1
+        missing = [r for r in dirs if r not in dst]
+        by_depth: dict[int, list[str]] = {}
+        for rel in missing:
+            by_depth.setdefault(rel.count("/"), []).append(rel)
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            # a level at a time (parents exist before their children), in parallel:
+            # creating a directory waits on the filesystem journal
+            for depth in sorted(by_depth):
+                level = by_depth[depth]
+                list(pool.map(lambda r: os.mkdir(join(dst_r, r), 0o700), level, chunksize=64))
+        for rel in missing:
+            made.add(rel)
+            touched.add(os.path.dirname(rel))
+        res.created_dirs = len(missing)
         # 3. files, symlinks, special files on the pool; hard-link members afterwards
         files = [r for r in p.candidates
                  if not stat.S_ISDIR(src[r].st_mode) and r not in p.members]
