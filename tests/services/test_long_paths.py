@@ -11,10 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from activeupgrade.config.model import ServiceSpec
-from activeupgrade.instance import UNIX_PATH_MAX, Instance, unix_path
-from activeupgrade.platform.services.supervisor import Supervisor
-from activeupgrade.store.db import Store
+from activeupgrade.instance import UNIX_PATH_MAX, unix_path
 
 from .helpers import HTTPAPP
 from .test_cli import au
@@ -101,7 +98,9 @@ def test_deep_home_daemon_keeper_and_unix_service(tmp_path: Path) -> None:
         assert r.returncode == 0 and "sockets stay held" in r.stdout, r.stderr
         assert au(home, "service", "status", "shop").returncode == 3
         assert listen.is_socket()  # still held by the keeper across the stop
+        r = au(home, "service", "stop", "shop", "--release")
+        assert r.returncode == 0 and "keeper ended" in r.stdout, r.stderr
+        assert not listen.exists() and not (home / "run" / "services" / "shop.sock").exists()
     finally:
+        au(home, "service", "stop", "shop", "--release")
         au(home, "daemon", "--stop")
-        inst = Instance(home)
-        Supervisor(inst, Store(inst.db)).shutdown(ServiceSpec(name="shop", stop_grace=2))

@@ -72,13 +72,17 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    row: dict[str, Any] = Client.from_env().post(f"/services/{args.name}/stop")
+    route = "release" if args.release else "stop"
+    row: dict[str, Any] = Client.from_env().post(f"/services/{args.name}/{route}")
     if args.json:
         print_json(row)
     else:
         verb = "stopped" if row.get("stopped") else "was not running"
         extra = " (killed after the grace period)" if row.get("killed") else ""
-        held = "; its listening sockets stay held" if row.get("sockets") else ""
+        if row.get("released"):
+            held = "; its keeper ended and its listening sockets are closed"
+        else:
+            held = "; its listening sockets stay held" if row.get("sockets") else ""
         print(f"{args.name} {verb} in {row.get('seconds', 0):.2f}s{extra}{held}")
     return 0
 
@@ -101,4 +105,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         c = ssub.add_parser(verb, help=text)
         c.add_argument("name")
         c.add_argument("--json", action="store_true", help="JSON output")
+        if verb == "stop":
+            c.add_argument("--release", action="store_true",
+                           help="also end its keeper, closing the listening sockets "
+                                "(refused during a session)")
         c.set_defaults(func=func)

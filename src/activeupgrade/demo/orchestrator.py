@@ -36,7 +36,7 @@ from activeupgrade.demo.layout import DemoTree
 from activeupgrade.demo.load import LoadClient, ShopClient, verify_orders
 from activeupgrade.demo.report import Report
 from activeupgrade.errors import AUError
-from activeupgrade.instance import Instance, is_root
+from activeupgrade.instance import is_root
 
 Say = Callable[[str], None]
 
@@ -319,18 +319,15 @@ class Demo:
         self.say("==> clean up")
         self.back_to_idle()
         if self.service_started:
-            self._quietly("service", "stop", "shop")
+            # --release also ends the keeper (it holds the port across stops, by design):
+            # the demo gives the port back when it is done.
+            self._quietly("service", "stop", "shop", "--release")
         for path in reversed(self.adopted):
             self._quietly("volume", "release", str(path))
         self._quietly("daemon", "--stop")
         deadline = time.monotonic() + 10
         while self.tree.home.joinpath("api.sock").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        if self.service_started:
-            try:
-                shut_down_keeper(self.tree.home, self.tree.configs / configs.PARENT)
-            except AUError as exc:
-                self.report.problems.append(f"clean-up: {exc.message}")
         mounted = mounts_under(self.tree.root)
         if mounted:
             self.report.problems.append(
@@ -377,23 +374,6 @@ def isolation_text(side: dict[str, Any]) -> str:
     return (f"{mode} (mount, network, PID and UTS namespaces; hostname "
             f"{side.get('hostname', '?')}, private link {side.get('host_address', '?')} <-> "
             f"{side.get('side_address', '?')})")
-
-
-def shut_down_keeper(home: Path, config: Path) -> None:
-    """Stop the shop's keeper (it holds the listening socket across stops, by design, so
-    ``au service stop`` leaves it): the demo gives the port back when it is done."""
-    from activeupgrade.config.loader import load_file
-    from activeupgrade.platform.services.supervisor import Supervisor
-    from activeupgrade.store.db import Store
-
-    instance = Instance(home)
-    store = Store(instance.db)
-    try:
-        supervisor = Supervisor(instance, store)
-        for spec in load_file(config).services:
-            supervisor.shutdown(spec)
-    finally:
-        store.close()
 
 
 def mounts_under(root: Path) -> list[str]:
