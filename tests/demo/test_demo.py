@@ -37,12 +37,6 @@ def run_demo(tmp_path: Path, *extra: str,
     return done.returncode, report, done.stderr
 
 
-KNOWN_FINISH_RACE = "volumes.verify-duplex: replicas of"
-"""Finish verifies that both replicas are identical while the shop keeps writing to them
-(its orders on the data volume): the comparison races with the writes. Tracked for the
-volumes part; until it is fixed, a run that fails only there is an expected failure."""
-
-
 def assert_clean_success(tmp_path: Path, code: int, report: dict[str, Any], err: str) -> None:
     load, orders = report["load"], report["orders"]
     # Whatever else happened: no client request failed, no order was lost, nothing is left.
@@ -53,8 +47,6 @@ def assert_clean_success(tmp_path: Path, code: int, report: dict[str, Any], err:
     assert not Path(report["root"]).exists()
     assert mounts_under(tmp_path) == []
     problems = report["problems"]
-    if code != 0 and problems and all(KNOWN_FINISH_RACE in p for p in problems):
-        pytest.xfail(f"known defect (Finish verifies replicas under live writes): {problems}")
     assert code == 0, f"{problems}\n{err[-3000:]}"
     assert report["ok"] is True
     # Orders were written while split and while merged, in both sessions.
