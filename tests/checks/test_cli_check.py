@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,12 +13,11 @@ from activeupgrade.api.client import Client
 from activeupgrade.checks.catalogue import ON_DEMAND
 from activeupgrade.errors import ConfigError, UsageError
 from activeupgrade.instance import Instance
+from tests import support
 
 
 def au(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AU_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "activeupgrade", *args], capture_output=True,
-                          text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
+    return support.au(home, *args, timeout=300)  # a full check run may take a while
 
 
 @pytest.fixture

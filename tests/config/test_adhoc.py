@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ from activeupgrade.config.loader import load_file
 from activeupgrade.config.model import VolumeRole
 from activeupgrade.errors import ConfigError
 from activeupgrade.instance import Instance
+from tests.support import au
 
 
 def test_parse_volume() -> None:
@@ -40,15 +38,8 @@ def test_volumes_file_is_an_ordinary_checked_file(tmp_path: Path) -> None:
 
 def test_au_plan_with_volumes_on_the_command_line(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = {**os.environ, "AU_HOME": str(home)}
-
-    def au(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "activeupgrade", *args],
-                              capture_output=True, text=True, env=env, timeout=120,
-                              stdin=subprocess.DEVNULL)
-
     try:
-        r = au("plan", "--json", "--volume", str(tmp_path), "--volume", "/nonexistent:data")
+        r = au(home, "plan", "--json", "--volume", str(tmp_path), "--volume", "/nonexistent:data")
         assert r.returncode == 0, r.stderr
         plan = json.loads(r.stdout)
         assert plan["volumes"] == [{"path": str(tmp_path), "role": "system"},
@@ -56,4 +47,4 @@ def test_au_plan_with_volumes_on_the_command_line(tmp_path: Path) -> None:
         failed = {c["id"] for c in plan["checks"] if not c["ok"]}
         assert "AU-C002" in failed
     finally:
-        au("daemon", "--stop")
+        au(home, "daemon", "--stop")

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,14 +14,9 @@ from activeupgrade.api.client import Client
 from activeupgrade.errors import ConfigError
 from activeupgrade.instance import Instance
 from tests.config.conftest import Write
+from tests.support import au
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def au(home: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AU_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "activeupgrade", *args], capture_output=True,
-                          text=True, env=env, timeout=120, stdin=subprocess.DEVNULL, cwd=cwd)
 
 
 @pytest.fixture

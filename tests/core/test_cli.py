@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,16 +13,7 @@ import pytest
 
 from activeupgrade.api.client import Client
 from activeupgrade.instance import Instance
-
-
-def au(
-    home: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "AU_HOME": str(home), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "activeupgrade", *args], capture_output=True, text=True,
-        env=full, timeout=120, stdin=subprocess.DEVNULL,
-    )
+from tests.support import au
 
 
 @pytest.fixture

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +26,7 @@ from activeupgrade.plan import build_plan
 from activeupgrade.platform import recipe
 from activeupgrade.store.db import Store
 from tests.actions.helpers import write_recorder
+from tests.support import au
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -126,22 +124,15 @@ def test_run_actions_runs_them_once_in_a_dry_run(
 
 def test_au_plan_json_through_the_entry_point(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = {**os.environ, "AU_HOME": str(home)}
-
-    def au(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "activeupgrade", *args],
-                              capture_output=True, text=True, env=env, timeout=120,
-                              stdin=subprocess.DEVNULL)
-
     try:
-        r = au("plan", "--json", "--config", str(EXAMPLES / "shop.toml"))
+        r = au(home, "plan", "--json", "--config", str(EXAMPLES / "shop.toml"))
         assert r.returncode == 0, r.stderr
         plan = json.loads(r.stdout)
         assert plan["config"]["source"] == str(EXAMPLES / "shop.toml")
         assert plan["ready"] is False  # /opt/shop is not on this host
         assert [s["name"] for s in plan["services"]] == ["shop", "shop-db"]
-        text = au("plan", "--config", str(EXAMPLES / "shop.toml"))
+        text = au(home, "plan", "--config", str(EXAMPLES / "shop.toml"))
         assert "Expected disruption at merge: unknown" in text.stdout
         assert "drain@Production" in text.stdout
     finally:
-        au("daemon", "--stop")
+        au(home, "daemon", "--stop")

@@ -1,22 +1,19 @@
-"""Shared helpers of the services tests: free ports, the test service's spec, an instance."""
+"""In-process helpers of the services tests: the test service's spec, an instance.
+
+(The CLI-level helpers shared with other areas, ``HTTPAPP`` and ``free_port`` among them,
+are in ``tests/support.py``.)"""
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
 from activeupgrade.config.model import HealthKind, HealthSpec, ServiceSpec, SocketSpec
 from activeupgrade.instance import Instance
 from activeupgrade.store.db import Store
+from tests.support import HTTPAPP, free_port
 
-HTTPAPP = Path(__file__).with_name("httpapp.py")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["HTTPAPP", "app_spec", "free_port", "open_instance"]
 
 
 def app_spec(name: str, port: int, *, version: str = "v1", start_delay: float = 0.0,

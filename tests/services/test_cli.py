@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -15,40 +14,11 @@ import pytest
 
 from activeupgrade.api.client import Client
 from activeupgrade.instance import Instance
+from tests.support import HTTPAPP, au, end_instance, free_port, service_toml, volume_toml
 
-from .helpers import HTTPAPP, free_port
 from .load import Load
 
-
-def au(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "activeupgrade", *args], capture_output=True, text=True,
-        env={**os.environ, "AU_HOME": str(home)}, timeout=120, stdin=subprocess.DEVNULL,
-    )
-
-
-CONFIG = """
-description = "the test shop"
-
-[[volume]]
-path = "{opt}"
-role = "system"
-
-[[service]]
-name = "shop"
-command = ["{python}", "{app}", "--version", "v1"]
-stop_grace = "5s"
-start_timeout = "20s"
-
-[[service.socket]]
-name = "http"
-listen = "127.0.0.1:{port}"
-
-[service.health]
-kind = "http"
-target = "http://127.0.0.1:{port}/"
-timeout = "2s"
-"""
+CONFIG = 'description = "the test shop"\n'
 
 
 @pytest.fixture
@@ -57,18 +27,11 @@ def home(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     port = free_port()
     (tmp_path / "opt").mkdir()
     cfg = tmp_path / "shop.toml"
-    cfg.write_text(CONFIG.format(opt=tmp_path / "opt", python=sys.executable, app=HTTPAPP,
-                                 port=port))
+    cfg.write_text(CONFIG + volume_toml(tmp_path / "opt") + service_toml(
+        port, [sys.executable, str(HTTPAPP), "--version", "v1"], health_timeout="2s"))
     Client.for_instance(Instance(home)).post("/config/loaded", {"path": str(cfg)})
     yield home, port
-    au(home, "service", "stop", "shop")
-    au(home, "daemon", "--stop")
-    from activeupgrade.config.model import ServiceSpec
-    from activeupgrade.platform.services.supervisor import Supervisor
-    from activeupgrade.store.db import Store
-
-    inst = Instance(home)
-    Supervisor(inst, Store(inst.db)).shutdown(ServiceSpec(name="shop", stop_grace=2))
+    end_instance(home)
 
 
 def daemon_pid(home: Path) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,45 +23,28 @@ import pytest
 
 from activeupgrade.api.client import Client
 from activeupgrade.instance import Instance
+from tests import support
+from tests.support import (
+    DIRECTORY_SIDE,
+    end_instance,
+    free_port,
+    service_toml,
+    software_folder,
+    volume_toml,
+)
 
-from .helpers import HTTPAPP, free_port
 from .load import Load
 
-CONFIG = """
-[[volume]]
-path = "{software}"
-role = "system"
 
-[[service]]
-name = "shop"
-command = ["{python}", "{software}/httpapp.py", "--version-file", "{software}/VERSION"]
-stop_grace = "5s"
-start_timeout = "20s"
-
-[[service.socket]]
-name = "http"
-listen = "127.0.0.1:{port}"
-
-[service.health]
-kind = "http"
-target = "http://127.0.0.1:{port}/"
-
-[upgrade_side]
-isolation = "directory"
-"""
+def shop_config(software: Path, port: int) -> str:
+    """The system volume holding the service's software, the service reading its VERSION."""
+    return volume_toml(software) + service_toml(port, [
+        sys.executable, f"{software}/httpapp.py", "--version-file", f"{software}/VERSION"]
+    ) + DIRECTORY_SIDE
 
 
-def au(home: Path, *args: str, extra: dict[str, str] | None = None,
-       check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "AU_FAULT_PAUSE"}
-    r = subprocess.run(
-        [sys.executable, "-m", "activeupgrade", *args], capture_output=True, text=True,
-        env={**env, "AU_HOME": str(home), **(extra or {})}, timeout=180,
-        stdin=subprocess.DEVNULL,
-    )
-    if check:
-        assert r.returncode == 0, f"au {' '.join(args)}: {r.stderr}"
-    return r
+def au(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return support.au(home, *args, timeout=180, check=check)
 
 
 def kill_daemon(home: Path) -> None:
@@ -81,13 +63,10 @@ def kill_daemon(home: Path) -> None:
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[tuple[Path, Path, int]]:
     home = tmp_path / "home"
-    software = tmp_path / "opt-shop"
-    software.mkdir()
-    shutil.copy(HTTPAPP, software / "httpapp.py")
-    (software / "VERSION").write_text("v1\n")
+    software = software_folder(tmp_path, "v1")
     port = free_port()
     cfg = tmp_path / "shop.toml"
-    cfg.write_text(CONFIG.format(software=software, python=sys.executable, port=port))
+    cfg.write_text(shop_config(software, port))
     au(home, "volume", "adopt", str(software), "--role", "system")
     Client.for_instance(Instance(home)).post("/config/loaded", {"path": str(cfg)})
     yield home, software, port
@@ -98,13 +77,7 @@ def host(tmp_path: Path) -> Iterator[tuple[Path, Path, int]]:
     if status.get("upgrade_state") in ("Merge", "Commit", "Abort"):
         au(home, "finish", check=False)
     au(home, "volume", "release", str(software), check=False)
-    au(home, "daemon", "--stop", check=False)
-    from activeupgrade.config.model import ServiceSpec
-    from activeupgrade.platform.services.supervisor import Supervisor
-    from activeupgrade.store.db import Store
-
-    inst = Instance(home)
-    Supervisor(inst, Store(inst.db)).shutdown(ServiceSpec(name="shop", stop_grace=2))
+    end_instance(home)
 
 
 def test_daemon_killed_in_split_and_inside_merge(host: tuple[Path, Path, int]) -> None:

@@ -12,15 +12,9 @@ from pathlib import Path
 import pytest
 
 from activeupgrade.instance import UNIX_PATH_MAX, unix_path
+from tests.support import HTTPAPP, au, end_instance, volume_toml
 
-from .helpers import HTTPAPP
-from .test_cli import au
-
-CONFIG = """
-[[volume]]
-path = "{opt}"
-role = "system"
-
+SERVICE = """
 [[service]]
 name = "shop"
 command = ["{python}", "{app}", "--version", "deep"]
@@ -71,8 +65,8 @@ def test_deep_home_daemon_keeper_and_unix_service(tmp_path: Path) -> None:
     cfg = tmp_path / "shop.toml"
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE)
-    cfg.write_text(CONFIG.format(opt=tmp_path / "opt", python=sys.executable, app=HTTPAPP,
-                                 listen=listen, probe=probe))
+    cfg.write_text(volume_toml(tmp_path / "opt") + SERVICE.format(
+        python=sys.executable, app=HTTPAPP, listen=listen, probe=probe))
     try:
         r = au(home, "config", "load", str(cfg))
         assert r.returncode == 0, r.stderr
@@ -102,5 +96,4 @@ def test_deep_home_daemon_keeper_and_unix_service(tmp_path: Path) -> None:
         assert r.returncode == 0 and "keeper ended" in r.stdout, r.stderr
         assert not listen.exists() and not (home / "run" / "services" / "shop.sock").exists()
     finally:
-        au(home, "service", "stop", "shop", "--release")
-        au(home, "daemon", "--stop")
+        end_instance(home)

@@ -4,7 +4,6 @@ port closes; refused while a session is between split and finish."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import sys
 from collections.abc import Iterator
@@ -15,53 +14,26 @@ import pytest
 from activeupgrade.instance import Instance
 from activeupgrade.platform.services.supervisor import NAMESPACE
 from activeupgrade.store.db import Store
-
-from .helpers import HTTPAPP, free_port
-from .test_cli import au
-
-CONFIG = """
-[[volume]]
-path = "{software}"
-role = "system"
-
-[[service]]
-name = "shop"
-command = ["{python}", "{software}/httpapp.py", "--version", "v1"]
-stop_grace = "5s"
-start_timeout = "20s"
-
-[[service.socket]]
-name = "http"
-listen = "127.0.0.1:{port}"
-
-[service.health]
-kind = "http"
-target = "http://127.0.0.1:{port}/"
-
-[upgrade_side]
-isolation = "directory"
-"""
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(5)
-        try:
-            s.connect(("127.0.0.1", port))
-        except ConnectionRefusedError:
-            return False
-    return True
+from tests.support import (
+    DIRECTORY_SIDE,
+    au,
+    end_instance,
+    free_port,
+    port_open,
+    service_toml,
+    software_folder,
+    volume_toml,
+)
 
 
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[tuple[Path, Path, int]]:
     home = tmp_path / "home"
-    software = tmp_path / "opt-shop"
-    software.mkdir()
-    shutil.copy(HTTPAPP, software / "httpapp.py")
+    software = software_folder(tmp_path)
     port = free_port()
     cfg = tmp_path / "shop.toml"
-    cfg.write_text(CONFIG.format(software=software, python=sys.executable, port=port))
+    cfg.write_text(volume_toml(software) + service_toml(
+        port, [sys.executable, f"{software}/httpapp.py", "--version", "v1"]) + DIRECTORY_SIDE)
     r = au(home, "volume", "adopt", str(software), "--role", "system")
     assert r.returncode == 0, r.stderr
     r = au(home, "config", "load", str(cfg))
@@ -71,9 +43,8 @@ def host(tmp_path: Path) -> Iterator[tuple[Path, Path, int]]:
     if status.get("upgrade_state") not in ("Idle", None):
         au(home, "abort")
         au(home, "finish")
-    au(home, "service", "stop", "shop", "--release")
     au(home, "volume", "release", str(software))
-    au(home, "daemon", "--stop")
+    end_instance(home)
 
 
 def test_release_refused_in_session_then_closes_the_port(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-HTTPAPP = Path(__file__).parents[1] / "services" / "httpapp.py"
+from tests.support import HTTPAPP, au, end_instance, free_port, service_toml
+
 SCREENSHOTS = Path(__file__).parents[2] / "test-artifacts" / "screenshots"
 
 CONFIG = """
@@ -31,21 +31,6 @@ description = "Upgrade the test shop"
 [upgrade_side]
 host_address = "{link}{host}/30"
 side_address = "{link}{side}/30"
-
-[[service]]
-name = "shop"
-command = ["{python}", "{app}", "--version", "v1"]
-stop_grace = "5s"
-start_timeout = "20s"
-
-[[service.socket]]
-name = "http"
-listen = "127.0.0.1:{port}"
-
-[service.health]
-kind = "http"
-target = "http://127.0.0.1:{port}/"
-timeout = "2s"
 """
 
 
@@ -55,19 +40,6 @@ echo "ready for $1"
 echo "a line on stderr" >&2
 exit 0
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def au(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "activeupgrade", *args], capture_output=True, text=True,
-        env={**os.environ, "AU_HOME": str(home)}, timeout=timeout, stdin=subprocess.DEVNULL,
-    )
 
 
 @dataclass
@@ -109,19 +81,7 @@ def _stop(home: Path, volume: Path | None) -> None:
         if au(home, "volume", "release", str(volume)).returncode != 0 and os.path.ismount(
                 volume):
             subprocess.run(["umount", "--lazy", str(volume)], check=False)
-    au(home, "daemon", "--stop")
-    lock = home / "engine.lock"
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and (home / "api.sock").exists():
-        time.sleep(0.1)
-    from activeupgrade.config.model import ServiceSpec
-    from activeupgrade.instance import Instance
-    from activeupgrade.platform.services.supervisor import Supervisor
-    from activeupgrade.store.db import Store
-
-    inst = Instance(home)
-    if lock.exists():
-        Supervisor(inst, Store(inst.db)).shutdown(ServiceSpec(name="shop", stop_grace=2))
+    end_instance(home)
 
 
 @pytest.fixture
@@ -150,8 +110,9 @@ def web(tmp_path: Path) -> Iterator[Web]:
     # A private link of its own, so sessions of other tests on this host do not collide.
     net = random.randrange(0, 252, 4)
     (configs / "shop.toml").write_text(CONFIG.format(
-        volumes=volumes, python=sys.executable, app=HTTPAPP, port=port,
-        link=f"169.254.{random.randint(100, 250)}.", host=net + 1, side=net + 2))
+        volumes=volumes, link=f"169.254.{random.randint(100, 250)}.", host=net + 1,
+        side=net + 2) + service_toml(port, [sys.executable, str(HTTPAPP), "--version", "v1"],
+                                     health_timeout="2s"))
     listen = f"127.0.0.1:{free_port()}"
     r = au(home, "web", "--listen", listen, "--json")
     assert r.returncode == 0, r.stderr

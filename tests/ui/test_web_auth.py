@@ -10,8 +10,9 @@ import httpx
 from activeupgrade.api.client import Client
 from activeupgrade.errors import SecurityError
 from activeupgrade.instance import Instance
+from tests.support import au, free_port
 
-from .conftest import Web, au, free_port
+from .conftest import Web
 
 
 def login(web: Web) -> tuple[httpx.Client, str]:

@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import Web, au
+from tests.support import au
+
+from .conftest import Web
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
