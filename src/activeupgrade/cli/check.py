@@ -6,12 +6,10 @@ import argparse
 from typing import Any
 
 from activeupgrade.api.client import Client
+from activeupgrade.cli import oneoff
 from activeupgrade.cli.actions import submit_and_wait
 from activeupgrade.cli.output import print_json
-from activeupgrade.config import loader
-from activeupgrade.config.adhoc import volumes_file
 from activeupgrade.errors import CheckFailed
-from activeupgrade.instance import Instance
 
 
 def report_lines(report: dict[str, Any]) -> list[str]:
@@ -38,13 +36,7 @@ def not_ready(report: dict[str, Any]) -> CheckFailed:
 
 def cmd_check(args: argparse.Namespace) -> int:
     client = Client.from_env()
-    config = None
-    if args.config:
-        path = loader.resolve(Instance.from_env(), args.config)
-        loader.load_file(path)  # a bad file is refused here, with file, line and field
-        config = str(path)
-    elif args.volume:
-        config = str(volumes_file(Instance.from_env(), args.volume))
+    config = oneoff.config_path(args) or None
     submit_and_wait(client, "check", config=config, no_wait=args.no_wait, quiet=args.json)
     if args.no_wait:
         return 0
@@ -61,11 +53,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("check", help="run the readiness checks (Idle only); exit 60 when "
                        "not ready")
-    p.add_argument("--json", action="store_true", help="print {ready, checks[]} as JSON")
-    p.add_argument("--volume", action="append", metavar="PATH[:ROLE]",
-                   help="without a file: select this volume (repeatable; role system or "
-                   "data)")
-    p.add_argument("--config", metavar="FILE",
-                   help="check this configuration instead of the loaded one")
+    oneoff.add_arguments(p, "check", "{ready, checks[]}")
     p.add_argument("--no-wait", action="store_true", help="return at once")
     p.set_defaults(func=cmd_check)

@@ -6,10 +6,8 @@ import argparse
 from typing import Any
 
 from activeupgrade.api.client import Client
+from activeupgrade.cli import oneoff
 from activeupgrade.cli.output import human_bytes, print_json
-from activeupgrade.config import loader
-from activeupgrade.config.adhoc import volumes_file
-from activeupgrade.instance import Instance
 
 
 def _checks(plan: dict[str, Any]) -> list[str]:
@@ -68,13 +66,7 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    config = ""
-    if args.config:
-        path = loader.resolve(Instance.from_env(), args.config)
-        loader.load_file(path)  # a bad file is refused here, with file, line and field
-        config = str(path)
-    elif args.volume:
-        config = str(volumes_file(Instance.from_env(), args.volume))
+    config = oneoff.config_path(args)
     plan: dict[str, Any] = Client.from_env().post(
         "/plan", {"config": config, "run_actions": args.run_actions})
     if args.json:
@@ -87,12 +79,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("plan", help="dry run of the whole session: checks, services, "
                        "actions in order, backup, disruption, resync")
-    p.add_argument("--json", action="store_true", help="print the plan as JSON")
-    p.add_argument("--volume", action="append", metavar="PATH[:ROLE]",
-                   help="without a file: select this volume (repeatable; role system or "
-                   "data)")
-    p.add_argument("--config", metavar="FILE", help="plan this configuration instead of "
-                   "the loaded one")
+    oneoff.add_arguments(p, "plan", "the plan")
     p.add_argument("--run-actions", action="store_true",
                    help="run the custom actions with ACTIVE_UPGRADE_DRY_RUN=1")
     p.set_defaults(func=cmd_plan)
