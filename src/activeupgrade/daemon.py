@@ -13,6 +13,7 @@ from activeupgrade.instance import EngineLock, Instance, unix_path
 from activeupgrade.model.states import Severity
 from activeupgrade.platform.host import HostPlatform
 from activeupgrade.platform.services import supervisor
+from activeupgrade.platform.volumes import registry as volume_registry
 from activeupgrade.store.db import Store
 
 
@@ -43,6 +44,10 @@ class Daemon:
             details={"home": str(self.instance.home),
                      "archived_log": str(archived) if archived else ""},
         )
+        # After a reboot the live paths are plain folders again: show the right replicas
+        # before anything (an application, a session step) looks at them.
+        for line in volume_registry.reattach(self.store):
+            self.log.write("volume.reattach", line, parent=node, severity=Severity.NOTICE)
         # Applications never depend on the daemon: their keepers are found and re-adopted.
         for name, verdict in supervisor.adopt_all(self.instance, self.store).items():
             self.log.write(

@@ -56,6 +56,9 @@ class Volume:
     bps: float = DEFAULT_BPS
     fps: float = DEFAULT_FPS
     last_resync: dict[str, Any] = field(default_factory=dict)
+    intended: str = "a"
+    """The replica the live path must show; recorded before every switch so that the live
+    path can be attached again after a reboot (``reattach``)."""
 
     # -- replicas -------------------------------------------------------------------
     def replica(self, letter: str) -> str:
@@ -254,3 +257,17 @@ def facts(store: Store) -> dict[str, Any]:
 
 def invalidate_facts() -> None:
     _cache.clear()
+
+
+def reattach(store: Store) -> list[str]:
+    """After a reboot (or a lost mount): attach every adopted volume's live path to the
+    replica it must show. Returns what was done, one line per volume attached again."""
+    done = []
+    for vol in all_volumes(store):
+        if vol.phase not in ("attached", "mirrored", "ready") or vol.live() is not None:
+            continue
+        livepath.attach(vol.path, vol.replica(vol.intended), vol.mode)
+        done.append(f"{vol.path}: attached again to replica {vol.intended}")
+    if done:
+        invalidate_facts()
+    return done

@@ -151,6 +151,8 @@ def switch(ctx: StepContext) -> None:
         up = vol.session.get("upgrade")
         if vol.role is VolumeRole.SYSTEM and up:
             t0 = time.monotonic()
+            vol.intended = up
+            registry.save(ctx.store, vol)
             if replica.switch(vol, up):
                 ctx.write("volume.switch", f"{vol.path} now shows the upgraded replica {up}",
                           details={"volume": vol.name, "replica": up,
@@ -163,6 +165,8 @@ def switch_back(ctx: StepContext) -> None:
     for vol in registry.for_config(ctx.store, ctx.config):
         orig = vol.session.get("original")
         if vol.role is VolumeRole.SYSTEM and orig and vol.session.get("upgrade"):
+            vol.intended = orig
+            registry.save(ctx.store, vol)
             if replica.switch(vol, orig):
                 ctx.write("volume.switch-back", f"{vol.path} shows the original replica {orig}",
                           details={"volume": vol.name, "replica": orig})
