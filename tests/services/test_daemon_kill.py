@@ -31,6 +31,7 @@ from tests.support import (
     service_toml,
     software_folder,
     volume_toml,
+    wait_until,
 )
 
 from .load import Load
@@ -104,10 +105,7 @@ def test_daemon_killed_in_split_and_inside_merge(host: tuple[Path, Path, int]) -
              "AU_FAULT_PAUSE": "ExecuteMerge/services.stop:shop/end"},
     )
     paused = home / "run" / "paused"
-    end = time.time() + 60
-    while not paused.exists() and time.time() < end:
-        time.sleep(0.02)
-    assert paused.exists(), "the merge never reached the pause point"
+    wait_until(paused.exists, 60, "the merge to reach the pause point")
     kill_daemon(home)  # inside ExecuteMerge: the application is stopped, the socket held
     merge.wait(30)
     stopped_at = time.time()
