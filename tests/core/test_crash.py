@@ -22,6 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from activeupgrade.instance import Instance as AUInstance
+from activeupgrade.platform.side import namespace
+from tests.volumes.helpers import unmount_under
+
 pytestmark = pytest.mark.usefixtures("needs_root")
 
 COMMIT_SESSION = ("split", "merge", "commit", "finish")
@@ -82,20 +86,25 @@ def setup(tmp_path: Path) -> Iterator[tuple[Instance, Path, Path]]:
     inst = Instance(tmp_path / "home")
     inst.au("volume", "adopt", str(system), "--role", "system")
     inst.au("volume", "adopt", str(data), "--role", "data")
-    yield inst, system, data
-    st = inst.status()
-    if st["upgrade_state"] != "Idle":
-        if "abort" in st["allowed_actions"]:  # type: ignore[operator]
-            inst.au("abort", check=False)
-        inst.au("finish", check=False)
-    for path in (system, data):
-        inst.au("volume", "release", str(path), check=False)
-    inst.stop_daemon()
+    try:
+        yield inst, system, data
+    finally:
+        # Leave nothing behind even when the test failed: end the session, release the
+        # volumes, stop the daemon and the Upgrade Side, unmount what is left.
+        st = json.loads(inst.au("status", "--json", check=False).stdout or "{}")
+        if st.get("upgrade_state", "Idle") != "Idle":
+            if "abort" in st.get("allowed_actions", []):
+                inst.au("abort", check=False)
+            inst.au("finish", check=False)
+        for path in (system, data):
+            inst.au("volume", "release", str(path), check=False)
+        inst.stop_daemon()
+        namespace.remove(AUInstance(inst.home))
+        unmount_under(tmp_path)
 
 
 def boundaries(inst: Instance, actions: tuple[str, ...]) -> list[str]:
     from activeupgrade.api.client import Client
-    from activeupgrade.instance import Instance as AUInstance
 
     client = Client.for_instance(AUInstance(inst.home))
     steps = client.get("/steps")
