@@ -59,13 +59,3 @@ def test_trees_do_not_share_ports_or_links(tmp_path: Path, trees: list[DemoTree]
     assert a.host_address.endswith("/30") and a.side_address.endswith("/30")
     assert mounts_under(a.root) == []
     assert mounts_under(Path("/")) != []
-
-
-def test_deep_temporary_folders_are_skipped_for_socket_paths(
-    tmp_path: Path, trees: list[DemoTree]
-) -> None:
-    deep = tmp_path / ("d" * 60)
-    deep.mkdir()
-    tree = make(trees, deep)
-    assert tree.root.parent == Path("/tmp")
-    assert len(str(tree.home / "run" / "services" / "shop.sock")) <= 107

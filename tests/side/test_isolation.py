@@ -24,7 +24,9 @@ from ..volumes.helpers import act, engine_for, session_config, unmount_under
 
 @pytest.fixture
 def split_host(tmp_path: Path, needs_root: None):  # type: ignore[no-untyped-def]
-    home = tmp_path / "home"
+    # A deep instance folder: the Upgrade Side's init socket is named through its folder.
+    home = tmp_path / ("deep-" * 12) / "home"
+    assert len(str(home / "run" / "side.sock")) > 107
     sysv, datav = tmp_path / "opt" / "app", tmp_path / "var" / "app"
     sysv.mkdir(parents=True)
     datav.mkdir(parents=True)

@@ -14,12 +14,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-UNIX_PATH_BUDGET = 68
-"""Longest parent folder for the tree: ``/au-demo-XXXXXXXX/au-home/run/side.sock`` takes 39
-of the 107 bytes a Unix socket path may have. The API and keeper sockets are named through
-their folder when too long (``instance.unix_path``); the Upgrade Side's init socket is not
-yet, so the tree stays shallow enough for it."""
-
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on right now."""
@@ -53,10 +47,6 @@ class DemoTree:
     @classmethod
     def create(cls, parent: Path | None = None) -> DemoTree:
         base = (parent or Path(tempfile.gettempdir())).resolve()
-        if len(str(base)) > UNIX_PATH_BUDGET:
-            # The Upgrade Side's init socket lives under the tree and is bound by its plain
-            # path (at most 107 bytes): a deep temporary folder is skipped.
-            base = Path("/tmp")
         root = Path(tempfile.mkdtemp(prefix="au-demo-", dir=base)).resolve()
         host, side = private_link()
         tree = cls(root, free_port(), host, side)

@@ -18,9 +18,11 @@ import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 
 from activeupgrade import proc
+from activeupgrade.instance import unix_path
 
 
 def _serve(path: str) -> None:
@@ -29,7 +31,7 @@ def _serve(path: str) -> None:
     except FileNotFoundError:
         pass
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
+    srv.bind(unix_path(Path(path)))
     os.chmod(path, 0o600)
     srv.listen(8)
     while True:

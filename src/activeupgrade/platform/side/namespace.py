@@ -31,7 +31,7 @@ from typing import Any
 from activeupgrade import proc
 from activeupgrade.config.model import Config, VolumeRole
 from activeupgrade.errors import SideError
-from activeupgrade.instance import Instance, is_root
+from activeupgrade.instance import Instance, is_root, unix_path
 from activeupgrade.platform.volumes import registry
 from activeupgrade.platform.volumes.manifest import durable_write
 from activeupgrade.store.db import Store
@@ -103,7 +103,7 @@ def probe(instance: Instance, timeout: float = 2.0) -> bool:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
-            s.connect(str(instance.run / "side.sock"))
+            s.connect(unix_path(instance.run / "side.sock"))
             s.sendall(b"ping\n")
             return s.recv(16).startswith(b"pong")
     except OSError:
