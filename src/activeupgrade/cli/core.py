@@ -6,8 +6,9 @@ import argparse
 from typing import Any
 
 from activeupgrade.api.client import Client
-from activeupgrade.cli.output import human_bytes, print_json
+from activeupgrade.cli.output import print_json
 from activeupgrade.instance import Instance
+from activeupgrade.units import human_bytes
 
 
 def status_text(s: dict[str, Any]) -> str:

@@ -7,7 +7,8 @@ from typing import Any
 
 from activeupgrade.api.client import Client
 from activeupgrade.cli import oneoff
-from activeupgrade.cli.output import human_bytes, print_json
+from activeupgrade.cli.output import print_json
+from activeupgrade.units import human_bytes
 
 
 def _checks(plan: dict[str, Any]) -> list[str]:

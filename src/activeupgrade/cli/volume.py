@@ -7,7 +7,8 @@ import os
 from typing import Any
 
 from activeupgrade.api.client import Client
-from activeupgrade.cli.output import human_bytes, print_json, table
+from activeupgrade.cli.output import print_json, table
+from activeupgrade.units import human_bytes
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -12,9 +12,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from activeupgrade.config.files import write_durably
 from activeupgrade.config.loader import load_file
 from activeupgrade.config.model import VolumeRole
+from activeupgrade.durable import write_durably
 from activeupgrade.errors import ConfigError
 from activeupgrade.instance import Instance
 

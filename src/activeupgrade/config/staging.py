@@ -12,8 +12,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from activeupgrade.config.files import write_durably
 from activeupgrade.config.nesting import read_tree
+from activeupgrade.durable import write_durably
 from activeupgrade.errors import ConfigError
 from activeupgrade.instance import Instance
 

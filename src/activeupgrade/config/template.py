@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from activeupgrade.config.files import write_durably
 from activeupgrade.config.schema import FILE_SCHEMA, Kind, Setting
+from activeupgrade.durable import write_durably
 from activeupgrade.errors import ConfigError
 
 

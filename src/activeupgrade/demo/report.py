@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from activeupgrade.cli.output import human_bytes
+from activeupgrade.units import human_bytes
 
 
 @dataclass

@@ -18,10 +18,10 @@ from starlette.routing import Route
 from activeupgrade.api.server import daemon_of, read_json
 from activeupgrade.config import loader
 from activeupgrade.config.export import json_schema
-from activeupgrade.config.files import write_durably
 from activeupgrade.config.model import Config
 from activeupgrade.config.show import show_dict
 from activeupgrade.config.summary import summary_lines
+from activeupgrade.durable import write_durably
 from activeupgrade.errors import UsageError
 
 MAX_TEXT = 1024 * 1024

@@ -30,10 +30,10 @@ from typing import Any
 
 from activeupgrade import proc
 from activeupgrade.config.model import Config, VolumeRole
+from activeupgrade.durable import write_durably
 from activeupgrade.errors import SideError
 from activeupgrade.instance import Instance, is_root, unix_path
 from activeupgrade.platform.volumes import registry
-from activeupgrade.platform.volumes.manifest import durable_write
 from activeupgrade.store.db import Store
 
 NAMESPACES = "namespaces"
@@ -59,7 +59,7 @@ def read(instance: Instance) -> dict[str, Any]:
 
 def write(instance: Instance, rec: dict[str, Any]) -> None:
     instance.run.mkdir(parents=True, exist_ok=True)
-    durable_write(record_path(instance), json.dumps(rec, indent=1).encode())
+    write_durably(record_path(instance), json.dumps(rec, indent=1).encode())
 
 
 def set_state(instance: Instance, state: str) -> None:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from activeupgrade.durable import write_durably
 from activeupgrade.platform.volumes.tree import Sig
 
 FORMAT = 1
@@ -42,21 +43,6 @@ def _pair(values: list[int]) -> Pair:
     a = (values[0], values[1], values[2], values[3], values[4])
     b = (values[5], values[6], values[7], values[8], values[9])
     return a, b
-
-
-def durable_write(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename, fsync the folder."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def encode(entries: Entries) -> bytes:
@@ -140,7 +126,7 @@ class Manifest:
             self.save(entries)
 
     def save(self, entries: Entries) -> None:
-        durable_write(self.path, encode(entries))
+        write_durably(self.path, encode(entries))
         self.journal_path.unlink(missing_ok=True)
 
     def forget(self) -> None:

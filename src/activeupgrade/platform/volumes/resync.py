@@ -38,6 +38,7 @@ from activeupgrade.platform.volumes.tree import (
     same_content,
     sig,
 )
+from activeupgrade.units import human_bytes
 
 WORKERS = 4
 CHUNK = 48
@@ -99,14 +100,6 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 @dataclass

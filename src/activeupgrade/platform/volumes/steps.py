@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from activeupgrade.config.model import Config, VolumeRole
+from activeupgrade.durable import write_durably
 from activeupgrade.engine.steps import Step, StepContext
 from activeupgrade.model.states import Severity
 from activeupgrade.platform.volumes import registry, replica, watch
-from activeupgrade.platform.volumes.manifest import durable_write
 from activeupgrade.platform.volumes.registry import Volume
-from activeupgrade.platform.volumes.resync import Progress, human_bytes
+from activeupgrade.platform.volumes.resync import Progress
 from activeupgrade.platform.volumes.tree import join, racy_window, same_content, scan, sig
 from activeupgrade.platform.volumes.verify import verify_settled
+from activeupgrade.units import human_bytes
 
 LISTED = 500
 """Changed paths listed in full in the activity log, per volume."""
@@ -77,7 +78,7 @@ def _snapshot(vol: Volume, live: str) -> int:
             same = stat.S_IFMT(st.st_mode) == stat.S_IFMT(other.st_mode)
         if same:
             snap[rel] = list(sig(st))
-    durable_write(_snapshot_path(vol), json.dumps(snap, separators=(",", ":")).encode())
+    write_durably(_snapshot_path(vol), json.dumps(snap, separators=(",", ":")).encode())
     return sum(1 for rel, st in now.items() if not stat.S_ISDIR(st.st_mode) and rel not in snap)
 
 

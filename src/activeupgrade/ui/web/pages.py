@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from activeupgrade.activity import Entry
 from activeupgrade.model.states import OperatorAction
+from activeupgrade.units import human_bytes
 
 if TYPE_CHECKING:
     from activeupgrade.ui.web.app import Api
@@ -25,14 +26,6 @@ TITLES = {
     OperatorAction.RETRY: "Retry",
 }
 """Button titles; the label adds "now: <cost>" or why the action is not allowed."""
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def duplex_text(status: Mapping[str, Any]) -> str:

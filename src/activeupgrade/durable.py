@@ -1,4 +1,5 @@
-"""Durable writes of configuration files (temp file, fsync, rename, fsync of the folder)."""
+"""Durable file writes: a temporary file in the same folder, fsync, rename, fsync of the
+folder — readers and a crash at any point see either the old file or the new one."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from pathlib import Path
 
 
 def write_durably(target: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``target`` with ``data`` atomically: readers see the old or the new file."""
+    """Replace ``target`` with ``data`` atomically and durably, with file mode ``mode``."""
     tmp = target.with_name(f".{target.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.fchmod(fd, mode)  # the umask must not loosen or tighten it
-        os.write(fd, data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
         os.fsync(fd)
     finally:
         os.close(fd)
