@@ -66,22 +66,18 @@ def run(argv: list[str]) -> None:
     subprocess.run(argv, check=True)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--dir", default="/var/tmp/au-bench-resync")
-    ap.add_argument("--files", type=int, default=20_000)
-    ap.add_argument("--size-mib", type=int, default=1024)
-    args = ap.parse_args()
-    base = Path(args.dir)
+def measure(base: Path, files: int, size_mib: int) -> dict[str, object]:
+    """Build the tree under ``base``, measure side by side, print as it goes, clean up."""
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)
     src, ours, theirs, meta = base / "src", base / "ours", base / "rsync", base / "meta"
     meta.mkdir()
-    t = timed(lambda: make_tree(src, args.files, args.size_mib << 20))
-    print(f"tree: {args.files} files, {args.size_mib} MiB (made in {t:.1f}s)")
+    t = timed(lambda: make_tree(src, files, size_mib << 20))
+    tree_note = f"tree: {files} files, {size_mib} MiB (made in {t:.1f}s)"
+    print(tree_note)
     run(["sync"])
 
-    # full sync: cp -a vs ours, alternated twice (the best of each: the host is shared)
+    # full sync: cp -a vs ours, alternated twice (the best of each: the host may be shared)
     cp_times, our_times = [], []
     manifest = Manifest(meta)
     for round_ in range(2):
@@ -101,31 +97,62 @@ def main() -> None:
     run(["sync"])
 
     # 1 % changed on each side, the same edits on both destinations; three rounds
-    ratios = []
+    rounds: list[tuple[float, float]] = []
+    changed = 0
+    res = None
     for round_ in range(3):
-        n_src = edit(src, 0.01, seed=10 + round_)
+        changed = edit(src, 0.01, seed=10 + round_)
         edit(ours, 0.01, seed=20 + round_)
         edit(theirs, 0.01, seed=20 + round_)
         rs = timed(lambda: run(["rsync", "-a", "--delete", f"{src}/", f"{theirs}/"]))
-        res = None
 
         def ours_inc() -> None:
             nonlocal res
             res = resync(src, ours, manifest, src_is_a=True)
 
         oi = timed(ours_inc)
-        ratios.append(rs / oi)
-        print(f"  incremental round {round_ + 1} ({n_src} files changed on each side): "
+        rounds.append((rs, oi))
+        print(f"  incremental round {round_ + 1} ({changed} files changed on each side): "
               f"rsync -a --delete {rs:.3f}s  ours {oi:.3f}s  speed-up {rs / oi:.2f}x")
-    ratios.sort()
-    print(f"incremental: median speed-up over rsync -a --delete = {ratios[1]:.2f}x (goal >= 2)")
+    rs_med, oi_med = sorted(rounds, key=lambda r: r[0] / r[1])[1]
+    print(f"incremental: median speed-up over rsync -a --delete = {rs_med / oi_med:.2f}x "
+          "(goal >= 2)")
     print(f"  ours (last round): {res}")
     t_idle = timed(lambda: resync(src, ours, manifest, src_is_a=True))
     print(f"in-sync resync (nothing to do): ours {t_idle:.3f}s")
     diffs = differences(src, ours)
     print(f"verify ours == source: {'OK' if not diffs else diffs[:3]}")
     shutil.rmtree(base, ignore_errors=True)
-    sys.exit(1 if diffs else 0)
+    return {"cp_full": cp_full, "ours_full": ours_full, "rsync_inc": rs_med,
+            "ours_inc": oi_med, "changed": changed, "idle": t_idle, "diffs": diffs,
+            "tree": tree_note}
+
+
+def rows(quick: bool, base: Path) -> list[dict[str, object]]:
+    """The figures for ``bench/run.py``: full sync vs cp -a, resync vs rsync."""
+    files, size = (2000, 50) if quick else (20_000, 1024)
+    m = measure(base, files, size)
+    if m["diffs"]:
+        raise RuntimeError(f"our resync differs from its source: {m['diffs']}")
+    return [
+        {"figure": "full sync, headline tree", "unit": "s", "ours": m["ours_full"],
+         "baseline": m["cp_full"], "baseline_name": "cp -a", "note": str(m["tree"])},
+        {"figure": "resync, 1% changed on each side", "unit": "s", "ours": m["ours_inc"],
+         "baseline": m["rsync_inc"], "baseline_name": "rsync -a --delete",
+         "note": f"{m['changed']} files changed on each side; median of 3 rounds"},
+        {"figure": "resync, nothing to do", "unit": "s", "ours": m["idle"], "baseline": None,
+         "baseline_name": "-", "note": "in-sync replicas"},
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", default="/var/tmp/au-bench-resync")
+    ap.add_argument("--files", type=int, default=20_000)
+    ap.add_argument("--size-mib", type=int, default=1024)
+    args = ap.parse_args()
+    m = measure(Path(args.dir), args.files, args.size_mib)
+    sys.exit(1 if m["diffs"] else 0)
 
 
 if __name__ == "__main__":

@@ -72,12 +72,6 @@ def split_rows(quick: bool, base: Path) -> list[Row]:
     return parsed_rows("split.py", args, SPLIT_PATTERNS)
 
 
-RESYNC_PATTERNS = [
-    (re.compile(r"full sync:\s+cp -a\s+([\d.]+)s\s+ours\s+([\d.]+)s"),
-     "full sync, headline tree", "cp -a"),
-    (re.compile(r"incremental \((\d+) files.*?rsync -a --delete\s+([\d.]+)s\s+ours\s+([\d.]+)s"),
-     "resync, 1% changed on each side", "rsync -a --delete"),
-]
 SPLIT_PATTERNS = [
     (re.compile(r"split \(in sync\):\s+([\d.]+)s"), "split, in-sync volume", "goal"),
 ]
@@ -122,10 +116,9 @@ def parsed_rows(script: str, args: list[str],
 
 
 def resync_rows(quick: bool, base: Path) -> list[Row]:
-    args = ["--dir", str(base / "resync")]
-    if quick:
-        args += ["--files", "2000", "--size-mib", "50"]
-    return parsed_rows("resync.py", args, RESYNC_PATTERNS)
+    resync = importlib.import_module("resync")
+    rows: list[Row] = resync.rows(quick, base / "resync")
+    return rows
 
 
 def engine_rows(quick: bool, base: Path) -> list[Row]:
