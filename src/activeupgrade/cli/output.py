@@ -50,7 +50,7 @@ def progress_line(status: dict[str, Any]) -> str:
     req = p.get("request") or status.get("request", "")
     step = p.get("step") or status.get("step", "")
     if not step:
-        return f"[{status['upgrade_state']}/{status['operational_state']}] {req}"
+        return f"{status.get('action') or req}: starting ({status['upgrade_state']})"
     pos = f"{int(p.get('index', 0)) + 1}/{p.get('total', '?')}"
     pct = p.get("percent") or 0
     bar_w = 20
