@@ -123,18 +123,22 @@ def plan(src: Stats, dst: Stats, known: Entries, src_is_a: bool,
          ssig: dict[str, Sig] | None = None, dsig: dict[str, Sig] | None = None) -> Plan:
     """Compare the scans against the manifest: what must be deleted, created or checked.
     ``ssig``/``dsig``: the entries' signatures when already known."""
-    candidates: set[str] = set()
-    by_inode: dict[int, list[str]] = {}
     if ssig is None:
         ssig = {rel: sig(st) for rel, st in src.items()}
     if dsig is None:
         dsig = {rel: sig(st) for rel, st in dst.items()}
+    # One pass over each side with locals only: this runs over every entry of both trees
+    # on every resync, also when almost nothing changed.
+    candidates: set[str] = set()
+    by_inode: dict[int, list[str]] = {}
+    dget, kget, add = dsig.get, known.get, candidates.add
+    s_isreg = stat.S_ISREG
     for rel, a in ssig.items():
-        b = dsig.get(rel)
-        if b is None or known.get(rel) != ((a, b) if src_is_a else (b, a)):
-            candidates.add(rel)
+        b = dget(rel)
+        if b is None or kget(rel) != ((a, b) if src_is_a else (b, a)):
+            add(rel)
     for rel, s in src.items():
-        if s.st_nlink > 1 and stat.S_ISREG(s.st_mode):
+        if s.st_nlink > 1 and s_isreg(s.st_mode):
             by_inode.setdefault(s.st_ino, []).append(rel)
     groups: dict[str, list[str]] = {}
     members: dict[str, str] = {}
@@ -146,11 +150,10 @@ def plan(src: Stats, dst: Stats, known: Entries, src_is_a: bool,
         groups[paths[0]] = paths[1:]
         for p in paths[1:]:
             members[p] = paths[0]
-    deletions = []
-    for rel, dd in dst.items():
-        ss = src.get(rel)
-        if ss is None or stat.S_IFMT(ss.st_mode) != stat.S_IFMT(dd.st_mode):
-            deletions.append(rel)
+    # the signature's last field is the mode: a type change is read from it
+    sget = ssig.get
+    deletions = [rel for rel, b in dsig.items()
+                 if (sa := sget(rel)) is None or (sa[4] ^ b[4]) & 0o170000]
     copy_bytes = 0
     for rel in candidates:
         s = src[rel]
@@ -167,6 +170,11 @@ def _racy_window(manifest: Manifest, src: str, dst: str) -> int:
     folder = manifest.path.parent
     devs = {os.stat(src).st_dev, os.stat(dst).st_dev, os.stat(folder).st_dev}
     return racy_window(folder) if len(devs) == 1 else RACY_NS
+
+
+def _mkdirs(root: str, rels: list[str]) -> None:
+    for rel in rels:
+        os.mkdir(join(root, rel), 0o700)
 
 
 def _delete(path: str, st: os.stat_result) -> None:
@@ -249,7 +257,9 @@ def resync(
             last_report = time.monotonic()
             progress(prog)
 
-    new: Entries = {rel: pair for rel, pair in known.items() if rel in src}
+    new: Entries = dict(known)
+    for rel in known.keys() - src.keys():
+        del new[rel]
     journal = Journal(manifest)
     unsettled: list[str] = []
     made: set[str] = set()
@@ -301,7 +311,9 @@ def resync(
             # creating a directory waits on the filesystem journal
             for depth in sorted(by_depth):
                 level = by_depth[depth]
-                list(pool.map(lambda r: os.mkdir(join(dst_r, r), 0o700), level, chunksize=64))
+                # (a thread pool's map ignores chunksize: batch by hand, 64 per task)
+                list(pool.map(lambda rs: _mkdirs(dst_r, rs),
+                              [level[i:i + 64] for i in range(0, len(level), 64)]))
         for rel in missing:
             made.add(rel)
             touched.add(os.path.dirname(rel))
