@@ -13,11 +13,19 @@ from typing import Any
 from activeupgrade.config.model import Config, VolumeRole
 from activeupgrade.durable import write_durably
 from activeupgrade.engine.steps import Step, StepContext
+from activeupgrade.errors import VerifyMismatch
 from activeupgrade.model.states import Severity
 from activeupgrade.platform.volumes import registry, replica, watch
 from activeupgrade.platform.volumes.registry import Volume
 from activeupgrade.platform.volumes.resync import Progress
-from activeupgrade.platform.volumes.tree import join, racy_window, same_content, scan, sig
+from activeupgrade.platform.volumes.tree import (
+    RACY_NS,
+    join,
+    racy_window,
+    same_content,
+    scan,
+    sig,
+)
 from activeupgrade.platform.volumes.verify import verify_settled
 from activeupgrade.units import human_bytes
 
@@ -194,16 +202,31 @@ def abort_resync_run(ctx: StepContext) -> None:
     _resync_after(ctx, "abort")
 
 
+SETTLE_ROUNDS = 3
+"""Finish resyncs and verifies up to this many times while applications write."""
+
+
 def verify_duplex(ctx: StepContext) -> None:
     """Finish: standbys up to date and identical to the live replicas; session cleared."""
     for vol in registry.for_config(ctx.store, ctx.config):
         live = vol.live_or_fail()
-        since = time.time_ns()
-        _sync(ctx, vol, live, Volume.other(live), "finish")
-        # the applications keep writing to the live replica: what they changed since the
-        # resync began is the lag the next resync takes up, not a failure
-        checked, lagging = verify_settled(vol.replica(live), vol.replica(Volume.other(live)),
-                                          since, name=vol.name)
+        for attempt in range(1, SETTLE_ROUNDS + 1):
+            # A write's timestamp may lag the real clock by one tick (coarse or multigrain
+            # timestamps): the margin keeps a write made just after the resync began from
+            # looking older than it.
+            since = time.time_ns() - RACY_NS
+            _sync(ctx, vol, live, Volume.other(live), "finish")
+            # the applications keep writing to the live replica: what they changed since
+            # the resync began is the lag the next resync takes up, not a failure
+            try:
+                checked, lagging = verify_settled(
+                    vol.replica(live), vol.replica(Volume.other(live)), since, name=vol.name)
+                break
+            except VerifyMismatch as exc:
+                if attempt == SETTLE_ROUNDS:
+                    raise
+                ctx.write("volume.verify.again", f"{vol.name}: {exc.message}; resync again "
+                          f"(round {attempt + 1} of {SETTLE_ROUNDS})", severity=Severity.NOTICE)
         vol.session, vol.duplex = {}, True
         registry.save(ctx.store, vol)
         _snapshot_path(vol).unlink(missing_ok=True)

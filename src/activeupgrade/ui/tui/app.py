@@ -222,6 +222,10 @@ class ConsoleApp(App[None]):
 
     # -- views --------------------------------------------------------------------------
     def show_status(self, status: dict[str, Any]) -> None:
+        # A status fetched by a worker may arrive after newer ones from the event stream:
+        # never let an older snapshot replace a newer one.
+        if float(status.get("updated", 0)) < float(self.status.get("updated", 0)):
+            return
         self.status = status
         bar = pages.status_bar(status)
         self.title = f"Active Upgrade — {socket.gethostname()}"
