@@ -15,6 +15,7 @@ from activeupgrade.model.states import OperationalState, OperatorAction, Request
 from activeupgrade.platform.actions import security
 from activeupgrade.platform.actions.env import substitute
 from activeupgrade.platform.actions.runner import parse_progress
+from tests.support import cannot_run
 
 from .helpers import act, make_engine, records, write_recorder, write_script
 
@@ -188,7 +189,7 @@ def test_refused_file_breaks_the_request(tmp_path: Path) -> None:
 
 def test_run_as_user(tmp_path: Path) -> None:
     if os.geteuid() != 0:
-        pytest.skip("switching user needs root")
+        cannot_run("switching user needs root")
     # Every folder up to the file must be reachable by that user.
     for p in (tmp_path, *tmp_path.parents):
         if p != Path("/"):

@@ -131,8 +131,7 @@ def test_group_or_world_writable_files_are_refused(write: Write) -> None:
     assert info.value.hint == f"chmod go-w {path}"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="ownership is only enforced as root")
-def test_files_not_owned_by_root_are_refused_as_root(write: Write) -> None:
+def test_files_not_owned_by_root_are_refused_as_root(write: Write, needs_root: None) -> None:
     path = write("other.toml", 'description = "x"\n')
     os.chown(path, 1000, 1000)
     with pytest.raises(SecurityError) as info:

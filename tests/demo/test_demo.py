@@ -16,6 +16,7 @@ import pytest
 
 from activeupgrade.demo.load import ShopClient
 from activeupgrade.demo.orchestrator import mounts_under
+from tests.support import cannot_run
 
 
 def run_demo(tmp_path: Path, *extra: str,
@@ -96,7 +97,7 @@ def test_demo_unprivileged(tmp_path: Path) -> None:
         return
     path = nobody_path()
     if path is None:
-        pytest.skip(f"cannot run the demo as nobody here (setpriv, {SYSTEM_PYTHON} of "
+        cannot_run(f"cannot run the demo as nobody here (setpriv, {SYSTEM_PYTHON} of "
                     "this Python version)")
     # pytest's own folder is private to root: nobody gets a folder of its own.
     folder = Path(tempfile.mkdtemp(prefix="au-demo-test-", dir="/tmp"))

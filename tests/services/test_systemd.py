@@ -31,6 +31,7 @@ from activeupgrade.platform.services.systemd import Systemd
 from activeupgrade.platform.volumes import adoption, registry
 from activeupgrade.platform.volumes.livepath import SYMLINK
 from tests.actions.helpers import act, make_engine
+from tests.support import cannot_run
 
 from .helpers import open_instance
 
@@ -110,7 +111,7 @@ def test_startup_type_through_a_session(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolation: str,
 ) -> None:
     if isolation == "namespaces" and os.geteuid() != 0:
-        pytest.skip("an isolated Upgrade Side needs root")
+        cannot_run("an isolated Upgrade Side needs root")
     etc = tmp_path / "etc-app"
     units = etc / "systemd"
     fake = Standin(tmp_path, units, monkeypatch)
