@@ -22,6 +22,7 @@ from typing import Any
 from activeupgrade.activity import ActivityLog, Context
 from activeupgrade.bus import Bus
 from activeupgrade.config.model import Config
+from activeupgrade.durable import write_durably
 from activeupgrade.engine.journal import Journal
 from activeupgrade.engine.platform import Platform
 from activeupgrade.engine.status import Status, load_status, save_status
@@ -416,7 +417,7 @@ class Engine:
         if not self._fault or self._fault != f"{request}/{step}/{phase}":
             return
         marker = self.instance.run / "paused"
-        marker.write_text(self._fault)
+        write_durably(marker, self._fault.encode())  # whole or absent: the test reads it
         # Wait here to be killed by the test; never continue past a requested crash point.
         while True:
             time.sleep(0.05)
