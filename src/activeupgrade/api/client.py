@@ -131,13 +131,4 @@ class Client:
         self.http.close()
 
 
-def wait_until_idle(client: Client, poll: float = 0.1) -> dict[str, Any]:
-    """Poll the status until the engine is not Busy; returns the last status."""
-    while True:
-        status: dict[str, Any] = client.get("/status")
-        if status["operational_state"] != "Busy":
-            return status
-        time.sleep(poll)
-
-
-__all__ = ["AUError", "Client", "wait_until_idle"]
+__all__ = ["AUError", "Client"]

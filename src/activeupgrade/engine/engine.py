@@ -16,7 +16,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from activeupgrade.activity import ActivityLog, Context
@@ -424,7 +423,3 @@ class Engine:
             if not marker.exists():
                 os.kill(os.getpid(), signal.SIGKILL)
 
-
-def read_fault_marker(instance: Instance) -> str:
-    path: Path = instance.run / "paused"
-    return path.read_text() if path.exists() else ""

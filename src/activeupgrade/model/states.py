@@ -26,11 +26,6 @@ class UpgradeState(StrEnum):
     """Transient clean-up before returning to Idle."""
 
     @property
-    def in_session(self) -> bool:
-        """True between leaving Idle and returning to it."""
-        return self is not UpgradeState.IDLE
-
-    @property
     def sides_exist(self) -> bool:
         """True while the host is divided into two sides (the partner exists)."""
         return self in (
