@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from activeupgrade.platform.volumes import resync as resync_mod
 from activeupgrade.platform.volumes import tree, watch
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.resync import resync
@@ -27,6 +28,11 @@ KINDS = ["file", "file", "file", "dir", "symlink", "hardlink", "fifo", "xattr", 
 
 op = st.tuples(st.sampled_from(KINDS), st.sampled_from(PATHS), st.sampled_from(PATHS),
                st.binary(max_size=64), st.integers(0, 0o777), st.integers(0, 3))
+edit_op = st.tuples(st.sampled_from([k for k in KINDS if k not in ("dir", "emptydir")]),
+                    st.sampled_from(PATHS), st.sampled_from(PATHS), st.binary(max_size=64),
+                    st.integers(0, 0o777), st.integers(0, 3))
+"""Edits that create no directory of their own (a new directory makes the change tracking
+read the whole tree again, which would leave the narrowed comparison untested)."""
 
 
 def _clear(p: Path) -> None:
@@ -149,3 +155,88 @@ def test_resync_makes_replicas_identical(clock: None,
         apply(b, edit_a)
         resync(b, a, m, src_is_a=False)
         assert snapshot(a) == snapshot(b)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(base=st.lists(op, max_size=25),
+       rounds=st.lists(st.tuples(st.lists(st.one_of(edit_op, edit_op, edit_op, op),
+                                          max_size=8),
+                                 st.lists(edit_op, max_size=8), st.booleans()),
+                       min_size=2, max_size=5))
+def test_narrowed_plan_equals_full_plan(
+        monkeypatch: pytest.MonkeyPatch, base: list[tuple[str, str, str, bytes, int, int]],
+        rounds: list[tuple[list[tuple[str, str, str, bytes, int, int]],
+                           list[tuple[str, str, str, bytes, int, int]], bool]]) -> None:
+    """Where change tracking narrows a resync's comparison to the names changed since the
+    last one, the plan is exactly the plan of a comparison of every name, through rounds
+    of edits on both replicas and resyncs in both directions."""
+    narrowed: list[int] = []
+    full_plan = resync_mod.plan
+
+    def checked(*args: object, **kwargs: object) -> resync_mod.Plan:
+        p = full_plan(*args, **kwargs)  # type: ignore[arg-type]
+        if len(args) > 6 and args[6] is not None:
+            narrowed.append(len(args[6]))  # type: ignore[arg-type]
+            assert p == full_plan(*args[:6])  # type: ignore[arg-type]
+        return p
+
+    monkeypatch.setattr(resync_mod, "plan", checked)
+    with tempfile.TemporaryDirectory() as tmp:
+        a, b, meta = Path(tmp, "a"), Path(tmp, "b"), Path(tmp, "m")
+        a.mkdir()
+        meta.mkdir()
+        apply(a, base)
+        m = Manifest(meta)
+        resync(a, b, m, src_is_a=True)
+        for edit_a, edit_b, backwards in rounds:
+            apply(a, edit_a)
+            apply(b, edit_b)
+            if backwards:
+                resync(b, a, m, src_is_a=False)
+            else:
+                resync(a, b, m, src_is_a=True)
+            assert snapshot(a) == snapshot(b)
+        watch.forget_all()
+
+
+def test_resync_after_resync_compares_only_changed_names(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """With change tracking, a resync following another in the same direction compares
+    only the names changed since (on either side), and still finds every difference."""
+    if tree.racy_window(tmp_path) != 0:
+        pytest.skip("this filesystem's timestamps are coarse: no change tracking here")
+    seen: list[set[str] | None] = []
+    full_plan = resync_mod.plan
+
+    def spy(*args: object, **kwargs: object) -> resync_mod.Plan:
+        seen.append(args[6] if len(args) > 6 else None)  # type: ignore[arg-type]
+        return full_plan(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(resync_mod, "plan", spy)
+    a, b, meta = tmp_path / "a", tmp_path / "b", tmp_path / "m"
+    meta.mkdir()
+    for i in range(40):
+        (a / f"d{i % 4}").mkdir(parents=True, exist_ok=True)
+        (a / f"d{i % 4}" / f"f{i}").write_bytes(b"x" * i)
+    m = Manifest(meta)
+    try:
+        resync(a, b, m, src_is_a=True)
+        (a / "d1" / "f1").write_bytes(b"changed on a")
+        (b / "d2" / "f2").write_bytes(b"changed on b")
+        (b / "d3" / "extra").write_bytes(b"only on b")
+        res = resync(a, b, m, src_is_a=True)
+        narrowed = seen[-1]
+        assert narrowed is not None, "the second resync compared every name"
+        assert {"d1/f1", "d2/f2", "d3/extra"} <= narrowed
+        assert len(narrowed) < 20, narrowed
+        assert (res.copied_files, res.deleted) == (2, 1)
+        assert differences(a, b) == []
+        # and the other way round: the manifest's pairs are direction-free
+        (b / "d0" / "f4").write_bytes(b"changed on b")
+        res = resync(b, a, m, src_is_a=False)
+        assert seen[-1] is not None and "d0/f4" in seen[-1] and len(seen[-1]) < 20
+        assert (res.copied_files, res.deleted) == (1, 0)
+        assert differences(a, b) == []
+    finally:
+        watch.forget_all()

@@ -2,9 +2,24 @@
 
 Data goes through ``FICLONE`` (a reflink: instant, shares blocks) when the filesystem
 allows it, else ``copy_file_range`` (kernel-side copy, no trip through user space).
-New content is always written to a temporary name beside the target and renamed over it,
-so a crash never leaves a half-written file under a real name and an inode shared by hard
-links elsewhere in the replica is never modified in place.
+
+Where the new content goes depends on what stands at the target (the target replica is
+never the live one while a resync writes to it):
+
+- nothing: the file is created under its real name;
+- a regular file with a single link that no process has open or mapped: it is
+  overwritten in place and cut to size. Blocks already allocated are reused, where a new
+  file renamed over the old one makes the filesystem allocate, flush (ext4's
+  replace-by-rename heuristic) and free blocks: five times the cost for small files.
+  "No process has it open" is asked of the kernel by taking a write lease, which is
+  refused while any other descriptor or mapping of the file exists: a program still
+  running from a replica that was live before a merge keeps its libraries intact;
+- otherwise (other hard links, in use, a filesystem without leases): a temporary name
+  beside it, renamed over it, so the inode others use is never modified.
+
+A crash half-way leaves a target whose size, time or content differ from its source; the
+entry is not in the manifest or journal yet, so the next resync compares and copies it
+again.
 """
 
 from __future__ import annotations
@@ -12,6 +27,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import signal
 import stat
 from dataclasses import dataclass
 
@@ -20,6 +36,8 @@ from activeupgrade.platform.volumes.tree import xattrs
 
 FICLONE = 0x40049409
 """ioctl number of FICLONE (linux/fs.h)."""
+F_SETSIG = 10
+"""fcntl command setting the signal a lease break sends (linux/fcntl.h)."""
 
 IS_ROOT = os.geteuid() == 0
 _TOLERATED_XATTR = ("security.",)
@@ -39,35 +57,45 @@ def temp_name(path: str) -> str:
     return os.path.join(head, f".{tail}.au-tmp")
 
 
-def _copy_fd(fi: int, fo: int, size: int, flags: CopyFlags) -> None:
+def _copy_fd(fi: int, fo: int, size: int, flags: CopyFlags) -> int | None:
+    """Copy ``fi`` into the empty or to-be-cut ``fo`` from offset 0; returns the bytes
+    written, or None when ``fo`` is a reflink of the whole of ``fi`` (nothing to cut).
+    Copies at most ``size`` bytes (the size the scan saw: a file that grows meanwhile has
+    a newer ctime, so the manifest never vouches for the shorter copy)."""
     if flags.reflink and size > 0:
         try:
             fcntl.ioctl(fo, FICLONE, fi)
-            return
+            return None
         except OSError as exc:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY):
                 raise
             flags.reflink = False
+    done = 0
     if flags.copy_range:
         try:
-            while True:
-                n = os.copy_file_range(fi, fo, 1 << 30)
+            while done < size:
+                n = os.copy_file_range(fi, fo, size - done)
                 if n == 0:
-                    return
+                    break
+                done += n
+            return done
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
                 raise
             flags.copy_range = False
             os.lseek(fi, 0, os.SEEK_SET)
             os.lseek(fo, 0, os.SEEK_SET)
-            os.ftruncate(fo, 0)
-    while True:
-        chunk = os.read(fi, 1 << 20)
+            done = 0
+    while done < size:
+        chunk = os.read(fi, min(1 << 20, size - done))
         if not chunk:
-            return
+            break
         view = memoryview(chunk)
         while view:
-            view = view[os.write(fo, view):]
+            n = os.write(fo, view)
+            view = view[n:]
+            done += n
+    return done
 
 
 def _set_xattrs(target: int | str, src_attrs: dict[str, bytes], dst_attrs: dict[str, bytes],
@@ -97,22 +125,81 @@ def _chown(target: int | str, st: os.stat_result, cur: os.stat_result | None,
     os.chown(target, st.st_uid, st.st_gid, follow_symlinks=not link)
 
 
-def copy_file(src: str, dst: str, st: os.stat_result, flags: CopyFlags) -> os.stat_result:
-    """Copy regular file ``src`` (lstat ``st``) to ``dst`` with all its metadata; returns
-    the copy's final stat (taken after the rename, which changes its ctime)."""
-    tmp = temp_name(dst)
-    fi = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
+_RD = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_OVER = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+"""O_NONBLOCK: should a fifo have taken the file's place since the scan, opening it must
+not wait for a reader (it is then replaced through a temporary name)."""
+
+
+def _unshared(fd: int) -> bool:
+    """Whether no other descriptor or memory mapping of ``fd``'s file exists anywhere: the
+    kernel grants a write lease only then. The lease is given back at once; its break
+    signal is one that is ignored by default (SIGIO would end the process)."""
     try:
-        fo = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        fcntl.fcntl(fd, F_SETSIG, signal.SIGURG)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+    except OSError:
+        return False  # in use, or no leases here (not the owner, network filesystem)
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    return True
+
+
+def _open_target(dst: str, cur: os.stat_result | None,
+                 linked: bool = False) -> tuple[int, str | None]:
+    """A descriptor to write ``dst``'s new content to, and the temporary name it has
+    (None: it is ``dst`` itself). ``cur``: what the scan saw at ``dst`` (None: nothing);
+    ``linked``: always a temporary name."""
+    if linked:
+        pass
+    elif cur is None:
         try:
-            _copy_fd(fi, fo, st.st_size, flags)
+            return os.open(dst, _NEW, 0o600), None
+        except FileExistsError:
+            pass  # something appeared since the scan: leave it to the rename
+    elif stat.S_ISREG(cur.st_mode) and cur.st_nlink == 1:
+        try:
+            fo = os.open(dst, _OVER)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ELOOP, errno.ENXIO, errno.ETXTBSY,
+                                 errno.EACCES, errno.EPERM):
+                raise
+        else:
+            now = os.fstat(fo)
+            if stat.S_ISREG(now.st_mode) and now.st_nlink == 1 and _unshared(fo):
+                return fo, None
+            os.close(fo)
+    tmp = temp_name(dst)
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                   0o600), tmp
+
+
+def copy_file(src: str, dst: str, st: os.stat_result, flags: CopyFlags,
+              cur: os.stat_result | None = None, linked: bool = False) -> os.stat_result:
+    """Copy regular file ``src`` (lstat ``st``) to ``dst`` with all its metadata; returns
+    the copy's final stat. ``cur``: the target's lstat from the scan (None: absent);
+    ``linked``: the target is a hard-link group's leader (always through a temporary
+    name, which gives the group a fresh inode)."""
+    fi = os.open(src, _RD)
+    try:
+        fo, tmp = _open_target(dst, None if linked else cur, linked)
+        try:
+            in_place = tmp is None and cur is not None
+            if in_place and flags.reflink:
+                os.ftruncate(fo, 0)  # a clone replaces only the range it covers
+            written = _copy_fd(fi, fo, st.st_size, flags)
+            if in_place and written is not None:
+                os.ftruncate(fo, written)
+            # owner before mode: a change of owner clears set-id bits
             _chown(fo, st, None)
             os.fchmod(fo, stat.S_IMODE(st.st_mode))
             sx = xattrs(fi)
-            if sx:
-                _set_xattrs(fo, sx, {})
+            dx = xattrs(fo)  # in place: the old ones; new: inherited default ACLs
+            if sx != dx:
+                _set_xattrs(fo, sx, dx)
             os.utime(fo, ns=(st.st_atime_ns, st.st_mtime_ns))
-            os.replace(tmp, dst)
+            if tmp is not None:
+                os.replace(tmp, dst)
             return os.fstat(fo)
         finally:
             os.close(fo)

@@ -5,7 +5,7 @@
    further syscall. The others are *candidates*; a hard-link group is a candidate as a
    whole.
 3. Extra entries on the target are deleted; missing directories are created; candidate
-   files are copied (reflink/``copy_file_range``, temp name + rename) or, when size and
+   files are copied (reflink/``copy_file_range``; see copy.py for where) or, when size and
    mtime agree, compared and only their metadata fixed; symlinks and special files are
    recreated; hard links are re-linked; directory metadata is set last, deepest first
    (creating entries changes a directory's mtime).
@@ -120,25 +120,34 @@ def _oriented(a: os.stat_result, b: os.stat_result, src_is_a: bool) -> Pair:
 
 
 def plan(src: Stats, dst: Stats, known: Entries, src_is_a: bool,
-         ssig: dict[str, Sig] | None = None, dsig: dict[str, Sig] | None = None) -> Plan:
+         ssig: dict[str, Sig] | None = None, dsig: dict[str, Sig] | None = None,
+         only: set[str] | None = None, multi: set[str] | None = None) -> Plan:
     """Compare the scans against the manifest: what must be deleted, created or checked.
-    ``ssig``/``dsig``: the entries' signatures when already known."""
+    ``ssig``/``dsig``: the entries' signatures when already known. ``only``: the names
+    that can differ from the manifest (every other name is known identical: see
+    ``_Last``); ``multi``: the source's names with several links (both None: all)."""
     if ssig is None:
         ssig = {rel: sig(st) for rel, st in src.items()}
     if dsig is None:
         dsig = {rel: sig(st) for rel, st in dst.items()}
     # One pass over each side with locals only: this runs over every entry of both trees
-    # on every resync, also when almost nothing changed.
+    # on every resync where change tracking cannot narrow it down.
     candidates: set[str] = set()
     by_inode: dict[int, list[str]] = {}
-    dget, kget, add = dsig.get, known.get, candidates.add
+    sget, dget, kget, add = ssig.get, dsig.get, known.get, candidates.add
     s_isreg = stat.S_ISREG
-    for rel, a in ssig.items():
+    if only is None:
+        src_side, dst_side = ssig, dsig
+    else:
+        src_side = {r: ssig[r] for r in only if r in ssig}
+        dst_side = {r: dsig[r] for r in only if r in dsig}
+    for rel, a in src_side.items():
         b = dget(rel)
         if b is None or kget(rel) != ((a, b) if src_is_a else (b, a)):
             add(rel)
-    for rel, s in src.items():
-        if s.st_nlink > 1 and s_isreg(s.st_mode):
+    for rel in (src if multi is None else multi):
+        s = src.get(rel)
+        if s is not None and s.st_nlink > 1 and s_isreg(s.st_mode):
             by_inode.setdefault(s.st_ino, []).append(rel)
     groups: dict[str, list[str]] = {}
     members: dict[str, str] = {}
@@ -151,8 +160,7 @@ def plan(src: Stats, dst: Stats, known: Entries, src_is_a: bool,
         for p in paths[1:]:
             members[p] = paths[0]
     # the signature's last field is the mode: a type change is read from it
-    sget = ssig.get
-    deletions = [rel for rel, b in dsig.items()
+    deletions = [rel for rel, b in dst_side.items()
                  if (sa := sget(rel)) is None or (sa[4] ^ b[4]) & 0o170000]
     copy_bytes = 0
     for rel in candidates:
@@ -162,6 +170,38 @@ def plan(src: Stats, dst: Stats, known: Entries, src_is_a: bool,
             if d is None or d.st_size != s.st_size or d.st_mtime_ns != s.st_mtime_ns:
                 copy_bytes += s.st_size
     return Plan(sorted(candidates), sorted(deletions), groups, members, copy_bytes)
+
+
+@dataclass
+class _Last:
+    """What the last completed resync of a manifest leaves for the next one. Afterwards
+    every name of the two trees is either identical on both with the signatures the
+    manifest holds, or in ``unsure``; with both trees tracked since, only names changed
+    on either side since its marks, plus ``unsure``, can differ from the manifest, in
+    either direction (the manifest's pairs are oriented A, B)."""
+
+    marks: dict[str, watch.Mark]
+    """Tree → its mark: the source's scan, the target's look after the writes."""
+    entries: Entries
+    """The manifest entries it left (the next load must return this very object)."""
+    unsure: set[str]
+
+
+_last: dict[str, _Last] = {}
+
+
+def _narrowed(manifest: Manifest, known: Entries, src_r: str, dst_r: str) -> set[str] | None:
+    """The names worth comparing, or None: all of them."""
+    last = _last.pop(str(manifest.path), None)
+    if last is None or last.entries is not known or set(last.marks) != {src_r, dst_r}:
+        return None
+    out = set(last.unsure)
+    for root, mark in last.marks.items():
+        changed = watch.changed_since(root, mark)
+        if changed is None:
+            return None
+        out |= changed
+    return out
 
 
 def _racy_window(manifest: Manifest, src: str, dst: str) -> int:
@@ -175,6 +215,11 @@ def _racy_window(manifest: Manifest, src: str, dst: str) -> int:
 def _mkdirs(root: str, rels: list[str]) -> None:
     for rel in rels:
         os.mkdir(join(root, rel), 0o700)
+
+
+def _delete_all(root: str, rels: list[str], stats: Stats) -> None:
+    for rel in rels:
+        _delete(join(root, rel), stats[rel])
 
 
 def _delete(path: str, st: os.stat_result) -> None:
@@ -215,10 +260,11 @@ class _Run:
             consistent = all(m in self.dst and self.dst[m].st_ino == ino for m in group)
         if d is not None and consistent and d.st_size == s.st_size:
             if d.st_mtime_ns != s.st_mtime_ns or not same_content(sp, dp):
-                return rel, s.st_size, "copy", copy_file(sp, dp, s, self.flags)
+                return rel, s.st_size, "copy", copy_file(sp, dp, s, self.flags, d,
+                                                         group is not None)
             apply_meta(sp, dp, s, d)
             return rel, 0, "compare", os.lstat(dp)
-        return rel, s.st_size, "copy", copy_file(sp, dp, s, self.flags)
+        return rel, s.st_size, "copy", copy_file(sp, dp, s, self.flags, d, group is not None)
 
     def chunk_job(self, rels: list[str]) -> list[tuple[str, int, str, os.stat_result]]:
         return [self.file_job(rel) for rel in rels]
@@ -242,8 +288,11 @@ def resync(
     window = _racy_window(manifest, src_r, dst_r)
     scan_start = time.time_ns()
     tracked = window == 0  # see watch.py: change tracking needs fine-grained ctimes
-    (src, ssig), (dst, dsig) = watch.snapshot(src_r, tracked), watch.snapshot(dst_r, tracked)
-    p = plan(src, dst, known, src_is_a, ssig, dsig)
+    ssnap, dsnap = watch.take(src_r, tracked), watch.take(dst_r, tracked)
+    src, ssig, dst, dsig = ssnap.stats, ssnap.sigs, dsnap.stats, dsnap.sigs
+    only = _narrowed(manifest, known, src_r, dst_r) if tracked else None
+    p = plan(src, dst, known, src_is_a, ssig, dsig, only,
+             None if only is None else ssnap.multi)
     run = _Run(src_r, dst_r, src, dst, p)
     res = run.result
     res.scanned, res.candidates, res.resumed = len(src), len(p.candidates), resumed
@@ -258,7 +307,9 @@ def resync(
             progress(prog)
 
     new: Entries = dict(known)
-    for rel in known.keys() - src.keys():
+    # (narrowed: the last resync left only source names, and a name gone since changed)
+    for rel in (known.keys() - src.keys() if only is None
+                else [r for r in only if r in known and r not in src]):
         del new[rel]
     journal = Journal(manifest)
     unsettled: list[str] = []
@@ -283,20 +334,27 @@ def resync(
 
     completed = False
     try:
-        # 1. deletions (a deleted directory takes its contents with it)
+        # 1. deletions (a deleted directory takes its contents with it); in parallel:
+        # freeing a file's blocks waits on the filesystem journal
         gone: set[str] = set()
+        doomed: list[str] = []
         for rel in p.deletions:
             if os.path.dirname(rel) in gone:
                 if stat.S_ISDIR(dst[rel].st_mode):
                     gone.add(rel)
                 continue
-            _delete(join(dst_r, rel), dst[rel])
+            doomed.append(rel)
             if stat.S_ISDIR(dst[rel].st_mode):
                 gone.add(rel)
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            per = max(1, -(-len(doomed) // max(1, workers)))
+            list(pool.map(lambda rs: _delete_all(dst_r, rs, dst),
+                          [doomed[i:i + per] for i in range(0, len(doomed), per)]))
+        for rel in doomed:
             touched.add(os.path.dirname(rel))
             new.pop(rel, None)
-            res.deleted += 1
-            prog.files_done += 1
+        res.deleted = len(doomed)
+        prog.files_done += len(doomed)
         for rel in p.deletions:
             dst.pop(rel, None)
         report()
@@ -385,7 +443,17 @@ def resync(
     manifest.settle(new, journal.written)
     manifest.remember(new)
     # take in our own writes now, not as changes next time
-    watch.snapshot(dst_r, tracked, own=frozenset(made))
+    final = watch.take(dst_r, tracked, own=frozenset(made))
+    written = watch.changed_since(dst_r, dsnap.mark)
+    if ssnap.mark is not None and final.mark is not None and written is not None:
+        # Names re-read since the scan (our writes, and anything else written meanwhile):
+        # settled where the target still has the signature the manifest now holds.
+        side = 1 if src_is_a else 0
+        fsig, nget = final.sigs, new.get
+        unsure = {rel for rel in written
+                  if (pair := nget(rel)) is None or fsig.get(rel) != pair[side]}
+        unsure.update(rel for rel in (*p.candidates, *touched) if rel not in new)
+        _last[str(manifest.path)] = _Last({src_r: ssnap.mark, dst_r: final.mark}, new, unsure)
     res.seconds = time.monotonic() - t0
     report(force=True)
     return res

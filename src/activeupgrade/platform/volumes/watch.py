@@ -11,17 +11,25 @@ are always re-read (an event names only the directory the change was made throug
 The tracking is only trusted while it is complete: an event-queue overflow, a watch limit,
 or any error drops it, and the next scan is a full one. It lives in the process (the
 daemon), never on disk: after a restart the first scan is full.
+
+Each scan of a tracked tree is a *generation*; the tracker keeps, for its last
+``HISTORY`` generations, the names it re-read, so that a caller holding the ``Mark`` of an
+earlier snapshot can ask what may have changed since (``changed_since``) and look only
+there. Anything the tracker cannot tell exactly (a new tracker, a full re-read, history
+gone) answers None: look everywhere.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import itertools
 import os
 import stat
 import struct
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from dataclasses import dataclass
 
 from activeupgrade.platform.volumes.tree import Sig, Stats, join, scan, sig
 
@@ -45,10 +53,32 @@ MASK = (IN_MODIFY | IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DEL
 EVENT = struct.Struct("iIII")
 KEEP = 16
 """Trees tracked per process (least recently used beyond this are dropped)."""
+HISTORY = 64
+"""Generations whose re-read names a tracker remembers (for ``changed_since``)."""
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _lock = threading.Lock()
 _trees: OrderedDict[str, Tracker] = OrderedDict()
+_serial = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Which tracker, and which of its generations, a snapshot was."""
+
+    tracker: int
+    gen: int
+
+
+@dataclass
+class Snapshot:
+    """A tree's entries now, the names with several hard links, and its mark (None when
+    the tree is not tracked)."""
+
+    stats: Stats
+    sigs: Sigs
+    multi: set[str]
+    mark: Mark | None
 
 
 class Untrackable(Exception):
@@ -75,8 +105,13 @@ class Tracker:
         self.rel_wd: dict[str, int] = {}
         self.multi: set[str] = set()
         self.lock = threading.Lock()
+        self.serial = next(_serial)
+        self.gen = 0
+        self.history: deque[tuple[int, set[str] | None]] = deque(maxlen=HISTORY)
+        self._touched: set[str] = set()
         self._put("", os.lstat(root))
         self._scan_dir("")
+        self._touched = set()
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -95,6 +130,7 @@ class Tracker:
         self.rel_wd[rel] = wd
 
     def _put(self, rel: str, st: os.stat_result) -> None:
+        self._touched.add(rel)
         self.stats[rel] = st
         self.sigs[rel] = sig(st)
         if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
@@ -129,6 +165,7 @@ class Tracker:
 
     def _drop(self, rel: str) -> None:
         """Forget ``rel`` and everything below it."""
+        self._touched.add(rel)
         st = self.stats.pop(rel, None)
         self.sigs.pop(rel, None)
         self.multi.discard(rel)
@@ -301,16 +338,43 @@ class Tracker:
                         self._put(rel, os.lstat(join(self.root, rel)))
                     except FileNotFoundError:
                         pass
+        self.gen += 1
+        touched, self._touched = self._touched, set()
+        self.history.append((self.gen, None if transient else touched))
         return dict(self.stats), dict(self.sigs)
 
+    def mark(self) -> Mark:
+        return Mark(self.serial, self.gen)
 
-def _scan_plain(root: str) -> tuple[Stats, Sigs]:
+    def changed_since(self, mark: Mark) -> set[str] | None:
+        """Every name that may differ from what snapshot ``mark`` showed (None: unknown,
+        assume everything)."""
+        if mark.tracker != self.serial or mark.gen > self.gen:
+            return None
+        if mark.gen == self.gen:
+            return set()
+        out: set[str] = set()
+        first = mark.gen + 1
+        if not self.history or self.history[0][0] > first:
+            return None  # older than the history kept
+        for gen, names in self.history:
+            if gen < first:
+                continue
+            if names is None:
+                return None
+            out |= names
+        return out
+
+
+def _scan_plain(root: str) -> Snapshot:
     stats = scan(root)
-    return stats, {rel: sig(st) for rel, st in stats.items()}
+    multi = {rel for rel, st in stats.items()
+             if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode)}
+    return Snapshot(stats, {rel: sig(st) for rel, st in stats.items()}, multi, None)
 
 
-def snapshot(root: str | os.PathLike[str], track: bool = True,
-             own: frozenset[str] = frozenset()) -> tuple[Stats, Sigs]:
+def take(root: str | os.PathLike[str], track: bool = True,
+         own: frozenset[str] = frozenset()) -> Snapshot:
     """Every entry of ``root`` now; tracked trees re-read only what changed.
 
     ``track`` False (a filesystem with coarse timestamps: an event may name an entry whose
@@ -330,12 +394,35 @@ def snapshot(root: str | os.PathLike[str], track: bool = True,
                 _trees[key] = tracker
                 while len(_trees) > KEEP:
                     _trees.popitem(last=False)[1].close()
-            return dict(tracker.stats), dict(tracker.sigs)
+            return Snapshot(dict(tracker.stats), dict(tracker.sigs), set(tracker.multi),
+                            tracker.mark())
         with tracker.lock:
-            return tracker.current(own)
+            stats, sigs = tracker.current(own)
+            return Snapshot(stats, sigs, set(tracker.multi), tracker.mark())
     except Untrackable:
         forget(key)
         return _scan_plain(key)
+
+
+def snapshot(root: str | os.PathLike[str], track: bool = True,
+             own: frozenset[str] = frozenset()) -> tuple[Stats, Sigs]:
+    """``take`` without the mark: the entries and their signatures."""
+    snap = take(root, track, own)
+    return snap.stats, snap.sigs
+
+
+def changed_since(root: str | os.PathLike[str], mark: Mark | None) -> set[str] | None:
+    """The names of ``root`` that may have changed since the snapshot ``mark`` (None:
+    unknown). Call it right after a new snapshot of ``root``: changes the tracker has not
+    read yet are not included."""
+    if mark is None:
+        return None
+    with _lock:
+        tracker = _trees.get(os.path.realpath(root))
+    if tracker is None:
+        return None
+    with tracker.lock:
+        return tracker.changed_since(mark)
 
 
 def forget(root: str | os.PathLike[str]) -> None:
