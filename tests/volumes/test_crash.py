@@ -17,7 +17,8 @@ FILES = 12_000
 
 CHILD = """
 import sys
-from activeupgrade.platform.volumes.manifest import Manifest
+from activeupgrade.platform.volumes.manifest import Journal, Manifest
+Journal.PERIOD = 0.05  # journal writes every 50 ms (1 s in service): several before the kill
 from activeupgrade.platform.volumes.resync import resync
 from pathlib import Path
 resync(sys.argv[1], sys.argv[2], Manifest(Path(sys.argv[3])), src_is_a=True, workers=1)

@@ -440,10 +440,13 @@ def resync(
         completed = True
     finally:
         journal.close(done=completed)
-    manifest.settle(new, journal.written)
+    # take in our own writes now, not as changes next time; meanwhile the manifest is
+    # written (its fsync waits on the disk, the look at the tree on the CPU)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        saved = pool.submit(manifest.settle, new, journal.written)
+        final = watch.take(dst_r, tracked, own=frozenset(made))
+        saved.result()
     manifest.remember(new)
-    # take in our own writes now, not as changes next time
-    final = watch.take(dst_r, tracked, own=frozenset(made))
     written = watch.changed_since(dst_r, dsnap.mark)
     if ssnap.mark is not None and final.mark is not None and written is not None:
         # Names re-read since the scan (our writes, and anything else written meanwhile):

@@ -56,6 +56,7 @@ KEEP = 16
 HISTORY = 64
 """Generations whose re-read names a tracker remembers (for ``changed_since``)."""
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _libc = ctypes.CDLL(None, use_errno=True)
 _lock = threading.Lock()
 _trees: OrderedDict[str, Tracker] = OrderedDict()
@@ -139,8 +140,13 @@ class Tracker:
             self.multi.discard(rel)
 
     def _scan_dir(self, top: str) -> None:
-        """(Re)list ``top`` and everything below it, watching each directory first."""
+        """(Re)list ``top`` and everything below it, watching each directory first.
+
+        The hot loop of a first scan: entries are stat'ed relative to their directory's
+        descriptor (one name resolved per ``lstat``) and recorded inline."""
         stack = [top]
+        stats, sigs, multi, touched = self.stats, self.sigs, self.multi, self._touched
+        s_isdir = stat.S_ISDIR
         while stack:
             rel = stack.pop()
             for name in self.children.pop(rel, set()):
@@ -148,20 +154,34 @@ class Tracker:
             try:
                 self._watch(rel)  # before listing: no change can fall in between
                 names: set[str] = set()
-                with os.scandir(join(self.root, rel)) as it:
-                    for de in it:
-                        child = f"{rel}/{de.name}" if rel else de.name
-                        try:
-                            st = de.stat(follow_symlinks=False)
-                        except FileNotFoundError:
-                            continue
-                        names.add(de.name)
-                        self._put(child, st)
-                        if stat.S_ISDIR(st.st_mode):
-                            stack.append(child)
+                prefix = f"{rel}/" if rel else ""
+                fd = os.open(join(self.root, rel), _DIR_FLAGS)
+                try:
+                    with os.scandir(fd) as it:
+                        for de in it:
+                            try:
+                                st = de.stat(follow_symlinks=False)
+                            except FileNotFoundError:
+                                continue
+                            child = prefix + de.name
+                            names.add(de.name)
+                            touched.add(child)
+                            stats[child] = st
+                            sigs[child] = (st.st_ino, st.st_ctime_ns, st.st_mtime_ns,
+                                           st.st_size, st.st_mode)
+                            if s_isdir(st.st_mode):
+                                stack.append(child)
+                            elif st.st_nlink > 1:
+                                multi.add(child)
+                            else:
+                                multi.discard(child)
+                finally:
+                    os.close(fd)
                 self.children[rel] = names
-            except FileNotFoundError:
-                self._drop(rel)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                    raise
+                self._drop(rel)  # gone, or replaced by something that is not a directory
 
     def _drop(self, rel: str) -> None:
         """Forget ``rel`` and everything below it."""
