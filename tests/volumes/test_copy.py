@@ -6,6 +6,7 @@ other hard links."""
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -97,3 +98,35 @@ def test_file_open_for_reading_is_not_written_in_place(
         assert reader.read(3) == b"old"
     assert os.lstat(b / "plain").st_ino != before.st_ino
     assert differences(a, b) == []
+
+
+def _acl(*entries: tuple[int, int, int]) -> bytes:
+    """A POSIX ACL in its extended-attribute form: version 2, then (tag, perm, id)."""
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+
+
+def test_new_files_do_not_keep_an_acl_inherited_from_the_target(tmp_path: Path) -> None:
+    """A new file takes its directory's default ACL; the source has none, so the copy
+    must not keep it (the resync learns which target folders have one)."""
+    a, b, meta = tmp_path / "a", tmp_path / "b", tmp_path / "m"
+    (a / "sub").mkdir(parents=True)
+    meta.mkdir()
+    (a / "sub" / "f").write_bytes(b"data")
+    (b / "sub").mkdir(parents=True)
+    nobody = 65534
+    try:  # user_obj rwx, user nobody rw-, group_obj r-x, mask rwx, other r-x
+        os.setxattr(b / "sub", "system.posix_acl_default",
+                    _acl((0x01, 7, 0xFFFFFFFF), (0x02, 6, nobody), (0x04, 5, 0xFFFFFFFF),
+                         (0x10, 7, 0xFFFFFFFF), (0x20, 5, 0xFFFFFFFF)))
+    except OSError as exc:
+        pytest.skip(f"no POSIX ACLs on this filesystem: {exc.strerror}")
+    (b / "sub" / "probe").write_bytes(b"")
+    assert "system.posix_acl_access" in os.listxattr(b / "sub" / "probe")  # really inherited
+    (b / "sub" / "probe").unlink()
+    try:
+        resync(a, b, Manifest(meta), src_is_a=True)
+        assert "system.posix_acl_access" not in os.listxattr(b / "sub" / "f")
+        assert os.stat(b / "sub" / "f").st_mode == os.stat(a / "sub" / "f").st_mode
+        assert differences(a, b) == []
+    finally:
+        watch.forget_all()

@@ -29,7 +29,7 @@ import fcntl
 import os
 import signal
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from activeupgrade.errors import VolumeError
 from activeupgrade.platform.volumes.tree import xattrs
@@ -46,10 +46,25 @@ _TOLERATED_XATTR = ("security.",)
 
 @dataclass
 class CopyFlags:
-    """What the filesystem turned out to support (learned once per resync)."""
+    """What the filesystem turned out to support (learned once per resync), and which
+    target directories give new files a default ACL (asked once per directory)."""
 
     reflink: bool = True
     copy_range: bool = True
+    acl_dirs: dict[str, bool] = field(default_factory=dict)
+
+    def inherits_acl(self, folder: str) -> bool:
+        known = self.acl_dirs.get(folder)
+        if known is None:
+            try:
+                os.getxattr(folder, "system.posix_acl_default")
+                known = True
+            except OSError as exc:
+                if exc.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+                    raise
+                known = False
+            self.acl_dirs[folder] = known
+        return known
 
 
 def temp_name(path: str) -> str:
@@ -145,16 +160,16 @@ def _unshared(fd: int) -> bool:
     return True
 
 
-def _open_target(dst: str, cur: os.stat_result | None,
-                 linked: bool = False) -> tuple[int, str | None]:
+def _open_target(dst: str, cur: os.stat_result | None, linked: bool = False,
+                 mode: int = 0o600) -> tuple[int, str | None]:
     """A descriptor to write ``dst``'s new content to, and the temporary name it has
     (None: it is ``dst`` itself). ``cur``: what the scan saw at ``dst`` (None: nothing);
-    ``linked``: always a temporary name."""
+    ``linked``: always a temporary name; ``mode``: of a file created under its name."""
     if linked:
         pass
     elif cur is None:
         try:
-            return os.open(dst, _NEW, 0o600), None
+            return os.open(dst, _NEW, mode), None
         except FileExistsError:
             pass  # something appeared since the scan: leave it to the rename
     elif stat.S_ISREG(cur.st_mode) and cur.st_nlink == 1:
@@ -180,11 +195,14 @@ def copy_file(src: str, dst: str, st: os.stat_result, flags: CopyFlags,
     the copy's final stat. ``cur``: the target's lstat from the scan (None: absent);
     ``linked``: the target is a hard-link group's leader (always through a temporary
     name, which gives the group a fresh inode)."""
+    mode = stat.S_IMODE(st.st_mode)
     fi = os.open(src, _RD)
     try:
-        fo, tmp = _open_target(dst, None if linked else cur, linked)
+        fo, tmp = _open_target(dst, None if linked else cur, linked, mode & 0o777)
         try:
-            in_place = tmp is None and cur is not None
+            if tmp is None and cur is None:
+                return _finish_new(fi, fo, dst, st, mode, flags)
+            in_place = tmp is None
             if in_place and flags.reflink:
                 os.ftruncate(fo, 0)  # a clone replaces only the range it covers
             written = _copy_fd(fi, fo, st.st_size, flags)
@@ -192,9 +210,9 @@ def copy_file(src: str, dst: str, st: os.stat_result, flags: CopyFlags,
                 os.ftruncate(fo, written)
             # owner before mode: a change of owner clears set-id bits
             _chown(fo, st, None)
-            os.fchmod(fo, stat.S_IMODE(st.st_mode))
+            os.fchmod(fo, mode)
             sx = xattrs(fi)
-            dx = xattrs(fo)  # in place: the old ones; new: inherited default ACLs
+            dx = xattrs(fo)  # in place: the old ones
             if sx != dx:
                 _set_xattrs(fo, sx, dx)
             os.utime(fo, ns=(st.st_atime_ns, st.st_mtime_ns))
@@ -205,6 +223,29 @@ def copy_file(src: str, dst: str, st: os.stat_result, flags: CopyFlags,
             os.close(fo)
     finally:
         os.close(fi)
+
+
+def _finish_new(fi: int, fo: int, dst: str, st: os.stat_result, mode: int,
+                flags: CopyFlags) -> os.stat_result:
+    """Content and metadata of a file just created under its own name with ``mode``'s
+    permission bits. Owner and mode are most often right from the start (root copying
+    root's files): the final stat tells, and only then are they changed. The only
+    attributes a new file can have are a default ACL of its directory."""
+    _copy_fd(fi, fo, st.st_size, flags)
+    sx = xattrs(fi)
+    dx = xattrs(fo) if sx or flags.inherits_acl(os.path.dirname(dst)) else {}
+    if sx != dx:
+        _set_xattrs(fo, sx, dx)
+    os.utime(fo, ns=(st.st_atime_ns, st.st_mtime_ns))
+    now = os.fstat(fo)
+    if (now.st_uid, now.st_gid) == (st.st_uid, st.st_gid) and stat.S_IMODE(now.st_mode) == mode:
+        return now
+    # owner first (it clears set-id bits and file capabilities), then attributes, mode
+    _chown(fo, st, now)
+    if sx:
+        _set_xattrs(fo, sx, xattrs(fo))
+    os.fchmod(fo, mode)
+    return os.fstat(fo)
 
 
 def copy_special(src: str, dst: str, st: os.stat_result) -> None:

@@ -17,12 +17,15 @@ Copies run on a small thread pool (the kernel does the copying; the GIL is relea
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import stat
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -40,7 +43,11 @@ from activeupgrade.platform.volumes.tree import (
 )
 from activeupgrade.units import human_bytes
 
-WORKERS = 4
+WORKERS = min(8, max(2, os.cpu_count() or 2))
+"""Copy threads: one per core. The kernel does the copying with the GIL released, but each
+of the ten-odd system calls per file hands the GIL over; more threads than cores spend
+more time handing it over than copying (measured: 4 threads on 2 cores used 20 % more
+CPU than 2 for the same full sync)."""
 CHUNK = 48
 """Entries per pool task: large enough to amortise the task overhead."""
 
@@ -204,6 +211,33 @@ def _narrowed(manifest: Manifest, known: Entries, src_r: str, dst_r: str) -> set
     return out
 
 
+_gc_lock = threading.Lock()
+_gc_holders = 0
+_gc_was_enabled = False
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector (process-wide) while a resync runs. A resync
+    creates a few objects per entry (stats, signatures, pairs), none in cycles; with tens
+    of thousands of entries alive, the collector's full passes over them took a tenth of
+    a full sync's CPU. Reference counting still frees everything; nested and concurrent
+    resyncs share one pause."""
+    global _gc_holders, _gc_was_enabled
+    with _gc_lock:
+        if _gc_holders == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_holders += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_holders -= 1
+            if _gc_holders == 0 and _gc_was_enabled:
+                gc.enable()
+
+
 def _racy_window(manifest: Manifest, src: str, dst: str) -> int:
     """The racy window of the replicas' filesystem, probed in the manifest's folder (never
     in a live tree); the safe default when the trees are on different filesystems."""
@@ -281,6 +315,22 @@ def resync(
     workers: int = WORKERS,
 ) -> Result:
     """Make ``dst_root`` identical to ``src_root`` (content and metadata)."""
+    with _no_cyclic_gc():
+        return _resync(src_root, dst_root, manifest, src_is_a=src_is_a, progress=progress,
+                       check=check, workers=workers)
+
+
+def _resync(
+    src_root: str | os.PathLike[str],
+    dst_root: str | os.PathLike[str],
+    manifest: Manifest,
+    *,
+    src_is_a: bool,
+    progress: ProgressCb | None = None,
+    check: Callable[[], None] | None = None,
+    workers: int = WORKERS,
+) -> Result:
+    """``resync``'s work."""
     t0 = time.monotonic()
     src_r, dst_r = os.fspath(src_root), os.fspath(dst_root)
     os.makedirs(dst_r, exist_ok=True)
