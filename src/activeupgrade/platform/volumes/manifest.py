@@ -157,7 +157,7 @@ class Journal:
         if self._fresh >= self.BATCH or time.monotonic() - self._last > self.PERIOD:
             self.flush()
 
-    def flush(self, done: bool = False) -> None:
+    def flush(self, done: bool = False, durable: bool = True) -> None:
         # the JSON of each line written by hand: json.dumps per entry would cost more
         # than the copy of a small file
         lines = [
@@ -171,12 +171,18 @@ class Journal:
         if lines:
             self._fh.write(b"".join(lines))
             self._fh.flush()
-            os.fsync(self._fh.fileno())
+            if durable:
+                os.fsync(self._fh.fileno())
         self._pending = []
         self._fresh = 0
         self._last = time.monotonic()
 
     def close(self, done: bool) -> None:
-        """``done``: the resync completed (else it was interrupted and resumes later)."""
-        self.flush(done=done)
+        """``done``: the resync completed (else it was interrupted and resumes later).
+
+        A completed resync's last lines are written without waiting for the disk: lines
+        only ever add entries known identical, so losing the tail in a power cut costs a
+        comparison of those entries next time, never a wrong answer; the periodic
+        ``flush`` calls bound what an interrupted resync redoes."""
+        self.flush(done=done, durable=not done)
         self._fh.close()
