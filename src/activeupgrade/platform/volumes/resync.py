@@ -29,7 +29,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from activeupgrade.platform.volumes import watch
+from activeupgrade import proc
+from activeupgrade.platform.volumes import bulk, watch
 from activeupgrade.platform.volumes.copy import CopyFlags, apply_meta, copy_file, copy_special
 from activeupgrade.platform.volumes.manifest import Entries, Journal, Manifest, Pair
 from activeupgrade.platform.volumes.tree import (
@@ -39,6 +40,7 @@ from activeupgrade.platform.volumes.tree import (
     join,
     racy_window,
     same_content,
+    scan,
     sig,
 )
 from activeupgrade.units import human_bytes
@@ -251,6 +253,14 @@ def _mkdirs(root: str, rels: list[str]) -> None:
         os.mkdir(join(root, rel), 0o700)
 
 
+def _scan_copy(path: str, folder: bool) -> Stats:
+    """What ``cp`` made at ``path``: a tree, one entry, or nothing."""
+    try:
+        return scan(path) if folder else {"": os.lstat(path)}
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+
+
 def _delete_all(root: str, rels: list[str], stats: Stats) -> None:
     for rel in rels:
         _delete(join(root, rel), stats[rel])
@@ -338,24 +348,32 @@ def _resync(
     window = _racy_window(manifest, src_r, dst_r)
     scan_start = time.time_ns()
     tracked = window == 0  # see watch.py: change tracking needs fine-grained ctimes
-    ssnap, dsnap = watch.take(src_r, tracked), watch.take(dst_r, tracked)
-    src, ssig, dst, dsig = ssnap.stats, ssnap.sigs, dsnap.stats, dsnap.sigs
+    dsnap = watch.take(dst_r, tracked)
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
+        return _resync_with(pool, workers, src_r, dst_r, manifest, known, resumed, window,
+                            scan_start, tracked, dsnap, src_is_a, progress, check, t0)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _resync_with(pool: ThreadPoolExecutor, workers: int, src_r: str, dst_r: str,
+                 manifest: Manifest, known: Entries, resumed: int, window: int,
+                 scan_start: int, tracked: bool, dsnap: watch.Snapshot, src_is_a: bool,
+                 progress: ProgressCb | None, check: Callable[[], None] | None,
+                 t0: float) -> Result:
+    """``resync`` with its thread pool (shut down by the caller) and the target's snapshot."""
+    first: list[tuple[list[str], Future[proc.Completed]]] = []
+    if tracked and not known and len(dsnap.stats) == 1 and bulk.usable():
+        names = sorted(os.listdir(src_r))
+        first = [(g, pool.submit(bulk.copy_group, src_r, dst_r, g))
+                 for g in bulk.groups(names, workers)]
+    ssnap = watch.take(src_r, tracked)
+    src, ssig = ssnap.stats, ssnap.sigs
     only = _narrowed(manifest, known, src_r, dst_r) if tracked else None
-    p = plan(src, dst, known, src_is_a, ssig, dsig, only,
-             None if only is None else ssnap.multi)
-    run = _Run(src_r, dst_r, src, dst, p)
-    res = run.result
-    res.scanned, res.candidates, res.resumed = len(src), len(p.candidates), resumed
-    prog = Progress(bytes_total=p.copy_bytes, files_total=len(p.candidates) + len(p.deletions))
-    touched: set[str] = set()
-    last_report = 0.0
-
-    def report(force: bool = False) -> None:
-        nonlocal last_report
-        if progress is not None and (force or time.monotonic() - last_report > 0.1):
-            last_report = time.monotonic()
-            progress(prog)
-
     new: Entries = dict(known)
     # (narrowed: the last resync left only source names, and a name gone since changed)
     for rel in (known.keys() - src.keys() if only is None
@@ -382,6 +400,51 @@ def _resync(
         new[rel] = _oriented(s, d, src_is_a)
         journal.add(rel, new[rel])
 
+    bulk_files = bulk_bytes = 0
+    if first:
+        # the groups copied by cp: every entry that shows what the scan saw is taken
+        below: dict[str, list[str]] = {}
+        for rel in src:
+            top, slash, _ = rel.partition("/")
+            if slash:
+                below.setdefault(top, []).append(rel)
+        for names, job in first:
+            if job.result().returncode != 0:
+                continue  # left to the comparison below
+            for name in names:
+                if name not in src:
+                    continue  # gone from the source since it was listed
+                copied = _scan_copy(join(dst_r, name), stat.S_ISDIR(src[name].st_mode))
+                cut = len(name) + 1
+                for rel in (name, *below.get(name, ())):
+                    was, now = src[rel], copied.get(rel[cut:] if rel != name else "")
+                    if now is not None and bulk.matches(was, now):
+                        record(rel, now)
+                        if stat.S_ISREG(was.st_mode):
+                            bulk_files += 1
+                            bulk_bytes += was.st_size
+                made.add(name)
+            if check is not None:
+                check()
+        dsnap = watch.take(dst_r, tracked, own=frozenset(made))
+        known = new
+    dst, dsig = dsnap.stats, dsnap.sigs
+    p = plan(src, dst, known, src_is_a, ssig, dsig, only,
+             None if only is None else ssnap.multi)
+    run = _Run(src_r, dst_r, src, dst, p)
+    res = run.result
+    res.scanned, res.candidates, res.resumed = len(src), len(p.candidates), resumed
+    res.copied_files, res.copied_bytes = bulk_files, bulk_bytes
+    prog = Progress(bytes_total=p.copy_bytes, files_total=len(p.candidates) + len(p.deletions))
+    touched: set[str] = {""} if made else set()  # cp created entries in the root
+    last_report = 0.0
+
+    def report(force: bool = False) -> None:
+        nonlocal last_report
+        if progress is not None and (force or time.monotonic() - last_report > 0.1):
+            last_report = time.monotonic()
+            progress(prog)
+
     completed = False
     try:
         # 1. deletions (a deleted directory takes its contents with it); in parallel:
@@ -396,10 +459,9 @@ def _resync(
             doomed.append(rel)
             if stat.S_ISDIR(dst[rel].st_mode):
                 gone.add(rel)
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            per = max(1, -(-len(doomed) // max(1, workers)))
-            list(pool.map(lambda rs: _delete_all(dst_r, rs, dst),
-                          [doomed[i:i + per] for i in range(0, len(doomed), per)]))
+        per = max(1, -(-len(doomed) // max(1, workers)))
+        list(pool.map(lambda rs: _delete_all(dst_r, rs, dst),
+                      [doomed[i:i + per] for i in range(0, len(doomed), per)]))
         for rel in doomed:
             touched.add(os.path.dirname(rel))
             new.pop(rel, None)
@@ -414,14 +476,13 @@ def _resync(
         by_depth: dict[int, list[str]] = {}
         for rel in missing:
             by_depth.setdefault(rel.count("/"), []).append(rel)
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            # a level at a time (parents exist before their children), in parallel:
-            # creating a directory waits on the filesystem journal
-            for depth in sorted(by_depth):
-                level = by_depth[depth]
-                # (a thread pool's map ignores chunksize: batch by hand, 64 per task)
-                list(pool.map(lambda rs: _mkdirs(dst_r, rs),
-                              [level[i:i + 64] for i in range(0, len(level), 64)]))
+        # a level at a time (parents exist before their children), in parallel:
+        # creating a directory waits on the filesystem journal
+        for depth in sorted(by_depth):
+            level = by_depth[depth]
+            # (a thread pool's map ignores chunksize: batch by hand, 64 per task)
+            list(pool.map(lambda rs: _mkdirs(dst_r, rs),
+                          [level[i:i + 64] for i in range(0, len(level), 64)]))
         for rel in missing:
             made.add(rel)
             touched.add(os.path.dirname(rel))
@@ -430,31 +491,24 @@ def _resync(
         files = [r for r in p.candidates
                  if not stat.S_ISDIR(src[r].st_mode) and r not in p.members]
         chunks = [files[i:i + CHUNK] for i in range(0, len(files), CHUNK)]
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures: list[Future[list[tuple[str, int, str, os.stat_result]]]] = [
-                pool.submit(run.chunk_job, c) for c in chunks
-            ]
-            try:
-                for fut in futures:
-                    for rel, nbytes, action, after in fut.result():
-                        if action == "copy" or action == "special":
-                            res.copied_files += 1
-                            res.copied_bytes += nbytes
-                            prog.bytes_done += nbytes
-                            touched.add(os.path.dirname(rel))
-                        elif action == "compare":
-                            res.compared_files += 1
-                        else:
-                            res.metadata_fixed += 1
-                        if rel not in p.groups:
-                            record(rel, after)
-                        prog.files_done += 1
-                    report()
-                    if check is not None:
-                        check()
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        futures = [pool.submit(run.chunk_job, c) for c in chunks]
+        for fut in futures:
+            for rel, nbytes, action, after in fut.result():
+                if action == "copy" or action == "special":
+                    res.copied_files += 1
+                    res.copied_bytes += nbytes
+                    prog.bytes_done += nbytes
+                    touched.add(os.path.dirname(rel))
+                elif action == "compare":
+                    res.compared_files += 1
+                else:
+                    res.metadata_fixed += 1
+                if rel not in p.groups:
+                    record(rel, after)
+                prog.files_done += 1
+            report()
+            if check is not None:
+                check()
         for leader, others in p.groups.items():
             lp = join(dst_r, leader)
             lst = os.lstat(lp)
@@ -492,10 +546,9 @@ def _resync(
         journal.close(done=completed)
     # take in our own writes now, not as changes next time; meanwhile the manifest is
     # written (its fsync waits on the disk, the look at the tree on the CPU)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        saved = pool.submit(manifest.settle, new, journal.written)
-        final = watch.take(dst_r, tracked, own=frozenset(made))
-        saved.result()
+    saved = pool.submit(manifest.settle, new, journal.written)
+    final = watch.take(dst_r, tracked, own=frozenset(made))
+    saved.result()
     manifest.remember(new)
     written = watch.changed_since(dst_r, dsnap.mark)
     if ssnap.mark is not None and final.mark is not None and written is not None:

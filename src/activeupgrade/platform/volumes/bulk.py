@@ -1,0 +1,60 @@
+"""The first copy of a tree into an empty replica: GNU ``cp``, several at a time.
+
+A first sync creates every entry of the tree. Python pays per entry for what ``cp`` does
+in C, and copying threads in one interpreter hand its lock over at every system call; so
+the top-level entries of the source are split into groups, and each group is copied by
+its own ``cp`` process (one running per core), while the resync reads the source tree.
+
+``cp`` is asked to preserve mode (and ACLs), ownership, timestamps, links and extended
+attributes explicitly, which makes any failure to preserve one of them an error: a group
+whose ``cp`` fails is left to the normal resync, which compares and fixes what is there.
+Each copied entry is then taken only if it shows what the scan of the source saw (type,
+mode, owner, size, modification time, device); files with several links are always left
+to the normal resync, which alone knows their groups across the tree. Nothing goes
+through a shell; the ``cp`` processes die with the process that started them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+
+from activeupgrade import proc
+
+CP = ("cp", "-dR", "--preserve=mode,ownership,timestamps,links,xattr")
+GROUPS_PER_WORKER = 4
+"""Groups per copying process: a group finished is journaled, so a crash redoes at most
+the groups in flight."""
+
+
+def usable() -> bool:
+    """Root (only root can give copies their owners) with ``cp`` and ``setpriv`` here."""
+    return os.geteuid() == 0 and all(shutil.which(t) for t in ("cp", "setpriv"))
+
+
+def groups(names: list[str], workers: int) -> list[list[str]]:
+    """``names`` in up to ``GROUPS_PER_WORKER * workers`` groups of similar count."""
+    count = max(1, min(len(names), GROUPS_PER_WORKER * max(1, workers)))
+    return [g for g in (names[i::count] for i in range(count)) if g]
+
+
+def copy_group(src_root: str, dst_root: str, names: list[str]) -> proc.Completed:
+    """Copy the top-level entries ``names`` of ``src_root`` into ``dst_root``."""
+    argv = ["setpriv", "--pdeathsig", "KILL", "--", *CP, "-t", dst_root, "--",
+            *(os.path.join(src_root, n) for n in names)]
+    return proc.run(argv, timeout=None, check=False)
+
+
+def matches(s: os.stat_result, d: os.stat_result) -> bool:
+    """Whether copy ``d`` of source entry ``s`` can be taken as identical without reading
+    its content (the copy was just made by ``cp`` from this very entry)."""
+    if s.st_mode != d.st_mode or (s.st_uid, s.st_gid) != (d.st_uid, d.st_gid):
+        return False
+    if s.st_mtime_ns != d.st_mtime_ns:
+        return False
+    if stat.S_ISDIR(s.st_mode):
+        return True  # its entries are checked one by one
+    if stat.S_ISREG(s.st_mode) and s.st_nlink > 1:
+        return False
+    return s.st_size == d.st_size and s.st_rdev == d.st_rdev

@@ -1,0 +1,84 @@
+"""The first sync into an empty replica copies the source's top-level entries with several
+``cp`` processes; what they copied is taken entry by entry, the rest (hard links across
+groups, a failed group) goes through the normal resync. Needs root (``cp`` can give
+copies their owners only then)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from activeupgrade import proc
+from activeupgrade.platform.volumes import bulk, tree, watch
+from activeupgrade.platform.volumes.manifest import Manifest
+from activeupgrade.platform.volumes.resync import resync
+from activeupgrade.platform.volumes.verify import differences
+
+
+@pytest.fixture
+def source(tmp_path: Path, needs_root: None) -> Iterator[Path]:
+    if tree.racy_window(tmp_path) != 0:
+        pytest.skip("this filesystem's timestamps are coarse: no change tracking here")
+    a = tmp_path / "a"
+    for i in range(120):
+        d = a / f"top{i % 9}" / f"sub{i % 4}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i}").write_bytes(os.urandom(i * 7))
+        os.chown(d / f"f{i}", 1000 + i % 3, 1000 + i % 2)
+    (a / "top0" / "x").write_bytes(b"with an attribute")
+    os.setxattr(a / "top0" / "x", "user.note", b"kept")
+    os.link(a / "top1" / "sub1" / "f1", a / "top2" / "hard")  # across two groups
+    os.symlink("top3", a / "to-top3")
+    os.mkfifo(a / "top4" / "pipe")
+    (a / "-dash").write_bytes(b"a name like an option")
+    os.chmod(a / "top5", 0o750)
+    os.utime(a / "top6", ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+    yield a
+    watch.forget_all()
+
+
+def test_first_sync_by_cp_groups(source: Path, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+    real = bulk.copy_group
+
+    def spy(src_root: str, dst_root: str, names: list[str]) -> object:
+        calls.append(names)
+        return real(src_root, dst_root, names)
+
+    monkeypatch.setattr(bulk, "copy_group", spy)
+    b, meta = tmp_path / "b", tmp_path / "m"
+    meta.mkdir()
+    m = Manifest(meta)
+    res = resync(source, b, m, src_is_a=True, workers=2)
+    assert len(calls) > 1  # several groups
+    assert sorted(n for g in calls for n in g) == sorted(os.listdir(source))
+    assert differences(source, b) == []
+    assert os.getxattr(b / "top0" / "x", "user.note") == b"kept"
+    assert os.stat(b / "top1" / "sub1" / "f1").st_ino == os.stat(b / "top2" / "hard").st_ino
+    assert res.linked == 1  # the hard link across groups was made by the resync
+    # everything cp copied is known identical: the next resync has nothing to compare
+    again = resync(source, b, m, src_is_a=True, workers=2)
+    assert (again.copied_files, again.compared_files, again.deleted) == (0, 0, 0)
+
+
+def test_a_failed_group_is_compared_and_fixed(source: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cp that fails half-way leaves a partial group: the normal resync completes it."""
+    real = bulk.copy_group
+
+    def failing(src_root: str, dst_root: str, names: list[str]) -> object:
+        done = real(src_root, dst_root, names[:1])  # copies part of the group...
+        if len(names) > 1:
+            (Path(dst_root) / names[0]).touch()  # ...and leaves it not quite right
+            return proc.Completed(["cp"], 1, "", "cp: failed", 0.0)
+        return done
+
+    monkeypatch.setattr(bulk, "copy_group", failing)
+    b, meta = tmp_path / "b", tmp_path / "m"
+    meta.mkdir()
+    resync(source, b, Manifest(meta), src_is_a=True, workers=2)
+    assert differences(source, b) == []
