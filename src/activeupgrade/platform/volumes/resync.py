@@ -17,6 +17,7 @@ Copies run on a small thread pool (the kernel does the copying; the GIL is relea
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import shutil
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from activeupgrade import proc
+from activeupgrade.errors import VolumeError
 from activeupgrade.platform.volumes import bulk, watch
 from activeupgrade.platform.volumes.copy import CopyFlags, apply_meta, copy_file, copy_special
 from activeupgrade.platform.volumes.manifest import Entries, Journal, Manifest, Pair
@@ -44,6 +46,17 @@ from activeupgrade.platform.volumes.tree import (
     sig,
 )
 from activeupgrade.units import human_bytes
+
+_RESUMES = "what was copied is kept: the next resync (Retry) goes on from there."
+_HINTS = {
+    errno.ENOSPC: "Free space on the filesystem holding the replicas (df -h); " + _RESUMES,
+    errno.EDQUOT: "Raise the disk quota or free space on the replicas' filesystem; "
+                  + _RESUMES,
+    errno.EROFS: "The replicas' filesystem is read-only: remount it read-write; " + _RESUMES,
+    errno.EIO: "The disk reported an I/O error: check the kernel log (dmesg) and the "
+               "disk before going on; " + _RESUMES,
+}
+"""Errors of the machine rather than of the tool, with what the operator can do."""
 
 WORKERS = min(8, max(2, os.cpu_count() or 2))
 """Copy threads: one per core. The kernel does the copying with the GIL released, but each
@@ -325,9 +338,17 @@ def resync(
     workers: int = WORKERS,
 ) -> Result:
     """Make ``dst_root`` identical to ``src_root`` (content and metadata)."""
-    with _no_cyclic_gc():
-        return _resync(src_root, dst_root, manifest, src_is_a=src_is_a, progress=progress,
-                       check=check, workers=workers)
+    try:
+        with _no_cyclic_gc():
+            return _resync(src_root, dst_root, manifest, src_is_a=src_is_a,
+                           progress=progress, check=check, workers=workers)
+    except OSError as exc:
+        hint = _HINTS.get(exc.errno or 0)
+        if hint is None:
+            raise
+        where = exc.filename or os.fspath(dst_root)
+        raise VolumeError(f"resync of {os.fspath(src_root)} to {os.fspath(dst_root)} "
+                          f"stopped at {where}: {exc.strerror}", hint=hint) from exc
 
 
 def _resync(
