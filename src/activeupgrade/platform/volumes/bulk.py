@@ -19,8 +19,11 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 
 from activeupgrade import proc
+from activeupgrade.platform.volumes.tree import Stats, join, scan
 
 CP = ("cp", "-dR", "--preserve=mode,ownership,timestamps,links,xattr")
 GROUPS_PER_WORKER = 4
@@ -58,3 +61,45 @@ def matches(s: os.stat_result, d: os.stat_result) -> bool:
     if stat.S_ISREG(s.st_mode) and s.st_nlink > 1:
         return False
     return s.st_size == d.st_size and s.st_rdev == d.st_rdev
+
+
+def take_copies(groups_done: Iterable[tuple[list[str], Future[proc.Completed]]], src: Stats,
+                dst_root: str, record: Callable[[str, os.stat_result], None], made: set[str],
+                check: Callable[[], None] | None = None) -> tuple[int, int]:
+    """As each group's ``cp`` ends, ``record`` every copied entry that ``matches`` what
+    the scan ``src`` of the source saw; top-level names copied go to ``made``. A group
+    whose ``cp`` failed is skipped whole (the resync compares what it left). Returns the
+    files and bytes taken."""
+    below: dict[str, list[str]] = {}
+    for rel in src:
+        top, slash, _ = rel.partition("/")
+        if slash:
+            below.setdefault(top, []).append(rel)
+    files = size = 0
+    for names, job in groups_done:
+        if job.result().returncode != 0:
+            continue
+        for name in names:
+            if name not in src:
+                continue  # gone from the source since it was listed
+            copied = _scan_copy(join(dst_root, name), stat.S_ISDIR(src[name].st_mode))
+            cut = len(name) + 1
+            for rel in (name, *below.get(name, ())):
+                was, now = src[rel], copied.get(rel[cut:] if rel != name else "")
+                if now is not None and matches(was, now):
+                    record(rel, now)
+                    if stat.S_ISREG(was.st_mode):
+                        files += 1
+                        size += was.st_size
+            made.add(name)
+        if check is not None:
+            check()
+    return files, size
+
+
+def _scan_copy(path: str, folder: bool) -> Stats:
+    """What ``cp`` made at ``path``: a tree, one entry, or nothing."""
+    try:
+        return scan(path) if folder else {"": os.lstat(path)}
+    except (FileNotFoundError, NotADirectoryError):
+        return {}

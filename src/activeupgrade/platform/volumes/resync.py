@@ -42,7 +42,6 @@ from activeupgrade.platform.volumes.tree import (
     join,
     racy_window,
     same_content,
-    scan,
     sig,
 )
 from activeupgrade.units import human_bytes
@@ -266,14 +265,6 @@ def _mkdirs(root: str, rels: list[str]) -> None:
         os.mkdir(join(root, rel), 0o700)
 
 
-def _scan_copy(path: str, folder: bool) -> Stats:
-    """What ``cp`` made at ``path``: a tree, one entry, or nothing."""
-    try:
-        return scan(path) if folder else {"": os.lstat(path)}
-    except (FileNotFoundError, NotADirectoryError):
-        return {}
-
-
 def _delete_all(root: str, rels: list[str], stats: Stats) -> None:
     for rel in rels:
         _delete(join(root, rel), stats[rel])
@@ -327,6 +318,29 @@ class _Run:
         return [self.file_job(rel) for rel in rels]
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What a resync was asked, and what it learned before starting."""
+
+    src: str
+    dst: str
+    manifest: Manifest
+    src_is_a: bool
+    window: int
+    """The filesystem's racy window (ns); 0: fine-grained timestamps."""
+    scan_start: int
+    """time_ns() before the trees were looked at: later source changes are not vouched."""
+    tracked: bool
+    workers: int
+    progress: ProgressCb | None
+    check: Callable[[], None] | None
+    started: float
+    known: Entries
+    """The manifest's entries known identical when it started (shared: never changed)."""
+    resumed: int
+    """How many of them an interrupted earlier resync had journaled."""
+
+
 def resync(
     src_root: str | os.PathLike[str],
     dst_root: str | os.PathLike[str],
@@ -338,55 +352,44 @@ def resync(
     workers: int = WORKERS,
 ) -> Result:
     """Make ``dst_root`` identical to ``src_root`` (content and metadata)."""
+    src_r, dst_r = os.fspath(src_root), os.fspath(dst_root)
     try:
-        with _no_cyclic_gc():
-            return _resync(src_root, dst_root, manifest, src_is_a=src_is_a,
-                           progress=progress, check=check, workers=workers)
+        with _no_cyclic_gc(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            try:
+                return _run(_start(src_r, dst_r, manifest, src_is_a, progress, check,
+                                   max(1, workers)), pool)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     except OSError as exc:
         hint = _HINTS.get(exc.errno or 0)
         if hint is None:
             raise
-        where = exc.filename or os.fspath(dst_root)
-        raise VolumeError(f"resync of {os.fspath(src_root)} to {os.fspath(dst_root)} "
-                          f"stopped at {where}: {exc.strerror}", hint=hint) from exc
+        raise VolumeError(f"resync of {src_r} to {dst_r} stopped at "
+                          f"{exc.filename or dst_r}: {exc.strerror}", hint=hint) from exc
 
 
-def _resync(
-    src_root: str | os.PathLike[str],
-    dst_root: str | os.PathLike[str],
-    manifest: Manifest,
-    *,
-    src_is_a: bool,
-    progress: ProgressCb | None = None,
-    check: Callable[[], None] | None = None,
-    workers: int = WORKERS,
-) -> Result:
-    """``resync``'s work."""
-    t0 = time.monotonic()
-    src_r, dst_r = os.fspath(src_root), os.fspath(dst_root)
+def _start(src_r: str, dst_r: str, manifest: Manifest, src_is_a: bool,
+           progress: ProgressCb | None, check: Callable[[], None] | None,
+           workers: int) -> _Job:
+    """The target folder made, the manifest read, the clock's granularity known."""
+    started = time.monotonic()
     os.makedirs(dst_r, exist_ok=True)
     known, resumed = manifest.load()
     window = _racy_window(manifest, src_r, dst_r)
     scan_start = time.time_ns()
     tracked = window == 0  # see watch.py: change tracking needs fine-grained ctimes
+    return _Job(src_r, dst_r, manifest, src_is_a, window, scan_start, tracked, workers,
+                progress, check, started, known, resumed)
+
+
+def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
+    """``resync``'s steps, on ``pool``."""
+    src_r, dst_r, manifest, src_is_a = job.src, job.dst, job.manifest, job.src_is_a
+    known, resumed = job.known, job.resumed
+    window, scan_start, tracked, workers = job.window, job.scan_start, job.tracked, job.workers
+    progress, check = job.progress, job.check
     dsnap = watch.take(dst_r, tracked)
-    pool = ThreadPoolExecutor(max_workers=max(1, workers))
-    try:
-        return _resync_with(pool, workers, src_r, dst_r, manifest, known, resumed, window,
-                            scan_start, tracked, dsnap, src_is_a, progress, check, t0)
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    finally:
-        pool.shutdown(wait=True)
-
-
-def _resync_with(pool: ThreadPoolExecutor, workers: int, src_r: str, dst_r: str,
-                 manifest: Manifest, known: Entries, resumed: int, window: int,
-                 scan_start: int, tracked: bool, dsnap: watch.Snapshot, src_is_a: bool,
-                 progress: ProgressCb | None, check: Callable[[], None] | None,
-                 t0: float) -> Result:
-    """``resync`` with its thread pool (shut down by the caller) and the target's snapshot."""
     first: list[tuple[list[str], Future[proc.Completed]]] = []
     if tracked and not known and len(dsnap.stats) == 1 and bulk.usable():
         names = sorted(os.listdir(src_r))
@@ -423,30 +426,7 @@ def _resync_with(pool: ThreadPoolExecutor, workers: int, src_r: str, dst_r: str,
 
     bulk_files = bulk_bytes = 0
     if first:
-        # the groups copied by cp: every entry that shows what the scan saw is taken
-        below: dict[str, list[str]] = {}
-        for rel in src:
-            top, slash, _ = rel.partition("/")
-            if slash:
-                below.setdefault(top, []).append(rel)
-        for names, job in first:
-            if job.result().returncode != 0:
-                continue  # left to the comparison below
-            for name in names:
-                if name not in src:
-                    continue  # gone from the source since it was listed
-                copied = _scan_copy(join(dst_r, name), stat.S_ISDIR(src[name].st_mode))
-                cut = len(name) + 1
-                for rel in (name, *below.get(name, ())):
-                    was, now = src[rel], copied.get(rel[cut:] if rel != name else "")
-                    if now is not None and bulk.matches(was, now):
-                        record(rel, now)
-                        if stat.S_ISREG(was.st_mode):
-                            bulk_files += 1
-                            bulk_bytes += was.st_size
-                made.add(name)
-            if check is not None:
-                check()
+        bulk_files, bulk_bytes = bulk.take_copies(first, src, dst_r, record, made, check)
         dsnap = watch.take(dst_r, tracked, own=frozenset(made))
         known = new
     dst, dsig = dsnap.stats, dsnap.sigs
@@ -581,6 +561,6 @@ def _resync_with(pool: ThreadPoolExecutor, workers: int, src_r: str, dst_r: str,
                   if (pair := nget(rel)) is None or fsig.get(rel) != pair[side]}
         unsure.update(rel for rel in (*p.candidates, *touched) if rel not in new)
         _last[str(manifest.path)] = _Last({src_r: ssnap.mark, dst_r: final.mark}, new, unsure)
-    res.seconds = time.monotonic() - t0
+    res.seconds = time.monotonic() - job.started
     report(force=True)
     return res
