@@ -144,7 +144,8 @@ _RD = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _OVER = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 """O_NONBLOCK: should a fifo have taken the file's place since the scan, opening it must
-not wait for a reader (it is then replaced through a temporary name)."""
+not wait for a reader, nor wait for another process's lease on the file to be broken
+(either way it is then replaced through a temporary name)."""
 
 
 def _unshared(fd: int) -> bool:
@@ -177,7 +178,7 @@ def _open_target(dst: str, cur: os.stat_result | None, linked: bool = False,
             fo = os.open(dst, _OVER)
         except OSError as exc:
             if exc.errno not in (errno.ENOENT, errno.ELOOP, errno.ENXIO, errno.ETXTBSY,
-                                 errno.EACCES, errno.EPERM):
+                                 errno.EACCES, errno.EPERM, errno.EAGAIN):
                 raise
         else:
             now = os.fstat(fo)

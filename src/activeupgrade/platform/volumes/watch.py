@@ -169,12 +169,12 @@ class Tracker:
                             stats[child] = st
                             sigs[child] = (st.st_ino, st.st_ctime_ns, st.st_mtime_ns,
                                            st.st_size, st.st_mode)
-                            if s_isdir(st.st_mode):
-                                stack.append(child)
-                            elif st.st_nlink > 1:
+                            if st.st_nlink > 1 and not s_isdir(st.st_mode):
                                 multi.add(child)
                             else:
                                 multi.discard(child)
+                                if s_isdir(st.st_mode):
+                                    stack.append(child)
                 finally:
                     os.close(fd)
                 self.children[rel] = names
