@@ -113,6 +113,18 @@ def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
     return out
 
 
+def synced(tmp: Path, base: list[tuple[str, str, str, bytes, int, int]]
+           ) -> tuple[Path, Path, Manifest]:
+    """Replica a built from ``base`` under ``tmp``, resynced to b: (a, b, manifest)."""
+    a, b, meta = tmp / "a", tmp / "b", tmp / "m"
+    a.mkdir()
+    meta.mkdir()
+    apply(a, base)
+    m = Manifest(meta)
+    resync(a, b, m, src_is_a=True)
+    return a, b, m
+
+
 @pytest.fixture(params=["measured", "coarse"])
 def clock(request: pytest.FixtureRequest) -> Iterator[None]:
     """The filesystem's own timestamp granularity, and a pretended coarse one (a 20 ms
@@ -137,12 +149,7 @@ def test_resync_makes_replicas_identical(clock: None,
                                          edit_b: list[tuple[str, str, str, bytes, int, int]],
                                          wait: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        a, b, meta = Path(tmp, "a"), Path(tmp, "b"), Path(tmp, "m")
-        a.mkdir()
-        meta.mkdir()
-        apply(a, base)
-        m = Manifest(meta)
-        resync(a, b, m, src_is_a=True)
+        a, b, m = synced(Path(tmp), base)
         assert differences(a, b) == []
         if wait:
             time.sleep(0.03)  # beyond a coarse clock's racy window: the manifest is trusted
@@ -171,24 +178,17 @@ def test_narrowed_plan_equals_full_plan(
     """Where change tracking narrows a resync's comparison to the names changed since the
     last one, the plan is exactly the plan of a comparison of every name, through rounds
     of edits on both replicas and resyncs in both directions."""
-    narrowed: list[int] = []
     full_plan = resync_mod.plan
 
     def checked(*args: object, **kwargs: object) -> resync_mod.Plan:
         p = full_plan(*args, **kwargs)  # type: ignore[arg-type]
-        if len(args) > 6 and args[6] is not None:
-            narrowed.append(len(args[6]))  # type: ignore[arg-type]
+        if len(args) > 6 and args[6] is not None:  # narrowed: compare with every name
             assert p == full_plan(*args[:6])  # type: ignore[arg-type]
         return p
 
     monkeypatch.setattr(resync_mod, "plan", checked)
     with tempfile.TemporaryDirectory() as tmp:
-        a, b, meta = Path(tmp, "a"), Path(tmp, "b"), Path(tmp, "m")
-        a.mkdir()
-        meta.mkdir()
-        apply(a, base)
-        m = Manifest(meta)
-        resync(a, b, m, src_is_a=True)
+        a, b, m = synced(Path(tmp), base)
         for edit_a, edit_b, backwards in rounds:
             apply(a, edit_a)
             apply(b, edit_b)
