@@ -6,6 +6,7 @@ copies their owners only then)."""
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,3 +83,25 @@ def test_a_failed_group_is_compared_and_fixed(source: Path, tmp_path: Path,
     meta.mkdir()
     resync(source, b, Manifest(meta), src_is_a=True, workers=2)
     assert differences(source, b) == []
+
+
+def test_cp_copies_do_not_keep_an_acl_inherited_from_the_target(
+        source: Path, tmp_path: Path) -> None:
+    """The empty target folder has a default ACL; the source has none: cp's copies must
+    not keep what they inherited (the resync takes them without reading attributes).
+    Only cp copied files here, so the result claims no reflink of its own."""
+    b, meta = tmp_path / "b", tmp_path / "m"
+    b.mkdir()
+    meta.mkdir()
+    acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in (
+        (0x01, 7, 0xFFFFFFFF), (0x02, 6, 65534), (0x04, 5, 0xFFFFFFFF),
+        (0x10, 7, 0xFFFFFFFF), (0x20, 5, 0xFFFFFFFF)))
+    try:
+        os.setxattr(b, "system.posix_acl_default", acl)
+    except OSError as exc:
+        pytest.skip(f"no POSIX ACLs on this filesystem: {exc.strerror}")
+    os.unlink(source / "top2" / "hard")  # no hard links: cp copies every file
+    res = resync(source, b, Manifest(meta), src_is_a=True, workers=2)
+    assert "system.posix_acl_access" not in os.listxattr(b / "top0" / "sub0" / "f0")
+    assert differences(source, b) == []
+    assert res.copied_files > 100 and not res.reflink

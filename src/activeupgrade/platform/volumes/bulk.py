@@ -19,8 +19,8 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from collections.abc import Callable
+from concurrent.futures import Future, as_completed
 
 from activeupgrade import proc
 from activeupgrade.platform.volumes.tree import Stats, join, scan
@@ -63,23 +63,23 @@ def matches(s: os.stat_result, d: os.stat_result) -> bool:
     return s.st_size == d.st_size and s.st_rdev == d.st_rdev
 
 
-def take_copies(groups_done: Iterable[tuple[list[str], Future[proc.Completed]]], src: Stats,
+def take_copies(running: dict[Future[proc.Completed], list[str]], src: Stats,
                 dst_root: str, record: Callable[[str, os.stat_result], None], made: set[str],
                 check: Callable[[], None] | None = None) -> tuple[int, int]:
-    """As each group's ``cp`` ends, ``record`` every copied entry that ``matches`` what
-    the scan ``src`` of the source saw; top-level names copied go to ``made``. A group
-    whose ``cp`` failed is skipped whole (the resync compares what it left). Returns the
-    files and bytes taken."""
+    """As each group's ``cp`` ends (``running``: its future → its top-level names),
+    ``record`` every copied entry that ``matches`` what the scan ``src`` of the source saw;
+    top-level names copied go to ``made``. A group whose ``cp`` failed is skipped whole
+    (the resync compares what it left). Returns the files and bytes taken."""
     below: dict[str, list[str]] = {}
     for rel in src:
         top, slash, _ = rel.partition("/")
         if slash:
             below.setdefault(top, []).append(rel)
     files = size = 0
-    for names, job in groups_done:
+    for job in as_completed(running):
         if job.result().returncode != 0:
             continue
-        for name in names:
+        for name in running[job]:
             if name not in src:
                 continue  # gone from the source since it was listed
             copied = _scan_copy(join(dst_root, name), stat.S_ISDIR(src[name].st_mode))

@@ -199,7 +199,7 @@ def copy_file(src: str, dst: str, st: os.stat_result, flags: CopyFlags,
     mode = stat.S_IMODE(st.st_mode)
     fi = os.open(src, _RD)
     try:
-        fo, tmp = _open_target(dst, None if linked else cur, linked, mode & 0o777)
+        fo, tmp = _open_target(dst, cur, linked, mode & 0o777)
         try:
             if tmp is None and cur is None:
                 return _finish_new(fi, fo, dst, st, mode, flags)

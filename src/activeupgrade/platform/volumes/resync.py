@@ -1,18 +1,21 @@
 """Resync: make one replica identical to another, copying only what differs.
 
-1. Both trees are scanned concurrently (``lstat`` only).
+1. Both trees are looked at (``watch.take``: change tracking re-reads only what changed
+   since the last look; ``lstat`` only). A first sync into an empty target has its
+   top-level entries copied by ``cp`` processes meanwhile (``bulk``).
 2. An entry whose signatures on both sides equal the manifest's pair is identical: no
-   further syscall. The others are *candidates*; a hard-link group is a candidate as a
-   whole.
+   further syscall. After an earlier resync of the same pair, only the names changed
+   since on either side are compared (``_Last``). The others are *candidates*; a
+   hard-link group is a candidate as a whole.
 3. Extra entries on the target are deleted; missing directories are created; candidate
    files are copied (reflink/``copy_file_range``; see copy.py for where) or, when size and
    mtime agree, compared and only their metadata fixed; symlinks and special files are
    recreated; hard links are re-linked; directory metadata is set last (creating entries
    changes a directory's mtime).
 4. Finished entries go to the journal as they complete, so a crash loses nothing; the
-   manifest is replaced at the end.
+   journal is folded into the manifest once it has grown (``Manifest.settle``).
 
-Copies run on a small thread pool (the kernel does the copying; the GIL is released).
+Copies run on a thread pool (the kernel does the copying; the GIL is released).
 """
 
 from __future__ import annotations
@@ -390,11 +393,11 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
     window, scan_start, tracked, workers = job.window, job.scan_start, job.tracked, job.workers
     progress, check = job.progress, job.check
     dsnap = watch.take(dst_r, tracked)
-    first: list[tuple[list[str], Future[proc.Completed]]] = []
+    first: dict[Future[proc.Completed], list[str]] = {}
     if tracked and not known and len(dsnap.stats) == 1 and bulk.usable():
         names = sorted(os.listdir(src_r))
-        first = [(g, pool.submit(bulk.copy_group, src_r, dst_r, g))
-                 for g in bulk.groups(names, workers)]
+        first = {pool.submit(bulk.copy_group, src_r, dst_r, g): g
+                 for g in bulk.groups(names, workers)}
     ssnap = watch.take(src_r, tracked)
     src, ssig = ssnap.stats, ssnap.sigs
     only = _narrowed(manifest, known, src_r, dst_r) if tracked else None
@@ -541,7 +544,8 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
             time.sleep(window / 1e9)  # out of the racy window of our own last writes
             for rel in unsettled:
                 record(rel, retry=False)
-        res.reflink = run.flags.reflink and res.copied_bytes > 0
+        # (only what this process copied: cp's own choice is not known)
+        res.reflink = run.flags.reflink and res.copied_bytes > bulk_bytes
         completed = True
     finally:
         journal.close(done=completed)
