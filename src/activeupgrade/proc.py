@@ -201,6 +201,38 @@ def run(
     return result
 
 
+def alive(pid: int) -> bool:
+    """True when process ``pid`` exists and is not a zombie (the one pid check).
+
+    The process may end at any moment while it is looked at: every way of losing it
+    (no such process, its ``/proc`` entry gone or unreadable mid-read) means "not alive".
+    """
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rpartition(b")")[2].split()[:1]
+    except OSError:  # ENOENT or ESRCH: it ended between the two looks
+        return False
+    return state != [b"Z"]
+
+
+def signal_pid(pid: int, sig: int) -> bool:
+    """Send ``sig`` to ``pid``; False when the process is already gone (never raises for
+    that: it may end between any check and the signal)."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def which(name: str) -> str | None:
     """Absolute path of ``name`` on the safe PATH, or None."""
     for d in (os.environ.get("PATH", "") + ":" + SAFE_PATH).split(":"):

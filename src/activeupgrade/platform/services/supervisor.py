@@ -64,22 +64,6 @@ def call(control: Path, request: dict[str, Any], timeout: float = 10.0) -> dict[
     return reply
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie is not alive for our purpose.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rpartition(")")[2].split()[0] != "Z"
-    return True
-
-
 class Supervisor:
     """The built-in supervisor backend."""
 
@@ -122,7 +106,7 @@ class Supervisor:
             return st
         rec = self.record(spec.name)
         orphan = int(rec.get("app_pid", 0) or 0)
-        if orphan and _alive(orphan):
+        if orphan and proc.alive(orphan):
             # The keeper died but its application still holds the sockets: stop it so a
             # new keeper can bind the addresses again.
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -235,7 +219,7 @@ class Supervisor:
                      timeout=spec.stop_grace + 40)
             # Return once the keeper is gone: its sockets are closed and files removed.
             end = time.monotonic() + 15
-            while _alive(int(st.get("keeper_pid") or 0)) and time.monotonic() < end:
+            while proc.alive(int(st.get("keeper_pid") or 0)) and time.monotonic() < end:
                 time.sleep(0.02)
         self.store.delete_doc(NAMESPACE, spec.name)
 

@@ -88,11 +88,7 @@ def alive(pid: int) -> bool:
     child = _children.get(pid)
     if child is not None:
         child.poll()
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
+    return proc.alive(pid)
 
 
 def probe(instance: Instance, timeout: float = 2.0) -> bool:
@@ -225,12 +221,12 @@ def stop(instance: Instance, *, final_state: str = "shut-down") -> None:
         if alive(pid):
             rec["state"] = "shutting-down"
             write(instance, rec)
-            os.kill(pid, signal.SIGTERM)
+            proc.signal_pid(pid, signal.SIGTERM)
             deadline = time.monotonic() + 10
             while alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
             if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+                proc.signal_pid(pid, signal.SIGKILL)
         for extra in (rec.get("unshare_pid"),):
             if extra:
                 child = _children.pop(int(extra), None)
