@@ -201,6 +201,40 @@ def run(
     return result
 
 
+def spawn(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    env: Mapping[str, str],
+    log: str | os.PathLike[str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    pass_fds: Sequence[int] = (),
+) -> subprocess.Popen[bytes]:
+    """Start a long-lived child (a daemon, a keeper, the Upgrade Side's init) and return
+    at once: argv list only, the explicit environment ``env``, stdin closed, stdout and
+    stderr appended to ``log`` (else discarded), a session of its own (it outlives the
+    caller's terminal and is never killed with the caller's process group), no inherited
+    descriptors but ``pass_fds``. Failing to start is a ProcessError that says why."""
+    args = [os.fspath(a) for a in argv]
+    if not args:
+        raise ProcessError("empty command")
+    out = (open(log, "ab") if log is not None
+           else open(os.devnull, "wb"))
+    try:
+        return subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=dict(env), cwd=cwd,
+            start_new_session=True, close_fds=True, pass_fds=tuple(pass_fds),
+        )
+    except FileNotFoundError as exc:
+        raise ProcessError(
+            f"command not found: {args[0]}",
+            hint="Install the program or give its absolute path.",
+        ) from exc
+    except OSError as exc:
+        raise ProcessError(f"cannot run {args[0]}: {exc.strerror or exc}") from exc
+    finally:
+        out.close()
+
+
 def alive(pid: int) -> bool:
     """True when process ``pid`` exists and is not a zombie (the one pid check).
 

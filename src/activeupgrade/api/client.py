@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from activeupgrade import proc
 from activeupgrade.errors import AUError, DaemonError, error_from_dict
 from activeupgrade.instance import Instance, unix_path
 
@@ -62,13 +62,8 @@ class Client:
         log_path = self.instance.logs / "daemon.log"
         env = dict(os.environ)
         env["AU_HOME"] = str(self.instance.home)
-        with open(log_path, "ab") as out:
-            # The daemon outlives this command: its own session, no terminal, no stdin.
-            subprocess.Popen(
-                [sys.executable, "-m", "activeupgrade", "daemon"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
-                start_new_session=True, close_fds=True,
-            )
+        # The daemon outlives this command: its own session, no terminal, no stdin.
+        proc.spawn([sys.executable, "-m", "activeupgrade", "daemon"], env=env, log=log_path)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.alive():

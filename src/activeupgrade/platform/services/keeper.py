@@ -16,8 +16,8 @@ Because the sockets stay open while the application is replaced, clients connect
 a merge wait in the accept queue instead of being refused.
 
 This is the one module of the services part that starts long-lived processes itself:
-``subprocess.Popen`` (argv list, new session) for the keeper, ``os.fork``/``os.execvpe``
-for the application (``LISTEN_PID`` must be known in the child before exec).
+``proc.spawn`` (argv list, new session) for the keeper, ``os.fork``/``os.execvpe`` for the
+application (``LISTEN_PID`` must be known in the child before exec).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import pwd
 import signal
 import socket
 import socketserver
-import subprocess
 import sys
 import threading
 import time
@@ -40,6 +39,7 @@ from typing import Any
 
 from activeupgrade.instance import unix_path
 from activeupgrade.platform.services.sockets import open_listener, parse_listen
+from activeupgrade.proc import spawn
 
 FD_START = 3
 """First fd passed to the application (socket activation convention)."""
@@ -287,12 +287,10 @@ def serve(config: Mapping[str, Any]) -> int:
 def launch(config: Mapping[str, Any], env: Mapping[str, str]) -> None:
     """Start a detached keeper (returns once the intermediate process has exited)."""
     Path(str(config["log"])).parent.mkdir(parents=True, exist_ok=True)
-    with open(str(config["log"]), "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "activeupgrade.platform.services.keeper", json.dumps(config)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=dict(env),
-            start_new_session=True, close_fds=True,
-        )
+    proc = spawn(
+        [sys.executable, "-m", "activeupgrade.platform.services.keeper", json.dumps(config)],
+        env=env, log=str(config["log"]),
+    )
     proc.wait(30)
 
 

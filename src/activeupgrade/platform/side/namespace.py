@@ -1,10 +1,10 @@
 """Building, entering and stopping the Upgrade Side.
 
 Privileged (root, ``isolation`` auto or namespaces): a long-lived init process
-(``side/init.py``) in new mount, UTS, network and PID namespaces, started here with
-``subprocess.Popen`` in a session of its own (this is the one module of the side part
-that does so): it outlives a restart of the daemon. Its network namespace has loopback
-and one end of a veth pair (the private link) whose other end stays on the host.
+(``side/init.py``) in new mount, UTS, network and PID namespaces, started with
+``proc.spawn`` in a session of its own: it outlives a restart of the daemon. Its network
+namespace has loopback and one end of a veth pair (the private link) whose other end stays
+on the host.
 
 Unprivileged (or ``isolation = "directory"``): a working directory with a link to each
 Upgrade Side replica and an environment naming them; nothing is isolated, and the
@@ -165,18 +165,13 @@ def start(instance: Instance, store: Store, cfg: Config, session: str) -> dict[s
     spec.write_text(json.dumps({"binds": binds, "masks": masks, "hostname": hostname,
                                 "socket": str(sock)}))
     instance.logs.mkdir(parents=True, exist_ok=True)
-    log = open(instance.logs / "side.log", "ab")  # handed to the child, closed below
-    try:
-        child = subprocess.Popen(  # argv list; long-lived init (see docstring)
-            ["unshare", "--fork", "--pid", "--mount", "--uts", "--net", "--mount-proc",
-             "--propagation", "private", sys.executable, "-m",
-             "activeupgrade.platform.side.init", str(spec)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            env=proc.base_env({"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}),
-            close_fds=True,
-        )
-    finally:
-        log.close()
+    child = proc.spawn(
+        ["unshare", "--fork", "--pid", "--mount", "--uts", "--net", "--mount-proc",
+         "--propagation", "private", sys.executable, "-m",
+         "activeupgrade.platform.side.init", str(spec)],
+        env=proc.base_env({"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}),
+        log=instance.logs / "side.log",
+    )
     _children[child.pid] = child
     deadline = time.monotonic() + 30
     pid = _child_pid(child.pid, deadline)
