@@ -32,27 +32,55 @@ from .helpers import act, make_engine, records, write_recorder
 
 P, U = Side.PRODUCTION.value, Side.UPGRADE.value
 ADV = ("early", "default", "late")
+Y, N = "Yes", "No"
 
 # SPEC §6 / §3: advanced actions run at every request, early before the request's work and
 # default/late after it, on the sides the request acts on (both at ExecuteSplit and
 # PrepareMerge; the Upgrade Side's early ones once it exists); stop-application on the
 # Upgrade Side at split and on Production at merge; start-application and backup at merge.
-EXPECTED: dict[str, list[tuple[str, str]]] = {
-    "PrepareSplit": [("early", P), ("default", P), ("late", P)],
-    "ExecuteSplit": [("early", P), ("early", U), ("stop-app", U), ("default", P),
-                     ("late", P), ("default", U), ("late", U)],
-    "PrepareMerge": [("early", P), ("early", U), ("default", P), ("late", P),
-                     ("default", U), ("late", U)],
-    "ExecuteMerge": [("early", P), ("stop-app", P), ("start-app", P), ("backup", P),
-                     ("default", P), ("late", P)],
-    "Commit": [("early", P), ("default", P), ("late", P)],
+#
+# What each action sees, as the original's manual defines the variables (Active Upgrade
+# User's Guide, table 3-5 and the status-bar table): ACTIVE_UPGRADE_STATE is the upgrade
+# state shown (Split while ExecuteSplit runs, Merge while ExecuteMerge runs);
+# ACTIVE_UPGRADE_REQUEST is the task being executed, Stop / Start / Backup while an
+# application-control or backup phase runs; ACTIVE_UPGRADE_HW_SPLIT is Yes while the
+# system runs split (here: while an Upgrade Side exists, from its start at ExecuteSplit to
+# its stop at merge or abort).
+#          request          action       side state           REQUEST          HW_SPLIT
+SEEN: dict[str, list[tuple[str, str, str, str, str]]] = {
+    "PrepareSplit": [("early", P, "PrepareSplit", "PrepareSplit", N),
+                     ("default", P, "PrepareSplit", "PrepareSplit", N),
+                     ("late", P, "PrepareSplit", "PrepareSplit", N)],
+    "ExecuteSplit": [("early", P, "Split", "ExecuteSplit", N),      # before side.start
+                     ("early", U, "Split", "ExecuteSplit", Y),
+                     ("stop-app", U, "Split", "Stop", Y),
+                     ("default", P, "Split", "ExecuteSplit", Y),
+                     ("late", P, "Split", "ExecuteSplit", Y),
+                     ("default", U, "Split", "ExecuteSplit", Y),
+                     ("late", U, "Split", "ExecuteSplit", Y)],
+    "PrepareMerge": [("early", P, "PrepareMerge", "PrepareMerge", Y),
+                     ("early", U, "PrepareMerge", "PrepareMerge", Y),
+                     ("default", P, "PrepareMerge", "PrepareMerge", Y),
+                     ("late", P, "PrepareMerge", "PrepareMerge", Y),
+                     ("default", U, "PrepareMerge", "PrepareMerge", Y),
+                     ("late", U, "PrepareMerge", "PrepareMerge", Y)],
+    "ExecuteMerge": [("early", P, "Merge", "ExecuteMerge", Y),
+                     ("stop-app", P, "Merge", "Stop", Y),            # side stopped after it
+                     ("start-app", P, "Merge", "Start", N),
+                     ("backup", P, "Merge", "Backup", N),
+                     ("default", P, "Merge", "ExecuteMerge", N),
+                     ("late", P, "Merge", "ExecuteMerge", N)],
+    "Commit": [("early", P, "Commit", "Commit", N), ("default", P, "Commit", "Commit", N),
+               ("late", P, "Commit", "Commit", N)],
     # (abort from merge: the applications move back, so their actions run)
-    "Abort": [("early", P), ("stop-app", P), ("start-app", P), ("default", P), ("late", P)],
-    "Finish": [("early", P), ("default", P), ("late", P)],
+    "Abort": [("early", P, "Abort", "Abort", N), ("stop-app", P, "Abort", "Stop", N),
+              ("start-app", P, "Abort", "Start", N), ("default", P, "Abort", "Abort", N),
+              ("late", P, "Abort", "Abort", N)],
+    "Finish": [("early", P, "Finish", "Finish", N), ("default", P, "Finish", "Finish", N),
+               ("late", P, "Finish", "Finish", N)],
 }
-STATE_OF = {"PrepareSplit": "PrepareSplit", "ExecuteSplit": "PrepareSplit",
-            "PrepareMerge": "PrepareMerge", "ExecuteMerge": "PrepareMerge",
-            "Commit": "Commit", "Abort": "Abort", "Finish": "Finish"}
+EXPECTED: dict[str, list[tuple[str, str]]] = {
+    req: [(name, side) for name, side, *_ in rows] for req, rows in SEEN.items()}
 
 
 def session_config(tmp_path: Path, isolation: str) -> tuple[Config, Path]:
@@ -93,24 +121,23 @@ def run_session(tmp_path: Path, isolation: str, ending: OperatorAction) -> tuple
 
 
 def check(got: list[dict[str, Any]], cfg: Config, requests: list[str]) -> None:
-    expected = [(req, name, side) for req in requests for name, side in EXPECTED[req]]
-    seen = [(r["env"]["ACTIVE_UPGRADE_REQUEST"], r["name"], r["env"]["ACTIVE_UPGRADE_SIDE"])
-            for r in got]
+    expected = [(name, side) for req in requests for name, side in EXPECTED[req]]
+    seen = [(r["name"], r["env"]["ACTIVE_UPGRADE_SIDE"]) for r in got]
     assert seen == expected
     session = got[0]["env"]["ACTIVE_UPGRADE_SESSION"]
     assert session
-    for r in got:
-        req = r["env"]["ACTIVE_UPGRADE_REQUEST"]
+    table = [(req, *row) for req in requests for row in SEEN[req]]
+    for r, (req, name, side, state, request, hw) in zip(got, table, strict=True):
         assert r["env"] == {
-            "ACTIVE_UPGRADE_SIDE": r["env"]["ACTIVE_UPGRADE_SIDE"],
-            "ACTIVE_UPGRADE_STATE": STATE_OF[req],
-            "ACTIVE_UPGRADE_REQUEST": req,
-            "ACTIVE_UPGRADE_HW_SPLIT": "No",
+            "ACTIVE_UPGRADE_SIDE": side,
+            "ACTIVE_UPGRADE_STATE": state,
+            "ACTIVE_UPGRADE_REQUEST": request,
+            "ACTIVE_UPGRADE_HW_SPLIT": hw,
             "ACTIVE_UPGRADE_SESSION": session,
             "ACTIVE_UPGRADE_ATTEMPT": "1",
             "ACTIVE_UPGRADE_CONFIG": cfg.source,
             "ACTIVE_UPGRADE_DRY_RUN": "0",
-        }
+        }, (req, name, side)
         if r["name"] == "late":
             assert r["args"] == [r["env"]["ACTIVE_UPGRADE_SIDE"]]  # %NAME% substituted
     times = [r["at"] for r in got]
@@ -175,5 +202,5 @@ def test_application_actions_at_abort_only_when_applications_moved(tmp_path: Pat
             st = act(engine, action)
             assert st.operational_state is OperationalState.READY, st.reason
         at_abort = [r["name"] for r in records(log)
-                    if r["env"]["ACTIVE_UPGRADE_REQUEST"] == "Abort"]
+                    if r["env"]["ACTIVE_UPGRADE_STATE"] == "Abort"]
         assert at_abort == expect, ending_from

@@ -18,6 +18,7 @@ from activeupgrade.config.model import (
     BackupSpec,
     Config,
     ControlType,
+    ServiceBackend,
     ServiceSpec,
     UpgradeSideSpec,
     VolumeRole,
@@ -137,6 +138,18 @@ def test_services(env_for: EnvFor, tmp_path: Path) -> None:
     assert not running.ok and running.severity.value == "warning"
     stop = run_one("AU-C012", env)
     assert not stop.ok and "SIGNOPE" in stop.message
+
+
+def test_an_unknown_systemd_unit_is_not_stoppable(env_for: EnvFor) -> None:
+    """A unit systemd cannot find (or no systemd at all) is never reported "can be
+    stopped"."""
+    cfg = Config(services=(ServiceSpec("web", backend=ServiceBackend.SYSTEMD,
+                                       unit="no-such-unit-au-test.service"),))
+    stop = run_one("AU-C012", env_for(cfg))
+    assert not stop.ok, stop.message
+    assert "can be stopped" not in stop.message
+    assert "no-such-unit-au-test.service" in stop.message or "systemd is not running" in (
+        stop.message)
 
 
 def test_link_addresses_in_use_are_refused(env_for: EnvFor) -> None:

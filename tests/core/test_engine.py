@@ -47,7 +47,9 @@ def test_failure_breaks_and_retry_resumes_from_the_failed_step(tmp_path: Path) -
     run(engine, A.MERGE)
     s = engine.status()
     assert s.operational_state is O.BROKEN
-    assert s.upgrade_state is U.PREPARE_MERGE and s.request is Request.EXECUTE_MERGE
+    # ExecuteMerge shows Merge (the original: "Merge — unless Ready, the merge is still
+    # under way"); abort and retry are what a Broken merge allows.
+    assert s.upgrade_state is U.MERGE and s.request is Request.EXECUTE_MERGE
     assert "ExecuteMerge.switch" in s.reason and "injected failure" in s.reason
     assert (plat.live / "version").read_text() == "1\n", "the failed step changed nothing"
     with pytest.raises(StateError) as refused:
@@ -61,6 +63,34 @@ def test_failure_breaks_and_retry_resumes_from_the_failed_step(tmp_path: Path) -
     assert plat.ran("PrepareMerge.inspect") == 1
     assert plat.ran("ExecuteMerge.switch") == 2
     assert (plat.live / "version").read_text() == "2\n"
+
+
+@pytest.mark.parametrize(("action", "block", "shown"), [
+    (A.SPLIT, "PrepareSplit.sync", U.PREPARE_SPLIT),
+    (A.SPLIT, "ExecuteSplit.boot", U.SPLIT),
+    (A.MERGE, "PrepareMerge.inspect", U.PREPARE_MERGE),
+    (A.MERGE, "ExecuteMerge.install", U.MERGE),
+])
+def test_state_shown_while_a_request_runs(
+    tmp_path: Path, action: A, block: str, shown: U
+) -> None:
+    """As in the original's status bar: Split/Busy while the split is still under way
+    (ExecuteSplit), Merge/Busy while the merge runs (ExecuteMerge); Ready only at the end."""
+    engine, plat, _ = make_engine(tmp_path)
+    if action is A.MERGE:
+        run(engine, A.SPLIT)
+    plat.block_at = block
+    plat.gate.clear()
+    engine.submit(action)
+    assert plat.blocked.wait(10)
+    s = engine.status()
+    assert (s.upgrade_state, s.operational_state) == (shown, O.BUSY)
+    assert s.request is Request(block.split(".")[0])
+    plat.gate.set()
+    engine.wait(30)
+    s = engine.status()
+    target = U.SPLIT if action is A.SPLIT else U.MERGE
+    assert (s.upgrade_state, s.operational_state) == (target, O.READY), s.reason
 
 
 def test_attempt_cap_stops_retry_loops(tmp_path: Path) -> None:

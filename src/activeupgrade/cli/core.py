@@ -25,7 +25,9 @@ def status_text(s: dict[str, Any]) -> str:
         f"Operational State: {s['operational_state']}",
         f"Partner State:     {s['partner_state']}",
         f"Duplex:            {duplex}",
-        f"Request:           {s['request']}" + (f" (step {s['step']})" if s.get("step") else ""),
+        f"Request:           {s['request']}"
+        + (f" › {s['sub_request']}" if s.get("sub_request") else "")
+        + (f" (step {s['step']})" if s.get("step") else ""),
         f"Session:           {s.get('session') or '-'}",
         f"Configuration:     {s.get('config') or '(none: all adopted volumes)'}",
     ]

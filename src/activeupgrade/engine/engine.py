@@ -153,7 +153,8 @@ class Engine:
             step, reason = s.step, f"interrupted after step {s.step} of {s.request}"
         else:
             step, reason = "", f"interrupted before the first step of {s.request}"
-        self._set(operational_state=OperationalState.BROKEN, reason=reason, step=step)
+        self._set(operational_state=OperationalState.BROKEN, reason=reason, step=step,
+                  sub_request=None)
         self.log.write(
             "engine.interrupted", f"{s.request} was {reason}; Retry resumes it, or Abort",
             severity=Severity.ERROR, ctx=self._ctx(),
@@ -343,7 +344,7 @@ class Engine:
                 request=request.value, step=step.name, index=index, total=len(steps), percent=0.0,
                 text=step.description,
             )
-            self._set(step=step.name)
+            self._set(step=step.name, sub_request=step.sub_request)
             self.journal.mark(s.session, run, request.value, step.name, "begin", attempt)
             self._fault_point(request, step.name, "begin")
             step_node = self.log.write(
@@ -356,6 +357,7 @@ class Engine:
                 abort_from=self._status.abort_from, attempt=attempt, step=step.name,
                 node=step_node, deadline=time.monotonic() + step.timeout, cancel=self._cancel,
                 side=step.side, progress_cb=self._progress_cb(request, step, index, len(steps)),
+                sub_request=step.sub_request,
             )
             t0 = time.monotonic()
             try:
@@ -383,6 +385,7 @@ class Engine:
                 side=step.side.value,
             )
             self._fault_point(request, step.name, "end")
+        self._set(sub_request=None)
         self.log.write(
             "request.done", f"{request} completed in {time.monotonic() - started:.2f}s",
             parent=node, severity=Severity.NOTICE, ctx=self._ctx(request),
@@ -391,7 +394,8 @@ class Engine:
 
     def _fail(self, request: Request, step: str, exc: AUError, node: int) -> bool:
         reason = f"{step}: {exc.message}"
-        self._set(operational_state=OperationalState.BROKEN, reason=reason, step=step)
+        self._set(operational_state=OperationalState.BROKEN, reason=reason, step=step,
+                  sub_request=None)
         allowed = ", ".join(a.value for a in self.allowed())
         self.log.write(
             "request.broken", f"{request} is Broken at step {reason}", parent=node,

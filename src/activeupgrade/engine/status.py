@@ -27,6 +27,8 @@ class Status:
     """The running request, or the last one that ran."""
     step: str = ""
     """The running step, or the failed one when Broken."""
+    sub_request: Request | None = None
+    """The phase of the running request (Start, Stop or Backup) while one runs."""
     action: OperatorAction | None = None
     """The operator action being executed (absent when none ran yet)."""
     pending: list[Request] = field(default_factory=list)
@@ -60,6 +62,7 @@ class Status:
             operational_state=OperationalState(d["operational_state"]),
             request=Request(d["request"]),
             step=d.get("step", ""),
+            sub_request=Request(d["sub_request"]) if d.get("sub_request") else None,
             action=OperatorAction(d["action"]) if d.get("action") else None,
             pending=[Request(r) for r in d.get("pending", [])],
             run=d.get("run", ""),

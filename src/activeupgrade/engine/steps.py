@@ -36,6 +36,10 @@ class Step:
     description: str = ""
     side: Side = Side.PRODUCTION
     """The side the step acts on (shown in the activity log)."""
+    sub_request: Request | None = None
+    """``Start``, ``Stop`` or ``Backup`` when the step belongs to an application-control or
+    backup phase of its request (shown in the status, given to actions as
+    ``ACTIVE_UPGRADE_REQUEST`` as the original did)."""
 
 
 class CancelToken:
@@ -73,12 +77,20 @@ class StepContext:
     cancel: CancelToken = field(default_factory=CancelToken)
     side: Side = Side.PRODUCTION
     progress_cb: Callable[[float, str], None] | None = None
+    sub_request: Request | None = None
+    """The phase of the request this step belongs to (Start, Stop, Backup), if any."""
     results: dict[str, Any] = field(default_factory=dict)
     """Facts the step reports (shown in the step's end entry and the API)."""
 
     @property
     def log_ctx(self) -> Context:
         return Context(self.session, self.side.value, self.state.value, self.request.value)
+
+    @property
+    def current_request(self) -> Request:
+        """What the engine is executing right now: the phase (Start, Stop, Backup) when the
+        step belongs to one, else the request."""
+        return self.sub_request or self.request
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())

@@ -51,12 +51,15 @@ TRANSITIONS: tuple[Transition, ...] = (
     ),
     Transition(
         A.SPLIT, frozenset({U.IDLE}),
-        (Stage(R.PREPARE_SPLIT, U.PREPARE_SPLIT), Stage(R.EXECUTE_SPLIT, U.PREPARE_SPLIT)),
+        # As the original shows it: Split/Busy while the split is under way, Split/Ready once
+        # the host is in split mode.
+        (Stage(R.PREPARE_SPLIT, U.PREPARE_SPLIT), Stage(R.EXECUTE_SPLIT, U.SPLIT)),
         U.SPLIT, cost={U.IDLE: NO_DISRUPTION}, starts_session=True,
     ),
     Transition(
         A.MERGE, frozenset({U.SPLIT}),
-        (Stage(R.PREPARE_MERGE, U.PREPARE_MERGE), Stage(R.EXECUTE_MERGE, U.PREPARE_MERGE)),
+        # Merge/Busy while the merge runs, Merge/Ready once the applications run upgraded.
+        (Stage(R.PREPARE_MERGE, U.PREPARE_MERGE), Stage(R.EXECUTE_MERGE, U.MERGE)),
         U.MERGE, cost={U.SPLIT: APPS_RESTART},
     ),
     Transition(
@@ -72,7 +75,8 @@ TRANSITIONS: tuple[Transition, ...] = (
         cost={
             U.PREPARE_SPLIT: NO_DISRUPTION,
             U.SPLIT: NO_DISRUPTION,
-            U.PREPARE_MERGE: APPS_RESTART,
+            # PrepareMerge only inspects: the applications have not moved yet.
+            U.PREPARE_MERGE: NO_DISRUPTION,
             U.MERGE: APPS_RESTART,
         },
     ),

@@ -8,6 +8,8 @@ default and late after it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from activeupgrade.checks import steps as checks
 from activeupgrade.config.model import Config, ControlType, Timing
 from activeupgrade.engine.steps import Step
@@ -27,6 +29,12 @@ def _sides(request: Request) -> tuple[Side, ...]:
     if request in (Request.EXECUTE_SPLIT, Request.PREPARE_MERGE):
         return (Side.PRODUCTION, Side.UPGRADE)
     return (Side.PRODUCTION,)
+
+
+def _phase(sub_request: Request, *groups: list[Step]) -> list[Step]:
+    """Steps of an application-control (Start, Stop) or backup (Backup) phase: the status
+    and the actions they run show the phase as the request being executed."""
+    return [replace(st, sub_request=sub_request) for group in groups for st in group]
 
 
 def _advanced(
@@ -54,22 +62,28 @@ def request_steps(
                 *volumes.execute_split(cfg),
                 *side.start(cfg),
                 *_advanced(cfg, request, EARLY, (Side.UPGRADE,)),
-                *services.disable_on_upgrade_side(cfg),
-                *actions.control(cfg, ControlType.STOP_APPLICATION, Side.UPGRADE, request),
+                *_phase(Request.STOP,
+                        services.disable_on_upgrade_side(cfg),
+                        actions.control(cfg, ControlType.STOP_APPLICATION, Side.UPGRADE, request)),
             ]
         case Request.PREPARE_MERGE:
             own = [*checks.upgrade_side(cfg), *volumes.prepare_merge(cfg)]
         case Request.EXECUTE_MERGE:
             own = [
-                *actions.control(cfg, ControlType.STOP_APPLICATION, Side.PRODUCTION, request),
-                *services.stop_production(cfg),
+                *_phase(Request.STOP,
+                        actions.control(cfg, ControlType.STOP_APPLICATION, Side.PRODUCTION,
+                                        request),
+                        services.stop_production(cfg)),
                 *side.stop(cfg),
                 *volumes.execute_merge(cfg),
-                *backup.save(cfg),
-                *services.restore_startup(cfg),
-                *services.start_upgraded(cfg),
-                *actions.control(cfg, ControlType.START_APPLICATION, Side.PRODUCTION, request),
-                *actions.control(cfg, ControlType.BACKUP, Side.PRODUCTION, request),
+                *_phase(Request.BACKUP, backup.save(cfg)),
+                *_phase(Request.START,
+                        services.restore_startup(cfg),
+                        services.start_upgraded(cfg),
+                        actions.control(cfg, ControlType.START_APPLICATION, Side.PRODUCTION,
+                                        request)),
+                *_phase(Request.BACKUP,
+                        actions.control(cfg, ControlType.BACKUP, Side.PRODUCTION, request)),
             ]
         case Request.COMMIT:
             own = volumes.commit(cfg)
@@ -78,11 +92,15 @@ def request_steps(
             # from merge); the action steps decide from the recorded facts.
             own = [
                 *side.stop(cfg),
-                *actions.control(cfg, ControlType.STOP_APPLICATION, Side.PRODUCTION, request),
-                *services.stop_for_abort(cfg),
+                *_phase(Request.STOP,
+                        actions.control(cfg, ControlType.STOP_APPLICATION, Side.PRODUCTION,
+                                        request),
+                        services.stop_for_abort(cfg)),
                 *volumes.abort_switch_back(cfg),
-                *services.start_for_abort(cfg),
-                *actions.control(cfg, ControlType.START_APPLICATION, Side.PRODUCTION, request),
+                *_phase(Request.START,
+                        services.start_for_abort(cfg),
+                        actions.control(cfg, ControlType.START_APPLICATION, Side.PRODUCTION,
+                                        request)),
                 *volumes.abort_resync(cfg),
             ]
         case Request.FINISH:

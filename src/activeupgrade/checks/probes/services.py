@@ -84,9 +84,17 @@ def stoppable(env: CheckEnv) -> Verdict:
             signal.Signals[spec.stop_signal]
         except KeyError:
             problems.append(f"{spec.name}: unknown stop signal {spec.stop_signal}")
-        if backend_kind(spec) is ServiceBackend.SYSTEMD and systemd_is_pid1() and \
-                _systemctl_show(spec.unit, "RefuseManualStop") == "yes":
-            problems.append(f"{spec.name}: unit {spec.unit} refuses manual stop")
+        if backend_kind(spec) is ServiceBackend.SYSTEMD:
+            # A unit systemd does not know cannot be stopped either: say so, never "ok".
+            if not systemd_is_pid1():
+                problems.append(f"{spec.name}: systemd is not running on this host")
+                continue
+            load = _systemctl_show(spec.unit, "LoadState")
+            if load != "loaded":
+                problems.append(f"{spec.name}: unit {spec.unit} is {load or 'unknown'} "
+                                "(systemd cannot stop it)")
+            elif _systemctl_show(spec.unit, "RefuseManualStop") == "yes":
+                problems.append(f"{spec.name}: unit {spec.unit} refuses manual stop")
     if problems:
         return Verdict(False, "; ".join(problems))
     return Verdict(True, f"{len(env.config.services)} service(s) can be stopped")

@@ -1,10 +1,17 @@
 """The environment a custom action runs with, and ``%NAME%`` substitution (SPEC §6).
 
-The four variables of the original keep their names and values; ours follow them.
-``ACTIVE_UPGRADE_HW_SPLIT`` is always ``No``: the original set ``Yes`` when the two
-hardware modules of a fault-tolerant server were separated; here both sides always share
-one machine (the Upgrade Side is a set of namespaces on the same kernel), so hardware is
-never split.
+The four variables of the original keep their names and values; ours follow them:
+
+- ``ACTIVE_UPGRADE_STATE``: the upgrade state shown in the status bar (``Split`` while
+  ExecuteSplit runs, ``Merge`` while ExecuteMerge runs, as the original showed them).
+- ``ACTIVE_UPGRADE_REQUEST``: what the engine executes: the request, or ``Stop``,
+  ``Start`` or ``Backup`` while an application-control or backup phase runs its steps
+  (the original's sub-requests).
+- ``ACTIVE_UPGRADE_HW_SPLIT``: the original said ``Yes`` while the two hardware modules of
+  the fault-tolerant server ran apart (split mode). Here: ``Yes`` while the host is split,
+  that is while an Upgrade Side exists — from the moment ExecuteSplit starts it until it is
+  stopped at merge or abort — and ``No`` otherwise. An action can use it to know whether
+  the Upgrade Side's replicas are separate from the live ones right now.
 """
 
 from __future__ import annotations
@@ -15,9 +22,6 @@ from dataclasses import dataclass
 
 from activeupgrade import proc
 from activeupgrade.model.states import Request, Side, UpgradeState
-
-HW_SPLIT = "No"
-"""Value of ACTIVE_UPGRADE_HW_SPLIT: hardware is never split on Linux (see above)."""
 
 _VARIABLE = re.compile(r"%([A-Za-z_][A-Za-z0-9_]*)%")
 
@@ -33,6 +37,8 @@ class ActionContext:
     attempt: int
     config: str
     dry_run: bool = False
+    host_split: bool = False
+    """An Upgrade Side exists (ACTIVE_UPGRADE_HW_SPLIT=Yes)."""
 
 
 def action_variables(c: ActionContext) -> dict[str, str]:
@@ -41,7 +47,7 @@ def action_variables(c: ActionContext) -> dict[str, str]:
         "ACTIVE_UPGRADE_SIDE": c.side.value,
         "ACTIVE_UPGRADE_STATE": c.state.value,
         "ACTIVE_UPGRADE_REQUEST": c.request.value,
-        "ACTIVE_UPGRADE_HW_SPLIT": HW_SPLIT,
+        "ACTIVE_UPGRADE_HW_SPLIT": "Yes" if c.host_split else "No",
         "ACTIVE_UPGRADE_SESSION": c.session,
         "ACTIVE_UPGRADE_ATTEMPT": str(c.attempt),
         "ACTIVE_UPGRADE_CONFIG": c.config,

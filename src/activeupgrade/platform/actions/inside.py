@@ -45,3 +45,11 @@ def enter(instance: Instance) -> Inside:
 def enter_argv(instance: Instance) -> list[str]:
     """argv prefix for running a command inside the Upgrade Side of ``instance``."""
     return enter(instance).prefix
+
+
+def upgrade_side_exists(instance: Instance) -> bool:
+    """True while the host is split: an Upgrade Side was started (ExecuteSplit) and has not
+    been stopped yet (merge or abort stop it). A crashed or hung side still counts: its
+    replicas are still apart from the live ones."""
+    rec = namespace.read(instance)
+    return bool(rec) and rec.get("state") not in (None, "", "shut-down")

@@ -21,7 +21,7 @@ from activeupgrade.errors import ActionError, AUError
 from activeupgrade.model.states import Severity, Side
 from activeupgrade.platform.actions import security
 from activeupgrade.platform.actions.env import ActionContext, action_env, substitute
-from activeupgrade.platform.actions.inside import enter
+from activeupgrade.platform.actions.inside import enter, upgrade_side_exists
 
 EX_TEMPFAIL = 75
 """Exit value meaning "retry later"."""
@@ -123,8 +123,9 @@ def _run(
 ) -> None:
     security.vet(spec, cfg)
     env = action_env(ActionContext(
-        side=side, state=ctx.state, request=ctx.request, session=ctx.session,
+        side=side, state=ctx.state, request=ctx.current_request, session=ctx.session,
         attempt=ctx.attempt, config=cfg.source, dry_run=dry_run,
+        host_split=upgrade_side_exists(ctx.instance),
     ))
     launch = launch_for(spec, side, ctx, env)
     deadline = time.monotonic() + spec.timeout
