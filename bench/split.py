@@ -24,8 +24,8 @@ from activeupgrade.config.model import VolumeRole
 from activeupgrade.engine.engine import Engine
 from activeupgrade.instance import Instance
 from activeupgrade.model.states import OperationalState, OperatorAction
-from activeupgrade.platform.host import HostPlatform
 from activeupgrade.platform.volumes import adoption, registry
+from activeupgrade.session.host import HostPlatform
 from activeupgrade.store.db import Store
 
 

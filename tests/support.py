@@ -1,6 +1,7 @@
 """Helpers shared by the tests that drive ``au`` through its entry point.
 
 - ``au(home, *args)``: run the CLI (``python -m activeupgrade``) with ``AU_HOME=home``;
+- ``new_instance(home)``: ``au init`` (only an instance created on purpose exists);
 - ``HTTPAPP`` and ``service_toml``: the small socket-activated HTTP test service and the
   ``[[service]]`` block that runs it on a loopback port; ``volume_toml``,
   ``DIRECTORY_SIDE``: the rest of a small configuration;
@@ -40,6 +41,12 @@ def au(home: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | No
     if check:
         assert r.returncode == 0, f"au {' '.join(args)}: {r.stderr}"
     return r
+
+
+def new_instance(home: Path) -> Path:
+    """Create the instance ``home`` on purpose (``au init``), as an operator does first."""
+    au(home, "init", check=True)
+    return home
 
 
 DIRECTORY_SIDE = '\n[upgrade_side]\nisolation = "directory"\n'

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from activeupgrade.bus import Bus
+from activeupgrade.bus import Bus, EventKind
 from activeupgrade.model.states import Severity
 from activeupgrade.store.db import Store
 
@@ -45,6 +45,14 @@ class Entry:
             f".{int((self.at % 1) * 1000):03d}"
         )
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Entry:
+        """The entry an API document describes (``to_dict``'s inverse)."""
+        return cls(
+            d["id"], d["parent"], d["at"], d["session"], d["side"], d["state"], d["request"],
+            Severity(d["severity"]), d["event"], d["message"], d.get("details") or {},
+        )
 
     def to_text(self, depth: int = 0) -> str:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.at))
@@ -101,7 +109,7 @@ class ActivityLog:
             entry_id, parent, at, c.session, entry_side, c.state, c.request, severity, event,
             message, det,
         )
-        self.bus.publish("log", entry.to_dict())
+        self.bus.publish(EventKind.LOG, entry.to_dict())
         return entry_id
 
     def update_details(self, entry_id: int, details: dict[str, Any]) -> None:

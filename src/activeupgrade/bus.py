@@ -10,21 +10,35 @@ import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 Listener = Callable[["Event"], None]
 
 
+class EventKind(StrEnum):
+    """What an event carries (the ``event:`` field of the API's event stream)."""
+
+    STATUS = "status"
+    """The engine status changed (the stream sends the whole status document)."""
+    LOG = "log"
+    """An activity log entry was written."""
+    PROGRESS = "progress"
+    """The running step reported progress."""
+    OUTPUT = "output"
+    """A line a program printed during a request or operation (``au exec``)."""
+
+
 @dataclass(frozen=True)
 class Event:
-    """One published event: ``kind`` is "log", "status" or "progress"."""
+    """One published event."""
 
     seq: int
-    kind: str
+    kind: EventKind
     data: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "kind": self.kind, "data": self.data}
+        return {"seq": self.seq, "kind": self.kind.value, "data": self.data}
 
 
 class Bus:
@@ -45,7 +59,7 @@ class Bus:
 
         return unsubscribe
 
-    def publish(self, kind: str, data: dict[str, Any]) -> Event:
+    def publish(self, kind: EventKind, data: dict[str, Any]) -> Event:
         event = Event(next(self._seq), kind, data)
         with self._lock:
             listeners = list(self._listeners)

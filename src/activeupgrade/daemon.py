@@ -1,4 +1,9 @@
-"""The daemon: holds the engine for one instance and serves the API on its Unix socket."""
+"""The daemon: holds the engine for one instance and serves the API on its Unix socket.
+
+It is the composition layer: the API (``api/``) reaches it only through
+``api.server.DaemonHandle``, and the web console (``ui/web``) is opened from here when the
+API asks for it, so neither the API nor the engine imports a console.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,9 @@ from activeupgrade.bus import Bus
 from activeupgrade.engine.engine import Engine
 from activeupgrade.instance import EngineLock, Instance, unix_path
 from activeupgrade.model.states import Severity
-from activeupgrade.platform.host import HostPlatform
 from activeupgrade.platform.services import supervisor
 from activeupgrade.platform.volumes import registry as volume_registry
+from activeupgrade.session.host import HostPlatform
 from activeupgrade.store.db import Store
 
 
@@ -26,15 +31,14 @@ class Daemon:
         self.lock.acquire()
         self.store = Store(instance.db)
         self.bus = Bus()
-        self.platform = HostPlatform(instance, self.store)
+        self.platform: HostPlatform = HostPlatform(instance, self.store)
         self.engine = Engine(instance, self.store, self.bus, self.platform)
         self.log: ActivityLog = self.engine.log
         self.stopping = threading.Event()
         self.servers: list[Any] = []
         """uvicorn servers of this daemon: the Unix socket first, then any TCP listener."""
-        loaded = self.store.get_doc("config", "loaded")
-        if loaded and not self.engine.status().session:
-            self.engine.set_config(str(loaded))
+        self.web_listeners: dict[tuple[str, int], Any] = {}
+        """The web console's open TCP listeners, by address."""
 
     def start(self) -> None:
         self.engine.recover()
@@ -54,6 +58,12 @@ class Daemon:
                 "service.adopt", f"service {name}: {verdict}", parent=node,
                 severity=Severity.INFO if verdict != "gone" else Severity.WARNING,
             )
+
+    async def open_web_console(self, listen: str, remote: bool) -> dict[str, Any]:
+        """Open (or find) the web console's TCP listener (``au web``)."""
+        from activeupgrade.ui.web.listener import open_listener  # the console is optional
+
+        return await open_listener(self, self.web_listeners, listen, remote)
 
     def close(self) -> None:
         self.store.close()

@@ -20,7 +20,7 @@ do) and an exit code. Errors become output in exactly one place: the CLI edge
     │   └── VerifyMismatch (21)       replicas differ
     ├── SideError (30)                Upgrade Side: namespaces, shell, exec
     ├── ServiceError (40)             application services: start, stop, health
-    │   └── KeeperGone (40)           a service's keeper does not answer
+    │   └── KeeperGone (41)           a service's keeper does not answer
     ├── ActionError (50)              custom actions: refused file, failure, timeout
     ├── CheckFailed (60)              readiness checks with errors
     ├── ProcessError (70)             a subprocess failed (signal, not found, exit N)
@@ -150,6 +150,8 @@ class ServiceError(AUError):
 
 class KeeperGone(ServiceError):
     """A service's keeper does not answer (it is started again)."""
+
+    exit_code = 41
 
 
 class ActionError(AUError):

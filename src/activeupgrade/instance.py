@@ -127,6 +127,10 @@ class Instance:
     def web_token(self) -> Path:
         return self.home / "web-token"
 
+    def exists(self) -> bool:
+        """True when an instance was created here (its state database exists)."""
+        return self.db.exists()
+
     def ensure(self) -> None:
         """Create the instance folders, private to the owner."""
         try:

@@ -21,8 +21,8 @@ from activeupgrade.engine.engine import Engine
 from activeupgrade.engine.status import Status
 from activeupgrade.engine.steps import Step
 from activeupgrade.instance import Instance
-from activeupgrade.model.states import OperationalState, OperatorAction, Request, UpgradeState
-from activeupgrade.platform.host import HostPlatform
+from activeupgrade.model.states import OperationalState, OperatorAction, Request
+from activeupgrade.session.host import HostPlatform
 from activeupgrade.store.db import Store
 
 
@@ -39,9 +39,8 @@ class ConfigPlatform(HostPlatform):
     def session_config(self, session: str, config_path: str, *, stage: bool) -> Config:
         return self.cfg
 
-    def steps(self, request: Request, config: Config,
-              abort_from: UpgradeState | None) -> list[Step]:
-        steps = super().steps(request, config, abort_from)
+    def steps(self, request: Request, config: Config) -> list[Step]:
+        steps = super().steps(request, config)
         if self.only:
             steps = [s for s in steps if s.name.startswith(self.only)]
         return steps

@@ -74,6 +74,11 @@ def test_output_captured_with_exit_and_progress(tmp_path: Path) -> None:
     assert any(d.get("percent") == 40.0 and d.get("text") == "copying" for d in seen)
 
 
+PRODUCTION_ONLY = ("actions.advanced:gate@Production", "actions.advanced:hang@Production",
+                   "actions.advanced:never@Production", "actions.advanced:w@Production")
+"""Split runs only the Production side's advanced action (no Upgrade Side is built)."""
+
+
 def test_failure_breaks_then_retry_after_fix(tmp_path: Path) -> None:
     flag = tmp_path / "fixed"
     script = write_script(tmp_path / "opt" / "gate", (
@@ -83,8 +88,8 @@ def test_failure_breaks_then_retry_after_fix(tmp_path: Path) -> None:
         "    print('database not reachable', file=sys.stderr)\n"
         "    sys.exit(3)\n"))
     engine, _ = make_engine(tmp_path / "home", cfg_with(
-        tmp_path, ActionSpec("gate", str(script), ControlType.ADVANCED)), ("actions.",))
-    st = act(engine, OperatorAction.CHECK)
+        tmp_path, ActionSpec("gate", str(script), ControlType.ADVANCED)), PRODUCTION_ONLY)
+    st = act(engine, OperatorAction.SPLIT)
     assert st.operational_state is OperationalState.BROKEN
     assert "exit 3" in st.reason and st.reason.endswith("database not reachable")
     flag.touch()
@@ -102,9 +107,9 @@ def test_hanging_action_killed_at_timeout(tmp_path: Path) -> None:
         "time.sleep(60)\n"))
     engine, _ = make_engine(tmp_path / "home", cfg_with(
         tmp_path, ActionSpec("hang", str(script), ControlType.ADVANCED, timeout=1.5)),
-        ("actions.",))
+        PRODUCTION_ONLY)
     began = time.time()
-    st = act(engine, OperatorAction.CHECK)
+    st = act(engine, OperatorAction.SPLIT)
     assert st.operational_state is OperationalState.BROKEN
     assert "timed out" in st.reason and time.time() - began < 20
     child = int(pidfile.read_text())
@@ -145,8 +150,8 @@ def test_exit_75_forever_fails_within_timeout(tmp_path: Path) -> None:
     script = write_script(tmp_path / "opt" / "never", "raise SystemExit(75)\n")
     engine, _ = make_engine(tmp_path / "home", cfg_with(
         tmp_path, ActionSpec("never", str(script), ControlType.ADVANCED, timeout=2)),
-        ("actions.",))
-    st = act(engine, OperatorAction.CHECK)
+        PRODUCTION_ONLY)
+    st = act(engine, OperatorAction.SPLIT)
     assert st.operational_state is OperationalState.BROKEN
     assert "within its timeout" in st.reason
 
@@ -182,9 +187,27 @@ def test_refused_file_breaks_the_request(tmp_path: Path) -> None:
     script = write_script(tmp_path / "opt" / "w", "pass\n")
     os.chmod(script, 0o757)
     engine, _ = make_engine(tmp_path / "home", cfg_with(
+        tmp_path, ActionSpec("w", str(script), ControlType.ADVANCED)), PRODUCTION_ONLY)
+    st = act(engine, OperatorAction.SPLIT)
+    assert st.operational_state is OperationalState.BROKEN and "refused" in st.reason
+    assert st.error is not None and st.error["error"] == "SecurityError"
+
+
+def test_a_failing_action_never_breaks_a_check(tmp_path: Path) -> None:
+    """`au check` reports a refused (chmod 777) or failing action; the instance stays
+    Idle/Ready, so the next check, split or configuration load is allowed."""
+    script = write_script(tmp_path / "opt" / "w", "pass\n")
+    os.chmod(script, 0o777)
+    engine, _ = make_engine(tmp_path / "home", cfg_with(
         tmp_path, ActionSpec("w", str(script), ControlType.ADVANCED)), ("actions.",))
     st = act(engine, OperatorAction.CHECK)
-    assert st.operational_state is OperationalState.BROKEN and "refused" in st.reason
+    assert (st.upgrade_state.value, st.operational_state) == ("Idle", OperationalState.READY)
+    assert st.error is not None and st.error["error"] == "SecurityError"
+    assert st.error["exit_code"] == 80 and "writable by group or others" in st.error["message"]
+    assert OperatorAction.CHECK in engine.allowed() and OperatorAction.SPLIT in engine.allowed()
+    os.chmod(script, 0o755)
+    st = act(engine, OperatorAction.CHECK)
+    assert st.operational_state is OperationalState.READY and st.error is None
 
 
 def test_run_as_user(tmp_path: Path) -> None:

@@ -24,9 +24,9 @@ from activeupgrade.config.model import (
     VolumeSpec,
 )
 from activeupgrade.model.states import OperationalState, OperatorAction, Request, Side
-from activeupgrade.platform.actions.steps import planned_actions
 from activeupgrade.platform.volumes import adoption
 from activeupgrade.platform.volumes.livepath import SYMLINK
+from activeupgrade.session.plan import planned_actions
 
 from .helpers import act, make_engine, records, write_recorder
 

@@ -22,7 +22,7 @@ def au(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def home(tmp_path: Path) -> Iterator[Path]:
-    h = tmp_path / "home"
+    h = support.new_instance(tmp_path / "home")
     yield h
     au(h, "daemon", "--stop")
 

@@ -12,7 +12,7 @@ from activeupgrade.config.loader import load_file
 from activeupgrade.config.model import VolumeRole
 from activeupgrade.errors import ConfigError
 from activeupgrade.instance import Instance
-from tests.support import au
+from tests.support import au, new_instance
 
 
 def test_parse_volume() -> None:
@@ -37,7 +37,7 @@ def test_volumes_file_is_an_ordinary_checked_file(tmp_path: Path) -> None:
 
 
 def test_au_plan_with_volumes_on_the_command_line(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+    home = new_instance(tmp_path / "home")
     try:
         r = au(home, "plan", "--json", "--volume", str(tmp_path), "--volume", "/nonexistent:data")
         assert r.returncode == 0, r.stderr

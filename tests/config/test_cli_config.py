@@ -14,14 +14,14 @@ from activeupgrade.api.client import Client
 from activeupgrade.errors import ConfigError
 from activeupgrade.instance import Instance
 from tests.config.conftest import Write
-from tests.support import au
+from tests.support import au, new_instance
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture
 def home(tmp_path: Path) -> Iterator[Path]:
-    h = tmp_path / "home"
+    h = new_instance(tmp_path / "home")
     yield h
     au(h, "daemon", "--stop")
 

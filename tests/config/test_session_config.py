@@ -11,7 +11,7 @@ from activeupgrade.engine.engine import Engine
 from activeupgrade.engine.steps import Step
 from activeupgrade.instance import Instance
 from activeupgrade.model.states import OperatorAction, Request, UpgradeState
-from activeupgrade.platform.host import HostPlatform
+from activeupgrade.session.host import HostPlatform
 from activeupgrade.store.db import Store
 from tests.actions.helpers import act
 from tests.config.conftest import Write
@@ -24,8 +24,7 @@ class Recording(HostPlatform):
         super().__init__(instance, store)
         self.seen: dict[Request, Config] = {}
 
-    def steps(self, request: Request, config: Config,
-              abort_from: UpgradeState | None) -> list[Step]:
+    def steps(self, request: Request, config: Config) -> list[Step]:
         self.seen[request] = config
         return []
 

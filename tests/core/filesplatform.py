@@ -14,8 +14,8 @@ from typing import Any
 
 from activeupgrade.config.model import Config
 from activeupgrade.engine.steps import Step, StepContext
-from activeupgrade.errors import StepError
-from activeupgrade.model.states import PartnerState, Request, UpgradeState
+from activeupgrade.errors import StepError, UsageError
+from activeupgrade.model.states import Operation, PartnerState, Request
 
 
 class FilesPlatform:
@@ -50,9 +50,7 @@ class FilesPlatform:
     def end_session(self, session: str) -> None:
         pass
 
-    def steps(
-        self, request: Request, config: Config, abort_from: UpgradeState | None
-    ) -> list[Step]:
+    def steps(self, request: Request, config: Config) -> list[Step]:
         r = request.value
         table: dict[Request, list[tuple[str, Any]]] = {
             Request.CHECK_READINESS: [("check", self._touch("checked"))],
@@ -73,6 +71,24 @@ class FilesPlatform:
             Step(f"{r}.{name}", self._wrap(f"{r}.{name}", fn), timeout=30.0)
             for name, fn in table.get(request, [])
         ]
+
+    def operation_steps(self, operation: Operation, args: dict[str, Any]) -> list[Step]:
+        """``resync`` copies the live folder to ``args["to"]`` (a folder name), file by file;
+        an unknown ``to`` is refused at once; other operations have no steps here."""
+        if operation is not Operation.RESYNC:
+            return []
+        to = args.get("to")
+        if not isinstance(to, str) or not to.isidentifier():
+            raise UsageError("`to` must be a folder name")
+        target = self.root / to
+        name = f"{operation}.copy"
+
+        def run(ctx: StepContext) -> None:
+            target.mkdir(exist_ok=True)
+            self._copy(self.live, target)(ctx)
+            ctx.results["copied"] = sorted(p.name for p in target.iterdir())
+
+        return [Step(name, self._wrap(name, run), timeout=30.0)]
 
     # -- step bodies -------------------------------------------------------------------
     def _wrap(self, name: str, fn: Any) -> Any:

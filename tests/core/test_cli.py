@@ -13,12 +13,12 @@ import pytest
 
 from activeupgrade.api.client import Client
 from activeupgrade.instance import Instance
-from tests.support import au
+from tests.support import au, new_instance
 
 
 @pytest.fixture
 def home(tmp_path: Path) -> Iterator[Path]:
-    h = tmp_path / "home"
+    h = new_instance(tmp_path / "home")
     yield h
     au(h, "daemon", "--stop")
 
@@ -87,14 +87,92 @@ def test_event_stream_delivers_status_and_log(home: Path) -> None:
     assert au(home, "status").returncode == 0
     client = Client.for_instance(Instance(home), start=False)
     stream = client.events()
-    kind, data = next(stream)
-    assert kind == "status" and data["upgrade_state"] == "Idle"
+    first = next(stream)
+    assert first.kind == "status" and first.data["upgrade_state"] == "Idle"
     transport = httpx.HTTPTransport(uds=str(home / "api.sock"))
     with httpx.Client(transport=transport, base_url="http://au") as other:
         assert other.post("/actions/check", json={}).status_code == 200
     kinds = set()
-    for kind, data in stream:
-        kinds.add(kind)
-        if kind == "log" and data["event"] == "engine.state":
+    for ev in stream:
+        kinds.add(ev.kind)
+        if ev.kind == "log" and ev.data["event"] == "engine.state":
             break
     assert {"status", "log"} <= kinds
+
+
+def test_a_missing_instance_is_named_and_never_created(tmp_path: Path) -> None:
+    """A typo in AU_HOME never creates an instance or starts a daemon."""
+    typo = tmp_path / "nonexistent" / "x"
+    for args in (("status",), ("check",), ("split",), ("log",), ("daemon",)):
+        r = au(typo, *args)
+        assert r.returncode == 5, (args, r.stderr)
+        assert f"there is no instance at {typo}" in r.stderr and "au init" in r.stderr
+        assert "Traceback" not in r.stderr
+    assert not typo.exists() and not typo.parent.exists()
+    r = au(typo, "init")
+    assert r.returncode == 0 and f"created the instance {typo}" in r.stdout
+    try:
+        assert au(typo, "status").returncode == 0
+    finally:
+        au(typo, "daemon", "--stop")
+
+
+def test_a_broken_request_exits_with_its_error_class_hint_and_code(
+    home: Path, tmp_path: Path
+) -> None:
+    """The error that broke a request keeps its class across the engine: `au split` exits
+    with the SecurityError's code (80), its message and its own hint."""
+    software = tmp_path / "opt-app"
+    software.mkdir()
+    action = software / "hook"
+    action.write_text("#!/bin/sh\nexit 0\n")
+    action.chmod(0o777)
+    cfg = tmp_path / "app.toml"
+    cfg.write_text(f'[[volume]]\npath = "{software}"\nrole = "system"\n\n[[action]]\n'
+                   f'name = "hook"\nfile = "{action}"\ncontrol = "advanced"\n'
+                   '\n[upgrade_side]\nisolation = "directory"\n')
+    assert au(home, "volume", "adopt", str(software), "--role", "system").returncode == 0
+    try:
+        r = au(home, "check", "--config", str(cfg))
+        assert r.returncode == 80, r.stderr  # the check reports it; nothing breaks
+        assert json.loads(au(home, "status", "--json").stdout)["operational_state"] == "Ready"
+        r = au(home, "split", "--config", str(cfg))  # the final checks refuse it first
+        assert r.returncode == 60, r.stderr
+        assert "PrepareSplit is Broken at step checks.final" in r.stderr and "AU-C015" in r.stderr
+        action.chmod(0o755)  # the action runs at Abort too: fixed first
+        assert au(home, "abort").returncode == 0 and au(home, "finish").returncode == 0
+        # A failure inside a later step: the action's own error class (50) and hint.
+        action.write_text('#!/bin/sh\n[ "$ACTIVE_UPGRADE_REQUEST" = PrepareSplit ] || exit 0\n'
+                          "echo 'database not reachable' >&2\nexit 3\n")
+        action.chmod(0o755)
+        r = au(home, "split", "--config", str(cfg))
+        assert r.returncode == 50, r.stderr
+        assert "PrepareSplit is Broken at step actions.advanced:hook@Production" in r.stderr
+        assert "database not reachable" in r.stderr
+        assert "hint: Fix the cause the action reports" in r.stderr
+        assert "au retry" in r.stderr and "au abort" in r.stderr
+        s = json.loads(au(home, "status", "--json").stdout)
+        assert s["error"]["error"] == "ActionError" and s["error"]["exit_code"] == 50
+        assert au(home, "abort").returncode == 0
+        assert au(home, "finish").returncode == 0
+        s = json.loads(au(home, "status", "--json").stdout)
+        # The one-off --config of that session does not become the next session's.
+        assert s["config"] == "" and s["upgrade_state"] == "Idle"
+    finally:
+        au(home, "volume", "release", str(software))
+
+
+def test_the_status_document_follows_its_schema(home: Path) -> None:
+    """One definition (engine/view.py) gives the document and its JSON Schema; a real
+    status validates, and the typed client reads it back unchanged."""
+    import jsonschema
+
+    from activeupgrade.engine.view import StatusView
+
+    client = Client.for_instance(Instance(home))
+    schema = client.get("/status/schema")
+    doc = client.get("/status")
+    jsonschema.validate(doc, schema)
+    assert StatusView.from_dict(doc).to_dict() == doc
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**doc, "operational_state": "Sleepy"}, schema)

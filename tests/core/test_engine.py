@@ -118,10 +118,10 @@ def test_step_deadline_makes_the_request_broken(tmp_path: Path) -> None:
 
     steps = plat.steps
 
-    def patched(request, config, abort_from):  # type: ignore[no-untyped-def]
+    def patched(request, config):  # type: ignore[no-untyped-def]
         if request is Request.PREPARE_SPLIT:
             return [Step("PrepareSplit.slow", slow_copy, timeout=0.05)]
-        return steps(request, config, abort_from)
+        return steps(request, config)
 
     plat.steps = patched  # type: ignore[method-assign]
     run(engine, A.SPLIT)
@@ -184,7 +184,9 @@ def test_interrupted_request_is_found_broken_and_retry_completes(tmp_path: Path)
     assert (plat.live / "version").read_text() == "2\n"
 
 
-def test_unusable_configuration_breaks_with_its_own_message(tmp_path: Path) -> None:
+def test_unusable_configuration_fails_the_check_with_its_own_message(tmp_path: Path) -> None:
+    """A check never breaks the instance: its failure is reported (with the error's class,
+    hint and code) and the instance stays Idle/Ready."""
     engine, plat, _ = make_engine(tmp_path)
 
     def refuse(path: str) -> Config:
@@ -194,9 +196,28 @@ def test_unusable_configuration_breaks_with_its_own_message(tmp_path: Path) -> N
     engine.submit(A.CHECK, config="/etc/x.toml")
     engine.wait(10)
     s = engine.status()
-    assert s.operational_state is O.BROKEN
-    assert s.reason == "configuration: /etc/x.toml:3: service.shop.command: expected a list"
+    assert (s.upgrade_state, s.operational_state) == (U.IDLE, O.READY)
+    assert s.error is not None and s.error["error"] == "ConfigError"
+    assert s.error["message"] == "/etc/x.toml:3: service.shop.command: expected a list"
+    assert s.error["hint"] == "Fix it." and s.error["exit_code"] == 3
     assert s.config == "", "a check's --config does not become the next session's"
+    run(engine, A.CHECK)  # and the next check may run at once
+    assert engine.status().operational_state is O.READY
+
+
+def test_a_session_never_starts_on_an_unreadable_configuration(tmp_path: Path) -> None:
+    """`au split --config /nonexistent.toml` is refused before any session exists: nothing
+    to abort, nothing wedged."""
+    engine, plat, _ = make_engine(tmp_path)
+
+    def refuse(path: str) -> Config:
+        raise ConfigError(f"{path}: no such file", hint="Give an existing file.")
+
+    plat.idle_config = refuse  # type: ignore[method-assign]
+    with pytest.raises(ConfigError, match="no such file"):
+        engine.submit(A.SPLIT, config="/nonexistent.toml")
+    s = engine.status()
+    assert (s.upgrade_state, s.operational_state, s.session) == (U.IDLE, O.READY, "")
 
 
 def test_log_newest_entries(tmp_path: Path) -> None:
@@ -205,3 +226,30 @@ def test_log_newest_entries(tmp_path: Path) -> None:
     everything = engine.log.entries()
     last_two = engine.log.entries(limit=2, newest=True)
     assert [e.id for e in last_two] == [e.id for e in everything[-2:]]
+
+
+def test_a_reporting_step_runs_again_on_every_retry(tmp_path: Path) -> None:
+    """A step marked ``rerun`` (a report of what is true now) is not skipped when Retry
+    resumes its run; the others are."""
+    from dataclasses import replace
+
+    engine, plat, _ = make_engine(tmp_path)
+    steps = plat.steps
+
+    def patched(request, config):  # type: ignore[no-untyped-def]
+        found = steps(request, config)
+        if request is Request.EXECUTE_MERGE:
+            found = [replace(st, rerun=True) if st.name == "ExecuteMerge.install" else st
+                     for st in found]
+        return found
+
+    plat.steps = patched  # type: ignore[method-assign]
+    run(engine, A.SPLIT)
+    plat.fail_at = {"ExecuteMerge.switch"}
+    run(engine, A.MERGE)
+    assert engine.status().operational_state is O.BROKEN
+    plat.fail_at = set()
+    run(engine, A.RETRY)
+    assert engine.status().upgrade_state is U.MERGE
+    assert plat.ran("ExecuteMerge.install") == 2, "the rerun step ran on both attempts"
+    assert plat.ran("PrepareMerge.inspect") == 1

@@ -111,7 +111,7 @@ class EngineMachine(RuleBasedStateMachine):
         if not starters:
             return
         first_request = GRAPH.transition(starters[0]).stages[0].request
-        first_steps = self.plat.steps(first_request, Config(), None)
+        first_steps = self.plat.steps(first_request, Config())
         assert first_steps, f"{first_request} has steps to block on"
         self.plat.block_at = first_steps[0].name
         self.plat.gate.clear()

@@ -20,7 +20,7 @@ GOLDEN = Path(__file__).parent / "golden"
 
 
 def test_status_document_round_trips_the_golden_format(tmp_path: Path) -> None:
-    golden = json.loads((GOLDEN / "status.json").read_text())
+    golden = json.loads((GOLDEN / "status-v2.json").read_text())
     status = Status.from_dict(golden)
     assert status.to_dict() == golden
     store = Store(tmp_path / "state.db")
@@ -30,7 +30,18 @@ def test_status_document_round_trips_the_golden_format(tmp_path: Path) -> None:
     expected = dict(golden)
     expected.pop("updated")
     assert stored == expected
-    assert load_status(store).to_dict()["reason"] == "volumes.resync:shop: disk full"
+    loaded = load_status(store)
+    assert loaded.reason == "volumes.resync:shop: disk full"
+    assert loaded.error is not None and loaded.error["exit_code"] == 20
+
+
+def test_a_status_of_the_first_format_still_loads() -> None:
+    """Format 1 (before error documents and operations) is read as it was, the new
+    fields empty."""
+    old = json.loads((GOLDEN / "status.json").read_text())
+    status = Status.from_dict(old)
+    assert status.to_dict() == {**old, "format": 2, "sub_request": None, "error": None,
+                                "operation": None, "last_operation": None}
 
 
 def test_schema_is_pinned(tmp_path: Path) -> None:

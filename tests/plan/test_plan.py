@@ -22,11 +22,11 @@ from activeupgrade.config.model import (
 )
 from activeupgrade.instance import Instance
 from activeupgrade.model.states import Request
-from activeupgrade.plan import build_plan
-from activeupgrade.platform import recipe
+from activeupgrade.session import recipe
+from activeupgrade.session.plan import build_plan
 from activeupgrade.store.db import Store
 from tests.actions.helpers import write_recorder
-from tests.support import au
+from tests.support import au, new_instance
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -75,7 +75,7 @@ def test_plan_reads_the_recipe_and_changes_nothing(
     requests = {(r["request"], r["abort_from"]): r for r in plan["requests"]}
     merge = requests[("ExecuteMerge", None)]
     assert [s["name"] for s in merge["steps"]] == [
-        s.name for s in recipe.request_steps(Request.EXECUTE_MERGE, cfg, None)]
+        s.name for s in recipe.request_steps(Request.EXECUTE_MERGE, cfg)]
     assert ("Abort", "Split") in requests and ("Abort", "Merge") in requests
     by_request = {r["request"]: r["actions"] for r in plan["actions"]}
     split = [f"{a['name']}@{a['side']}" for a in by_request["PrepareSplit"]]
@@ -123,7 +123,7 @@ def test_run_actions_runs_them_once_in_a_dry_run(
 
 
 def test_au_plan_json_through_the_entry_point(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+    home = new_instance(tmp_path / "home")
     try:
         r = au(home, "plan", "--json", "--config", str(EXAMPLES / "shop.toml"))
         assert r.returncode == 0, r.stderr

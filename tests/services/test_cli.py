@@ -14,7 +14,15 @@ import pytest
 
 from activeupgrade.api.client import Client
 from activeupgrade.instance import Instance
-from tests.support import HTTPAPP, au, end_instance, free_port, service_toml, volume_toml
+from tests.support import (
+    HTTPAPP,
+    au,
+    end_instance,
+    free_port,
+    new_instance,
+    service_toml,
+    volume_toml,
+)
 
 from .load import Load
 
@@ -29,7 +37,8 @@ def home(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     cfg = tmp_path / "shop.toml"
     cfg.write_text(CONFIG + volume_toml(tmp_path / "opt") + service_toml(
         port, [sys.executable, str(HTTPAPP), "--version", "v1"], health_timeout="2s"))
-    Client.for_instance(Instance(home)).post("/config/loaded", {"path": str(cfg)})
+    Client.for_instance(Instance(new_instance(home))).post("/config/loaded",
+                                                           {"path": str(cfg)})
     yield home, port
     end_instance(home)
 

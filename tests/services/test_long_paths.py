@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from activeupgrade.instance import UNIX_PATH_MAX, unix_path
-from tests.support import HTTPAPP, au, end_instance, volume_toml
+from tests.support import HTTPAPP, au, end_instance, new_instance, volume_toml
 
 SERVICE = """
 [[service]]
@@ -68,6 +68,7 @@ def test_deep_home_daemon_keeper_and_unix_service(tmp_path: Path) -> None:
     cfg.write_text(volume_toml(tmp_path / "opt") + SERVICE.format(
         python=sys.executable, app=HTTPAPP, listen=listen, probe=probe))
     try:
+        new_instance(home)
         r = au(home, "config", "load", str(cfg))
         assert r.returncode == 0, r.stderr
         r = au(home, "status", "--json")

@@ -60,8 +60,8 @@ def test_release_refused_in_session_then_closes_the_port(
     assert r.returncode == 0, r.stderr
     r = au(home, "service", "stop", "shop", "--release")
     assert r.returncode == 4, r.stderr
-    assert "cannot release the keeper of shop during a session (upgrade state Split)" in r.stderr
-    assert "hint:" in r.stderr and "au finish" in r.stderr
+    assert "`service-release` is not allowed in Split / Ready" in r.stderr
+    assert "hint:" in r.stderr and "au finish" in r.stderr and "carry clients" in r.stderr
     st = json.loads(au(home, "service", "status", "shop", "--json").stdout)
     assert st["running"] and st["keeper_pid"] == keeper_pid
     assert port_open(port)

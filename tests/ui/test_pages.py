@@ -5,7 +5,7 @@ from __future__ import annotations
 from activeupgrade.activity import Entry
 from activeupgrade.model.graph import GRAPH
 from activeupgrade.model.states import OperationalState, Severity, UpgradeState
-from activeupgrade.ui.web import pages
+from activeupgrade.present import console as pages
 
 
 def status_for(state: UpgradeState, op: OperationalState) -> dict[str, object]:

@@ -12,7 +12,7 @@ from activeupgrade.bus import Bus
 from activeupgrade.engine.engine import Engine
 from activeupgrade.instance import Instance
 from activeupgrade.model.states import OperationalState, OperatorAction
-from activeupgrade.platform.host import HostPlatform
+from activeupgrade.session.host import HostPlatform
 from activeupgrade.store.db import Store
 
 

@@ -1,67 +1,192 @@
-"""The API client used by the CLI and the terminal console.
+"""The one API client: the CLI, the terminal console and the demo talk to the daemon
+through it.
 
-``Client.from_env()`` talks to the daemon of the instance named by ``AU_HOME`` and starts
-the daemon when it is not running. Errors sent by the daemon come back as the same
-``AUError`` subclasses.
+It speaks HTTP/1.1 over the instance's Unix socket with the standard library only (a
+command starts fast), turns error documents back into the same ``AUError`` classes (their
+hints and exit codes survive), follows the event stream (``/events``, Server-Sent Events:
+parsed here and nowhere else) and waits for the end of an operator action or a
+maintenance operation by following that stream, never by polling.
+
+``Client.for_instance(instance)`` refuses an instance that does not exist (a typo in
+``AU_HOME`` never creates one); ``create=True`` is for the commands that create one on
+purpose. The daemon is started when it does not run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 from typing import Any
-
-import httpx
+from urllib.parse import urlencode
 
 from activeupgrade import proc
-from activeupgrade.errors import AUError, DaemonError, error_from_dict
+from activeupgrade.engine.view import StatusView
+from activeupgrade.errors import AUError, DaemonError, InstanceError, error_from_dict
 from activeupgrade.instance import Instance, unix_path
+from activeupgrade.model.states import Operation, OperationalState, OperatorAction
 
+DAEMON_ENV = ("AU_DEBUG", "AU_FAULT_PAUSE")
+"""Variables of the caller's environment a daemon started by the client inherits."""
 START_TIMEOUT = 20.0
+"""Seconds to wait for a daemon this client started."""
+TIMEOUT = 600.0
+"""Seconds one request may take (the long work runs in the background, not in requests)."""
+
+STREAM_TIMEOUT = 3600.0
+"""Seconds the event stream may stay silent (the daemon sends a keep-alive every 15 s)."""
+
+ProgressSink = Callable[[StatusView], None]
+OutputSink = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event of the stream: ``kind`` (status, log, progress, output) and its data."""
+
+    kind: str
+    data: dict[str, Any]
+    id: int | None = None
+
+
+class _Response:
+    """One HTTP/1.0 exchange over a Unix socket: the daemon closes the connection at the
+    end of the answer, so the body is read to its end (an event stream line by line)."""
+
+    def __init__(self, address: str, method: str, target: str, payload: bytes | None,
+                 timeout: float) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(address)
+            head = [f"{method} {target} HTTP/1.0", "Host: au", "Accept: application/json"]
+            if payload is not None:
+                head += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
+            self.sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + (payload or b""))
+            self.file = self.sock.makefile("rb")
+            status_line = self.file.readline(65536).decode("latin-1")
+            parts = status_line.split(" ", 2)
+            if len(parts) < 2 or not parts[1].isdigit():
+                raise ConnectionError(f"not an HTTP answer: {status_line[:80]!r}")
+            self.status = int(parts[1])
+            while self.file.readline(65536) not in (b"\r\n", b"\n", b""):
+                pass  # headers: the answer is JSON (or an event stream) read to its end
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def read(self) -> bytes:
+        return self.file.read()
+
+    def readline(self) -> bytes:
+        return self.file.readline()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+        self.sock.close()
+
+    def shutdown(self) -> None:
+        """End a stream being read in another thread."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
 
 
 class Client:
-    def __init__(self, instance: Instance, http: httpx.Client) -> None:
+    def __init__(self, instance: Instance, *, timeout: float = TIMEOUT) -> None:
         self.instance = instance
-        self.http = http
+        self.timeout = timeout
+        self._streams: set[_Response] = set()
 
+    # -- construction ---------------------------------------------------------------------
     @classmethod
-    def for_instance(cls, instance: Instance, *, start: bool = True) -> Client:
-        if start:
-            instance.ensure()  # the socket's folder must exist to name a deep socket
-        try:
-            uds = unix_path(instance.socket)
-        except FileNotFoundError:  # no instance yet: nothing listens there either
-            uds = str(instance.socket)
-        transport = httpx.HTTPTransport(uds=uds)
-        client = cls(instance, httpx.Client(transport=transport, base_url="http://au",
-                                            timeout=httpx.Timeout(600.0, connect=5.0)))
+    def for_instance(cls, instance: Instance, *, start: bool = True,
+                     create: bool = False) -> Client:
+        """A client of ``instance``'s daemon (started when ``start`` and not running).
+
+        An instance that does not exist is refused unless ``create`` (``au init``, the
+        first adopt, the demo): a typo never creates one."""
+        if create and not instance.exists():
+            from activeupgrade.store.db import Store  # only when creating one
+
+            instance.ensure()
+            Store(instance.db).close()
+        elif not instance.exists():
+            raise InstanceError(
+                f"there is no instance at {instance.home}",
+                hint="Check AU_HOME; create an instance with `au init` (or adopt a first "
+                "volume with `au volume adopt PATH --role ROLE`).",
+            )
+        client = cls(instance)
         if start and not client.alive():
             client.start_daemon()
         return client
 
     @classmethod
-    def from_env(cls, *, start: bool = True) -> Client:
-        return cls.for_instance(Instance.from_env(), start=start)
+    def from_env(cls, *, start: bool = True, create: bool = False) -> Client:
+        return cls.for_instance(Instance.from_env(), start=start, create=create)
 
+    # -- transport ------------------------------------------------------------------------
+    def _address(self) -> str:
+        try:
+            return unix_path(self.instance.socket)
+        except FileNotFoundError:  # no instance folder: nothing listens there either
+            return str(self.instance.socket)
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+                params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+        """One API request; the JSON answer, or the error the daemon sent (as its class)."""
+        given = {k: v for k, v in (params or {}).items() if v is not None}
+        target = path + ("?" + urlencode(given) if given else "")
+        payload = json.dumps(body).encode() if body is not None else None
+        try:
+            resp = _Response(self._address(), method, target, payload, timeout or self.timeout)
+        except OSError as exc:
+            raise DaemonError(f"cannot reach the daemon at {self.instance.socket}: {exc}",
+                              ) from exc
+        try:
+            raw = resp.read()
+        except OSError as exc:
+            raise DaemonError(f"the daemon at {self.instance.socket} did not answer: {exc}"
+                              ) from exc
+        finally:
+            resp.close()
+        return _answer(resp.status, raw)
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self.request("POST", path, body or {})
+
+    def close(self) -> None:
+        """End every event stream this client reads (from any thread)."""
+        for resp in list(self._streams):
+            resp.shutdown()
+
+    # -- the daemon -------------------------------------------------------------------------
     def alive(self) -> bool:
         if not self.instance.socket.exists():
             return False
         try:
-            self.http.get("/status", timeout=10.0)
-        except httpx.TransportError:
+            self.request("GET", "/ping", timeout=10.0)
+        except AUError:
             return False
         return True
 
     def start_daemon(self) -> None:
-        """Start ``au daemon`` in the background for this instance and wait for its socket."""
+        """Start ``au daemon`` in the background for this instance and wait for it."""
         self.instance.ensure()
         log_path = self.instance.logs / "daemon.log"
-        env = dict(os.environ)
-        env["AU_HOME"] = str(self.instance.home)
+        env = proc.base_env({"AU_HOME": str(self.instance.home)})
+        # Only what the daemon needs of the caller's environment: its debugging switches
+        # (AU_FAULT_PAUSE is the crash tests' hook), never the rest of it.
+        env.update({k: v for k, v in os.environ.items() if k in DAEMON_ENV})
         # The daemon outlives this command: its own session, no terminal, no stdin.
         proc.spawn([sys.executable, "-m", "activeupgrade", "daemon"], env=env, log=log_path)
         deadline = time.monotonic() + START_TIMEOUT
@@ -75,55 +200,155 @@ class Client:
             hint=f"See {log_path}." + (f" Last lines:\n{tail}" if tail else ""),
         )
 
-    def _handle(self, resp: httpx.Response) -> Any:
-        if resp.status_code >= 400:
-            try:
-                data = resp.json()
-            except ValueError:
-                raise DaemonError(
-                    f"daemon answered {resp.status_code}: {resp.text[:300]}"
-                ) from None
-            if isinstance(data, dict) and "message" in data:
-                raise error_from_dict(data)
-            raise DaemonError(f"daemon answered {resp.status_code}: {data}")
-        if not resp.content:
-            return None
-        return resp.json()
+    # -- documents ------------------------------------------------------------------------
+    def status(self) -> StatusView:
+        return StatusView.from_dict(self.get("/status"))
 
-    def get(self, path: str, **params: Any) -> Any:
+    def events(self, after: int | None = None) -> Generator[Event, None, None]:
+        """Follow the event stream until it closes (the first event is the status)."""
+        target = "/events" + (f"?after={after}" if after is not None else "")
         try:
-            given = {k: v for k, v in params.items() if v is not None}
-            # An empty params mapping would wipe a query string written into ``path``.
-            return self._handle(self.http.get(path, params=given or None))
-        except httpx.TransportError as exc:
-            raise DaemonError(f"cannot reach the daemon at {self.instance.socket}: {exc}") from exc
-
-    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+            resp = _Response(self._address(), "GET", target, None, STREAM_TIMEOUT)
+        except OSError as exc:
+            raise DaemonError(f"cannot reach the daemon at {self.instance.socket}: {exc}"
+                              ) from exc
+        self._streams.add(resp)
         try:
-            return self._handle(self.http.post(path, json=body or {}))
-        except httpx.TransportError as exc:
-            raise DaemonError(f"cannot reach the daemon at {self.instance.socket}: {exc}") from exc
-
-    def events(self, after: int | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Follow the event stream: yields (kind, data) until the connection closes."""
-        params = {"after": str(after)} if after is not None else {}
-        try:
-            with self.http.stream("GET", "/events", params=params,
-                                  timeout=httpx.Timeout(None, connect=5.0)) as resp:
-                kind, data = "", ""
-                for line in resp.iter_lines():
-                    if line.startswith("event: "):
-                        kind = line[7:]
-                    elif line.startswith("data: "):
-                        data = line[6:]
-                    elif line == "" and kind:
-                        yield kind, json.loads(data)
-                        kind, data = "", ""
-        except httpx.TransportError as exc:
+            if resp.status >= 400:
+                _answer(resp.status, resp.read())
+            kind, data, ev_id = "", "", None
+            while True:
+                raw = resp.readline()
+                if not raw:
+                    return
+                line = raw.decode(errors="replace").rstrip("\r\n")
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    data = line[6:]
+                elif line.startswith("id: "):
+                    ev_id = int(line[4:]) if line[4:].isdigit() else None
+                elif line == "" and kind:
+                    yield Event(kind, json.loads(data), ev_id)
+                    kind, data, ev_id = "", "", None
+        except OSError as exc:
             raise DaemonError(f"the event stream closed: {exc}") from exc
+        finally:
+            self._streams.discard(resp)
+            resp.close()
 
-    def close(self) -> None:
-        self.http.close()
+    # -- operator actions and operations --------------------------------------------------
+    def act(self, action: OperatorAction, *, config: str | None = None, force: bool = False,
+            wait: bool = True, on_progress: ProgressSink | None = None) -> StatusView:
+        """Submit an operator action; unless ``wait`` is false, follow it to its end.
+
+        A refused action raises StateError (naming the allowed ones); a request that ends
+        Broken — or a check that failed — raises the error that broke it, with its class,
+        hint and exit code."""
+        body: dict[str, Any] = {"force": force}
+        if config is not None:
+            body["config"] = config
+        stream = self.events() if wait else None
+        try:
+            if stream is not None:
+                next(stream)  # subscribed before submitting: no event can be missed
+            status = StatusView.from_dict(self.post(f"/actions/{action.value}", body))
+            if stream is None:
+                return status
+            status = _follow_action(stream, status, action, on_progress)
+        finally:
+            if stream is not None:
+                stream.close()
+        if status.error and (status.operational_state is OperationalState.BROKEN or (
+                action is OperatorAction.CHECK)):
+            raise broken_error(status)
+        return status
+
+    def operate(self, operation: Operation, args: dict[str, Any] | None = None, *,
+                on_output: OutputSink | None = None,
+                on_progress: ProgressSink | None = None) -> dict[str, Any]:
+        """Run a maintenance operation to its end; its result, or its error raised."""
+        stream = self.events()
+        try:
+            next(stream)
+            rec = self.post(f"/operations/{operation.value}", {"args": args or {}})
+            op_id = str(rec["id"])
+            for ev in stream:
+                if ev.kind == "output" and ev.data.get("run") == op_id and on_output:
+                    on_output(str(ev.data.get("stream")), str(ev.data.get("line")))
+                elif ev.kind in ("status", "progress"):
+                    if ev.kind == "status":
+                        view = StatusView.from_dict(ev.data)
+                        last = view.last_operation or {}
+                        if view.operation is None and last.get("id") == op_id:
+                            break
+                        if on_progress is not None:
+                            on_progress(view)
+                    elif on_progress is not None:
+                        on_progress(self.status())
+        finally:
+            stream.close()
+        done: dict[str, Any] = self.get(f"/operations/{op_id}")
+        if done.get("error"):
+            raise error_from_dict(done["error"])
+        result: dict[str, Any] = done.get("result") or {}
+        return result
 
 
-__all__ = ["AUError", "Client"]
+def _answer(status: int, raw: bytes) -> Any:
+    if status >= 400:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise DaemonError(f"daemon answered {status}: {raw[:300]!r}") from None
+        if isinstance(data, dict) and "message" in data:
+            raise error_from_dict(data)
+        raise DaemonError(f"daemon answered {status}: {data}")
+    if not raw:
+        return None
+    return json.loads(raw)
+
+
+def _follow_action(stream: Iterator[Event], first: StatusView, action: OperatorAction,
+                   on_progress: ProgressSink | None) -> StatusView:
+    """Read the stream until ``action`` has ended (an abort asked for while a request ran:
+    until the abort itself has ended)."""
+
+    def done(st: StatusView) -> bool:
+        if st.operational_state is OperationalState.BUSY:
+            return False
+        return action is not OperatorAction.ABORT or st.action is OperatorAction.ABORT
+
+    status = first
+    while not done(status):
+        if on_progress is not None:
+            on_progress(status)
+        ev = next(stream, None)
+        if ev is None:
+            raise DaemonError("the event stream closed before the request ended",
+                              hint="`au status` shows where it is; it goes on in the daemon.")
+        if ev.kind == "status":
+            status = StatusView.from_dict(ev.data)
+        elif ev.kind == "progress":
+            status = status.with_progress(ev.data)
+    return status
+
+
+def broken_error(status: StatusView) -> AUError:
+    """The error a Broken request (or a failed check) carries, ready to raise: its own
+    class, message, hint and exit code, said as the request's failure."""
+    doc = dict(status.error or {})
+    err = error_from_dict(doc)
+    step = str(doc.get("step") or status.step)
+    broken = status.operational_state is OperationalState.BROKEN
+    allowed = status.allowed_actions
+    err.message = (f"{status.request} is Broken at step {step}: {err.message}" if broken
+                   else f"{status.request} failed: {err.message}")
+    then = ("then `au retry`" + (" or `au abort`" if "abort" in allowed else "")
+            if broken else "then run it again")
+    err.hint = (err.hint + " " if err.hint else "") + f"Fix the cause, {then}."
+    err.details = {**err.details, "status": status.to_dict()}
+    return err
+
+
+__all__ = ["AUError", "Client", "Event", "broken_error"]

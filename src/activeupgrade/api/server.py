@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -18,14 +18,42 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from activeupgrade import __version__
+from activeupgrade.activity import ActivityLog
+from activeupgrade.bus import Bus
+from activeupgrade.engine.engine import Engine
+from activeupgrade.engine.platform import Platform
 from activeupgrade.errors import AUError, StateError, UsageError
+from activeupgrade.instance import Instance
+from activeupgrade.store.db import Store
 
-if TYPE_CHECKING:
-    from activeupgrade.daemon import Daemon
+
+class DaemonHandle(Protocol):
+    """What the API's handlers reach through ``request.app.state.daemon``: the daemon
+    (``daemon.py``, above this layer) provides it; the API never imports the daemon."""
+
+    @property
+    def instance(self) -> Instance: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def bus(self) -> Bus: ...
+    @property
+    def engine(self) -> Engine: ...
+    @property
+    def platform(self) -> Platform: ...
+    @property
+    def log(self) -> ActivityLog: ...
+    @property
+    def servers(self) -> list[Any]:
+        """uvicorn servers of this daemon: the Unix socket first, then any TCP listener."""
+
+    async def open_web_console(self, listen: str, remote: bool) -> dict[str, Any]:
+        """Open (or find) the web console's TCP listener; answers its URL and token."""
 
 ROUTE_MODULES: tuple[str, ...] = (
     "core",
     "events",
+    "operations",
     "web",
     "services",
     "volumes",
@@ -110,7 +138,7 @@ def openapi(routes: list[BaseRoute]) -> dict[str, Any]:
     }
 
 
-def build_app(daemon: Daemon, middleware: list[Middleware] | None = None) -> Starlette:
+def build_app(daemon: DaemonHandle, middleware: list[Middleware] | None = None) -> Starlette:
     routes = collect_routes()
     description = openapi(routes)
 
@@ -144,6 +172,27 @@ async def read_json(request: Request) -> dict[str, Any]:
     return data
 
 
-def daemon_of(request: Request) -> Daemon:
-    d: Daemon = request.app.state.daemon
+MAX_ID = 2**63 - 1
+"""Largest id or count the store can hold (SQLite integers are 64-bit)."""
+
+
+def int_param(request: Request, name: str, default: int, *, low: int = 0,
+              high: int = MAX_ID) -> int:
+    """Query parameter ``name`` as an integer in [low, high]; a UsageError otherwise."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UsageError(f"query parameter `{name}` must be an integer, got {raw[:40]!r}",
+                         hint=f"Give a whole number from {low} to {high}.") from None
+    if not low <= value <= high:
+        raise UsageError(f"query parameter `{name}` must be from {low} to {high}, got "
+                         f"{raw[:40]}", hint=f"Give a whole number from {low} to {high}.")
+    return value
+
+
+def daemon_of(request: Request) -> DaemonHandle:
+    d: DaemonHandle = request.app.state.daemon
     return d

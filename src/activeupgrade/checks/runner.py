@@ -10,56 +10,21 @@ action}]}``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from activeupgrade.checks.catalogue import BY_ID, CheckSeverity
-from activeupgrade.config.model import Config
+from activeupgrade.checks.probe import CheckEnv, Probe, Verdict
+from activeupgrade.checks.probes import PROBES
 from activeupgrade.errors import AUError
-from activeupgrade.instance import Instance
-from activeupgrade.model.states import Side, UpgradeState
 from activeupgrade.store.db import Store
 
-if TYPE_CHECKING:
-    from activeupgrade.engine.steps import StepContext
+__all__ = ["CheckEnv", "CheckResult", "Probe", "Report", "Verdict", "run_checks", "run_one"]
 
 NAMESPACE = "checks"
 LAST = "last"
 REPORT_FORMAT = 1
-
-
-@dataclass
-class CheckEnv:
-    """What a probe may look at."""
-
-    instance: Instance
-    store: Store
-    config: Config
-    state: UpgradeState = UpgradeState.IDLE
-    session: str = ""
-    side: Side = Side.PRODUCTION
-    """The side the checks are about (Upgrade for the PrepareMerge checks)."""
-    step: StepContext | None = None
-    """The running step: readiness-check actions run under it and log there."""
-    run_actions: bool = True
-    """False for a read-only plan: readiness-check actions are listed, not run."""
-    dry_run: bool = False
-    """Actions run with ACTIVE_UPGRADE_DRY_RUN=1."""
-
-
-@dataclass
-class Verdict:
-    """A probe's answer."""
-
-    ok: bool
-    message: str
-    severity: CheckSeverity | None = None
-    """Overrides the catalogue's severity (a few checks soften to a warning)."""
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-Probe = Callable[[CheckEnv], Verdict]
 
 
 @dataclass
@@ -112,18 +77,11 @@ class Report:
         }
 
 
-def probes() -> dict[str, Probe]:
-    """Check id → probe."""
-    from activeupgrade.checks.probes import PROBES
-
-    return PROBES
-
-
 def run_one(check_id: str, env: CheckEnv) -> CheckResult:
     spec = BY_ID[check_id]
     began = time.monotonic()
     try:
-        verdict = probes()[check_id](env)
+        verdict = PROBES[check_id](env)
     except AUError as exc:
         verdict = Verdict(False, f"could not be checked: {exc.message}")
     except Exception as exc:  # a probe's bug must not hide the other checks

@@ -1,8 +1,8 @@
 """The operator actions: ``au split|merge|commit|abort|finish|retry``.
 
-Each waits for completion with a progress display (or returns at once with
+Each follows its requests to the end with a progress display (or returns at once with
 ``--no-wait``); a refused action exits non-zero naming the allowed ones, and a request that
-ends Broken exits non-zero with the reason.
+ends Broken exits with the code of the error that broke it, its message and its hint.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import argparse
 from typing import Any
 
 from activeupgrade.api.client import Client
-from activeupgrade.cli.output import follow_until_done, print_json
-from activeupgrade.config import adhoc
-from activeupgrade.errors import StepError, UsageError
+from activeupgrade.cli.output import print_json, progress
+from activeupgrade.errors import UsageError
+from activeupgrade.model.states import OperatorAction
 
 HELP = {
     "split": "divide the host into Production and Upgrade Sides (PrepareSplit, ExecuteSplit)",
@@ -25,37 +25,6 @@ HELP = {
 }
 
 
-def submit_and_wait(
-    client: Client,
-    action: str,
-    *,
-    config: str | None = None,
-    force: bool = False,
-    no_wait: bool = False,
-    quiet: bool = False,
-) -> dict[str, Any]:
-    """Submit an operator action; unless ``no_wait``, follow it to the end.
-
-    Raises StateError when the action is refused and StepError when it ends Broken.
-    """
-    body: dict[str, Any] = {"force": force}
-    if config is not None:
-        body["config"] = config
-    status: dict[str, Any] = client.post(f"/actions/{action}", body)
-    if no_wait:
-        return status
-    status = follow_until_done(client, action, quiet=quiet)
-    if status["operational_state"] == "Broken":
-        raise StepError(
-            f"{status['request']} is Broken: {status.get('reason')}",
-            hint="Fix the cause (`au log --severity warning`), then `au retry`"
-            + (" or `au abort`" if "abort" in status.get("allowed_actions", []) else "")
-            + ".",
-            details={"status": status},
-        )
-    return status
-
-
 def make_handler(action: str) -> Any:
     def handler(args: argparse.Namespace) -> int:
         client = Client.from_env()
@@ -64,16 +33,18 @@ def make_handler(action: str) -> Any:
         if volumes:
             if config is not None:
                 raise UsageError("give either --config or --volume, not both")
+            from activeupgrade.config import adhoc  # reads configuration files
+
             config = str(adhoc.volumes_file(client.instance, volumes))
-        status = submit_and_wait(
-            client, action, config=config,
-            force=getattr(args, "force", False), no_wait=args.no_wait, quiet=args.json,
-        )
+        with progress(quiet=args.json or args.no_wait) as bar:
+            status = client.act(OperatorAction(action), config=config,
+                                force=getattr(args, "force", False), wait=not args.no_wait,
+                                on_progress=bar)
         if args.json:
-            print_json(status)
+            print_json(status.to_dict())
         else:
-            print(f"{action}: upgrade state {status['upgrade_state']}, "
-                  f"{status['operational_state']}")
+            print(f"{action}: upgrade state {status.upgrade_state}, "
+                  f"{status.operational_state}")
         return 0
 
     return handler

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 from activeupgrade.api.client import Client
 from activeupgrade.cli import oneoff
-from activeupgrade.cli.actions import submit_and_wait
-from activeupgrade.cli.output import print_json
-from activeupgrade.errors import CheckFailed
+from activeupgrade.cli.output import print_json, progress
+from activeupgrade.errors import AUError, CheckFailed
+from activeupgrade.model.states import OperatorAction
 
 
 def report_lines(report: dict[str, Any]) -> list[str]:
@@ -37,10 +38,24 @@ def not_ready(report: dict[str, Any]) -> CheckFailed:
 def cmd_check(args: argparse.Namespace) -> int:
     client = Client.from_env()
     config = oneoff.config_path(args) or None
-    submit_and_wait(client, "check", config=config, no_wait=args.no_wait, quiet=args.json)
+    asked = time.time()
+    try:
+        with progress(quiet=args.json or args.no_wait) as bar:
+            client.act(OperatorAction.CHECK, config=config, wait=not args.no_wait,
+                       on_progress=bar)
+    except AUError:
+        # The check itself failed (an action of the check, its configuration): show the
+        # verdicts it reached, then the failure.
+        report = client.get("/checks/last")
+        if report.get("ran", True) and float(report.get("at", 0)) >= asked - 1:
+            if args.json:
+                print_json(report)
+            else:
+                print("\n".join(report_lines(report)))
+        raise
     if args.no_wait:
         return 0
-    report: dict[str, Any] = client.get("/checks/last")
+    report = client.get("/checks/last")
     if args.json:
         print_json(report)
     else:

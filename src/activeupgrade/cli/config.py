@@ -31,7 +31,7 @@ def _path(name: str) -> Path:
 def _load(name: str | None) -> Config:
     if name:
         return loader.load_file(_path(name))
-    loaded = str(Client.from_env().get("/status").get("config") or "")
+    loaded = Client.from_env().status().config
     if not loaded:
         raise ConfigError("no configuration file given and none is loaded",
                           hint="Give a FILE, or load one with `au config load FILE`.")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from activeupgrade.api.client import Client
 from activeupgrade.cli.output import print_json
+from activeupgrade.engine.view import StatusView
+from activeupgrade.errors import InstanceError
 from activeupgrade.instance import Instance
 from activeupgrade.units import human_bytes
 
 
-def status_text(s: dict[str, Any]) -> str:
+def status_text(view: StatusView) -> str:
+    s = view.to_dict()
     facts = s.get("facts") or {}
     pending = facts.get("pending_resync") or {}
     duplex = "Duplex" if s.get("duplex") else "Simplex"
@@ -31,9 +33,15 @@ def status_text(s: dict[str, Any]) -> str:
         f"Session:           {s.get('session') or '-'}",
         f"Configuration:     {s.get('config') or '(none: all adopted volumes)'}",
     ]
-    if s["operational_state"] == "Broken":
+    if view.broken:
         lines.append(f"Broken because:    {s.get('reason')}")
-    if s.get("progress") and s["operational_state"] == "Busy":
+        if view.error and view.error.get("hint"):
+            lines.append(f"What to do:        {view.error['hint']}")
+    elif view.error:
+        lines.append(f"Last failure:      {view.error.get('message')}")
+    if view.operation:
+        lines.append(f"Operation:         {view.operation.get('operation')}")
+    if view.busy and view.progress.step:
         p = s["progress"]
         lines.append(
             f"Progress:          {p.get('step')} {p.get('percent', 0)}% {p.get('text', '')}"
@@ -51,16 +59,32 @@ def status_text(s: dict[str, Any]) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     client = Client.from_env()
-    s = client.get("/status")
+    s = client.status()
     if args.json:
-        print_json(s)
+        print_json(s.to_dict())
     else:
         print(status_text(s))
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    instance = Instance.from_env()
+    if instance.exists():
+        print(f"an instance exists already at {instance.home}")
+        return 0
+    from activeupgrade.store.db import Store  # creates the state database
+
+    instance.ensure()
+    Store(instance.db).close()
+    print(f"created the instance {instance.home}")
+    return 0
+
+
 def cmd_daemon(args: argparse.Namespace) -> int:
     if args.stop:
+        if not Instance.from_env().exists():
+            print("no daemon running (no instance)")
+            return 0
         client = Client.from_env(start=False)
         if client.alive():
             client.post("/daemon/shutdown")
@@ -70,7 +94,11 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         return 0
     from activeupgrade.daemon import serve
 
-    return serve(Instance.from_env())
+    instance = Instance.from_env()
+    if not instance.exists():
+        raise InstanceError(f"there is no instance at {instance.home}",
+                            hint="Create it with `au init` first.")
+    return serve(instance)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -79,6 +107,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)
+    p = sub.add_parser("init", help="create the instance folder (AU_HOME) on purpose")
+    p.set_defaults(func=cmd_init)
     p = sub.add_parser("daemon", help="run the daemon in the foreground (the CLI starts it itself)")
     p.add_argument("--stop", action="store_true", help="ask the running daemon to stop")
     p.set_defaults(func=cmd_daemon)

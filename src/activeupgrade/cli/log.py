@@ -13,13 +13,6 @@ from activeupgrade.errors import UsageError
 from activeupgrade.model.states import Severity
 
 
-def to_entry(d: dict[str, Any]) -> Entry:
-    return Entry(
-        d["id"], d["parent"], d["at"], d["session"], d["side"], d["state"], d["request"],
-        Severity(d["severity"]), d["event"], d["message"], d.get("details") or {},
-    )
-
-
 def cmd_log(args: argparse.Namespace) -> int:
     client = Client.from_env()
     params = dict(
@@ -27,7 +20,7 @@ def cmd_log(args: argparse.Namespace) -> int:
         event=args.event, limit=args.limit, root=args.entry,
     )
     raw: list[dict[str, Any]] = client.get("/log", **params)
-    entries = [to_entry(d) for d in raw]
+    entries = [Entry.from_dict(d) for d in raw]
     if args.save:
         path = Path(args.save)
         as_json = args.json or path.suffix == ".json"
@@ -50,8 +43,9 @@ def cmd_log(args: argparse.Namespace) -> int:
         else:
             print(render_text(entries), end="", flush=True)
         min_rank = Severity(args.severity).rank if args.severity else 0
-        for kind, data in client.events(after=last):
-            if kind != "log" or data["id"] <= last:
+        for ev in client.events(after=last):
+            data = ev.data
+            if ev.kind != "log" or data["id"] <= last:
                 continue
             if Severity(data["severity"]).rank < min_rank:
                 continue
@@ -62,7 +56,7 @@ def cmd_log(args: argparse.Namespace) -> int:
             if args.event and not data["event"].startswith(args.event):
                 continue
             last = data["id"]
-            print(json.dumps(data) if args.json else to_entry(data).to_text(), flush=True)
+            print(json.dumps(data) if args.json else Entry.from_dict(data).to_text(), flush=True)
     return 0
 
 

@@ -28,6 +28,17 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 """Modules under ``activeupgrade.cli`` that register subcommands, in help order."""
 
+COMMANDS: dict[str, str] = {
+    "status": "core", "init": "core", "daemon": "core",
+    "split": "actions", "merge": "actions", "commit": "actions", "abort": "actions",
+    "finish": "actions", "retry": "actions",
+    "log": "log", "demo": "demo", "web": "web", "console": "console", "service": "service",
+    "volume": "volume", "exec": "side", "shell": "side", "restart-upgrade-side": "side",
+    "config": "config", "check": "check", "plan": "plan",
+}
+"""Which module registers each command: a command imports only its own module, so that
+``au status`` starts fast (``au --help`` imports them all)."""
+
 
 class Parser(argparse.ArgumentParser):
     """argparse that raises UsageError instead of exiting, so main renders every error."""
@@ -36,7 +47,8 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}", hint=f"Run `{self.prog} --help`.")
 
 
-def build_parser() -> Parser:
+def build_parser(command: str | None = None) -> Parser:
+    """The parser of every command, or of ``command`` only (its module alone is imported)."""
     parser = Parser(
         prog="au",
         description="Active Upgrade for Linux: upgrade a running host while its critical "
@@ -45,9 +57,21 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"au {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    only = COMMANDS.get(command or "")
     for name in COMMAND_MODULES:
-        importlib.import_module(f"activeupgrade.cli.{name}").register(sub)
+        if only is None or name == only:
+            importlib.import_module(f"activeupgrade.cli.{name}").register(sub)
     return parser
+
+
+def _command_of(args: list[str]) -> str | None:
+    """The command word of ``args`` (None when there is none, or for help and version)."""
+    for arg in args:
+        if arg in ("-h", "--help", "--version"):
+            return None
+        if not arg.startswith("-"):
+            return arg
+    return None
 
 
 def render_error(exc: AUError) -> None:
@@ -60,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list or os.environ.get("AU_DEBUG") == "1"
     try:
-        parser = build_parser()
+        parser = build_parser(_command_of(args_list))
         args = parser.parse_args(args_list)
         if not getattr(args, "func", None):
             parser.print_help()

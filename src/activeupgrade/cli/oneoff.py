@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-from activeupgrade.config import loader
-from activeupgrade.config.adhoc import volumes_file
 from activeupgrade.instance import Instance
 
 
@@ -27,6 +25,9 @@ def config_path(args: argparse.Namespace) -> str:
     A bad ``--config`` file is refused here, with its file, line and field; ``--volume``
     values become an ordinary, checked configuration file of the instance.
     """
+    from activeupgrade.config import loader  # only when a file is given
+    from activeupgrade.config.adhoc import volumes_file
+
     if args.config:
         path = loader.resolve(Instance.from_env(), args.config)
         loader.load_file(path)

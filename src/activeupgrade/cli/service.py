@@ -7,7 +7,8 @@ import time
 from typing import Any
 
 from activeupgrade.api.client import Client
-from activeupgrade.cli.output import print_json, table
+from activeupgrade.cli.output import print_json, progress, table
+from activeupgrade.model.states import Operation
 
 
 def _state(row: dict[str, Any]) -> str:
@@ -61,7 +62,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    row: dict[str, Any] = Client.from_env().post(f"/services/{args.name}/start")
+    with progress(quiet=args.json) as bar:
+        row = Client.from_env().operate(Operation.SERVICE_START, {"name": args.name},
+                                        on_progress=bar)
     if args.json:
         print_json(row)
     else:
@@ -72,8 +75,9 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    route = "release" if args.release else "stop"
-    row: dict[str, Any] = Client.from_env().post(f"/services/{args.name}/{route}")
+    operation = Operation.SERVICE_RELEASE if args.release else Operation.SERVICE_STOP
+    with progress(quiet=args.json) as bar:
+        row = Client.from_env().operate(operation, {"name": args.name}, on_progress=bar)
     if args.json:
         print_json(row)
     else:

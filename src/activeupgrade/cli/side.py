@@ -7,10 +7,10 @@ import os
 import sys
 
 from activeupgrade.api.client import Client
-from activeupgrade.cli.output import print_json
+from activeupgrade.cli.output import print_json, progress
 from activeupgrade.errors import UsageError
 from activeupgrade.instance import Instance
-from activeupgrade.platform.side import namespace
+from activeupgrade.model.states import Operation
 
 
 def _exec(args: argparse.Namespace) -> int:
@@ -19,15 +19,22 @@ def _exec(args: argparse.Namespace) -> int:
         argv = argv[1:]
     if not argv:
         raise UsageError("nothing to run", hint="au exec -- COMMAND [ARGS...]")
-    r = Client.from_env().post("/side/exec", {"argv": argv, "timeout": args.timeout})
-    sys.stdout.write(r["stdout"])
-    sys.stderr.write(r["stderr"])
+
+    def show(stream: str, line: str) -> None:
+        out = sys.stdout if stream == "stdout" else sys.stderr
+        out.write(line + "\n")
+        out.flush()
+
+    r = Client.from_env().operate(Operation.EXEC, {"argv": argv, "timeout": args.timeout},
+                                  on_output=show)
     rc: int = r["returncode"]
     return rc if rc >= 0 else 128 - rc
 
 
 def _shell(args: argparse.Namespace) -> int:
     """Interactive: this process becomes the shell inside the Upgrade Side."""
+    from activeupgrade.platform.side import namespace
+
     instance = Instance.from_env()
     rec = namespace.read(instance)
     if not rec or rec.get("state") != "up":
@@ -44,7 +51,8 @@ def _shell(args: argparse.Namespace) -> int:
 
 
 def _restart(args: argparse.Namespace) -> int:
-    r = Client.from_env().post("/side/restart", {})
+    with progress(quiet=args.json) as bar:
+        r = Client.from_env().operate(Operation.RESTART_UPGRADE_SIDE, on_progress=bar)
     if args.json:
         print_json(r)
     else:

@@ -7,7 +7,8 @@ import os
 from typing import Any
 
 from activeupgrade.api.client import Client
-from activeupgrade.cli.output import print_json, table
+from activeupgrade.cli.output import print_json, progress, table
+from activeupgrade.model.states import Operation
 from activeupgrade.units import human_bytes
 
 
@@ -44,7 +45,12 @@ def _show(args: argparse.Namespace) -> int:
 
 def _adopt(args: argparse.Namespace) -> int:
     path = os.path.abspath(args.path)
-    v = Client.from_env().post("/volumes/adopt", {"path": path, "role": args.role})
+    # The first adopt creates the instance (AU_HOME, or the default one) on purpose.
+    client = Client.from_env(create=True)
+    with progress(quiet=args.json) as bar:
+        done = client.operate(Operation.ADOPT, {"path": path, "role": args.role},
+                              on_progress=bar)
+    v: dict[str, Any] = done["volume"]
     if args.json:
         print_json(v)
         return 0
@@ -55,10 +61,9 @@ def _adopt(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     client = Client.from_env()
-    names = args.names or ["all"]
-    results = []
-    for name in names:
-        results.extend(client.post(f"/volumes/{name}/verify", {}))
+    with progress(quiet=args.json) as bar:
+        done = client.operate(Operation.VERIFY, {"names": list(args.names)}, on_progress=bar)
+    results: list[dict[str, Any]] = done.get("volumes", [])
     if args.json:
         print_json(results)
     else:
@@ -68,13 +73,15 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    r = Client.from_env().post(f"/volumes/{args.name}/release", {})
+    with progress() as bar:
+        r = Client.from_env().operate(Operation.RELEASE, {"name": args.name}, on_progress=bar)
     print(f"{r['released']} is a plain directory again")
     return 0
 
 
 def _resync(args: argparse.Namespace) -> int:
-    r = Client.from_env().post(f"/volumes/{args.name}/resync", {})
+    with progress(quiet=args.json) as bar:
+        r = Client.from_env().operate(Operation.RESYNC, {"name": args.name}, on_progress=bar)
     if args.json:
         print_json(r)
     else:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from activeupgrade.api.address import DEFAULT_LISTEN, is_loopback, parse_listen
 from activeupgrade.api.client import Client
-from activeupgrade.api.routes.web import DEFAULT_LISTEN, is_loopback, parse_listen
 from activeupgrade.cli.output import print_json
 
 

@@ -40,6 +40,22 @@ def staged(instance: Instance, session: str, path: Path) -> Path:
     return instance.staging / session / path.name
 
 
+def restore(instance: Instance, session: str, files: dict[str, str]) -> None:
+    """Write a session's staged files again (from the store's copy) when they went
+    missing from the staging area."""
+    folder = instance.staging / session
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name, text in files.items():
+            write_durably(folder / Path(name).name, text.encode())
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the staged configuration of session {session} to {folder}: "
+            f"{exc.strerror or exc}",
+            hint="Check free space and permissions of the instance folder.",
+        ) from None
+
+
 def forget(instance: Instance, session: str) -> None:
     """Remove the staged copies of a finished session."""
     shutil.rmtree(instance.staging / session, ignore_errors=True)

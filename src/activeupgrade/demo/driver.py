@@ -2,8 +2,8 @@
 
 Read commands and operator commands that have no API call of their own (``volume``,
 ``service``, ``config``, ``exec``) run as ``au`` subprocesses on the demo's instance, exactly
-as an operator types them. Operator actions go through the API client and
-``submit_and_wait``, which shows the request's progress. A command this build does not have
+as an operator types them. Operator actions go through the API client, which follows the
+request's progress on the event stream. A command this build does not have
 is a loud failure that names the feature the demo needs, never a skipped step.
 """
 
@@ -16,10 +16,11 @@ from typing import Any
 
 from activeupgrade import proc
 from activeupgrade.api.client import Client
-from activeupgrade.cli.actions import submit_and_wait
 from activeupgrade.demo.layout import DemoTree
 from activeupgrade.errors import AUError, ProcessError
 from activeupgrade.instance import Instance
+from activeupgrade.model.states import OperatorAction
+from activeupgrade.present.progress import ProgressLine
 
 Say = Callable[[str], None]
 
@@ -79,9 +80,16 @@ class Au:
             raise missing_feature(f"`au {' '.join(args)} --json` printed no JSON ({feature})",
                                   done.stdout[-500:]) from exc
 
-    def action(self, name: str, **body: Any) -> dict[str, Any]:
+    def action(self, name: str, *, config: str | None = None) -> dict[str, Any]:
         """An operator action through the API, followed to its end with progress."""
-        return submit_and_wait(self.client, name, quiet=not self.progress, **body)
+        line = ProgressLine() if self.progress else None
+        try:
+            status = self.client.act(OperatorAction(name), config=config,
+                                     on_progress=line.status if line else None)
+        finally:
+            if line is not None:
+                line.done()
+        return status.to_dict()
 
     def status(self) -> dict[str, Any]:
         status: dict[str, Any] = self.client.get("/status")

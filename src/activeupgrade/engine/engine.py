@@ -1,16 +1,18 @@
 """The engine: executes operator actions as requests of durable, idempotent steps.
 
 One place changes the state (``_set``), journals it and publishes it. A request runs in a
-worker thread; each step is journaled before and after it runs. A failure makes the
-request Broken with the reason; Retry resumes from the failed step (completed steps of the
-same run are skipped); Abort runs its own steps from any partial progress. After a crash a
-Busy request is found Broken "interrupted at step X".
+worker thread; each step is journaled before and after it runs (``runner.py``). A failure
+makes the request Broken with the reason and the error's document (class, message, hint,
+exit code), so clients can show the real cause; Retry resumes from the failed step
+(completed steps of the same run are skipped); Abort runs its own steps from any partial
+progress. After a crash a Busy request is found Broken "interrupted at step X". The
+readiness check never breaks the instance: it reports, and its failure is shown with the
+instance still Ready. Maintenance operations (``maintenance.py``) take the same Busy slot.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import threading
 import time
@@ -19,21 +21,26 @@ from collections.abc import Callable
 from typing import Any
 
 from activeupgrade.activity import ActivityLog, Context
-from activeupgrade.bus import Bus
+from activeupgrade.bus import Bus, EventKind
 from activeupgrade.config.model import Config
 from activeupgrade.durable import write_durably
+from activeupgrade.engine import maintenance
 from activeupgrade.engine.journal import Journal
 from activeupgrade.engine.platform import Platform
-from activeupgrade.engine.status import Status, load_status, save_status
-from activeupgrade.engine.steps import CancelToken, Step, StepContext
+from activeupgrade.engine.runner import Run, run_steps
+from activeupgrade.engine.status import Status, load_status, new_id, save_status
+from activeupgrade.engine.steps import CancelToken, Step
+from activeupgrade.engine.view import VIEW_FORMAT, StatusView
 from activeupgrade.errors import AUError, Interrupted, StateError, StepError
 from activeupgrade.instance import Instance
 from activeupgrade.model.graph import GRAPH, StateGraph, Transition
 from activeupgrade.model.states import (
+    Operation,
     OperationalState,
     OperatorAction,
     PartnerState,
     Request,
+    SessionOutcome,
     Severity,
     UpgradeState,
 )
@@ -46,9 +53,13 @@ FAULT_PAUSE_ENV = "AU_FAULT_PAUSE"
 """Test hook: ``Request/step/begin|end``; the engine writes ``run/paused`` and waits there
 (the crash test kills it with SIGKILL at that boundary)."""
 
+LOADED = ("config", "loaded")
+"""Store document: the configuration file loaded for the next session."""
 
-def new_id(prefix: str) -> str:
-    return f"{prefix}{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+def error_document(exc: AUError, step: str = "") -> dict[str, Any]:
+    """An error as it is stored in the status and sent to clients."""
+    return {**exc.to_dict(), "step": step}
 
 
 class Engine:
@@ -70,10 +81,12 @@ class Engine:
         self._lock = threading.RLock()
         self._status = load_status(store)
         self._worker: threading.Thread | None = None
-        self._cancel = CancelToken()
+        self.cancel = CancelToken()
+        """Cancels the running request at its next step boundary (an operator abort)."""
         self._abort_requested = False
         self._fault = os.environ.get(FAULT_PAUSE_ENV, "")
         self._check_config: str | None = None
+        self._results: dict[str, dict[str, Any]] = {}
         self.progress: dict[str, Any] = {}
 
     # -- reading ------------------------------------------------------------------------
@@ -85,7 +98,11 @@ class Engine:
         s = self._status
         return self.graph.allowed(s.upgrade_state, s.operational_state)
 
-    def status_view(self) -> dict[str, Any]:
+    def allowed_operations(self) -> list[Operation]:
+        s = self._status
+        return self.graph.allowed_operations(s.upgrade_state, s.operational_state)
+
+    def view(self) -> StatusView:
         """The status bar (SPEC §2.4) plus what the consoles need to draw their buttons."""
         s = self.status()
         partner, detail = (PartnerState.NONE, "")
@@ -99,23 +116,28 @@ class Engine:
             facts = self.platform.facts()
         except AUError as exc:
             facts = {"duplex": False, "facts_error": exc.message}
-        view = s.to_dict()
         partner_text = partner.value
         if partner is PartnerState.HUNG:
             partner_text = f"Hung: {detail}" if detail else "Hung"
-        view.update(
-            partner_state=partner_text,
-            partner_detail=detail,
-            allowed_actions=[a.value for a in self.allowed()],
-            costs={
-                a.value: self.graph.cost(a, s.upgrade_state) for a in self.allowed()
-            },
-            duplex=bool(facts.get("duplex", False)),
-            facts=facts,
-            progress=dict(self.progress),
-            max_attempts=MAX_ATTEMPTS,
-        )
-        return view
+        allowed = self.graph.allowed(s.upgrade_state, s.operational_state)
+        return StatusView.from_dict({
+            **s.to_dict(),
+            "partner_state": partner_text,
+            "partner_detail": detail,
+            "allowed_actions": [a.value for a in allowed],
+            "allowed_operations": [o.value for o in self.graph.allowed_operations(
+                s.upgrade_state, s.operational_state)],
+            "costs": {a.value: self.graph.cost(a, s.upgrade_state) for a in allowed},
+            "duplex": bool(facts.get("duplex", False)),
+            "facts": facts,
+            "progress": dict(self.progress),
+            "max_attempts": MAX_ATTEMPTS,
+            "format": VIEW_FORMAT,
+        })
+
+    def status_view(self) -> dict[str, Any]:
+        """``view()`` as the JSON document the API sends."""
+        return self.view().to_dict()
 
     def set_config(self, path: str) -> None:
         """Make ``path`` the configuration of the next session ("" for none)."""
@@ -125,7 +147,16 @@ class Engine:
                     "a session is running: its configuration cannot change",
                     hint="Finish or abort the session first; it uses its staged copy.",
                 )
+            if self._status.operational_state is OperationalState.BUSY:
+                raise StateError("a request is running: load the configuration when it "
+                                 "ends", hint="Wait until `au status` shows Ready.")
+            self.store.put_doc(*LOADED, path)
             self._set(config=path)
+
+    def loaded_config(self) -> str:
+        """The configuration file loaded for the next session ("" for none)."""
+        doc = self.store.get_doc(*LOADED)
+        return str(doc) if isinstance(doc, str) else ""
 
     # -- the one place state changes ----------------------------------------------------
     def _set(self, **changes: Any) -> None:
@@ -134,7 +165,7 @@ class Engine:
                 setattr(self._status, k, v)
             save_status(self.store, self._status)
             data = self._status.to_dict()
-        self.bus.publish("status", data)
+        self.bus.publish(EventKind.STATUS, data)
 
     def _ctx(self, request: Request | None = None) -> Context:
         s = self._status
@@ -142,9 +173,13 @@ class Engine:
 
     # -- start-up -----------------------------------------------------------------------
     def recover(self) -> None:
-        """After a crash or restart: a Busy request becomes Broken, naming the step."""
+        """After a crash or restart: a Busy request becomes Broken, naming the step; an
+        interrupted maintenance operation gives the instance back as it found it."""
         s = self.status()
         if s.operational_state is not OperationalState.BUSY:
+            return
+        if s.operation is not None:
+            maintenance.recover(self, s)
             return
         open_step = self.journal.open_step(s.run)
         if open_step:
@@ -154,7 +189,8 @@ class Engine:
         else:
             step, reason = "", f"interrupted before the first step of {s.request}"
         self._set(operational_state=OperationalState.BROKEN, reason=reason, step=step,
-                  sub_request=None)
+                  sub_request=None, error=error_document(Interrupted(
+                      reason, hint="Retry resumes it from that step, or Abort."), step))
         self.log.write(
             "engine.interrupted", f"{s.request} was {reason}; Retry resumes it, or Abort",
             severity=Severity.ERROR, ctx=self._ctx(),
@@ -170,8 +206,13 @@ class Engine:
             s = self._status
             transition = self.graph.require(action, s.upgrade_state, s.operational_state)
             if action is OperatorAction.ABORT and s.operational_state is OperationalState.BUSY:
+                if s.operation is not None:
+                    raise StateError(
+                        f"a maintenance operation ({s.operation.get('operation')}) is "
+                        "running: abort when it ends",
+                        hint="Wait until `au status` shows Ready or Broken.")
                 self._abort_requested = True
-                self._cancel.cancel("the operator aborted the session")
+                self.cancel.cancel("the operator aborted the session")
                 self.log.write(
                     "engine.abort.requested",
                     f"abort requested while {s.request} runs; it stops at its next step boundary",
@@ -189,6 +230,10 @@ class Engine:
                 self._start_retry()
             else:
                 assert transition is not None
+                if transition.starts_session:
+                    # A session never starts on a configuration that cannot be read: it
+                    # could then not even be aborted. The error goes back to the caller.
+                    self.platform.idle_config(config if config is not None else s.config)
                 self._start(transition, config)
             return self.status()
 
@@ -199,6 +244,7 @@ class Engine:
             pending=[st.request for st in t.stages],
             operational_state=OperationalState.BUSY,
             reason="",
+            error=None,
             run="",
             attempt=0,
             step="",
@@ -219,22 +265,20 @@ class Engine:
                     "INSERT INTO sessions (id, started, config) VALUES (?, ?, ?)",
                     (self._status.session, time.time(), self._status.config),
                 )
-        self._launch(t, fresh=True)
+        self._launch(lambda: self._work(t, True))
 
     def _start_retry(self) -> None:
         s = self._status
         if s.action is None or not s.pending:
             raise StateError("nothing to retry", hint="Run `au status` to see the state.")
         t = self.graph.transition(s.action)
-        self._set(operational_state=OperationalState.BUSY, reason="")
-        self._launch(t, fresh=False)
+        self._set(operational_state=OperationalState.BUSY, reason="", error=None)
+        self._launch(lambda: self._work(t, False))
 
-    def _launch(self, t: Transition, *, fresh: bool) -> None:
-        self._cancel = CancelToken()
+    def _launch(self, work: Callable[[], None], name: str = "request") -> None:
+        self.cancel = CancelToken()
         self._abort_requested = False
-        self._worker = threading.Thread(
-            target=self._work, args=(t, fresh), name=f"request-{t.action}", daemon=True
-        )
+        self._worker = threading.Thread(target=work, name=name, daemon=True)
         self._worker.start()
 
     def wait(self, timeout: float | None = None) -> Status:
@@ -244,14 +288,28 @@ class Engine:
             worker.join(timeout)
         return self.status()
 
+    # -- maintenance operations -----------------------------------------------------------
+    def submit_operation(self, operation: Operation, args: dict[str, Any]) -> dict[str, Any]:
+        """Start a maintenance operation in the Busy slot; returns its record (its ``id``
+        names it in ``GET /operations/ID`` and in the events)."""
+        with self._lock:
+            s = self._status
+            self.graph.require_operation(operation, s.upgrade_state, s.operational_state)
+            steps = self.platform.operation_steps(operation, args)  # bad arguments: refused
+            record = maintenance.begin(self, operation, args)
+            self._launch(lambda: maintenance.work(self, record, steps), name=f"op-{operation}")
+            return record
+
     # -- the worker ---------------------------------------------------------------------
     def _work(self, t: Transition, fresh: bool) -> None:
         try:
             self._run_transition(t, fresh)
         except Exception as exc:  # a bug, not a step failure: still never lose the state
+            err = StepError(f"internal error: {exc}")
             self._set(
-                operational_state=OperationalState.BROKEN,
-                reason=f"internal error: {exc}",
+                operational_state=OperationalState.BROKEN if t.breaks
+                else OperationalState.READY,
+                reason=f"internal error: {exc}", error=error_document(err),
             )
             self.log.write(
                 "engine.bug", f"internal error: {exc}", severity=Severity.CRITICAL,
@@ -282,17 +340,17 @@ class Engine:
                 "request.config", f"{first.request}: the configuration cannot be used",
                 severity=Severity.ERROR, ctx=self._ctx(first.request),
             )
-            self._fail(first.request, "configuration", exc, node)
+            self._fail(t, first.request, "configuration", exc, node)
             return
         for i, stage in enumerate(stages):
             resume = not fresh and i == 0
-            ok = self._run_request(stage.request, stage.state, config, resume=resume)
+            ok = self._run_request(t, stage.request, stage.state, config, resume=resume)
             if not ok:
                 return
             self._set(pending=[st.request for st in stages[i + 1 :]])
         ended = t.ends_session
         session = self._status.session
-        self._set(
+        changes: dict[str, Any] = dict(
             upgrade_state=t.target,
             operational_state=OperationalState.READY,
             step="",
@@ -301,29 +359,38 @@ class Engine:
             abort_from=self._status.abort_from if not ended else None,
             session="" if ended else session,
         )
+        if ended:
+            # A one-off configuration (`au split --config F`, `--volume P`) was for that
+            # session only: the next one uses the loaded configuration again.
+            changes["config"] = self.loaded_config()
+        self._set(**changes)
         self.progress.clear()
         self.log.write(
             "engine.state", f"{t.action} completed: upgrade state is {t.target}",
             severity=Severity.NOTICE, ctx=self._ctx(),
             details={"action": t.action.value, "state": t.target.value},
         )
-        if ended:
+        outcome = {OperatorAction.COMMIT: SessionOutcome.COMMITTED,
+                   OperatorAction.ABORT: SessionOutcome.ABORTED}
+        if t.action in outcome or ended:
             with self.store.transaction() as db:
-                db.execute(
-                    "UPDATE sessions SET ended=?, outcome=? WHERE id=?",
-                    (time.time(), "completed", session),
-                )
+                if t.action in outcome:
+                    db.execute("UPDATE sessions SET outcome=? WHERE id=?",
+                               (outcome[t.action].value, session))
+                if ended:
+                    db.execute("UPDATE sessions SET ended=? WHERE id=?", (time.time(), session))
+        if ended:
             self.platform.end_session(session)
 
     def _run_request(
-        self, request: Request, state: UpgradeState, config: Config, *, resume: bool
+        self, t: Transition, request: Request, state: UpgradeState, config: Config, *,
+        resume: bool
     ) -> bool:
         s = self._status
         run = s.run if resume and s.run else new_id("r")
         attempt = s.attempt + 1 if resume else 1
         self._set(upgrade_state=state, request=request, run=run, attempt=attempt, step="")
-        steps = self.platform.steps(request, config, s.abort_from)
-        done = self.journal.completed(run)
+        steps = self.platform.steps(request, config)
         node = self.log.write(
             "request.start",
             f"{request} {'resumed (attempt ' + str(attempt) + ')' if resume else 'started'}",
@@ -331,60 +398,13 @@ class Engine:
             details={"run": run, "attempt": attempt, "steps": [st.name for st in steps]},
         )
         started = time.monotonic()
-        for index, step in enumerate(steps):
-            if step.name in done:
-                self.log.write(
-                    "step.skip", f"{step.name}: already done in this run", parent=node,
-                    severity=Severity.DEBUG, ctx=self._ctx(request),
-                )
-                continue
-            if self._cancel.cancelled:
-                return self._fail(request, step.name, Interrupted(self._cancel.reason), node)
-            self.progress.update(
-                request=request.value, step=step.name, index=index, total=len(steps), percent=0.0,
-                text=step.description,
-            )
-            self._set(step=step.name, sub_request=step.sub_request)
-            self.journal.mark(s.session, run, request.value, step.name, "begin", attempt)
-            self._fault_point(request, step.name, "begin")
-            step_node = self.log.write(
-                "step.start", step.description or step.name, parent=node,
-                ctx=self._ctx(request), details={"step": step.name}, side=step.side.value,
-            )
-            ctx = StepContext(
-                instance=self.instance, store=self.store, log=self.log, config=config,
-                session=self._status.session, request=request, state=state,
-                abort_from=self._status.abort_from, attempt=attempt, step=step.name,
-                node=step_node, deadline=time.monotonic() + step.timeout, cancel=self._cancel,
-                side=step.side, progress_cb=self._progress_cb(request, step, index, len(steps)),
-                sub_request=step.sub_request,
-            )
-            t0 = time.monotonic()
-            try:
-                step.run(ctx)
-            except AUError as exc:
-                self.journal.mark(s.session, run, request.value, step.name, "fail", attempt,
-                                  exc.message)
-                return self._fail(request, step.name, exc, step_node)
-            except Exception as exc:
-                err = StepError(f"{type(exc).__name__}: {exc}")
-                self.journal.mark(s.session, run, request.value, step.name, "fail", attempt,
-                                  err.message)
-                self.log.write(
-                    "step.bug", f"unexpected error in {step.name}", parent=step_node,
-                    severity=Severity.CRITICAL, ctx=self._ctx(request),
-                    details={"traceback": traceback.format_exc()},
-                )
-                return self._fail(request, step.name, err, step_node)
-            took = time.monotonic() - t0
-            self.journal.mark(s.session, run, request.value, step.name, "end", attempt)
-            self.log.write(
-                "step.done", f"{step.name} done in {took:.3f}s", parent=step_node,
-                ctx=self._ctx(request),
-                details={"step": step.name, "seconds": round(took, 4), **ctx.results},
-                side=step.side.value,
-            )
-            self._fault_point(request, step.name, "end")
+        failure = run_steps(
+            self, steps, Run(request, state, run, attempt, s.session, config, node),
+            on_step=lambda step, index: self._on_step(request, step, index, len(steps)),
+        )
+        self._results.pop(run, None)
+        if failure is not None:
+            return self._fail(t, request, failure.step, failure.error, failure.node)
         self._set(sub_request=None)
         self.log.write(
             "request.done", f"{request} completed in {time.monotonic() - started:.2f}s",
@@ -392,19 +412,35 @@ class Engine:
         )
         return True
 
-    def _fail(self, request: Request, step: str, exc: AUError, node: int) -> bool:
+    def _on_step(self, request: Request, step: Step, index: int, total: int) -> None:
+        self.progress.update(request=request.value, step=step.name, index=index, total=total,
+                             percent=0.0, text=step.description)
+        self._set(step=step.name, sub_request=step.sub_request)
+
+    def _fail(self, t: Transition, request: Request, step: str, exc: AUError,
+              node: int) -> bool:
         reason = f"{step}: {exc.message}"
-        self._set(operational_state=OperationalState.BROKEN, reason=reason, step=step,
-                  sub_request=None)
+        doc = error_document(exc, step)
+        if t.breaks:
+            self._set(operational_state=OperationalState.BROKEN, reason=reason, step=step,
+                      sub_request=None, error=doc)
+        else:
+            # The readiness check only reports: the instance stays as it was, with the
+            # error shown (`au check` exits with its code).
+            self._set(upgrade_state=t.target, operational_state=OperationalState.READY,
+                      reason="", step="", sub_request=None, pending=[], attempt=0, error=doc)
         allowed = ", ".join(a.value for a in self.allowed())
         self.log.write(
-            "request.broken", f"{request} is Broken at step {reason}", parent=node,
-            severity=Severity.ERROR, ctx=self._ctx(request),
+            "request.broken" if t.breaks else "request.failed",
+            f"{request} is Broken at step {reason}" if t.breaks else
+            f"{request} failed at step {reason}; nothing was changed",
+            parent=node, severity=Severity.ERROR, ctx=self._ctx(request),
             details={"step": step, "error": exc.to_dict(), "allowed_actions": allowed},
         )
         return False
 
-    def _progress_cb(
+    # -- what steps are given -------------------------------------------------------------
+    def progress_reporter(
         self, request: Request, step: Step, index: int, total: int
     ) -> Callable[[float, str], None]:
         def report(percent: float, text: str) -> None:
@@ -412,11 +448,21 @@ class Engine:
                 request=request.value, step=step.name, index=index, total=total,
                 percent=round(float(percent), 1), text=text,
             )
-            self.bus.publish("progress", dict(self.progress))
+            self.bus.publish(EventKind.PROGRESS, dict(self.progress))
 
         return report
 
-    def _fault_point(self, request: Request, step: str, phase: str) -> None:
+    def output_publisher(self, run: Run) -> Callable[[str, str], None]:
+        def publish(stream: str, line: str) -> None:
+            self.bus.publish(EventKind.OUTPUT, {"run": run.run, "stream": stream, "line": line})
+
+        return publish
+
+    def results_of(self, run: str) -> dict[str, Any]:
+        """What the steps of ``run`` reported so far (an operation's result)."""
+        return self._results.setdefault(run, {})
+
+    def fault_point(self, request: Request, step: str, phase: str) -> None:
         if not self._fault or self._fault != f"{request}/{step}/{phase}":
             return
         marker = self.instance.run / "paused"
@@ -426,4 +472,3 @@ class Engine:
             time.sleep(0.05)
             if not marker.exists():
                 os.kill(os.getpid(), signal.SIGKILL)
-

@@ -1,7 +1,7 @@
 """The seam between the engine and the platform parts.
 
 The engine knows nothing of volumes, services or actions: it asks a Platform for the steps
-of each request and for live facts (partner state, duplex). ``platform/host.py`` is the real
+of each request and for live facts (partner state, duplex). ``session/host.py`` is the real
 one; tests give the engine small platforms that do real work in temporary trees.
 """
 
@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from activeupgrade.config.model import Config
 from activeupgrade.engine.steps import Step
-from activeupgrade.model.states import PartnerState, Request, UpgradeState
+from activeupgrade.model.states import Operation, PartnerState, Request
 
 
 class Platform(Protocol):
@@ -23,10 +23,12 @@ class Platform(Protocol):
     def idle_config(self, config_path: str) -> Config:
         """The configuration an Idle check or plan looks at (nothing is staged)."""
 
-    def steps(
-        self, request: Request, config: Config, abort_from: UpgradeState | None
-    ) -> list[Step]:
+    def steps(self, request: Request, config: Config) -> list[Step]:
         """The ordered steps of ``request``; names are stable across calls."""
+
+    def operation_steps(self, operation: Operation, args: dict[str, Any]) -> list[Step]:
+        """The steps of a maintenance operation with ``args``; bad arguments are refused
+        here (UsageError), before the operation takes the Busy slot."""
 
     def partner(self) -> tuple[PartnerState, str]:
         """The Upgrade Side's state and a detail (``Hung`` carries the last state)."""

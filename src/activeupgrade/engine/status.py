@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -16,7 +17,12 @@ from activeupgrade.model.states import (
 )
 from activeupgrade.store.db import Store
 
-STATUS_FORMAT = 1
+STATUS_FORMAT = 2
+
+
+def new_id(prefix: str) -> str:
+    """A new id for a session (``s…``), a request run (``r…``) or an operation (``o…``)."""
+    return f"{prefix}{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
 @dataclass
@@ -38,6 +44,15 @@ class Status:
     attempt: int = 0
     reason: str = ""
     """Why the request is Broken."""
+    error: dict[str, Any] | None = None
+    """The error that broke the request (or failed the last check or operation) as a
+    document: ``error`` (its class), ``message``, ``hint``, ``exit_code``, ``details``,
+    ``step``. Clients raise the same class from it, so its hint and exit code survive."""
+    operation: dict[str, Any] | None = None
+    """The maintenance operation running now: ``id``, ``operation``, ``args`` and
+    ``before`` (the operational fields it restores when it ends)."""
+    last_operation: dict[str, Any] | None = None
+    """The last maintenance operation that ended: ``id``, ``operation``, ``outcome``."""
     session: str = ""
     abort_from: UpgradeState | None = None
     partner_state: PartnerState = PartnerState.NONE
@@ -68,6 +83,10 @@ class Status:
             run=d.get("run", ""),
             attempt=int(d.get("attempt", 0)),
             reason=d.get("reason", ""),
+            error=dict(d["error"]) if isinstance(d.get("error"), dict) else None,
+            operation=dict(d["operation"]) if isinstance(d.get("operation"), dict) else None,
+            last_operation=(dict(d["last_operation"])
+                            if isinstance(d.get("last_operation"), dict) else None),
             session=d.get("session", ""),
             abort_from=UpgradeState(d["abort_from"]) if d.get("abort_from") else None,
             partner_state=PartnerState(d.get("partner_state", PartnerState.NONE.value)),

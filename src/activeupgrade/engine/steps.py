@@ -40,6 +40,10 @@ class Step:
     """``Start``, ``Stop`` or ``Backup`` when the step belongs to an application-control or
     backup phase of its request (shown in the status, given to actions as
     ``ACTIVE_UPGRADE_REQUEST`` as the original did)."""
+    rerun: bool = False
+    """Run again on every attempt, even when an earlier attempt of the same run ended it: a
+    step that only reports what is true now (e.g. what changed on Production since the
+    split), so its report is never stale after a Retry."""
 
 
 class CancelToken:
@@ -79,6 +83,8 @@ class StepContext:
     progress_cb: Callable[[float, str], None] | None = None
     sub_request: Request | None = None
     """The phase of the request this step belongs to (Start, Stop, Backup), if any."""
+    output_cb: Callable[[str, str], None] | None = None
+    """Streams a line of a program's output (stream, line) to whoever follows the run."""
     results: dict[str, Any] = field(default_factory=dict)
     """Facts the step reports (shown in the step's end entry and the API)."""
 
@@ -122,3 +128,8 @@ class StepContext:
         """Report progress of this step (status bar, CLI progress display)."""
         if self.progress_cb is not None:
             self.progress_cb(percent, text)
+
+    def output(self, stream: str, line: str) -> None:
+        """Stream one line a program printed (``au exec`` shows it as it comes)."""
+        if self.output_cb is not None:
+            self.output_cb(stream, line)

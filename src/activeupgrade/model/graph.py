@@ -1,7 +1,10 @@
 """The state graph, declared once as data (SPEC §2.5) and validated when loaded.
 
 It drives the engine (which requests an operator action runs and where it leads), the API's
-``allowed_actions``, the consoles' buttons and the documentation.
+``allowed_actions``, the consoles' buttons and the documentation. Beside the transitions,
+the maintenance operations (adopt, release, resync, verify, service start/stop/release,
+restart of the Upgrade Side, exec) are declared here too: in which states each may run.
+They take the same Busy slot and leave the upgrade state as it was.
 """
 
 from __future__ import annotations
@@ -10,12 +13,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from activeupgrade.errors import StateError
-from activeupgrade.model.states import OperationalState, OperatorAction, Request, UpgradeState
+from activeupgrade.model.states import (
+    Operation,
+    OperationalState,
+    OperatorAction,
+    Request,
+    UpgradeState,
+)
 
 U = UpgradeState
 R = Request
 O = OperationalState  # noqa: E741
 A = OperatorAction
+P = Operation
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,22 @@ class Transition:
     """What the action costs the applications, by source state (shown on buttons)."""
     starts_session: bool = False
     ends_session: bool = False
+    breaks: bool = True
+    """A failure makes the request Broken (Retry or Abort). False for the readiness check:
+    it only reports, and a failure leaves the instance Ready with the error shown."""
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """A maintenance operation and where it is allowed."""
+
+    operation: Operation
+    states: frozenset[UpgradeState]
+    when: frozenset[OperationalState] = frozenset({O.READY})
+    """Operational states it may start in; after it the operational state is restored (a
+    Broken request stays Broken, so an operator can fix the cause, then Retry)."""
+    why: str = ""
+    """Why it is allowed only there, and what to do instead (the refusal's hint)."""
 
 
 NO_DISRUPTION = "no disruption"
@@ -47,7 +73,7 @@ APPS_RESTART = "applications restart"
 TRANSITIONS: tuple[Transition, ...] = (
     Transition(
         A.CHECK, frozenset({U.IDLE}), (Stage(R.CHECK_READINESS, U.IDLE),), U.IDLE,
-        cost={U.IDLE: NO_DISRUPTION},
+        cost={U.IDLE: NO_DISRUPTION}, breaks=False,
     ),
     Transition(
         A.SPLIT, frozenset({U.IDLE}),
@@ -86,15 +112,45 @@ TRANSITIONS: tuple[Transition, ...] = (
     ),
 )
 
+OUTSIDE_SESSION = ("Volumes change hands only outside a session: finish it first "
+                   "(`au finish`, or `au abort` then `au finish`).")
+ANY_STATE = frozenset(UpgradeState)
+SIDE_UP = frozenset({U.SPLIT, U.PREPARE_MERGE})
+FIXING = frozenset({O.READY, O.BROKEN})
+
+MAINTENANCE: tuple[Maintenance, ...] = (
+    Maintenance(P.ADOPT, frozenset({U.IDLE}), why=OUTSIDE_SESSION),
+    Maintenance(P.RELEASE, frozenset({U.IDLE}), why=OUTSIDE_SESSION),
+    Maintenance(P.RESYNC, frozenset({U.IDLE}), why="During a session the session's own "
+                "steps resynchronise the replicas (Commit, Abort, Finish)."),
+    Maintenance(P.VERIFY, frozenset({U.IDLE, U.COMMIT, U.ABORT}),
+                why="During split and merge the replicas differ on purpose; verify after "
+                "Commit or Abort."),
+    # An operator may need to stop or start an application at any moment, also to fix
+    # what broke a request.
+    Maintenance(P.SERVICE_START, ANY_STATE, FIXING),
+    Maintenance(P.SERVICE_STOP, ANY_STATE, FIXING),
+    Maintenance(P.SERVICE_RELEASE, frozenset({U.IDLE}),
+                why="Its listening sockets carry clients through the merge: finish the "
+                "session first (`au finish` or `au abort`), or use `au service stop` without "
+                "--release."),
+    # The Upgrade Side exists in Split and PrepareMerge; fixing it is how a Broken
+    # PrepareMerge is repaired.
+    Maintenance(P.RESTART_UPGRADE_SIDE, SIDE_UP, FIXING),
+    Maintenance(P.EXEC, SIDE_UP, FIXING),
+)
+
 INITIAL = U.IDLE
 
 
 class StateGraph:
     """The validated transition table with the queries the engine and the UIs need."""
 
-    def __init__(self, transitions: Iterable[Transition], initial: UpgradeState) -> None:
+    def __init__(self, transitions: Iterable[Transition], initial: UpgradeState,
+                 maintenance: Iterable[Maintenance] = ()) -> None:
         self.transitions = tuple(transitions)
         self.initial = initial
+        self.maintenance = tuple(maintenance)
         self._validate()
 
     def _validate(self) -> None:
@@ -127,6 +183,14 @@ class StateGraph:
         for s in UpgradeState:
             if self.initial not in self._closure(s, edges):
                 problems.append(f"trap state: {s} cannot lead back to {self.initial}")
+        ops = [m.operation for m in self.maintenance]
+        if len(set(ops)) != len(ops):
+            problems.append("a maintenance operation is declared twice")
+        for m in self.maintenance:
+            if not m.states or not m.when:
+                problems.append(f"{m.operation} is allowed nowhere")
+            if O.BUSY in m.when:
+                problems.append(f"{m.operation} would share the Busy slot")
         if problems:
             raise ValueError("invalid state graph: " + "; ".join(problems))
 
@@ -156,6 +220,27 @@ class StateGraph:
             allowed.append(A.RETRY)
         return allowed
 
+    def allowed_operations(self, state: UpgradeState, op: OperationalState) -> list[Operation]:
+        """The maintenance operations allowed in (state, operational state)."""
+        return [m.operation for m in self.maintenance if state in m.states and op in m.when]
+
+    def require_operation(self, operation: Operation, state: UpgradeState,
+                          op: OperationalState) -> Maintenance:
+        """The rule of ``operation`` or a StateError saying where it is allowed."""
+        rule = next(m for m in self.maintenance if m.operation is operation)
+        if state in rule.states and op in rule.when:
+            return rule
+        where = ", ".join(s.value for s in UpgradeState if s in rule.states)
+        when = "/".join(o.value for o in OperationalState if o in rule.when)
+        busy = op is O.BUSY
+        raise StateError(
+            f"`{operation}` is not allowed in {state} / {op}",
+            hint=("Wait until the running request ends (`au status`)." if busy else
+                  f"It runs in {where} ({when}). {rule.why}".strip()),
+            details={"allowed_operations": [o.value for o in self.allowed_operations(
+                state, op)]},
+        )
+
     def require(
         self, action: OperatorAction, state: UpgradeState, op: OperationalState
     ) -> Transition | None:
@@ -184,6 +269,18 @@ class StateGraph:
         except KeyError:
             return NO_DISRUPTION
 
+    def requests(self, *actions: OperatorAction) -> tuple[Request, ...]:
+        """The requests the given operator actions run, in order (every action of the
+        graph, in declaration order, when none is given): the one request order that the
+        plan, the steps listing and the docs use."""
+        chosen = actions or tuple(t.action for t in self.transitions)
+        out: list[Request] = []
+        for action in chosen:
+            for st in self.transition(action).stages:
+                if st.request not in out:
+                    out.append(st.request)
+        return tuple(out)
+
     def stages_from(self, action: OperatorAction, request: Request) -> tuple[Stage, ...]:
         """The stages of ``action`` from ``request`` on (used to resume after retry)."""
         stages = self.transition(action).stages
@@ -193,4 +290,4 @@ class StateGraph:
         raise KeyError(request)
 
 
-GRAPH = StateGraph(TRANSITIONS, INITIAL)
+GRAPH = StateGraph(TRANSITIONS, INITIAL, MAINTENANCE)

@@ -63,6 +63,18 @@ class Request(StrEnum):
     """Sub-request: application stop steps."""
     BACKUP = "Backup"
     """Sub-request: backup steps."""
+    ADOPT = "Adopt"
+    """Maintenance: a directory becomes a managed volume."""
+    RELEASE = "Release"
+    """Maintenance: a managed volume becomes a plain directory again."""
+    RESYNC = "Resync"
+    """Maintenance: the standby replica of a volume is brought up to date."""
+    VERIFY = "Verify"
+    """Maintenance: the two replicas of volumes are compared."""
+    RESTART_UPGRADE_SIDE = "RestartUpgradeSide"
+    """Maintenance: everything in the Upgrade Side is stopped, rebuilt and booted again."""
+    EXEC = "Exec"
+    """Maintenance: a command runs inside the Upgrade Side (``au exec``)."""
 
 
 class OperationalState(StrEnum):
@@ -123,6 +135,58 @@ class OperatorAction(StrEnum):
     """Clean up and return to Idle."""
     RETRY = "retry"
     """Re-execute the failed request from its failed step."""
+
+
+class Operation(StrEnum):
+    """A maintenance operation: it changes (or reads deeply) the platform outside the
+    session's own requests, so it takes the engine's one Busy slot, is journaled and logged
+    like a request, and leaves the upgrade state as it was."""
+
+    ADOPT = "adopt"
+    """Adopt a directory as a managed volume (resumes an interrupted adoption)."""
+    RELEASE = "release"
+    """Give back a plain directory with the live content; forget the volume."""
+    RESYNC = "resync"
+    """Bring a volume's standby replica up to date with the live one."""
+    VERIFY = "verify"
+    """Compare the two replicas of volumes."""
+    SERVICE_START = "service-start"
+    """Start an application service and wait until it is healthy."""
+    SERVICE_STOP = "service-stop"
+    """Stop an application service (its listening sockets stay held)."""
+    SERVICE_RELEASE = "service-release"
+    """Stop a service and end its keeper: its listening sockets close."""
+    RESTART_UPGRADE_SIDE = "restart-upgrade-side"
+    """Stop everything in the Upgrade Side, rebuild it and boot it again."""
+    EXEC = "exec"
+    """Run a command inside the Upgrade Side."""
+
+    @property
+    def request(self) -> Request:
+        """The request value the status shows while the operation runs."""
+        return _OPERATION_REQUEST[self]
+
+
+_OPERATION_REQUEST: dict[Operation, Request] = {
+    Operation.ADOPT: Request.ADOPT,
+    Operation.RELEASE: Request.RELEASE,
+    Operation.RESYNC: Request.RESYNC,
+    Operation.VERIFY: Request.VERIFY,
+    Operation.SERVICE_START: Request.START,
+    Operation.SERVICE_STOP: Request.STOP,
+    Operation.SERVICE_RELEASE: Request.STOP,
+    Operation.RESTART_UPGRADE_SIDE: Request.RESTART_UPGRADE_SIDE,
+    Operation.EXEC: Request.EXEC,
+}
+
+
+class SessionOutcome(StrEnum):
+    """How a session ended (``au history``)."""
+
+    COMMITTED = "committed"
+    """The upgrade was made permanent."""
+    ABORTED = "aborted"
+    """The original software was restored."""
 
 
 class Severity(StrEnum):

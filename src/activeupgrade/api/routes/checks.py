@@ -14,7 +14,7 @@ from activeupgrade.checks.catalogue import CHECKS, FINAL, ON_DEMAND, UPGRADE_SID
 from activeupgrade.checks.runner import last_report
 from activeupgrade.config import loader
 from activeupgrade.errors import UsageError
-from activeupgrade.plan import build_plan
+from activeupgrade.session.plan import build_plan
 
 
 async def last(request: Request) -> JSONResponse:

@@ -126,7 +126,6 @@ async def load(request: Request) -> JSONResponse:
         await asyncio.to_thread(loader.load_file, resolved)
         path = str(resolved)
     d.engine.set_config(path)
-    d.store.put_doc("config", "loaded", path)
     return JSONResponse({"loaded": path, "status": await asyncio.to_thread(
         d.engine.status_view)})
 
@@ -137,7 +136,7 @@ async def files(request: Request) -> JSONResponse:
     folder = d.instance.configs
     names = sorted(p.name for p in folder.glob("*.toml")) if folder.is_dir() else []
     return JSONResponse({"folder": str(folder), "files": names,
-                         "loaded": d.engine.status().config})
+                         "loaded": d.engine.loaded_config()})
 
 
 routes = [

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from activeupgrade.api.server import daemon_of, read_json
+from activeupgrade.api.server import MAX_ID, daemon_of, int_param, read_json
+from activeupgrade.engine.view import status_schema
 from activeupgrade.errors import UsageError
 from activeupgrade.model.graph import GRAPH
 from activeupgrade.model.states import OperatorAction, Severity
-from activeupgrade.model.states import Request as Req
+from activeupgrade.session.plan import steps_of
 
 
 async def status(request: Request) -> JSONResponse:
     """The status bar: upgrade, operational and partner state, allowed actions, duplex."""
     d = daemon_of(request)
     return JSONResponse(await asyncio.to_thread(d.engine.status_view))
+
+
+async def schema(request: Request) -> JSONResponse:
+    """The JSON Schema of the status document (``GET /status``, the status events)."""
+    return JSONResponse(status_schema())
 
 
 async def action(request: Request) -> JSONResponse:
@@ -71,27 +78,9 @@ async def steps(request: Request) -> JSONResponse:
 
     def build() -> dict[str, Any]:
         cfg = d.platform.idle_config(config_path)
-        out: dict[str, Any] = {}
-        for req in (Req.CHECK_READINESS, Req.PREPARE_SPLIT, Req.EXECUTE_SPLIT,
-                    Req.PREPARE_MERGE, Req.EXECUTE_MERGE, Req.COMMIT, Req.ABORT, Req.FINISH):
-            out[req.value] = [
-                {"name": st.name, "description": st.description, "side": st.side.value,
-                 "timeout": st.timeout}
-                for st in d.platform.steps(req, cfg, None)
-            ]
-        return out
+        return {req.value: steps_of(req, cfg) for req in GRAPH.requests()}
 
     return JSONResponse(await asyncio.to_thread(build))
-
-
-def _int(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise UsageError(f"query parameter `{name}` must be an integer, got {raw!r}") from None
 
 
 async def log(request: Request) -> JSONResponse:
@@ -111,10 +100,11 @@ async def log(request: Request) -> JSONResponse:
         ) from None
     root_raw = q.get("root")
     entries = d.log.entries(
-        after=_int(request, "after", 0), session=q.get("session") or None,
+        after=int_param(request, "after", 0), session=q.get("session") or None,
         min_severity=min_sev, request=q.get("request") or None, side=q.get("side") or None,
-        event_prefix=q.get("event") or None, limit=_int(request, "limit", 10_000),
-        root=int(root_raw) if root_raw else None,
+        event_prefix=q.get("event") or None,
+        limit=int_param(request, "limit", 10_000, low=1, high=1_000_000),
+        root=int_param(request, "root", 0, low=1) if root_raw else None,
         newest=q.get("newest", "") in ("1", "true", "yes"),
     )
     return JSONResponse([e.to_dict() for e in entries])
@@ -124,6 +114,8 @@ async def log_entry(request: Request) -> JSONResponse:
     """One activity log entry with its direct children (e.g. an action's output)."""
     d = daemon_of(request)
     entry_id = int(request.path_params["id"])
+    if not 0 < entry_id <= MAX_ID:
+        raise UsageError(f"no activity log entry {entry_id}")
     entry = d.log.get(entry_id)
     if entry is None:
         raise UsageError(f"no activity log entry {entry_id}")
@@ -141,8 +133,12 @@ async def config_loaded(request: Request) -> JSONResponse:
     if not isinstance(path, str):
         raise UsageError("`path` must be a string")
     d.engine.set_config(path)
-    d.store.put_doc("config", "loaded", path)
-    return JSONResponse(d.engine.status_view())
+    return JSONResponse(await asyncio.to_thread(d.engine.status_view))
+
+
+async def ping(request: Request) -> JSONResponse:
+    """Liveness of the daemon: answers at once, whatever the engine is doing."""
+    return JSONResponse({"ok": True, "pid": os.getpid()})
 
 
 async def shutdown(request: Request) -> JSONResponse:
@@ -154,7 +150,9 @@ async def shutdown(request: Request) -> JSONResponse:
 
 
 routes = [
+    Route("/ping", ping, methods=["GET"]),
     Route("/status", status, methods=["GET"]),
+    Route("/status/schema", schema, methods=["GET"]),
     Route("/actions/{action}", action, methods=["POST"]),
     Route("/graph", graph, methods=["GET"]),
     Route("/steps", steps, methods=["GET"]),

@@ -11,7 +11,7 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from activeupgrade.api.server import daemon_of
-from activeupgrade.bus import Event
+from activeupgrade.bus import Event, EventKind
 
 KEEPALIVE = 15.0
 
@@ -45,7 +45,7 @@ async def events(request: Request) -> StreamingResponse:
                     yield ": keep-alive\n\n"
                     continue
                 data = ev.data
-                if ev.kind == "status":
+                if ev.kind is EventKind.STATUS:
                     data = await asyncio.to_thread(d.engine.status_view)
                 yield f"id: {ev.seq}\nevent: {ev.kind}\ndata: {json.dumps(data)}\n\n"
         finally:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from activeupgrade.checks.probe import Probe
 from activeupgrade.checks.probes import actions, host, services, session, volumes
-from activeupgrade.checks.runner import Probe
 
 PROBES: dict[str, Probe] = {
     "AU-C001": volumes.duplex,

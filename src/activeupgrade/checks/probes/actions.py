@@ -7,10 +7,11 @@ import glob
 import os
 import stat
 
-from activeupgrade.checks.runner import CheckEnv, Verdict
+from activeupgrade.checks.probe import CheckEnv, Verdict
 from activeupgrade.config.model import ControlType
 from activeupgrade.instance import is_root
 from activeupgrade.platform.actions import security
+from activeupgrade.platform.actions.steps import run_readiness_actions
 
 
 def _none() -> Verdict:
@@ -75,7 +76,6 @@ def readiness_actions(env: CheckEnv) -> Verdict:
     if not env.run_actions or env.step is None:
         return Verdict(True, f"not run (read-only): would run {names} on the {env.side} Side",
                        details={"skipped": True, "actions": [a.name for a in wanted]})
-    from activeupgrade.platform.actions.steps import run_readiness_actions
 
     results = run_readiness_actions(env.config, env.side, env.step, env.dry_run)
     failed = [f"{r.name}: {r.reason}" for r in results if not r.ok]

@@ -9,7 +9,7 @@ import re
 
 from activeupgrade import proc
 from activeupgrade.checks.catalogue import CheckSeverity
-from activeupgrade.checks.runner import CheckEnv, Verdict
+from activeupgrade.checks.probe import CheckEnv, Verdict
 from activeupgrade.instance import is_root
 from activeupgrade.platform.side import namespace
 

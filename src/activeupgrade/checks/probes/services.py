@@ -10,10 +10,11 @@ import os
 import signal
 
 from activeupgrade import proc
-from activeupgrade.checks.runner import CheckEnv, Verdict
+from activeupgrade.checks.probe import CheckEnv, Verdict
 from activeupgrade.config.model import ServiceBackend, ServiceSpec
 from activeupgrade.errors import AUError
-from activeupgrade.platform.services.backend import backend_for, backend_kind, systemd_is_pid1
+from activeupgrade.platform.services.backend import backend_kind, systemd_is_pid1
+from activeupgrade.platform.services.backends import backend_for
 
 
 def _none() -> Verdict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from activeupgrade.checks.runner import CheckEnv, Verdict
+from activeupgrade.checks.probe import CheckEnv, Verdict
 from activeupgrade.engine.status import load_status
 from activeupgrade.model.states import PartnerState, UpgradeState
 from activeupgrade.platform.side import partner

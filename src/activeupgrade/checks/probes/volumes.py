@@ -7,9 +7,10 @@ import shutil
 from pathlib import Path
 
 from activeupgrade.checks.catalogue import CheckSeverity
-from activeupgrade.checks.runner import CheckEnv, Verdict
+from activeupgrade.checks.probe import CheckEnv, Verdict
 from activeupgrade.config.merge import overlaps
 from activeupgrade.platform.volumes import registry
+from activeupgrade.units import human_bytes
 
 MARGIN = 0.05
 """Share of the duplexed volumes' size kept free for resync temporaries."""
@@ -39,7 +40,7 @@ def duplex(env: CheckEnv) -> Verdict:
     pending = facts.get("pending_resync")
     text = ""
     if isinstance(pending, dict) and pending.get("bytes"):
-        text = (f": resync pending ({human(float(pending['bytes']))}, "
+        text = (f": resync pending ({human_bytes(float(pending['bytes']))}, "
                 f"{pending.get('files', 0)} files)")
     return Verdict(False, "not in duplex mode" + text, details={"facts": facts})
 
@@ -135,13 +136,6 @@ def tree_size(root: str) -> int:
     return total
 
 
-def human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
 
 def free_space(env: CheckEnv) -> Verdict:
     paths = [p for p in _selected(env) if os.path.isdir(p)]
@@ -157,7 +151,7 @@ def free_space(env: CheckEnv) -> Verdict:
     free = shutil.disk_usage(where).free
     details = {"needed_bytes": need, "free_bytes": free, "filesystem_of": str(where)}
     if free < need:
-        return Verdict(False, f"{human(free)} free under {where}, {human(need)} needed",
+        return Verdict(False, f"{human_bytes(free)} free under {where}, {human_bytes(need)} needed",
                        details=details)
-    return Verdict(True, f"{human(free)} free under {where}, {human(need)} needed",
+    return Verdict(True, f"{human_bytes(free)} free under {where}, {human_bytes(need)} needed",
                    details=details)

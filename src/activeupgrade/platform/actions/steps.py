@@ -1,32 +1,17 @@
-"""Custom action steps of the requests (SPEC §6), and the plan of every action.
+"""Custom action steps of the requests (SPEC §6).
 
-``platform/recipe.py`` places these steps; ``planned_actions`` reads the same recipe back,
-so ``au plan`` lists exactly what the steps will run, in their order. Readiness-check
+``session/recipe.py`` places these steps (and ``session/plan.py`` reads the same recipe
+back, so ``au plan`` lists exactly what they will run, in their order). Readiness-check
 actions run inside the readiness checks (``run_readiness_actions``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from activeupgrade.config.model import ActionSpec, Config, ControlType, Timing
 from activeupgrade.engine.steps import Step, StepContext
 from activeupgrade.model.states import Request, Side
 from activeupgrade.platform.actions.runner import ActionResult, run_action
-
-PLAN_ORDER = (
-    Request.CHECK_READINESS, Request.PREPARE_SPLIT, Request.EXECUTE_SPLIT,
-    Request.PREPARE_MERGE, Request.EXECUTE_MERGE, Request.COMMIT, Request.ABORT,
-    Request.FINISH,
-)
-"""Requests in session order, as ``au plan`` lists them."""
-
-READINESS_SIDES: dict[Request, tuple[Side, ...]] = {
-    Request.CHECK_READINESS: (Side.PRODUCTION,),
-    Request.PREPARE_SPLIT: (Side.PRODUCTION,),
-    Request.PREPARE_MERGE: (Side.UPGRADE,),
-}
-"""Where readiness-check actions run when the readiness checks of a request run."""
+from activeupgrade.platform.volumes import registry
 
 
 def step_name(spec: ActionSpec, side: Side) -> str:
@@ -44,9 +29,7 @@ def _applies(ctx: StepContext, spec: ActionSpec) -> bool:
     if ctx.request is not Request.ABORT:
         return True
     if spec.control is ControlType.STOP_APPLICATION:
-        from activeupgrade.platform.services.steps import switched
-
-        if switched(ctx):
+        if registry.merged(ctx.store):
             ctx.store.put_doc(ABORT_NS, ctx.session, {"stopped": True})
         return ctx.store.get_doc(ABORT_NS, ctx.session) is not None
     if spec.control is ControlType.START_APPLICATION:
@@ -98,37 +81,3 @@ def run_readiness_actions(
         run_action(ctx, a, side, cfg, dry_run=dry_run, raise_on_failure=False)
         for a in cfg.actions_of(ControlType.READINESS_CHECK)
     ]
-
-
-def planned_actions(cfg: Config) -> dict[Request, list[tuple[Side, ActionSpec]]]:
-    """Every action in the order it will run at each request (from the recipe itself)."""
-    from activeupgrade.platform import recipe  # the recipe imports this module
-
-    by_step: dict[str, tuple[Side, ActionSpec]] = {
-        step_name(a, sd): (sd, a) for a in cfg.actions for sd in (Side.PRODUCTION, Side.UPGRADE)
-    }
-    readiness = cfg.actions_of(ControlType.READINESS_CHECK)
-    plan: dict[Request, list[tuple[Side, ActionSpec]]] = {}
-    for request in PLAN_ORDER:
-        steps = recipe.request_steps(request, cfg, None)
-        found: list[tuple[Side, ActionSpec]] = []
-        checks_at = _first(steps, lambda st: st.name.startswith("checks."))
-        for index, st in enumerate(steps):
-            if index == checks_at:
-                found += _readiness(request, readiness)
-            if st.name in by_step:
-                found.append(by_step[st.name])
-        if checks_at is None:
-            # No readiness step in this build: they would run with the request's own work.
-            early = sum(1 for sd, a in found if a.timing is Timing.EARLY)
-            found[early:early] = _readiness(request, readiness)
-        plan[request] = found
-    return plan
-
-
-def _readiness(request: Request, actions: list[ActionSpec]) -> list[tuple[Side, ActionSpec]]:
-    return [(sd, a) for sd in READINESS_SIDES.get(request, ()) for a in actions]
-
-
-def _first(steps: list[Step], pred: Callable[[Step], bool]) -> int | None:
-    return next((i for i, st in enumerate(steps) if pred(st)), None)

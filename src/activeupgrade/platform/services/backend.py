@@ -1,9 +1,10 @@
 """The service backend seam: who starts, stops and probes an application.
 
 Two backends sit behind ``Backend``: the built-in supervisor (``supervisor.py``: keepers
-holding the listening sockets) and systemd (``systemd.py``: ``systemctl``). ``backend_for``
-picks one per service (SPEC §5): systemd when it is PID 1 and the service names a unit (or
-says ``backend = "systemd"``), else the supervisor.
+holding the listening sockets) and systemd (``systemd.py``: ``systemctl``). ``backend_kind``
+says which one a service uses (SPEC §5): systemd when it is PID 1 and the service names a
+unit (or says ``backend = "systemd"``), else the supervisor; ``backends.backend_for`` gives
+the object.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from activeupgrade.config.model import ServiceBackend, ServiceSpec
-from activeupgrade.instance import Instance
 from activeupgrade.model.states import Side
-from activeupgrade.store.db import Store
 
 
 @dataclass
@@ -107,13 +106,3 @@ def backend_kind(spec: ServiceSpec) -> ServiceBackend:
             return ServiceBackend.SYSTEMD
         return ServiceBackend.SUPERVISOR
     return spec.backend
-
-
-def backend_for(spec: ServiceSpec, instance: Instance, store: Store) -> Backend:
-    """The backend object for ``spec``."""
-    from activeupgrade.platform.services.supervisor import Supervisor
-    from activeupgrade.platform.services.systemd import Systemd
-
-    if backend_kind(spec) is ServiceBackend.SYSTEMD:
-        return Systemd(instance, store)
-    return Supervisor(instance, store)

@@ -11,7 +11,8 @@ from typing import Any
 from activeupgrade.config.model import Config, ServiceSpec
 from activeupgrade.errors import ServiceError
 from activeupgrade.instance import Instance
-from activeupgrade.platform.services.backend import backend_for, backend_kind
+from activeupgrade.platform.services.backend import backend_kind
+from activeupgrade.platform.services.backends import backend_for
 from activeupgrade.platform.services.supervisor import NAMESPACE
 from activeupgrade.store.db import Store
 

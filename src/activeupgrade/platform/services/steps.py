@@ -19,7 +19,8 @@ from activeupgrade.config.model import Config, ServiceSpec
 from activeupgrade.engine.steps import Step, StepContext
 from activeupgrade.model.states import Severity, Side
 from activeupgrade.platform.services import switchover
-from activeupgrade.platform.services.backend import Backend, backend_for
+from activeupgrade.platform.services.backend import Backend
+from activeupgrade.platform.services.backends import backend_for
 from activeupgrade.platform.volumes import registry
 
 SAVED = "startup-saved"

@@ -260,12 +260,14 @@ def exec_env(instance: Instance) -> tuple[dict[str, str], str | None]:
     return env, None
 
 
-def run(instance: Instance, argv: list[str], timeout: float = 3600.0) -> proc.Completed:
-    """Run ``argv`` on the Upgrade Side and return what it did (no check)."""
+def run(instance: Instance, argv: list[str], timeout: float = 3600.0,
+        on_line: proc.LineSink | None = None) -> proc.Completed:
+    """Run ``argv`` on the Upgrade Side and return what it did (no check); ``on_line``
+    receives every output line as it comes."""
     rec = read(instance)
     if not rec or rec.get("state") != "up":
         raise SideError("the Upgrade Side is not up",
                         hint="It exists in Split and PrepareMerge; see `au status`.")
     env, cwd = exec_env(instance)
     return proc.run([*enter_argv(instance), *argv], env=env, cwd=cwd, timeout=timeout,
-                    check=False)
+                    check=False, on_line=on_line)

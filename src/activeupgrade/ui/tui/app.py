@@ -2,20 +2,18 @@
 
 Title bar (host, loaded configuration), navigation tabs (Configuration, Upgrade Summary,
 Active Upgrade, Activity Log), main pane, status bar. Everything comes from the daemon's
-API through ``Client``; the event stream is followed by an async worker on its own
-connection; requests run in thread workers and apply their answers on the UI thread.
+API through ``Client``; the event stream is followed by a thread worker on a client of its
+own; requests run in thread workers and apply their answers on the UI thread.
 Buttons are enabled from the status's ``allowed_actions`` and say the cost, as in the web
-console (``ui/web/pages.py`` holds the shared wording).
+console (``present/console.py`` holds the shared wording).
 """
 
 from __future__ import annotations
 
-import json
 import socket
 from pathlib import Path
 from typing import Any, ClassVar
 
-import httpx
 from rich.markup import escape
 from rich.text import Text
 from textual import work
@@ -35,13 +33,11 @@ from textual.widgets import (
     TabPane,
 )
 
-from activeupgrade.activity import depth_map
+from activeupgrade.activity import Entry, depth_map
 from activeupgrade.api.client import Client
-from activeupgrade.cli.log import to_entry
 from activeupgrade.errors import AUError
-from activeupgrade.instance import unix_path
 from activeupgrade.model.states import OperatorAction, Severity
-from activeupgrade.ui.web import pages
+from activeupgrade.present import console as pages
 
 SEVERITY_STYLE = {
     "debug": ("·", "dim"), "info": ("ℹ", "cyan"), "notice": ("●", "green"),
@@ -95,6 +91,9 @@ class ConsoleApp(App[None]):
     def __init__(self, client: Client) -> None:
         super().__init__()
         self.client = client
+        self.events = Client(client.instance)
+        """A second client for the event stream (its own connection)."""
+        self.leaving = False
         self.status: dict[str, Any] = {}
         self.log_rows: list[dict[str, Any]] = []
         self.depths: dict[int, int] = {}
@@ -194,23 +193,20 @@ class ConsoleApp(App[None]):
             after = page[-1]["id"]
         self.call_from_thread(self.show_log, rows)
 
-    @work(exclusive=True, group="events")
-    async def follow_events(self) -> None:
-        # An async stream on its own connection, so leaving the console cancels it at once.
-        transport = httpx.AsyncHTTPTransport(uds=unix_path(self.client.instance.socket))
-        async with httpx.AsyncClient(transport=transport, base_url="http://au",
-                                     timeout=httpx.Timeout(None, connect=5.0)) as http:
-            try:
-                async with http.stream("GET", "/events") as resp:
-                    kind = ""
-                    async for line in resp.aiter_lines():
-                        if line.startswith("event: "):
-                            kind = line[7:]
-                        elif line.startswith("data: ") and kind:
-                            self.apply_event(kind, json.loads(line[6:]))
-                            kind = ""
-            except httpx.TransportError as exc:
-                self.show_notice(f"event stream closed: {exc}")
+    @work(thread=True, exclusive=True, group="events")
+    def follow_events(self) -> None:
+        # On its own client (its own connection): leaving the console closes it, which
+        # ends the stream at once.
+        try:
+            for ev in self.events.events():
+                self.call_from_thread(self.apply_event, ev.kind, ev.data)
+        except AUError as exc:
+            if not self.leaving:
+                self.call_from_thread(self.show_notice, f"event stream closed: {exc.message}")
+
+    def on_unmount(self) -> None:
+        self.leaving = True
+        self.events.close()
 
     def apply_event(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "status":
@@ -267,7 +263,7 @@ class ConsoleApp(App[None]):
         self.query_one("#notice", Static).update(escape(text))
 
     def show_log(self, rows: list[dict[str, Any]]) -> None:
-        entries = [to_entry(r) for r in rows]
+        entries = [Entry.from_dict(r) for r in rows]
         ordered = pages.tree_order(entries)
         depth = depth_map(entries)
         self.log_rows = rows
@@ -313,7 +309,7 @@ class ConsoleApp(App[None]):
     @work(thread=True, group="action")
     def submit_action(self, action: str) -> None:
         try:
-            status = self.client.post(f"/actions/{action}", {})
+            status = self.client.post(f"/actions/{action}", {})  # follows on the stream
         except AUError as exc:
             self.call_from_thread(self.show_notice, f"{exc.message}\n{exc.hint}")
             return
@@ -337,7 +333,7 @@ class ConsoleApp(App[None]):
         if not target:
             self.notify("give a file name to save to", severity="error")
             return
-        entries = [to_entry(r) for r in self.log_rows]
+        entries = [Entry.from_dict(r) for r in self.log_rows]
         path = Path(target).expanduser()
         text = render_json(entries) if path.suffix == ".json" else render_text(entries)
         try:
@@ -358,8 +354,8 @@ class ConsoleApp(App[None]):
         except AUError as exc:
             self.call_from_thread(self.notify, exc.message, severity="error")
             return
-        entry = to_entry(data["entry"])
-        children = [to_entry(c) for c in data["children"]]
+        entry = Entry.from_dict(data["entry"])
+        children = [Entry.from_dict(c) for c in data["children"]]
         lines = [f"[b]{escape(entry.message)}[/b]  ({entry.event}, {entry.severity.value})"]
         lines += [escape(f"{k}: {v}") for k, v in pages.entry_facts(entry)]
         for stream, out in pages.entry_output(children).items():

@@ -11,38 +11,33 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp
 
-from activeupgrade.activity import depth_map, render_json, render_text
+from activeupgrade.activity import Entry, depth_map, render_json, render_text
 from activeupgrade.api.server import build_app
-from activeupgrade.cli.log import to_entry
 from activeupgrade.errors import SecurityError
 from activeupgrade.model.states import OperatorAction, Severity
-from activeupgrade.ui.web import configs, pages
+from activeupgrade.present import console as pages
+from activeupgrade.ui.web import configs
 from activeupgrade.ui.web.auth import (
     AuthGate,
-    BrowserSession,
     WebAuth,
     cleared_cookie,
     session_cookie,
 )
+from activeupgrade.ui.web.base import HERE, TEMPLATES, Api, render
 
 if TYPE_CHECKING:
-    from activeupgrade.daemon import Daemon
+    from activeupgrade.api.server import DaemonHandle as Daemon
 
-HERE = Path(__file__).parent
-TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 LOGIN_DELAY = 0.5
 """Seconds a failed login waits before answering (slows guessing)."""
 
@@ -54,55 +49,6 @@ LOG_FILTERS = ("severity", "request", "side", "session", "event")
 LOG_SHOWN = 2000
 """Entries the Activity Log page shows: the newest that match (saving takes them all)."""
 LOG_PAGE = 10_000
-
-
-class Api:
-    """In-process calls to the mounted API (same handlers, same errors as over the socket)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                      base_url="http://au", timeout=600.0)
-        self.paths: set[str] = {r.path for r in getattr(app, "routes", [])
-                                if isinstance(r, Route)}
-
-    def has(self, path: str) -> bool:
-        """Whether a route exists (the config and plan routes belong to another part)."""
-        return path in self.paths
-
-    async def get(self, route: str, **params: Any) -> tuple[Any, dict[str, Any] | None]:
-        """(data, None) on success, (None, error document) when the API refused."""
-        resp = await self.http.get(route, params={k: v for k, v in params.items() if v})
-        return _split(resp)
-
-    async def post(self, route: str, body: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
-        resp = await self.http.post(route, json=body)
-        return _split(resp)
-
-
-def _split(resp: httpx.Response) -> tuple[Any, dict[str, Any] | None]:
-    try:
-        data = resp.json()
-    except ValueError:
-        data = {"message": resp.text[:500], "hint": ""}
-    if resp.status_code >= 400:
-        if not isinstance(data, dict):
-            data = {"message": str(data), "hint": ""}
-        return None, data
-    return data, None
-
-
-def _csrf(request: Request) -> str:
-    session = request.scope.get("au_session")
-    return session.csrf if isinstance(session, BrowserSession) else ""
-
-
-async def render(request: Request, page: str, title: str, **context: Any) -> Response:
-    api: Api = request.app.state.api
-    status, _ = await api.get("/status")
-    return TEMPLATES.TemplateResponse(request, f"{page}.html", {
-        "page": page, "title": title, "host": socket.gethostname(), "csrf": _csrf(request),
-        "status": status or {}, "bar": pages.status_bar(status or {}), **context,
-    })
 
 
 async def home(request: Request) -> Response:
@@ -158,11 +104,11 @@ async def summary(request: Request) -> Response:
     plan_text, plan_error = "", None
     if request.method == "POST":
         # The dry run of the whole session, in the words of `au plan`.
-        from activeupgrade.cli.plan import plan_lines
+        from activeupgrade.present.plan import plan_lines
 
         plan, plan_error = await api.post("/plan", {"config": path} if path else {})
         plan_text = "\n".join(plan_lines(plan)) if plan else ""
-    text, error = await pages.config_summary(api, path)
+    text, error = await config_summary(api, path)
     steps, steps_error = await api.get("/steps", config=path or None)
     return await render(request, "summary", "Upgrade Summary", file=path, summary=text,
                         summary_error=error, steps=steps or {}, steps_error=steps_error,
@@ -195,7 +141,7 @@ async def log_page(request: Request) -> Response:
     api: Api = request.app.state.api
     filters = _log_query(request)
     raw, error, total = await latest_log(api, LOG_SHOWN, filters)
-    entries = [to_entry(d) for d in raw]
+    entries = [Entry.from_dict(d) for d in raw]
     ordered = pages.tree_order(entries)
     depth = depth_map(entries)
     rows = [{"e": e, "depth": depth[e.id], "icon": SEVERITY_ICONS[e.severity]} for e in ordered]
@@ -210,8 +156,8 @@ async def log_entry(request: Request) -> Response:
     api: Api = request.app.state.api
     entry_id = request.path_params["id"]
     data, error = await api.get(f"/log/{entry_id}")
-    entry = to_entry(data["entry"]) if data else None
-    children = [to_entry(c) for c in (data or {}).get("children", [])]
+    entry = Entry.from_dict(data["entry"]) if data else None
+    children = [Entry.from_dict(c) for c in (data or {}).get("children", [])]
     return await render(request, "entry", f"Activity Log entry {entry_id}", entry=entry,
                         children=children, error=error,
                         icon=SEVERITY_ICONS[entry.severity] if entry else "",
@@ -225,7 +171,7 @@ async def log_export(request: Request) -> Response:
     raw, error = await api.get("/log", limit=1_000_000, **filters)
     if error:
         return PlainTextResponse(error.get("message", "error"), status_code=400)
-    entries = [to_entry(d) for d in raw]
+    entries = [Entry.from_dict(d) for d in raw]
     as_json = request.query_params.get("format") == "json"
     body = render_json(entries) if as_json else render_text(entries)
     name = "activity-log." + ("json" if as_json else "txt")
@@ -268,3 +214,14 @@ def build_web_app(daemon: Daemon, auth: WebAuth) -> ASGIApp:
     TEMPLATES.env.globals["actions"] = [a.value for a in OperatorAction]
     TEMPLATES.env.filters["json"] = lambda v: json.dumps(v)
     return AuthGate(app, auth)
+
+
+async def config_summary(api: Api, path: str) -> tuple[str, dict[str, Any] | None]:
+    """The upgrade summary in plain words (the configuration part's route)."""
+    if not api.has("/config/summary"):
+        return "", {"message": "this daemon has no configuration summary (/config/summary)",
+                    "hint": ""}
+    data, error = await api.get("/config/summary", file=path or None)
+    if error:
+        return "", error
+    return str(data.get("text", "")), None

@@ -18,10 +18,10 @@ from starlette.responses import RedirectResponse, Response
 from activeupgrade.config.model import ControlType, Timing, VolumeRole
 from activeupgrade.config.template import template_text
 from activeupgrade.errors import ConfigError
+from activeupgrade.ui.web.base import Api, render
 
 if TYPE_CHECKING:
-    from activeupgrade.daemon import Daemon
-    from activeupgrade.ui.web.app import Api
+    from activeupgrade.api.server import DaemonHandle as Daemon
 
 
 def checked_name(raw: str) -> str:
@@ -102,7 +102,6 @@ async def page_context(api: Api, d: Daemon, name: str, *, text: str | None = Non
 
 
 async def _render(request: Request, ctx: dict[str, Any]) -> Response:
-    from activeupgrade.ui.web.app import render
 
     return await render(request, "config", "Configuration", **ctx)
 

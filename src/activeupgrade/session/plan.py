@@ -1,6 +1,6 @@
 """``au plan``: a dry run of the whole session that changes nothing (SPEC §12).
 
-The plan is read back from the same recipe the engine runs (``platform/recipe.py``), so it
+The plan is read back from the same recipe the engine runs (``session/recipe.py``), so it
 cannot disagree with it: the steps of every request in session order (and of both ways to
 abort), the readiness checks run read-only, the services that stop and start and where,
 every custom action in the order it will run (``planned_actions``), the files to back up,
@@ -17,31 +17,35 @@ from __future__ import annotations
 import glob
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from activeupgrade.activity import ActivityLog
 from activeupgrade.checks import catalogue
-from activeupgrade.checks.probes.volumes import human
 from activeupgrade.checks.runner import CheckEnv, run_checks
-from activeupgrade.config.model import Config, ControlType
-from activeupgrade.engine.steps import StepContext
+from activeupgrade.config.model import ActionSpec, Config, ControlType, Timing
+from activeupgrade.engine.steps import Step, StepContext
 from activeupgrade.instance import Instance
-from activeupgrade.model.states import Request, Severity, Side, UpgradeState
-from activeupgrade.platform import recipe
-from activeupgrade.platform.actions.steps import planned_actions
+from activeupgrade.model.graph import GRAPH
+from activeupgrade.model.states import OperatorAction, Request, Severity, Side, UpgradeState
+from activeupgrade.platform.actions.runner import run_action
+from activeupgrade.platform.actions.steps import step_name
 from activeupgrade.platform.services.backend import backend_kind
 from activeupgrade.platform.volumes import registry
+from activeupgrade.session import recipe
 from activeupgrade.store.db import Store
+from activeupgrade.units import human_bytes
 
-SESSION: tuple[tuple[Request, UpgradeState | None], ...] = (
-    (Request.PREPARE_SPLIT, None),
-    (Request.EXECUTE_SPLIT, None),
-    (Request.PREPARE_MERGE, None),
-    (Request.EXECUTE_MERGE, None),
-    (Request.COMMIT, None),
-    (Request.FINISH, None),
-)
-"""The requests of a committed session, in order."""
+A = OperatorAction
+SESSION: tuple[Request, ...] = GRAPH.requests(A.SPLIT, A.MERGE, A.COMMIT, A.FINISH)
+"""The requests of a committed session, in order (from the state graph)."""
+
+READINESS_SIDES: dict[Request, tuple[Side, ...]] = {
+    Request.CHECK_READINESS: (Side.PRODUCTION,),
+    Request.PREPARE_SPLIT: (Side.PRODUCTION,),
+    Request.PREPARE_MERGE: (Side.UPGRADE,),
+}
+"""Where readiness-check actions run when the readiness checks of a request run."""
 
 ABORTS = (UpgradeState.SPLIT, UpgradeState.MERGE)
 """The two ways to abort worth planning: from split (no disruption) and from merge."""
@@ -50,20 +54,57 @@ SWITCHOVER_NAMESPACE = "switchover"
 """Where the services part records measured stops and starts (``<session>:<phase>:<name>``)."""
 
 
-def _steps(request: Request, cfg: Config, abort_from: UpgradeState | None) -> list[dict[str, Any]]:
+def steps_of(request: Request, cfg: Config) -> list[dict[str, Any]]:
+    """The steps of ``request`` as the engine will run them (name, description, side,
+    timeout, phase)."""
     return [{"name": st.name, "description": st.description, "side": st.side.value,
-             "timeout": st.timeout}
-            for st in recipe.request_steps(request, cfg, abort_from)]
+             "timeout": st.timeout,
+             "phase": st.sub_request.value if st.sub_request else None}
+            for st in recipe.request_steps(request, cfg)]
 
 
 def requests_plan(cfg: Config) -> list[dict[str, Any]]:
-    """Every request of the session, then abort from split and from merge, with its steps."""
-    out = [{"request": r.value, "abort_from": None, "steps": _steps(r, cfg, None)}
-           for r, _ in SESSION]
+    """Every request of the session, then abort from split and from merge, with its steps
+    (the same steps: which of them act depends on what the session did)."""
+    out = [{"request": r.value, "abort_from": None, "steps": steps_of(r, cfg)}
+           for r in SESSION]
     for state in ABORTS:
         out.append({"request": Request.ABORT.value, "abort_from": state.value,
-                    "steps": _steps(Request.ABORT, cfg, state)})
+                    "steps": steps_of(Request.ABORT, cfg)})
     return out
+
+
+def planned_actions(cfg: Config) -> dict[Request, list[tuple[Side, ActionSpec]]]:
+    """Every custom action in the order it will run at each request (read from the recipe
+    itself; readiness-check actions where the readiness checks run)."""
+    by_step: dict[str, tuple[Side, ActionSpec]] = {
+        step_name(a, sd): (sd, a) for a in cfg.actions for sd in (Side.PRODUCTION, Side.UPGRADE)
+    }
+    readiness = cfg.actions_of(ControlType.READINESS_CHECK)
+    plan: dict[Request, list[tuple[Side, ActionSpec]]] = {}
+    for request in GRAPH.requests():
+        steps = recipe.request_steps(request, cfg)
+        found: list[tuple[Side, ActionSpec]] = []
+        checks_at = _first(steps, lambda st: st.name.startswith("checks."))
+        for index, st in enumerate(steps):
+            if index == checks_at:
+                found += _readiness(request, readiness)
+            if st.name in by_step:
+                found.append(by_step[st.name])
+        if checks_at is None:
+            # No readiness step in this build: they would run with the request's own work.
+            early = sum(1 for sd, a in found if a.timing is Timing.EARLY)
+            found[early:early] = _readiness(request, readiness)
+        plan[request] = found
+    return plan
+
+
+def _readiness(request: Request, actions: list[ActionSpec]) -> list[tuple[Side, ActionSpec]]:
+    return [(sd, a) for sd in READINESS_SIDES.get(request, ()) for a in actions]
+
+
+def _first(steps: list[Step], pred: Callable[[Step], bool]) -> int | None:
+    return next((i for i, st in enumerate(steps) if pred(st)), None)
 
 
 def measured_switchover(store: Store, service: str) -> dict[str, float] | None:
@@ -154,17 +195,12 @@ def backup_plan(instance: Instance, cfg: Config) -> dict[str, Any]:
 
 def resync_plan(store: Store, cfg: Config) -> dict[str, Any]:
     """Size and time of the resync at commit and at abort, from the volumes part."""
-    pending = getattr(registry, "pending_resync", None)
-    if pending is None:
-        return {"known": False, "text": "unknown: the volumes part gives no resync estimate"}
-    found = pending(store, cfg)
-    if not isinstance(found, dict):
-        return {"known": False, "text": f"unknown: unexpected estimate {found!r}"}
+    found = registry.pending_resync(store, cfg)
     parts = []
     for outcome in ("commit", "abort"):
         est = found.get(outcome)
         if isinstance(est, dict):
-            parts.append(f"{outcome}: {human(float(est.get('bytes', 0)))} in "
+            parts.append(f"{outcome}: {human_bytes(float(est.get('bytes', 0)))} in "
                          f"{est.get('files', 0)} file(s), about "
                          f"{float(est.get('seconds_estimate', 0.0)):.1f}s")
     return {"known": True, **found, "text": "; ".join(parts) or "nothing to resync"}
@@ -183,8 +219,6 @@ def _plan_context(instance: Instance, store: Store, log: ActivityLog, cfg: Confi
 def run_actions_dry(ctx: StepContext, cfg: Config, actions: list[dict[str, Any]]) -> list[
         dict[str, Any]]:
     """Run every Production-side action once with ACTIVE_UPGRADE_DRY_RUN=1."""
-    from activeupgrade.platform.actions.runner import run_action
-
     done: set[str] = set()
     results = []
     by_name = {a.name: a for a in cfg.actions}

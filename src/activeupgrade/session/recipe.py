@@ -13,7 +13,7 @@ from dataclasses import replace
 from activeupgrade.checks import steps as checks
 from activeupgrade.config.model import Config, ControlType, Timing
 from activeupgrade.engine.steps import Step
-from activeupgrade.model.states import Request, Side, UpgradeState
+from activeupgrade.model.states import Request, Side
 from activeupgrade.platform import backup
 from activeupgrade.platform.actions import steps as actions
 from activeupgrade.platform.services import steps as services
@@ -43,9 +43,7 @@ def _advanced(
     return [st for sd in sides for st in actions.advanced(cfg, request, sd, timings)]
 
 
-def request_steps(
-    request: Request, cfg: Config, abort_from: UpgradeState | None
-) -> list[Step]:
+def request_steps(request: Request, cfg: Config) -> list[Step]:
     """The ordered steps of ``request`` for configuration ``cfg``."""
     sides = _sides(request)
     early = _advanced(cfg, request, EARLY, sides)

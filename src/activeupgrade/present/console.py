@@ -1,20 +1,19 @@
-"""What the web pages show, computed from API documents (no state of its own).
+"""What both consoles show, computed from API documents (no state of its own): the status
+bar, the action buttons with their costs, the log tree and an entry's facts and output.
 
-The same wording is produced by ``static/console.js`` when the event stream updates a page;
-keep the two in step (the browser test compares them through the status bar and buttons).
+The web console's ``static/console.js`` produces the same wording when the event stream
+updates a page; keep the two in step (the browser test compares them through the status
+bar and buttons).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from activeupgrade.activity import Entry
 from activeupgrade.model.states import OperatorAction
 from activeupgrade.units import human_bytes
-
-if TYPE_CHECKING:
-    from activeupgrade.ui.web.app import Api
 
 TITLES = {
     OperatorAction.CHECK: "Check readiness",
@@ -127,14 +126,3 @@ def entry_output(children: list[Entry]) -> dict[str, list[str]]:
         if stream in ("stdout", "stderr"):
             out.setdefault(stream, []).append(c.message)
     return out
-
-
-async def config_summary(api: Api, path: str) -> tuple[str, dict[str, Any] | None]:
-    """The upgrade summary in plain words (the configuration part's route)."""
-    if not api.has("/config/summary"):
-        return "", {"message": "this daemon has no configuration summary (/config/summary)",
-                    "hint": ""}
-    data, error = await api.get("/config/summary", file=path or None)
-    if error:
-        return "", error
-    return str(data.get("text", "")), None
