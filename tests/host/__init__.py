@@ -21,7 +21,8 @@ By hand: ``python -m tests.host --help`` (build, boot, enter, run, reboot, stop,
 - ``Recipe`` (``recipe.py``): the packages, older versions asked for (``"nginx=1.22.1-9+
   deb12u9"``), the packages whose newest versions go into the host's local apt repository
   (``/srv/au-updates``, so ``apt-get update && apt-get --download-only upgrade`` works
-  inside with no network). ``BASE``, ``NGINX``, ``SERVICES`` (nginx, Redis, PostgreSQL).
+  inside with no network). ``BASE``, ``NGINX``, ``SERVICES`` (nginx, Redis, PostgreSQL),
+  ``PYTHON`` (the host's Python 3.11 one update behind).
 - The cache (``cache.py``): ``/var/cache/activeupgrade-tests`` or ``$AU_TEST_HOST_CACHE``;
   roots keyed by the recipe's hash, wheelhouses by the dependencies' hash.
 - The network (``network.py``): ``PrivateNetwork()`` (loopback only, the default) or
@@ -54,7 +55,7 @@ from __future__ import annotations
 
 from tests.host.machine import BootReport, Host, HostError, Timings
 from tests.host.network import NetnsPath, Network, PrivateNetwork
-from tests.host.recipe import BASE, NGINX, RECIPES, SERVICES, Recipe
+from tests.host.recipe import BASE, NGINX, PYTHON, RECIPES, SERVICES, Recipe
 
-__all__ = ["BASE", "NGINX", "RECIPES", "SERVICES", "BootReport", "Host", "HostError",
-           "NetnsPath", "Network", "PrivateNetwork", "Recipe", "Timings"]
+__all__ = ["BASE", "NGINX", "PYTHON", "RECIPES", "SERVICES", "BootReport", "Host",
+           "HostError", "NetnsPath", "Network", "PrivateNetwork", "Recipe", "Timings"]

@@ -9,6 +9,7 @@
     python -m tests.host probe NAME                      # what the kernel allows inside
     python -m tests.host stop NAME                       # poweroff, remove the copy
     python -m tests.host list
+    python -m tests.host clean-cache                     # drop roots no recipe uses now
 
 A host NAME lives in ``/var/tmp/au-test-hosts/NAME`` (``--dir`` to change) and keeps
 running after the command returns; its console is ``console.log`` there.
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 
 from activeupgrade import proc
-from tests.host.cache import cache_dir, ensure_root, root_entry
+from tests.host.cache import cache_dir, ensure_root, reflink_area, root_entry
 from tests.host.machine import Host, HostError
 from tests.host.recipe import RECIPES
 
@@ -54,9 +55,16 @@ def _nsenter(workdir: Path, argv: list[str]) -> list[str]:
     return ["nsenter", "-t", str(_leader(workdir)), "-a", "--", *argv]
 
 
-def _respawn(workdir: Path, name: str) -> None:
-    """Boot a host whose nspawn a previous command started (the argv is in host.json)."""
-    host = Host(workdir / "root", name=name, workdir=workdir)
+def _host(workdir: Path) -> Host:
+    """The host a previous command made in ``workdir`` (not booted by this process)."""
+    state = _state(workdir)
+    return Host(Path(str(state["root"])), name=str(state["name"]), workdir=workdir)
+
+
+def _respawn(workdir: Path) -> None:
+    """Boot again a host that a previous command made."""
+    host = _host(workdir)
+    name = host.name
     report = host.boot()
     print(f"{name}: {report.state} in {report.seconds:.2f}s"
           + (f" (failed: {', '.join(report.failed)})" if report.failed else ""))
@@ -88,6 +96,7 @@ def main(argv: list[str]) -> int:
     r.add_argument("name")
     r.add_argument("command", nargs=argparse.REMAINDER)
     sub.add_parser("list")
+    sub.add_parser("clean-cache", help="remove cached roots that no recipe uses now")
     args = ap.parse_args(argv)
     workdir = args.dir / getattr(args, "name", "")
     try:
@@ -104,6 +113,18 @@ def _dispatch(args: argparse.Namespace, workdir: Path) -> int:
         root = ensure_root(recipe)
         info = json.loads((root_entry(recipe) / "build.json").read_text())
         print(f"{root} ({time.monotonic() - began:.1f}s now; built in {info['seconds']}s)")
+        return 0
+    if args.cmd == "clean-cache":
+        keep = {r.key() for r in RECIPES.values()}
+        area = reflink_area()
+        # With the XFS area mounted, roots outside it (full-copy fallback) are unused.
+        unused = [(cache_dir() / "roots", set()), *([(area / "roots", keep)] if area else [])]
+        for folder, kept in unused if area else [(cache_dir() / "roots", keep)]:
+            for entry in sorted(folder.glob("*")):
+                # KEY.*.partial: a build under way (its lock says so); never touched here.
+                if entry.is_dir() and "." not in entry.name and entry.name not in kept:
+                    print(f"removing {entry}")
+                    shutil.rmtree(entry)
         return 0
     if args.cmd == "list":
         print(f"cache: {cache_dir()}")
@@ -132,7 +153,7 @@ def _dispatch(args: argparse.Namespace, workdir: Path) -> int:
         command = args.command[1:] if args.command[:1] == ["--"] else args.command
         return subprocess.call(_nsenter(workdir, command))
     if args.cmd == "probe":
-        shutil.copy(PROBE, workdir / "root/root/probe.py")
+        shutil.copy(PROBE, _host(workdir).path("/root/probe.py"))
         for how, prefix in (("nsenter", []), ("unit", ["systemd-run", "--quiet", "--wait",
                                                        "--pipe", "--collect"])):
             out = subprocess.run(_nsenter(workdir, [*prefix, "python3", "/root/probe.py"]),
@@ -152,14 +173,13 @@ def _dispatch(args: argparse.Namespace, workdir: Path) -> int:
             os.kill(leader, signal.SIGKILL)
         _wait_gone(nspawn, 120)
         print(f"down in {time.monotonic() - began:.2f}s")
-        _respawn(workdir, str(state["name"]))
+        _respawn(workdir)
         return 0
     if args.cmd == "stop":
         if proc.alive(nspawn):
             os.kill(nspawn, signal.SIGTERM)
             _wait_gone(nspawn, 60)
-        host = Host(workdir / "root", name=str(state["name"]), workdir=workdir)
-        host.destroy()
+        _host(workdir).destroy()
         shutil.rmtree(workdir)
         return 0
     raise AssertionError(args.cmd)

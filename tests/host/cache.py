@@ -3,10 +3,20 @@
 Everything lives under ``cache_dir()`` (``/var/cache/activeupgrade-tests``, or
 ``$AU_TEST_HOST_CACHE``)::
 
-    roots/KEY/root/           a Debian root built by mmdebstrap from a Recipe (KEY = its hash)
-    roots/KEY/build.json      the recipe, the versions installed, how long the build took
+    xfs.img, xfs/             an XFS filesystem with reflinks (a sparse image, loop-mounted
+                              at xfs/ on first use and left mounted: part of the cache)
+    xfs/roots/KEY/root/       a Debian root built by mmdebstrap from a Recipe (KEY = its hash)
+    xfs/roots/KEY/build.json  the recipe, the versions installed, how long the build took
+    xfs/roots/KEY/venv-W/     /opt/activeupgrade with the run-time dependencies (W: the
+                              wheelhouse's key), the project itself not installed
+    xfs/hosts/NAME/           the hosts' copies of roots (cp --reflink: shared extents)
     wheels/KEY/               the project's run-time dependencies as wheels (KEY: their hash)
     project/KEY/*.whl         the project's own wheel (KEY: a hash of src/ and pyproject.toml)
+
+Roots and copies sit on the XFS filesystem so that a copy shares the root's data (a copy
+costs its metadata only, about 12,000 inodes, and almost no disk); where it cannot be
+mounted (no loop device, ``AU_TEST_HOST_REFLINK=0``) roots are under ``roots/`` and each host
+copies its root in full into its own work folder.
 
 An entry is built under a temporary name and renamed into place when complete, under an
 exclusive ``flock`` of ``KEY.lock``: concurrent test runs wait for one build, then share
@@ -15,7 +25,9 @@ the base recipe on a 2-core machine with a near mirror), a hit a ``stat``.
 
 The local apt repository of a recipe's ``updates`` is part of its root
 (``/srv/au-updates``, flat, indexed by ``dpkg-scanpackages``, listed in
-``/etc/apt/sources.list.d/au-updates.list`` as ``[trusted=yes]``); the Debian sources the
+``/etc/apt/sources.list.d/au-updates.list`` as ``[trusted=yes]``, with apt's ``copy:``
+method, so that ``--download-only`` puts the .debs into ``/var/cache/apt/archives`` as from
+a mirror, where ``file:`` would use them in place); the Debian sources the
 root was built from are kept as ``/etc/apt/sources.list.d/debian.list.disabled`` (apt
 ignores the name), so that ``apt-get update`` inside a host with no network reads only the
 local repository and succeeds.
@@ -36,14 +48,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from activeupgrade import proc
+from activeupgrade.errors import ProcessError
 from tests.host.recipe import MIRRORS, SUITE, Recipe
 
 CACHE_ENV = "AU_TEST_HOST_CACHE"
+REFLINK_ENV = "AU_TEST_HOST_REFLINK"
+IMAGE_BYTES = 64 << 30
 DEFAULT_CACHE = Path("/var/cache/activeupgrade-tests")
 PROJECT = Path(__file__).resolve().parents[2]
 """The project's top folder (pyproject.toml)."""
 UPDATES_IN_HOST = "/srv/au-updates"
 WHEELS_IN_HOST = "/var/cache/au-wheelhouse"
+VENV = "/opt/activeupgrade"
+"""Where the tool is installed in a host (a venv of the host's Python)."""
 BUILD_TIMEOUT = 1800.0
 
 
@@ -67,9 +84,35 @@ def _apt_env() -> dict[str, str]:
     return proc.base_env({"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8"})
 
 
+def reflink_area() -> Path | None:
+    """The mounted XFS filesystem of the cache (mounted first when needed), or None when
+    it cannot be had here (then copies are full copies)."""
+    if os.environ.get(REFLINK_ENV, "1") == "0":
+        return None
+    base = cache_dir()
+    mnt, img = base / "xfs", base / "xfs.img"
+    if os.path.ismount(mnt):
+        return mnt
+    with _locked(base / "xfs.lock"):
+        if os.path.ismount(mnt):
+            return mnt
+        try:
+            if not img.exists():
+                fresh = img.with_suffix(".partial")
+                with open(fresh, "wb") as fh:
+                    fh.truncate(IMAGE_BYTES)  # sparse: grows with use, shrinks (discard)
+                proc.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(fresh)], timeout=300)
+                os.rename(fresh, img)
+            mnt.mkdir(exist_ok=True)
+            proc.run(["mount", "-o", "loop,discard,noatime", str(img), str(mnt)], timeout=60)
+        except ProcessError:
+            return None
+    return mnt
+
+
 def root_entry(recipe: Recipe) -> Path:
     """The cache entry of ``recipe`` (it may not exist yet)."""
-    return cache_dir() / "roots" / recipe.key()
+    return (reflink_area() or cache_dir()) / "roots" / recipe.key()
 
 
 def ensure_root(recipe: Recipe) -> Path:
@@ -125,7 +168,7 @@ def _offline_apt(root: Path) -> None:
         os.replace(listed, apt / "sources.list.d/debian.list.disabled")
     (apt / "sources.list.d/au-updates.list").write_text(
         f"# The test host's local repository of updates (no network needed).\n"
-        f"deb [trusted=yes] file:{UPDATES_IN_HOST} ./\n")
+        f"deb [trusted=yes] copy:{UPDATES_IN_HOST} ./\n")
     repo = root / UPDATES_IN_HOST.lstrip("/")
     repo.mkdir(parents=True, exist_ok=True)
     (repo / "Packages").write_text("")
@@ -134,8 +177,12 @@ def _offline_apt(root: Path) -> None:
 def _updates_repository(recipe: Recipe, repo: Path) -> None:
     """The newest .debs of ``recipe.updates`` (``apt-get download`` on this machine) and
     their index, readable by apt's sandbox user."""
-    proc.run(["apt-get", "download", "-q", *recipe.updates], cwd=repo, env=_apt_env(),
-             timeout=BUILD_TIMEOUT)
+    download = ["apt-get", "download", "-q", *recipe.updates]
+    if proc.run(download, cwd=repo, env=_apt_env(), timeout=BUILD_TIMEOUT,
+                check=False).returncode != 0:
+        # This machine's package lists may be missing or older than what Debian serves.
+        proc.run(["apt-get", "update", "-q"], env=_apt_env(), timeout=BUILD_TIMEOUT)
+        proc.run(download, cwd=repo, env=_apt_env(), timeout=BUILD_TIMEOUT)
     index = proc.run(["dpkg-scanpackages", "--multiversion", "."], cwd=repo, timeout=300)
     (repo / "Packages").write_text(index.stdout)
     for p in (repo, *repo.iterdir()):
@@ -209,3 +256,37 @@ def ensure_project_wheel() -> Path:
                 shutil.rmtree(work, ignore_errors=True)
             wheels = sorted(entry.glob("activeupgrade-*.whl"))
     return wheels[0]
+
+
+def ensure_venv(recipe: Recipe) -> Path:
+    """``/opt/activeupgrade`` for hosts of ``recipe``: a venv of the host's own Python with
+    the wheelhouse installed (everything but the project), made once in a throw-away copy
+    of the root (``systemd-nspawn`` without booting, no network) and cached beside the
+    root. A host copies it in and installs only the project's wheel."""
+    house = ensure_wheelhouse()
+    entry = root_entry(recipe) / f"venv-{house.name}"
+    if (entry / "done").exists():
+        return entry / "activeupgrade"
+    root = ensure_root(recipe)
+    with _locked(entry.with_suffix(".lock")):
+        if not (entry / "done").exists():
+            work = Path(tempfile.mkdtemp(suffix=".partial", dir=entry.parent))
+            try:
+                scratch = work / "root"
+                proc.run(["cp", "-a", "--reflink=auto", "--no-target-directory", str(root),
+                          str(scratch)], timeout=1800)
+                nspawn = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit",
+                          "--private-network", "--pipe", "-D", str(scratch),
+                          f"--bind-ro={house}:{WHEELS_IN_HOST}", "--setenv=HOME=/root",
+                          "--setenv=PIP_DISABLE_PIP_VERSION_CHECK=1", "--"]
+                proc.run([*nspawn, "python3", "-m", "venv", VENV], timeout=600)
+                proc.run([*nspawn, f"{VENV}/bin/pip", "install", "-q", "--no-index",
+                          "--find-links", WHEELS_IN_HOST, *_dependencies()], timeout=1800)
+                out = work / "out"
+                out.mkdir()
+                os.rename(scratch / VENV.lstrip("/"), out / "activeupgrade")
+                (out / "done").write_text(house.name + "\n")
+                os.rename(out, entry)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    return entry / "activeupgrade"

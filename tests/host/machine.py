@@ -33,7 +33,15 @@ from types import TracebackType
 
 from activeupgrade import proc
 from activeupgrade.errors import ProcessError
-from tests.host.cache import WHEELS_IN_HOST, ensure_project_wheel, ensure_root, ensure_wheelhouse
+from tests.host.cache import (
+    VENV,
+    WHEELS_IN_HOST,
+    ensure_project_wheel,
+    ensure_root,
+    ensure_venv,
+    ensure_wheelhouse,
+    reflink_area,
+)
 from tests.host.network import Network, PrivateNetwork
 from tests.host.recipe import BASE, Recipe
 
@@ -44,7 +52,6 @@ ALLOWED_SYSCALLS = ("fanotify_init", "fanotify_mark", "open_by_handle_at")
 filesystems) and handle-based opens, which a root process of a real host may use."""
 INOTIFY_INSTANCES = 1024
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-VENV = "/opt/activeupgrade"
 
 
 class HostError(Exception):
@@ -128,9 +135,11 @@ def mounts_under(path: Path) -> list[str]:
 class Host:
     """A Debian test host: its root folder, and while booted its nspawn and PID 1."""
 
-    def __init__(self, root: Path, *, name: str, workdir: Path,
+    def __init__(self, root: Path, *, name: str, workdir: Path, recipe: Recipe = BASE,
                  network: Network | None = None, loop_devices: bool = False,
                  nspawn_options: Sequence[str] = ()) -> None:
+        self.recipe = recipe
+        """What the root was built from."""
         self.root = root
         """The host's root folder: files put here are seen inside at the same path."""
         self.name = name
@@ -153,15 +162,21 @@ class Host:
         if workdir is None:
             raise HostError("Host.create needs a work folder (e.g. pytest's tmp_path)")
         workdir.mkdir(parents=True, exist_ok=True)
-        root = workdir / "root"
-        if root.exists():
-            raise HostError(f"{root} exists already: one host per work folder")
+        if (workdir / "host.json").exists():
+            raise HostError(f"{workdir} has a host already: one host per work folder")
         cached = ensure_root(recipe)
         name = name or "au-" + hashlib.sha256(str(workdir.resolve()).encode()).hexdigest()[:10]
-        host = cls(root, name=name, workdir=workdir, network=network,
+        area = reflink_area()
+        # On the cache's XFS a copy shares the cached root's extents; else a full copy.
+        root = area / "hosts" / name if area else workdir / "root"
+        root.parent.mkdir(parents=True, exist_ok=True)
+        if root.exists():
+            raise HostError(f"{root} exists already (a host named {name} is running?)")
+        host = cls(root, name=name, workdir=workdir, recipe=recipe, network=network,
                    loop_devices=loop_devices, nspawn_options=nspawn_options)
         host.timings.copy = copy_tree(cached, root)
         (root / "etc/hostname").write_text(name + "\n")
+        host._write_state()
         return host
 
     def path(self, inside: str) -> Path:
@@ -248,7 +263,7 @@ class Host:
     def _write_state(self) -> None:
         state = {"name": self.name, "root": str(self.root),
                  "nspawn": self._nspawn.pid if self._nspawn else 0, "leader": self._leader,
-                 "argv": self.nspawn_argv()}
+                 "argv": self._nspawn.args if self._nspawn else []}
         (self.workdir / "host.json").write_text(json.dumps(state, indent=1) + "\n")
 
     # -- running commands ------------------------------------------------------------------
@@ -337,6 +352,7 @@ class Host:
             raise HostError(f"host {self.name}: mounts left under its root: {left}")
         if self.root.exists():
             shutil.rmtree(self.root)
+        self._write_state()
 
     def disk_usage(self) -> int:
         """Bytes the root folder uses on disk (``du``)."""
@@ -352,17 +368,21 @@ class Host:
 
     # -- the project -----------------------------------------------------------------------
     def install_project(self) -> float:
-        """Install the tool offline: its wheel and the wheels of its run-time dependencies
-        are put into the host, ``pip --no-index`` installs them into a venv at
-        ``/opt/activeupgrade``, and ``/usr/local/bin/au`` points at its ``au``. Returns the
-        seconds it took (building the wheels on a cache miss included)."""
+        """Install the tool offline: ``/opt/activeupgrade`` is copied in from the cache (a
+        venv of the host's Python with the run-time dependencies, ``cache.ensure_venv``),
+        the project's wheel and the wheelhouse are put into the host, ``pip --no-index``
+        installs the project there, and ``/usr/local/bin/au`` points at its ``au``. Returns
+        the seconds it took (building the wheels and the venv on a cache miss included)."""
         began = time.monotonic()
+        venv = ensure_venv(self.recipe)
         house = self.path(WHEELS_IN_HOST)
         house.mkdir(parents=True, exist_ok=True)
         for wheel in [ensure_project_wheel(), *ensure_wheelhouse().glob("*.whl")]:
             shutil.copy2(wheel, house / wheel.name)
+        if self.path(VENV).exists():
+            raise HostError(f"host {self.name}: {VENV} exists already")
+        copy_tree(venv, self.path(VENV))
         pip_env = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
-        self.run(["python3", "-m", "venv", VENV], check=True, timeout=300)
         self.run([f"{VENV}/bin/pip", "install", "-q", "--no-index", "--find-links",
                   WHEELS_IN_HOST, "activeupgrade"], check=True, timeout=600, env=pip_env)
         link = self.path("/usr/local/bin/au")

@@ -26,7 +26,7 @@ MIRRORS = (
 )
 """The apt sources of the build (the same as the build machine's)."""
 
-FORMAT = 1
+FORMAT = 2
 """Bumped when the way a root is prepared changes (invalidates every cached root)."""
 
 BASE_PACKAGES = (
@@ -89,5 +89,15 @@ SERVICES = Recipe(
 """nginx, Redis and PostgreSQL 15 at bookworm's versions; their security updates in the
 local repository."""
 
-RECIPES = {r.name: r for r in (BASE, NGINX, SERVICES)}
+PYTHON_PACKAGES = ("python3.11", "python3.11-minimal", "python3.11-venv",
+                   "libpython3.11-minimal", "libpython3.11-stdlib")
+PYTHON = Recipe(
+    "python",
+    extra=tuple(f"{p}=3.11.2-6+deb12u8" for p in PYTHON_PACKAGES),
+    updates=PYTHON_PACKAGES,
+)
+"""The host's own Python (the tool's interpreter) at bookworm's version; the security update
+in the local repository: an upgrade of the interpreter the tool runs on."""
+
+RECIPES = {r.name: r for r in (BASE, NGINX, SERVICES, PYTHON)}
 """The recipes ``python -m tests.host`` knows by name."""

@@ -27,8 +27,8 @@ from activeupgrade.config.model import (
     VolumeSpec,
 )
 from activeupgrade.model.states import OperationalState, OperatorAction, Side
-from activeupgrade.platform.services.backend import backend_for, backend_kind
 from activeupgrade.platform.services import systemd
+from activeupgrade.platform.services.backend import backend_for, backend_kind
 from activeupgrade.platform.services.systemd import Systemd
 from activeupgrade.platform.volumes import adoption, registry
 from activeupgrade.platform.volumes.livepath import SYMLINK
