@@ -89,6 +89,33 @@ def test_what_the_kernel_allows_inside(host: Host) -> None:
         assert not refused, f"service={service}: {refused}"
 
 
+def test_upgrade_side_built_by_au_started_from_systemd(host: Host) -> None:
+    """`au` started by the host's systemd (as over ssh: nspawn's capabilities and system
+    call filter) builds the Upgrade Side (namespaces, bind mounts, the private link)."""
+    host.write_file("/opt/confined/VERSION", "1\n")
+
+    def au(*args: str) -> str:
+        done = host.run(["au", *args], service=True, timeout=180)
+        assert done.returncode == 0, f"au {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    au("volume", "adopt", "/opt/confined", "--role", "system")
+    au("split")
+    for ns in ("mnt", "net", "pid", "uts"):
+        side = host.run(["au", "exec", "--", "readlink", f"/proc/self/ns/{ns}"], service=True)
+        here = host.run(["readlink", f"/proc/self/ns/{ns}"])
+        assert side.returncode == 0 and side.stdout != here.stdout, ns
+    au("exec", "--", "sed", "-i", "s/1/2/", "/opt/confined/VERSION")
+    inside = host.run(["au", "exec", "--", "cat", "/opt/confined/VERSION"], service=True)
+    assert inside.stdout == "2\n"
+    hostname = host.run(["au", "exec", "--", "hostname"], service=True).stdout.strip()
+    assert hostname != host.name  # its own UTS namespace
+    assert host.run(["cat", "/opt/confined/VERSION"]).stdout == "1\n"  # Production's
+    au("abort")
+    au("finish")
+    assert host.run(["cat", "/opt/confined/VERSION"]).stdout == "1\n"
+
+
 def test_reboot_and_power_cut(host: Host) -> None:
     boot_id = host.run(["cat", "/proc/sys/kernel/random/boot_id"]).stdout
     host.write_file("/var/lib/kept", "written before\n")
