@@ -26,8 +26,10 @@ from tests.host.fixtures import booted_host
 
 HELLO = """\
 import http.server
+import os
 
-VERSION = open("/opt/hello/VERSION").read().strip()  # read once: a restart shows a new one
+# Read once: a restart shows new ones (the software's version, the unit file's setting).
+VERSION = open("/opt/hello/VERSION").read().strip() + " " + os.environ["HELLO_NOTE"]
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -46,6 +48,7 @@ UNIT = """\
 Description=A small HTTP application (test)
 
 [Service]
+Environment=HELLO_NOTE=unit1
 ExecStart=/usr/bin/python3 /opt/hello/hello.py
 
 [Install]
@@ -134,12 +137,16 @@ def replica_of(host: Host, path: str, which: str) -> Path:
 
 
 def versions(host: Host) -> tuple[str, str]:
+    """hello's version and unit setting ("2 unit2"), nginx's configured version."""
     return get(host, "http://127.0.0.1:8081/"), get(host, "http://127.0.0.1/").split()[0]
 
 
 def install_inside(host: Host, version: str) -> None:
-    """The "upgrade": new software and configuration written inside the Upgrade Side."""
+    """The "upgrade", written inside the Upgrade Side: new software, a changed unit file
+    (systemd must load it again before the start at merge), nginx's configuration."""
     au(host, "exec", "--", "sed", "-i", f"s/.*/{version}/", "/opt/hello/VERSION")
+    au(host, "exec", "--", "sed", "-i", f"s/HELLO_NOTE=.*/HELLO_NOTE=unit{version}/",
+       "/etc/systemd/system/hello.service")
     au(host, "exec", "--", "sed", "-i", f"s/X-Version .*;/X-Version {version} always;/",
        NGINX_VERSION)
 
@@ -178,7 +185,7 @@ def test_backend_is_systemd(host: Host) -> None:
 
 def test_split_merge_commit(host: Host) -> None:
     idle(host)
-    assert versions(host) == ("1", "1")
+    assert versions(host) == ("1 unit1", "1")
     before = main_pids(host)
     links_a = replica_of(host, "/etc/systemd/system", "live") / "multi-user.target.wants"
 
@@ -191,18 +198,18 @@ def test_split_merge_commit(host: Host) -> None:
     assert not upgrade_side_links(host) & set(UNITS)
 
     install_inside(host, "2")
-    assert versions(host) == ("1", "1")  # Production still serves the original
+    assert versions(host) == ("1 unit1", "1")  # Production still serves the original
 
     au(host, "merge")
     after = main_pids(host)
     assert all(after[u] != before[u] for u in UNITS), (before, after)  # restarted
-    assert versions(host) == ("2", "2")  # on the upgraded software
+    assert versions(host) == ("2 unit2", "2")  # on the upgraded software and unit file
     assert enabled(host) == {u: "enabled" for u in UNITS}  # restored on the upgraded side
 
     au(host, "commit")
     au(host, "finish")
     idle(host)
-    assert versions(host) == ("2", "2")
+    assert versions(host) == ("2 unit2", "2")
     assert enabled(host) == {u: "enabled" for u in UNITS}
     # Both replicas of the unit folder enable the units again (the old one resynced).
     for which in ("live", "other"):
@@ -217,7 +224,7 @@ def test_abort_from_merge(host: Host) -> None:
     install_inside(host, "3")
     au(host, "merge")
     merged = main_pids(host)
-    assert versions(host) == ("3", "3")
+    assert versions(host) == ("3 unit3", "3")
 
     au(host, "abort")
     back = main_pids(host)
@@ -227,7 +234,7 @@ def test_abort_from_merge(host: Host) -> None:
     au(host, "finish")
     idle(host)
     assert versions(host) == start
-    assert host.run(["cat", "/opt/hello/VERSION"]).stdout.strip() == start[0]
+    assert host.run(["cat", "/opt/hello/VERSION"]).stdout.strip() == start[0].split()[0]
 
 
 def test_abort_from_split_restarts_nothing(host: Host) -> None:

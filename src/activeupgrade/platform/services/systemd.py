@@ -14,8 +14,10 @@ a client from another PID namespace anyway: "Failed to connect to bus"). Otherwi
 directory Upgrade Side, or a unit folder that is not on a volume and so is Production's
 own) the Upgrade Side's startup type is recorded instead of changed.
 
-A unit whose file changed on disk (its volume was switched at merge or abort) is loaded
-again (``daemon-reload``) before it is started.
+Before a unit is started, systemd loads its files again (``daemon-reload``) when they may
+have changed under it: it says so (``NeedDaemonReload``), or a file of the unit lies on a
+volume, whose live path merge and abort switch to another replica (systemd notices only a
+file that became newer, not one switched back to an older copy at abort).
 """
 
 from __future__ import annotations
@@ -91,6 +93,20 @@ class Systemd:
         out = self._systemctl(["show", "--property=MainPID", "--value", unit], check=False)
         return int(out.stdout.strip()) if out.stdout.strip().isdigit() else 0
 
+    def _stale(self, unit: str) -> bool:
+        """Whether systemd may hold an outdated copy of ``unit``'s files: it says so, or a
+        file of the unit lies on a volume (its live path may have been switched to another
+        replica, and systemd only notices files that became *newer*, not one switched back
+        to an older copy)."""
+        out = self._systemctl(["show", "--property=NeedDaemonReload,FragmentPath,DropInPaths",
+                               unit], check=False).stdout
+        props = dict(line.partition("=")[::2] for line in out.splitlines())
+        if props.get("NeedDaemonReload") == "yes":
+            return True
+        files = [props.get("FragmentPath", ""), *props.get("DropInPaths", "").split()]
+        volumes = [v.path.rstrip("/") + "/" for v in registry.all_volumes(self.store)]
+        return any(f.startswith(v) for f in files if f for v in volumes)
+
     def status(self, spec: ServiceSpec, *, probe: bool = False) -> ServiceStatus:
         unit = self._unit(spec)
         state = self._active(unit)
@@ -111,11 +127,7 @@ class Systemd:
         began = time.time()
         already = self._active(unit) == "active"
         if not already:
-            reload = self._systemctl(["show", "--property=NeedDaemonReload", "--value", unit],
-                                     check=False)
-            if reload.stdout.strip() == "yes":
-                # Its unit file changed on disk (a volume was switched): load it again, or
-                # systemd starts the unit as its old file said.
+            if self._stale(unit):
                 self._systemctl(["daemon-reload"])
             self._systemctl(["start", unit])
 
