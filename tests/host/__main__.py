@@ -58,7 +58,9 @@ def _nsenter(workdir: Path, argv: list[str]) -> list[str]:
 def _host(workdir: Path) -> Host:
     """The host a previous command made in ``workdir`` (not booted by this process)."""
     state = _state(workdir)
-    return Host(Path(str(state["root"])), name=str(state["name"]), workdir=workdir)
+    host = Host(Path(str(state["root"])), name=str(state["name"]), workdir=workdir)
+    host.persistent = True
+    return host
 
 
 def _respawn(workdir: Path) -> None:
@@ -135,7 +137,7 @@ def _dispatch(args: argparse.Namespace, workdir: Path) -> int:
         return 0
     if args.cmd == "boot":
         host = Host.create(RECIPES[args.recipe], workdir, name=args.name,
-                           loop_devices=args.loop_devices)
+                           loop_devices=args.loop_devices, persistent=True)
         print(f"copied in {host.timings.copy:.2f}s")
         report = host.boot()
         print(f"{args.name}: {report.state} in {report.seconds:.2f}s, leader {host.leader}"

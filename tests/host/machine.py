@@ -132,6 +132,66 @@ def mounts_under(path: Path) -> list[str]:
     return found
 
 
+def _start_time(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _owner_file(root: Path) -> Path:
+    return root.parent / f"{root.name}.owner.json"
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def _cmdline_has(pid: int, text: str) -> bool:
+    try:
+        return text.encode() in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def sweep_stale(hosts: Path) -> list[str]:
+    """Remove the hosts under ``hosts`` whose creating process is gone (a killed test
+    run): their nspawn and PID 1 are killed (only when they are that host's), then their
+    root removed. Returns the names removed."""
+    removed = []
+    for owner_file in hosts.glob("*.owner.json"):
+        try:
+            owner = json.loads(owner_file.read_text())
+        except (OSError, ValueError):
+            continue
+        creator = int(owner.get("creator", 0))
+        if owner.get("persistent") or (
+                proc.alive(creator) and _start_time(creator) == owner.get("creator_start")):
+            continue
+        root = Path(owner["root"])
+        nspawn, leader = int(owner.get("nspawn", 0)), int(owner.get("leader", 0))
+        if leader and _is_container_init(leader) and _same_file(f"/proc/{leader}/root", root):
+            proc.signal_pid(leader, signal.SIGKILL)
+        if nspawn and _cmdline_has(nspawn, str(root)):
+            proc.signal_pid(nspawn, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(proc.alive(p) for p in (leader, nspawn) if p) and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        if mounts_under(root):
+            continue
+        shutil.rmtree(root, ignore_errors=True)
+        owner_file.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(f"/run/systemd/nspawn/propagate/{owner.get('name', '')}")
+        removed.append(str(owner.get("name", root.name)))
+    return removed
+
+
 class Host:
     """A Debian test host: its root folder, and while booted its nspawn and PID 1."""
 
@@ -149,6 +209,8 @@ class Host:
         self.loop_devices = loop_devices
         self.nspawn_options = list(nspawn_options)
         self.timings = Timings()
+        self.persistent = False
+        """Never removed as stale by another run (see ``create``)."""
         self._nspawn: subprocess.Popen[bytes] | None = None
         self._leader = 0
 
@@ -156,9 +218,12 @@ class Host:
     @classmethod
     def create(cls, recipe: Recipe = BASE, workdir: Path | None = None, *,
                name: str = "", network: Network | None = None, loop_devices: bool = False,
-               nspawn_options: Sequence[str] = ()) -> Host:
-        """A new host in ``workdir`` (its ``root/`` is a copy of the recipe's cached root,
-        built first on a cache miss). ``name`` defaults to one derived from ``workdir``."""
+               nspawn_options: Sequence[str] = (), persistent: bool = False) -> Host:
+        """A new host for ``workdir`` (state, console log; its root a copy of the recipe's
+        cached root, built first on a cache miss). ``name`` defaults to one derived from
+        ``workdir``. A host whose creating process ended without destroying it (a test run
+        killed) is removed by the next ``create``, unless it was made ``persistent`` (the
+        hosts of ``python -m tests.host``)."""
         if workdir is None:
             raise HostError("Host.create needs a work folder (e.g. pytest's tmp_path)")
         workdir.mkdir(parents=True, exist_ok=True)
@@ -170,10 +235,13 @@ class Host:
         # On the cache's XFS a copy shares the cached root's extents; else a full copy.
         root = area / "hosts" / name if area else workdir / "root"
         root.parent.mkdir(parents=True, exist_ok=True)
+        if area:
+            sweep_stale(area / "hosts")
         if root.exists():
             raise HostError(f"{root} exists already (a host named {name} is running?)")
         host = cls(root, name=name, workdir=workdir, recipe=recipe, network=network,
                    loop_devices=loop_devices, nspawn_options=nspawn_options)
+        host.persistent = persistent
         host.timings.copy = copy_tree(cached, root)
         (root / "etc/hostname").write_text(name + "\n")
         host._write_state()
@@ -265,6 +333,11 @@ class Host:
                  "nspawn": self._nspawn.pid if self._nspawn else 0, "leader": self._leader,
                  "argv": self._nspawn.args if self._nspawn else []}
         (self.workdir / "host.json").write_text(json.dumps(state, indent=1) + "\n")
+        if self.root.exists():
+            me = os.getpid()
+            owner = {**state, "creator": me, "creator_start": _start_time(me),
+                     "persistent": self.persistent}
+            _owner_file(self.root).write_text(json.dumps(owner) + "\n")
 
     # -- running commands ------------------------------------------------------------------
     def run(self, argv: Sequence[str], *, timeout: float = 120.0,
@@ -353,6 +426,7 @@ class Host:
         if self.root.exists():
             shutil.rmtree(self.root)
         self._write_state()
+        _owner_file(self.root).unlink(missing_ok=True)
 
     def disk_usage(self) -> int:
         """Bytes the root folder uses on disk (``du``)."""

@@ -17,9 +17,10 @@ import pytest
 
 from activeupgrade import proc
 from tests.host import BASE, NGINX, Host, NetnsPath
-from tests.host.cache import build_info
+from tests.host.cache import build_info, reflink_area
 from tests.host.fixtures import booted_host
-from tests.host.machine import mounts_under
+from tests.host.machine import mounts_under, sweep_stale
+from tests.support import cannot_run
 
 PROBE = Path(__file__).with_name("probe.py")
 NEEDED = ("unshare --pid --mount --uts --net --ipc", "bind mount (mount(2) MS_BIND)",
@@ -178,3 +179,24 @@ def test_fixture_with_a_recipe(debian_host: Host) -> None:
     assert debian_host.run(["systemctl", "is-system-running"]).stdout.strip() == "running"
     assert debian_host.run(["dpkg-query", "-W", "nginx"]).returncode != 0  # not in BASE
     assert not debian_host.path("/usr/local/bin/au").exists()
+
+
+def test_a_killed_run_leaves_its_host_to_the_next(tmp_path: Path) -> None:
+    """A host whose creating process died without destroying it (a killed test run) is
+    killed and removed by the next run's sweep; a live creator's host is left alone."""
+    area = reflink_area()
+    if area is None:
+        cannot_run("the cache's XFS image cannot be mounted (no loop device)")
+    with booted_host(BASE, tmp_path / "h", project=False) as h:
+        sweep_stale(area / "hosts")  # (stale hosts of earlier runs may go too)
+        assert h.root.exists() and h.booted  # ours stays: its creator (this process) lives
+        dead = proc.spawn(["true"], env={})
+        dead.wait()
+        owner_file = h.root.parent / f"{h.root.name}.owner.json"
+        owner = json.loads(owner_file.read_text())
+        owner_file.write_text(json.dumps({**owner, "creator": dead.pid}))
+        leader = h.leader
+        assert h.name in sweep_stale(area / "hosts")
+        assert not proc.alive(leader)
+        assert not h.root.exists() and not owner_file.exists()
+    assert not mounts_under(tmp_path)
