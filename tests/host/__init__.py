@@ -27,6 +27,9 @@ By hand: ``python -m tests.host --help`` (build, boot, enter, run, reboot, stop,
   roots keyed by the recipe's hash, wheelhouses by the dependencies' hash.
 - The network (``network.py``): ``PrivateNetwork()`` (loopback only, the default) or
   ``NetnsPath(Path("/run/netns/NAME"))`` for a namespace the test made.
+- Roots of hosts live on the cache's XFS filesystem (reflink copies); a host whose
+  creating process died without ``destroy()`` (a killed run) is killed and removed by the
+  next ``Host.create`` (``sweep_stale``), unless made with ``persistent=True``.
 
 What works inside a booted host (``python -m tests.host probe``; checked by
 ``tests/host/test_host.py``). "nsenter" is a command run by ``Host.run``: it has root's
