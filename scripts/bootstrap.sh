@@ -5,7 +5,8 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-debian_packages=(rsync btrfs-progs xfsprogs iproute2 util-linux procps chromium chromium-driver)
+debian_packages=(rsync btrfs-progs xfsprogs iproute2 util-linux procps chromium chromium-driver
+  mmdebstrap systemd-container dpkg-dev)  # the last three: the booted Debian test hosts (tests/host)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   missing=()
   for p in "${debian_packages[@]}"; do

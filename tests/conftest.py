@@ -2,6 +2,9 @@
 
 ``needs_root``: tests that need root and Linux namespaces. Elsewhere they skip with the
 reason; under ``CI=true`` (CI runs as root) a skip would hide a missing feature, so it fails.
+
+``debian_host``: a booted Debian test host with the project installed (``tests/host``);
+``@pytest.mark.debian_host(recipe=...)`` chooses its recipe.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.host.fixtures import debian_host  # noqa: F401  (the booted Debian test host)
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -1,4 +1,5 @@
-"""The systemd backend against a stand-in ``systemctl`` (systemd is not PID 1 here).
+"""The systemd backend against a stand-in ``systemctl`` (systemd is not PID 1 here; the
+same backend against a real systemd: ``test_systemd_host.py``).
 
 The stand-in is placed first on PATH (the OS edge). Like the real one it keeps the
 startup type in the unit-file folder, which lives on a system volume (as
@@ -26,6 +27,7 @@ from activeupgrade.config.model import (
     VolumeSpec,
 )
 from activeupgrade.model.states import OperationalState, OperatorAction, Side
+from activeupgrade.platform.services import systemd
 from activeupgrade.platform.services.backend import backend_kind
 from activeupgrade.platform.services.backends import backend_for
 from activeupgrade.platform.services.systemd import Systemd
@@ -78,7 +80,7 @@ class Standin:
         return [json.loads(x) for x in self.log.read_text().splitlines()]
 
     def verbs(self) -> list[list[str]]:
-        return [c["argv"] for c in self.calls() if c["argv"][0] not in ("is-active",)]
+        return [c["argv"] for c in self.calls() if c["argv"][0] not in ("is-active", "show")]
 
 
 def test_backend_selection() -> None:
@@ -107,15 +109,20 @@ def test_start_stop_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         backend.set_enabled(spec, Side.PRODUCTION, False)
 
 
-@pytest.mark.parametrize("isolation", ["directory", "namespaces"])
+@pytest.mark.parametrize(("isolation", "units_on_volume"), [
+    ("directory", True), ("namespaces", True), ("namespaces", False)])
 def test_startup_type_through_a_session(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolation: str,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolation: str, units_on_volume: bool,
 ) -> None:
     if isolation == "namespaces" and os.geteuid() != 0:
         cannot_run("an isolated Upgrade Side needs root")
     etc = tmp_path / "etc-app"
     units = etc / "systemd"
     fake = Standin(tmp_path, units, monkeypatch)
+    # The stand-in keeps its enablement where systemd keeps /etc/systemd/system's links;
+    # when that folder is on no volume, the Upgrade Side sees Production's.
+    monkeypatch.setattr(systemd, "UNIT_FOLDER",
+                        str(units) if units_on_volume else str(tmp_path / "elsewhere"))
     (units / "db.service.enabled").write_text("enabled")
     spec = ServiceSpec(name="db", unit="db.service", backend=ServiceBackend.SYSTEMD)
     cfg = Config(volumes=(VolumeSpec(str(etc), VolumeRole.SYSTEM),), services=(spec,),
@@ -132,18 +139,19 @@ def test_startup_type_through_a_session(
     # Production's startup type is untouched; the Upgrade Side's is disabled.
     assert (units / "db.service.enabled").read_text() == "enabled"
     host_ns = os.readlink("/proc/self/ns/mnt")
-    if isolation == "namespaces":
+    if isolation == "namespaces" and units_on_volume:
         [disable] = [c for c in fake.calls() if c["argv"][0] == "disable"]
         assert disable["mnt"] != host_ns  # run inside the Upgrade Side
         assert (upgrade_units / "db.service.enabled").read_text() == "disabled"
     else:
-        # Not isolated: `systemctl disable` would hit Production; it is recorded instead.
+        # Not isolated, or the unit folder is Production's: `systemctl disable` would
+        # change Production's; it is recorded instead.
         assert not [c for c in fake.calls() if c["argv"][0] == "disable"]
         assert store.get_doc("startup", "Upgrade:db") == {"enabled": False}
 
     st = act(engine, OperatorAction.MERGE)
     assert st.operational_state is OperationalState.READY, st.reason
-    verbs = [c["argv"][0] for c in fake.calls()]
+    verbs = [c["argv"][0] for c in fake.calls() if c["argv"][0] != "show"]
     assert "stop" in verbs and verbs[-1] in ("start", "is-active")
     # After the switch the upgraded unit files are live and enabled again.
     assert (units / "db.service.enabled").read_text() == "enabled"

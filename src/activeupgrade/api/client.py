@@ -15,6 +15,7 @@ purpose. The daemon is started when it does not run.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -180,15 +181,31 @@ class Client:
         return True
 
     def start_daemon(self) -> None:
-        """Start ``au daemon`` in the background for this instance and wait for it."""
+        """Start ``au daemon`` in the background for this instance and wait for it.
+
+        Under systemd (as root) the daemon runs as a unit of its own, so that it outlives
+        the session, unit or ssh login that ran this command (systemd would otherwise stop
+        it with the caller's cgroup); only its own process is stopped with it
+        (``KillMode=process``): the applications' keepers never depend on the daemon."""
         self.instance.ensure()
         log_path = self.instance.logs / "daemon.log"
         env = proc.base_env({"AU_HOME": str(self.instance.home)})
         # Only what the daemon needs of the caller's environment: its debugging switches
         # (AU_FAULT_PAUSE is the crash tests' hook), never the rest of it.
         env.update({k: v for k, v in os.environ.items() if k in DAEMON_ENV})
-        # The daemon outlives this command: its own session, no terminal, no stdin.
-        proc.spawn([sys.executable, "-m", "activeupgrade", "daemon"], env=env, log=log_path)
+        argv = [sys.executable, "-m", "activeupgrade", "daemon"]
+        if os.geteuid() == 0 and os.path.isdir("/run/systemd/system") and proc.which(
+                "systemd-run"):
+            unit = daemon_unit(self.instance)
+            proc.run(["systemctl", "reset-failed", unit], check=False, timeout=30)
+            proc.run(["systemd-run", "--quiet", "--collect", f"--unit={unit}",
+                      "--property=KillMode=process", f"--property=StandardOutput=append:"
+                      f"{log_path}", f"--property=StandardError=append:{log_path}",
+                      *(f"--setenv={k}={v}" for k, v in env.items()), "--", *argv],
+                     timeout=60)
+        else:
+            # The daemon outlives this command: its own session, no terminal, no stdin.
+            proc.spawn(argv, env=env, log=log_path)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.alive():
@@ -293,6 +310,12 @@ class Client:
             raise error_from_dict(done["error"])
         result: dict[str, Any] = done.get("result") or {}
         return result
+
+
+def daemon_unit(instance: Instance) -> str:
+    """The systemd unit a daemon started by the CLI runs as (one per instance folder)."""
+    tag = hashlib.sha1(str(instance.home).encode()).hexdigest()[:10]
+    return f"activeupgrade-daemon-{tag}.service"
 
 
 def _answer(status: int, raw: bytes) -> Any:
