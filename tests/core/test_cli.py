@@ -176,3 +176,19 @@ def test_the_status_document_follows_its_schema(home: Path) -> None:
     assert StatusView.from_dict(doc).to_dict() == doc
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**doc, "operational_state": "Sleepy"}, schema)
+
+
+def test_every_command_imports_only_its_own_module() -> None:
+    """The command table is complete: each command's parser comes from the module the
+    table names (so `au status` imports nothing else)."""
+    import argparse
+
+    from activeupgrade.cli.main import COMMANDS, build_parser
+
+    def commands(parser: argparse.ArgumentParser) -> set[str]:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return set(sub.choices)
+
+    assert commands(build_parser()) == set(COMMANDS)
+    for name in COMMANDS:
+        assert name in commands(build_parser(name)), name

@@ -83,6 +83,9 @@ def render_error(exc: AUError) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list or os.environ.get("AU_DEBUG") == "1"
+    if args_list[:1] == ["--version"]:
+        print(f"au {__version__}")  # without building every command's parser
+        return 0
     try:
         parser = build_parser(_command_of(args_list))
         args = parser.parse_args(args_list)
