@@ -65,7 +65,8 @@ def request_steps(request: Request, cfg: Config) -> list[Step]:
                         actions.control(cfg, ControlType.STOP_APPLICATION, Side.UPGRADE, request)),
             ]
         case Request.PREPARE_MERGE:
-            own = [*checks.upgrade_side(cfg), *volumes.prepare_merge(cfg)]
+            own = [*checks.upgrade_side(cfg), *volumes.prepare_merge(cfg),
+                   *side.prepare_merge(cfg)]
         case Request.EXECUTE_MERGE:
             own = [
                 *_phase(Request.STOP,

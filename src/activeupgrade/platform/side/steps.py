@@ -1,12 +1,15 @@
-"""Upgrade Side steps of the requests: start at ExecuteSplit, stop at ExecuteMerge and
-Abort, remove at Finish. Idempotent: each reads the side's record first."""
+"""Upgrade Side steps of the requests: start at ExecuteSplit; at PrepareMerge the list of
+what it wrote outside the managed volumes (and which services use files the upgrade
+changed); stop at ExecuteMerge and Abort (the list once more, then the scratch is
+discarded); remove at Finish. Idempotent: each reads the side's record first."""
 
 from __future__ import annotations
 
 from activeupgrade.config.model import Config
 from activeupgrade.engine.steps import Step, StepContext
 from activeupgrade.model.states import Severity, Side
-from activeupgrade.platform.side import namespace
+from activeupgrade.platform.side import namespace, usage
+from activeupgrade.platform.side.writes import written
 
 
 def start_side(ctx: StepContext) -> None:
@@ -19,11 +22,42 @@ def start_side(ctx: StepContext) -> None:
         ctx.write("side.up", f"Upgrade Side up: init pid {rec.get('pid')}, hostname "
                   f"{rec.get('hostname')}, private link {rec.get('host_address')} ↔ "
                   f"{rec.get('side_address')}", details=rec)
+        for note in rec.get("notes", []):
+            ctx.write("side.view.note", f"Upgrade Side view: {note}", severity=Severity.NOTICE)
     ctx.results["partner"] = "OS Up"
+
+
+def report_writes(ctx: StepContext, when: str) -> None:
+    """Log what the Upgrade Side wrote outside the managed volumes (never kept)."""
+    found = written(ctx.instance)
+    if not found.exists:
+        return
+    n = found.counts.get("outside", 0) + found.counts.get("data", 0)
+    ctx.write("side.writes", f"{when}: {found.summary()}",
+              severity=Severity.WARNING if n else Severity.INFO, details=found.to_dict())
+    ctx.results["written_outside"] = found.counts
+
+
+def writes_step(ctx: StepContext) -> None:
+    report_writes(ctx, "before merge")
+
+
+def service_files(ctx: StepContext) -> None:
+    """Which application services use files the upgrade changed (PrepareMerge)."""
+    found = usage.services_using_changes(ctx.instance, ctx.store, ctx.config)
+    for name, item in found.items():
+        files = item["files"]
+        ctx.write("side.service-files",
+                  f"service {name} uses {len(files)} file(s) the upgrade changed"
+                  + (": " + ", ".join(files[:6]) + (" …" if len(files) > 6 else "")
+                     if files else ""),
+                  severity=Severity.NOTICE if files else Severity.INFO, details=item)
+    ctx.results["service_files"] = {n: len(i["files"]) for n, i in found.items()}
 
 
 def stop_side(ctx: StepContext) -> None:
     if namespace.read(ctx.instance):
+        report_writes(ctx, "discarded with the Upgrade Side")
         namespace.stop(ctx.instance)
         ctx.write("side.down", "Upgrade Side shut down")
 
@@ -34,6 +68,15 @@ def remove_side(ctx: StepContext) -> None:
 
 def start(cfg: Config) -> list[Step]:
     return [Step("side.start", start_side, 120, "build and boot the Upgrade Side", Side.UPGRADE)]
+
+
+def prepare_merge(cfg: Config) -> list[Step]:
+    return [
+        Step("side.writes", writes_step, 300, "list what the Upgrade Side wrote outside the "
+             "managed volumes (not kept)", Side.UPGRADE),
+        Step("side.service-files", service_files, 300, "list the services that use files "
+             "the upgrade changed", Side.UPGRADE),
+    ]
 
 
 def stop(cfg: Config) -> list[Step]:
