@@ -5,12 +5,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import time
 
 from activeupgrade import proc
 from activeupgrade.checks.catalogue import CheckSeverity
 from activeupgrade.checks.probe import CheckEnv, Verdict
 from activeupgrade.errors import AUError
 from activeupgrade.instance import is_root
+from activeupgrade.platform import packages
 from activeupgrade.platform.side import link
 
 NAMESPACES = ("mnt", "net", "pid", "uts")
@@ -102,3 +104,18 @@ def link_addresses(env: CheckEnv) -> Verdict:
                        "Upgrade instance on this host)", severity=CheckSeverity.WARNING,
                        details={"shared": shared})
     return Verdict(True, f"{host} ↔ {peer} are free", details={"checked": len(existing)})
+
+
+def packages_staged(env: CheckEnv) -> Verdict:
+    if not _uses_namespaces(env):
+        return Verdict(True, "not needed (the Upgrade Side is not isolated)")
+    if proc.which("apt-get") is None:
+        return Verdict(True, "not needed (no apt on this host)")
+    found = packages.current(env.instance)
+    if not found.staged:
+        return Verdict(False, "nothing is staged for the Upgrade Side's apt: it has no "
+                       "network, so apt-get there can install only what is already here")
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(found.at))
+    what = ", ".join(found.names) if found.names else "the upgrade"
+    return Verdict(True, f"{len(found.packages)} package(s) staged for {what} at {when} "
+                   f"(lists {found.lists})", details=found.to_dict())

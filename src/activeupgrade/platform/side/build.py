@@ -203,6 +203,8 @@ class Assembler:
             self.bind(self.host(layer.source), self.target(layer), writable=True)
         elif kind is LayerKind.POLICY:
             self.policy(layer)
+        elif kind is LayerKind.NEEDED:
+            self.needed(layer)
 
     def dev(self, target: str) -> None:
         k.mount("au-dev", target, "tmpfs", k.MS_NOSUID, "mode=0755,size=64k")
@@ -245,6 +247,22 @@ class Assembler:
             if os.path.isdir(path):
                 k.mount("au-hidden", path, "tmpfs", k.MS_RDONLY | NODEV | k.MS_NOSUID
                         | k.MS_NOEXEC, "size=4k,mode=0555")
+
+    def needed(self, layer: Layer) -> None:
+        """A listed installer or package: shown read-only where the side would not see it
+        (its own /tmp, a data volume's scratch); left as it is where it already shows."""
+        target = self.inside(layer.path)
+        if os.path.lexists(target):
+            return
+        source = self.host(layer.source)
+        _mkdirs(os.path.dirname(target), self.created, self.new_root)
+        if os.path.isdir(source):
+            os.mkdir(target, 0o755)
+        else:
+            with open(target, "x"):
+                pass
+        self.created.append(layer.path)
+        self.bind(source, target, writable=False, flags=NODEV | k.MS_NOSUID)
 
     def policy(self, layer: Layer) -> None:
         script = os.path.join(self.scratch, layer.scratch)

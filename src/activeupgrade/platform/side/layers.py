@@ -55,6 +55,9 @@ class LayerKind(StrEnum):
     """Packages staged on the Production Side, copy-on-write."""
     POLICY = "policy"
     """policy-rc.d refusing service starts."""
+    NEEDED = "needed"
+    """An installer or package listed in ``[upgrade_side] packages``, read-only at its own
+    path (even where the side has its own folder, such as /tmp)."""
     MASK = "mask"
     """Hidden behind an empty read-only folder."""
 

@@ -16,6 +16,7 @@ own root) and carried out by the side's init (``side/build.py``), layer after la
 - ``packages``: the packages staged on the Production Side (``platform/packages.py``) as apt's
   cache and lists, copy-on-write;
 - ``policy``: ``/usr/sbin/policy-rc.d`` refusing every service start (only inside the side);
+- ``needed``: what ``[upgrade_side] packages`` lists, read-only at its own path;
 - ``mask``: every instance folder and tool state, and filesystems that must never be seen
   from there (another ``proc``, ``sysfs``, device filesystems), behind an empty read-only
   folder.
@@ -169,6 +170,10 @@ def plan(instance: Instance, store: Store, cfg: Config, *, scratch: str,
                 layers.append(Layer(LayerKind.PACKAGES, target, f"packages staged on the "
                                     f"Production Side ({part}), copy-on-write",
                                     source=str(stage / part), scratch=f"upper/{_tag(target)}"))
+    for path in cfg.upgrade_side.packages:
+        if os.path.exists(path) and not any(mountinfo.under(path, h) for h in hidden):
+            layers.append(Layer(LayerKind.NEEDED, path, "listed in [upgrade_side] packages, "
+                                "read-only", source=path, writable=False))
     policy = _policy(systems, cow)
     if policy is not None:
         layers.append(policy)
