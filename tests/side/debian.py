@@ -102,7 +102,8 @@ class Chroot:
             (where / name).mkdir(parents=True)
         subprocess.run(["mount", "-t", "overlay", "au-test-root", "-o",
                         f"lowerdir={cached_root()},upperdir={where / 'upper'},"
-                        f"workdir={where / 'work'},redirect_dir=on", str(self.merged)], check=True, timeout=60)
+                        f"workdir={where / 'work'},redirect_dir=on", str(self.merged)],
+                       check=True, timeout=60)
         self.root = self.merged / "root"
         self._mount(["-t", "proc", "proc"], "/proc")
         self._mount(["--rbind"], "/dev")

@@ -11,7 +11,7 @@ POLICY_RC_D = "/usr/sbin/policy-rc.d"
 POLICY_SCRIPT = """#!/bin/sh
 # Upgrade Side of Active Upgrade: services are not started here (they start at merge,
 # on the upgraded software). This file exists only inside the Upgrade Side.
-echo "policy-rc.d: $1 $2 refused on the Upgrade Side" >&2
+echo "policy-rc.d: $* refused on the Upgrade Side" >&2
 exit 101
 """
 """invoke-rc.d and deb-systemd-invoke ask this program before starting a service; 101
