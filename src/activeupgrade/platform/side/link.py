@@ -68,10 +68,17 @@ def _clash(subnet: ipaddress.IPv4Network, used: list[tuple[str, Interface]],
                and not addr.ip.is_loopback for ifname, addr in used)
 
 
-def choose(instance: Instance, used: list[tuple[str, Interface]]) -> tuple[str, str]:
-    """The first free /30 from this instance's starting point (no lock: see ``held``)."""
+def start_of(instance: Instance) -> int:
+    """Where the search for a free /30 starts for ``instance`` (from its folder)."""
+    return int(hashlib.sha1(str(instance.home).encode()).hexdigest()[:8], 16)
+
+
+def choose(instance: Instance, used: list[tuple[str, Interface]], start: int | None = None
+           ) -> tuple[str, str]:
+    """The first free /30 from ``start`` (default: this instance's starting point); no lock
+    is taken here (see ``held``)."""
     own = link_names(instance)[0]
-    start = int(hashlib.sha1(str(instance.home).encode()).hexdigest()[:8], 16)
+    start = start_of(instance) if start is None else start
     for i in range(AUTO_SLOTS):
         host, side = _slot(start + i)
         if not _clash(ipaddress.ip_interface(host).network, used, own):  # type: ignore[arg-type]
