@@ -70,7 +70,7 @@ class Demo:
     def left_by_keep(cls, root: Path, say: Say = stderr_say) -> Demo:
         """The demo a ``--keep`` run left in ``root``, to clean it up."""
         root = root.resolve()
-        probe = DemoTree(root, 0, "", "")
+        probe = DemoTree(root, 0)
         if not (probe.home / "state.db").exists() or not (probe.configs / configs.PARENT).exists():
             raise AUError(f"{root} is not a demo tree left by `au demo --keep`",
                           hint="Give the folder printed as 'Demo tree:' by the kept run.")
