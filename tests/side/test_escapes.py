@@ -54,6 +54,8 @@ class Host:
     node: Path
     port: int
     listener: socket.socket
+    unix: socket.socket
+    """A Unix socket of a Production program outside every volume."""
 
 
 def ok(home: Path, *args: str, timeout: float = 180) -> str:
@@ -80,7 +82,8 @@ def host(tmp_path: Path, needs_root: None) -> Iterator[Host]:
     h = Host(tmp=tmp_path, home=tmp_path / "home", other=base / "home", base=base,
              sysv=tmp_path / "opt-app", sys2=tmp_path / "opt-tools", datav=tmp_path / "var-app",
              data2=tmp_path / "var-old", datab=base / "var-b", node=base / "null-node",
-             port=free_port(), listener=socket.socket())
+             port=free_port(), listener=socket.socket(),
+             unix=socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
     for path, name, text in ((h.sysv, "version", "1\n"), (h.sys2, "tool", "t\n"),
                              (h.datav, "secret", "orders\n"), (h.data2, "secret2", "old\n"),
                              (h.datab, "secretB", "b\n")):
@@ -89,6 +92,8 @@ def host(tmp_path: Path, needs_root: None) -> Iterator[Host]:
     os.mknod(h.node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
     h.listener.bind(("0.0.0.0", 0))
     h.listener.listen(16)
+    h.unix.bind(str(base / "host.sock"))
+    h.unix.listen(16)
     try:
         for path, role in ((h.sysv, "system"), (h.sys2, "system"), (h.datav, "data"),
                            (h.data2, "data")):
@@ -104,6 +109,7 @@ def host(tmp_path: Path, needs_root: None) -> Iterator[Host]:
         yield h
     finally:
         h.listener.close()
+        h.unix.close()
         au(h.home, "abort")
         au(h.home, "finish")
         end_instance(h.home)
@@ -145,7 +151,7 @@ def spec_for(h: Host, token: str) -> dict[str, Any]:
         "read": [str(home.web_token), str(home.db), str(other.db)],
         "unix": [str(home.socket), str(other.socket),
                  *[str(p) for p in (home.run / "services").glob("*.sock")],
-                 str(home.run / "side.sock")],
+                 str(home.run / "side.sock"), str(h.base / "host.sock")],
         "pids": [(p, cmdline(p)) for p in pids if p],
         "tcp": tcp,
         "link_host": side["host_address"].split("/")[0],

@@ -15,15 +15,16 @@ import pytest
 from activeupgrade.config.model import Config, UpgradeSideSpec, VolumeRole, VolumeSpec
 from activeupgrade.instance import Instance
 from activeupgrade.model.states import OperatorAction, PartnerState
-from activeupgrade.platform.side import namespace, partner
+from activeupgrade.platform.side import namespace, partner, writes
 from activeupgrade.platform.volumes import adoption, registry
 from activeupgrade.store.db import Store
 
 from ..volumes.helpers import act, engine_for, session_config, unmount_under
 
 
-@pytest.fixture
-def split_host(tmp_path: Path, needs_root: None):  # type: ignore[no-untyped-def]
+@pytest.fixture(params=["copy-on-write"])
+def split_host(request: pytest.FixtureRequest, tmp_path: Path,  # type: ignore[no-untyped-def]
+               needs_root: None):
     # A deep instance folder: the Upgrade Side's init socket is named through its folder.
     home = tmp_path / ("deep-" * 12) / "home"
     assert len(str(home / "run" / "side.sock")) > 107
@@ -33,6 +34,7 @@ def split_host(tmp_path: Path, needs_root: None):  # type: ignore[no-untyped-def
     (sysv / "version").write_text("1\n")
     (datav / "secret").write_text("customer data\n")
     cfg = session_config(tmp_path / "configs", [(sysv, "system"), (datav, "data")])
+    cfg.write_text(cfg.read_text() + f'outside = "{request.param}"\n')
     engine, store = engine_for(home, cfg)
     inst = Instance(home)
     adoption.adopt(inst, store, str(sysv), VolumeRole.SYSTEM)
@@ -144,3 +146,14 @@ def test_restart_keeps_what_was_installed(split_host) -> None:  # type: ignore[n
     assert namespace.read(inst)["pid"] != old_pid
     assert inside(inst, "cat", f"{sysv}/version") == "2\n"
     assert (sysv / "version").read_text() == "1\n"
+
+
+@pytest.mark.parametrize("split_host", ["read-only"], indirect=True)
+def test_read_only_outside_the_volumes(split_host) -> None:  # type: ignore[no-untyped-def]
+    inst, sysv, datav = split_host
+    for path in ("/etc/au-read-only-test", "/var/log/au-read-only-test"):
+        done = namespace.run(inst, ["sh", "-c", f"echo x > {path}"], timeout=30)
+        assert done.returncode != 0 and "Read-only file system" in done.stderr, path
+    inside(inst, "sh", "-c", f"echo 2 > {sysv}/version; echo t > /tmp/t; echo d > {datav}/d")
+    assert inside(inst, "cat", f"{sysv}/version") == "2\n"
+    assert writes.written(inst).counts["outside"] == 0

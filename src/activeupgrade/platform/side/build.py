@@ -140,12 +140,19 @@ class Assembler:
         extra = 0 if writable else k.MS_RDONLY
         k.mount(None, target, None, k.MS_REMOUNT | k.MS_BIND | flags | extra)
 
-    def overlay(self, layer: Layer, lower: str, target: str) -> None:
-        upper = self.scratch_dir(layer.scratch)
-        work = self.scratch_dir(layer.scratch.replace("upper/", "work/", 1))
-        k.mount("au-upgrade-side", target, "overlay", NODEV,
-                f"lowerdir={_escape(lower)},upperdir={_escape(upper)},"
-                f"workdir={_escape(work)}")
+    def overlay(self, layer: Layer, lower: str, target: str, *, writable: bool) -> None:
+        """Copy-on-write (the upper folder on the scratch), or read-only: an overlay
+        without upper folder (two lower layers, the second empty). Unlike a bind mount,
+        an overlay never lets a Unix socket of the host be reached through it."""
+        if writable:
+            upper = self.scratch_dir(layer.scratch)
+            work = self.scratch_dir(layer.scratch.replace("upper/", "work/", 1))
+            options = (f"lowerdir={_escape(lower)},upperdir={_escape(upper)},"
+                       f"workdir={_escape(work)}")
+        else:
+            options = f"lowerdir={_escape(lower)}:{_escape(self.scratch_dir('empty'))}"
+        k.mount("au-upgrade-side", target, "overlay", NODEV | (0 if writable else k.MS_RDONLY),
+                options)
 
     def target(self, layer: Layer) -> str:
         path = self.inside(layer.path)
@@ -167,17 +174,24 @@ class Assembler:
             if kind is not LayerKind.ROOT and not os.path.isdir(target):
                 self.notes.append(f"{layer.path}: not shown (no such folder in the view)")
                 return
-            lower = layer.source
+            lower = self.host(layer.source)
             if layer.writable:
                 try:
-                    self.overlay(layer, self.host(lower), target)
+                    self.overlay(layer, lower, target, writable=True)
                     return
                 except OSError as exc:
                     if kind is LayerKind.ROOT:
                         raise
                     self.notes.append(f"{layer.path}: read-only (copy-on-write refused: "
                                       f"{exc.strerror})")
-            self.bind(self.host(lower), target, writable=False)
+            try:
+                self.overlay(layer, lower, target, writable=False)
+            except OSError as exc:
+                if kind is LayerKind.ROOT:
+                    raise
+                self.notes.append(f"{layer.path}: hidden (no overlay possible: {exc.strerror})")
+                k.mount("au-hidden", target, "tmpfs", k.MS_RDONLY | NODEV | k.MS_NOSUID
+                        | k.MS_NOEXEC, "size=4k,mode=0755")
         elif kind is LayerKind.FILE:
             target = self.inside(layer.path)
             if os.path.lexists(target):
@@ -255,12 +269,17 @@ class Assembler:
         if os.path.lexists(target):
             return
         source = self.host(layer.source)
+        if not os.path.isdir(source) and not os.path.isfile(source):
+            self.notes.append(f"{layer.path}: not shown (neither a file nor a folder)")
+            return
         _mkdirs(os.path.dirname(target), self.created, self.new_root)
         if os.path.isdir(source):
             os.mkdir(target, 0o755)
-        else:
-            with open(target, "x"):
-                pass
+            self.created.append(layer.path)
+            self.overlay(layer, source, target, writable=False)
+            return
+        with open(target, "x"):
+            pass
         self.created.append(layer.path)
         self.bind(source, target, writable=False, flags=NODEV | k.MS_NOSUID)
 

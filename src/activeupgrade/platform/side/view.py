@@ -143,9 +143,10 @@ def plan(instance: Instance, store: Store, cfg: Config, *, scratch: str,
             layers.append(Layer(LayerKind.OUTSIDE, p, f"{m.fstype} {m.source}, "
                                 + outside.value, source=p, scratch=f"upper/{_tag(p)}",
                                 writable=cow))
-        else:
+        elif os.path.isfile(p) and not os.path.islink(p):
             layers.append(Layer(LayerKind.FILE, p, f"file mounted by the host ({m.fstype}), "
                                 "read-only", source=p, writable=False))
+        # (anything else the host mounts on a file, a socket above all, is not shown)
     layers += [
         Layer(LayerKind.DEV, "/dev", "minimal /dev of the Upgrade Side"),
         Layer(LayerKind.PROC, "/proc", "the Upgrade Side's own processes"),
