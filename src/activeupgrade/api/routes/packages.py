@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from activeupgrade.api.server import daemon_of, read_json
+from activeupgrade.api.server import DaemonHandle, daemon_of, read_json
 from activeupgrade.errors import AUError, UsageError
 from activeupgrade.model.states import Severity
-from activeupgrade.platform import packages
-from activeupgrade.platform.side import namespace
-
-if TYPE_CHECKING:
-    from activeupgrade.daemon import Daemon
+from activeupgrade.platform.side import namespace, packages
 
 
-def _stage(d: Daemon, names: list[str], update: bool) -> dict[str, Any]:
+def _stage(d: DaemonHandle, names: list[str], update: bool) -> dict[str, Any]:
     node = d.log.write("packages.stage", "staging packages for the Upgrade Side: "
                        + (" ".join(names) if names else "what apt-get upgrade would install"),
                        severity=Severity.NOTICE, details={"names": names, "update": update})

@@ -12,8 +12,7 @@ from activeupgrade.checks.catalogue import CheckSeverity
 from activeupgrade.checks.probe import CheckEnv, Verdict
 from activeupgrade.errors import AUError
 from activeupgrade.instance import is_root
-from activeupgrade.platform import packages
-from activeupgrade.platform.side import link
+from activeupgrade.platform.side import link, packages
 
 NAMESPACES = ("mnt", "net", "pid", "uts")
 OTHER_INSTANCE_LINK = re.compile(r"^au[0-9a-f]{6}h$")

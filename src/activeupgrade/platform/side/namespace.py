@@ -201,7 +201,7 @@ def _unmount_scratch(instance: Instance) -> None:
 
 
 def _boot(instance: Instance, store: Store, cfg: Config, rec: dict[str, Any]) -> None:
-    from activeupgrade.platform import packages
+    from activeupgrade.platform.side import packages
 
     scratch = _mount_scratch(instance, cfg)
     plan = view.plan(instance, store, cfg, scratch=str(scratch),

@@ -1,14 +1,14 @@
 """Upgrade Side steps of the requests: start at ExecuteSplit; at PrepareMerge the list of
-what it wrote outside the managed volumes (and which services use files the upgrade
-changed); stop at ExecuteMerge and Abort (the list once more, then the scratch is
-discarded); remove at Finish. Idempotent: each reads the side's record first."""
+what it wrote outside the managed volumes; stop at ExecuteMerge and Abort (the list once
+more, then the scratch is discarded); remove at Finish. Idempotent: each reads the side's
+record first."""
 
 from __future__ import annotations
 
 from activeupgrade.config.model import Config
 from activeupgrade.engine.steps import Step, StepContext
 from activeupgrade.model.states import Severity, Side
-from activeupgrade.platform.side import namespace, usage
+from activeupgrade.platform.side import namespace
 from activeupgrade.platform.side.writes import written
 
 
@@ -42,19 +42,6 @@ def writes_step(ctx: StepContext) -> None:
     report_writes(ctx, "before merge")
 
 
-def service_files(ctx: StepContext) -> None:
-    """Which application services use files the upgrade changed (PrepareMerge)."""
-    found = usage.services_using_changes(ctx.instance, ctx.store, ctx.config)
-    for name, item in found.items():
-        files = item["files"]
-        ctx.write("side.service-files",
-                  f"service {name} uses {len(files)} file(s) the upgrade changed"
-                  + (": " + ", ".join(files[:6]) + (" …" if len(files) > 6 else "")
-                     if files else ""),
-                  severity=Severity.NOTICE if files else Severity.INFO, details=item)
-    ctx.results["service_files"] = {n: len(i["files"]) for n, i in found.items()}
-
-
 def stop_side(ctx: StepContext) -> None:
     if namespace.read(ctx.instance):
         report_writes(ctx, "discarded with the Upgrade Side")
@@ -74,8 +61,6 @@ def prepare_merge(cfg: Config) -> list[Step]:
     return [
         Step("side.writes", writes_step, 300, "list what the Upgrade Side wrote outside the "
              "managed volumes (not kept)", Side.UPGRADE),
-        Step("side.service-files", service_files, 300, "list the services that use files "
-             "the upgrade changed", Side.UPGRADE),
     ]
 
 

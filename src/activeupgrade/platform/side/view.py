@@ -13,7 +13,7 @@ own root) and carried out by the side's init (``side/build.py``), layer after la
 - ``system``: each system volume's Upgrade Side replica at the volume's path, read-write;
 - ``data``: each data volume (of this instance, selected or not, and of every other instance)
   replaced by writable scratch that starts empty and is discarded;
-- ``packages``: the packages staged on the Production Side (``platform/packages.py``) as apt's
+- ``packages``: the packages staged on the Production Side (``side/packages.py``) as apt's
   cache and lists, copy-on-write;
 - ``policy``: ``/usr/sbin/policy-rc.d`` refusing every service start (only inside the side);
 - ``needed``: what ``[upgrade_side] packages`` lists, read-only at its own path;

@@ -1,4 +1,4 @@
-"""Which application services use files the upgrade changed (reported at merge).
+"""Which application services use files the upgrade changed (reported at PrepareMerge).
 
 For each service: the files it runs from (its command and, for a script, its interpreter;
 for a systemd unit, the unit file and the programs of ExecStart) and, while it runs, what
@@ -18,8 +18,10 @@ from typing import Any
 
 from activeupgrade import proc
 from activeupgrade.config.model import Config, ServiceBackend, ServiceSpec, VolumeRole
+from activeupgrade.engine.steps import Step, StepContext
 from activeupgrade.errors import AUError
 from activeupgrade.instance import Instance
+from activeupgrade.model.states import Severity, Side
 from activeupgrade.platform.services.backend import backend_kind
 from activeupgrade.platform.services.backends import backend_for
 from activeupgrade.platform.side.mounts import under
@@ -140,3 +142,24 @@ def services_using_changes(instance: Instance, store: Store, cfg: Config
                 changed.append(path)
         out[spec.name] = {"files": changed, "checked": len(files), "pid": pid}
     return out
+
+
+def service_files(ctx: StepContext) -> None:
+    """PrepareMerge: log which services use files the upgrade changed."""
+    found = services_using_changes(ctx.instance, ctx.store, ctx.config)
+    for name, item in found.items():
+        files = item["files"]
+        ctx.write("side.service-files",
+                  f"service {name} uses {len(files)} file(s) the upgrade changed"
+                  + (": " + ", ".join(files[:6]) + (" …" if len(files) > 6 else "")
+                     if files else ""),
+                  severity=Severity.NOTICE if files else Severity.INFO, details=item)
+    ctx.results["service_files"] = {n: len(i["files"]) for n, i in found.items()}
+
+
+def steps(cfg: Config) -> list[Step]:
+    """The PrepareMerge step (none without services)."""
+    if not cfg.services:
+        return []
+    return [Step("side.service-files", service_files, 300, "list the services that use "
+                 "files the upgrade changed", Side.UPGRADE)]
