@@ -225,4 +225,4 @@ def test_every_escape_attempt_fails(host: Host) -> None:
         store.close()
     assert logged and any(w["path"] == f"/var/log/au-esc-{token}"
                           for w in logged[0]["outside"])
-    assert execs and execs[-1]["returncode"] == 0 and execs[-1]["seconds"] > 0
+    assert execs and execs[-1]["exit"] == 0 and execs[-1]["duration"] > 0

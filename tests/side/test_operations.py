@@ -77,10 +77,11 @@ def test_exec_environment_credentials_and_log(split: tuple[Path, Path]) -> None:
 
     logged = entries(home, "side.exec")
     assert [e["argv"][:2] for e in logged][-1] == ["sh", "-c"]
-    assert logged[-1]["returncode"] == 3 and logged[-1]["seconds"] > 0
-    ends = entries(home, "side.exec.end")
+    assert logged[-1]["exit"] == 3 and logged[-1]["duration"] > 0
+    ends = entries(home, "side.exec.done")
     assert ends[-1]["parent"] == logged[-1]["id"] and "exit 3" in ends[-1]["message"]
-    assert "oops" in ends[-1]["stderr_tail"]
+    output = [e for e in entries(home, "side.exec.output") if e["parent"] == logged[-1]["id"]]
+    assert [e["message"] for e in output] == ["oops"] and output[0]["stream"] == "stderr"
     assert any(e["user"] == "nobody" for e in logged)
 
 
@@ -142,8 +143,8 @@ def test_restart_is_logged_keeps_installs_and_empties_tmp(split: tuple[Path, Pat
                "/var/log/au-restart-test; ls -A /tmp")
     assert after.stdout.split()[:2] == ["2", "kept"], after.stdout
     assert "au-restart-test" not in after.stdout.split()[2:]
-    ends = entries(home, "side.restart.end")
-    assert ends and ends[-1]["seconds"] > 0 and ends[-1]["partner_state"] == "OS Up"
+    restarts = entries(home, "side.restart")
+    assert restarts and "OS Up" in restarts[-1]["message"]
     assert not Path("/var/log/au-restart-test").exists()
 
 
@@ -162,8 +163,8 @@ def test_a_side_that_cannot_be_built_says_why(split: tuple[Path, Path]) -> None:
         assert "No such file or directory" in done.stderr
         status = json.loads(au(home, "status", "--json").stdout)
         assert status["partner_state"] == "OS Crashed"
-        failed = entries(home, "side.restart.failed")
-        assert failed and "No such file or directory" in failed[-1]["message"]
+        logged = json.dumps(entries(home, "operation.failed") + entries(home, "step.failed"))
+        assert "No such file or directory" in logged
     finally:
         aside.rename(replica)
     assert au(home, "restart-upgrade-side").returncode == 0

@@ -371,7 +371,7 @@ def isolation_text(side: dict[str, Any]) -> str:
     if mode == "directory":
         missing = "; ".join(str(m) for m in side.get("missing") or [])
         return f"directory (working directory, NOT isolated: {missing or 'no namespaces'})"
-    return (f"{mode} (mount, network, PID and UTS namespaces; hostname "
+    return (f"{mode} (PID, mount, UTS, IPC, network and user namespaces; hostname "
             f"{side.get('hostname', '?')}, private link {side.get('host_address', '?')} <-> "
             f"{side.get('side_address', '?')})")
 
