@@ -9,7 +9,6 @@ and the operation in words, so that whoever builds the side can say exactly what
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 
@@ -53,7 +52,9 @@ _PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s39
                "i686": 217, "armv7l": 218}
 """pivot_root's system call number per machine (glibc has no wrapper)."""
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc = ctypes.CDLL(None, use_errno=True)
+"""The C library this process already runs with (no search: ``find_library`` would start
+``ldconfig``)."""
 
 
 def _check(result: int, what: str) -> int:
