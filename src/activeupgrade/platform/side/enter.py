@@ -61,9 +61,9 @@ def _lines(path: str) -> list[list[str]]:
         return []
 
 
-def account(user: str) -> Account:
+def account(user: str, etc: str = "/etc") -> Account:
     """``user`` (a name or a uid) as the side's own files know it."""
-    passwd = _lines("/etc/passwd")
+    passwd = _lines(f"{etc}/passwd")
     entry = next((p for p in passwd if len(p) >= 7 and p[0] == user), None)
     if entry is None and user.isdigit():
         entry = next((p for p in passwd if len(p) >= 7 and p[2] == user),
@@ -72,7 +72,7 @@ def account(user: str) -> Account:
         raise EnterError(f"no user {user!r} in the Upgrade Side's /etc/passwd")
     name, uid, gid = entry[0], int(entry[2]), int(entry[3])
     groups = [gid]
-    for g in _lines("/etc/group"):
+    for g in _lines(f"{etc}/group"):
         if len(g) >= 4 and name in g[3].split(",") and g[2].isdigit():
             groups.append(int(g[2]))
     return Account(uid, gid, sorted(set(groups)), entry[5] or "/", entry[6] or "/bin/sh", name)
