@@ -30,7 +30,8 @@ from activeupgrade.platform.side.kernel import DROPPED_CAPABILITIES
 
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 KEPT = ("LANG", "LANGUAGE", "TZ", "TERM", "COLUMNS", "LINES", "DEBIAN_FRONTEND",
-        "DEBIAN_PRIORITY", "DEBCONF_NONINTERACTIVE_SEEN", "APT_LISTCHANGES_FRONTEND")
+        "DEBIAN_PRIORITY", "DEBCONF_NONINTERACTIVE_SEEN", "APT_LISTCHANGES_FRONTEND",
+        "SYSTEMD_OFFLINE")
 """Variables of the caller that reach the command (with every LC_* and ACTIVE_UPGRADE_*)."""
 ORDER = ("ipc", "uts", "net", "pid", "user", "mnt")
 """Namespaces owned by the host first (joining them needs the host's root), then the
