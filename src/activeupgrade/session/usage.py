@@ -64,9 +64,9 @@ def _unit_files(unit: str) -> tuple[list[str], int]:
         key, _, value = line.partition("=")
         if key == "FragmentPath" and value:
             files.append(value)
-        elif key == "ExecStart":
+        elif key == "ExecStart":  # { path=/usr/sbin/nginx ; argv[]=... } per command
             for part in value.split(";"):
-                part = part.strip()
+                part = part.strip().lstrip("{").strip()
                 if part.startswith("path="):
                     files.append(part[5:].strip())
         elif key == "MainPID" and value.isdigit():
