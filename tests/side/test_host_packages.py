@@ -120,6 +120,10 @@ def test_apt_inside_the_upgrade_side_of_a_booted_host(debian_host: Host) -> None
         f"nginx-common_{NEW}_all.deb", f"nginx_{NEW}_amd64.deb"]
     au(host, "split")
 
+    # apt's own sandbox user (_apt) fetches from the host's local repository inside.
+    update = host.au("exec", "--", "apt-get", "update", timeout=600)
+    assert update.returncode == 0, update.stdout + update.stderr
+    assert "unsandboxed" not in update.stdout + update.stderr
     apt = host.au("exec", "--", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install",
                   "-y", "nginx", timeout=600)
     assert apt.returncode == 0, apt.stdout + apt.stderr
