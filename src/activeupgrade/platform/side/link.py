@@ -10,14 +10,14 @@ take the same one.
 
 from __future__ import annotations
 
-import fcntl
+import errno
 import hashlib
 import ipaddress
 import json
-import os
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from activeupgrade import proc
 from activeupgrade.config.model import Config
@@ -28,7 +28,9 @@ AUTO_FIRST = int(ipaddress.IPv4Address("169.254.1.0"))
 AUTO_SLOTS = 99 * 64
 """/30 subnets in 169.254.1.0/24 … 169.254.99.0/24 (169.254.0.0/24, the cloud metadata
 address 169.254.169.254 and the ranges test suites configure by hand stay clear)."""
-LOCK = Path("/run/activeupgrade/link.lock")
+LOCK = "\0activeupgrade-private-link"
+"""An abstract Unix socket name (see ``held``)."""
+LOCK_TIMEOUT = 60.0
 
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
@@ -96,19 +98,30 @@ def addresses(instance: Instance, cfg: Config) -> tuple[str, str]:
 
 
 @contextmanager
-def held() -> Iterator[None]:
-    """The host-wide lock under which a free /30 is chosen and its host end configured."""
+def held(timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """The lock under which a free /30 is chosen and its host end configured: a name in
+    the abstract Unix socket namespace, which belongs to the network namespace, so it is
+    shared by exactly those who share the addresses (instances in chroots included) and is
+    given back by the kernel when its holder dies."""
+    lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    deadline = time.monotonic() + timeout
     try:
-        LOCK.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError:
-        yield  # no /run to lock in (an unusual chroot): the address check still applies
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        while True:
+            try:
+                lock.bind(LOCK)
+                break
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                if time.monotonic() > deadline:
+                    raise SideError("another instance has been choosing its private link "
+                                    f"addresses for {timeout:.0f}s",
+                                    hint="Try again; or set [upgrade_side] host_address and "
+                                    "side_address.") from exc
+                time.sleep(0.02)
         yield
     finally:
-        os.close(fd)
+        lock.close()
 
 
 def create(instance: Instance, cfg: Config, pid: int) -> dict[str, str]:
