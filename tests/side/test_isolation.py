@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -157,3 +158,22 @@ def test_read_only_outside_the_volumes(split_host) -> None:  # type: ignore[no-u
     inside(inst, "sh", "-c", f"echo 2 > {sysv}/version; echo t > /tmp/t; echo d > {datav}/d")
     assert inside(inst, "cat", f"{sysv}/version") == "2\n"
     assert writes.written(inst).counts["outside"] == 0
+
+
+def test_a_recycled_pid_never_leads_into_other_namespaces(  # type: ignore[no-untyped-def]
+        split_host) -> None:
+    inst, _, _ = split_host
+    rec = namespace.read(inst)
+    assert rec["userns"] == os.stat(f"/proc/{rec['pid']}/ns/user").st_ino
+    # The record's pid now names another process (as if the init ended and its pid was
+    # given to a new one): entering refuses instead of joining that process's namespaces.
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        namespace.write(inst, {**rec, "pid": stranger.pid})
+        done = namespace.run(inst, ["true"], timeout=30)
+        assert done.returncode == 125, done.stderr
+        assert "no longer the Upgrade Side's init" in done.stderr
+    finally:
+        stranger.kill()
+        stranger.wait()
+        namespace.write(inst, rec)

@@ -126,8 +126,9 @@ def test_accounts_and_environment_of_the_entering_helper(tmp_path: Path) -> None
                    "LANG": "C.UTF-8", "PATH": enter.SAFE_PATH, "HOME": "/var/www",
                    "USER": "www-data", "LOGNAME": "www-data", "SHELL": "/usr/sbin/nologin",
                    "ACTIVE_UPGRADE_SIDE": "Upgrade", "PS1": "> "}
-    assert enter.parse(["12", "--user", "www-data", "--env", "A=b=c", "--", "id"]) == (
-        12, "www-data", "/", {"A": "b=c"}, ["id"])
+    assert enter.parse(["12", "--user", "www-data", "--env", "A=b=c", "--userns", "99",
+                        "--", "id"]) == enter.Request(12, ["id"], "www-data", "/",
+                                                      {"A": "b=c"}, 99)
     with pytest.raises(enter.EnterError):
         enter.parse(["12", "id"])
 

@@ -1,7 +1,7 @@
 """Entering the Upgrade Side: one command, with the side's root, namespaces and credentials.
 
-    python -m activeupgrade.platform.side.enter INIT_PID [--user U] [--cwd DIR]
-        [--env NAME=VALUE]... -- COMMAND [ARGS...]
+    python -m activeupgrade.platform.side.enter INIT_PID [--userns INODE] [--user U]
+        [--cwd DIR] [--env NAME=VALUE]... -- COMMAND [ARGS...]
 
 Joins the init's IPC, UTS, network and PID namespaces (the host's root may), then its user
 namespace and its mount namespace, takes its root as the root and ``--cwd`` (default ``/``)
@@ -23,7 +23,7 @@ import os
 import resource
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from activeupgrade.platform.side import kernel as k
 from activeupgrade.platform.side.kernel import DROPPED_CAPABILITIES
@@ -89,8 +89,10 @@ def environment(caller: dict[str, str], extra: dict[str, str], who: Account) -> 
     return env
 
 
-def join(pid: int) -> None:
-    """Join the init's namespaces and root (this process, before it forks the command)."""
+def join(pid: int, userns: int = 0) -> None:
+    """Join the init's namespaces and root (this process, before it forks the command).
+    ``userns``: the inode of the side's user namespace, when known: a pid recycled by
+    another process is refused."""
     try:
         fds = {name: os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
                for name in ORDER}
@@ -98,6 +100,10 @@ def join(pid: int) -> None:
     except OSError as exc:
         raise EnterError(f"the Upgrade Side (init pid {pid}) is not running: "
                          f"{exc.strerror}") from exc
+    if userns and os.fstat(fds["user"]).st_ino != userns:
+        for fd in (*fds.values(), root):
+            os.close(fd)
+        raise EnterError(f"pid {pid} is no longer the Upgrade Side's init (it has ended)")
     try:
         for name in ORDER:
             try:
@@ -139,9 +145,9 @@ def _child(argv: list[str], env: dict[str, str], who: Account, cwd: str) -> None
 
 
 def run(pid: int, argv: list[str], *, user: str = "root", cwd: str = "/",
-        extra: dict[str, str] | None = None) -> int:
+        extra: dict[str, str] | None = None, userns: int = 0) -> int:
     """Run ``argv`` inside; returns what this process should exit with."""
-    join(pid)
+    join(pid, userns)
     who = account(user)
     env = environment(dict(os.environ), extra or {}, who)
     sys.stdout.flush()
@@ -166,33 +172,51 @@ def run(pid: int, argv: list[str], *, user: str = "root", cwd: str = "/",
     return os.waitstatus_to_exitcode(status)
 
 
-def parse(args: list[str]) -> tuple[int, str, str, dict[str, str], list[str]]:
+@dataclass
+class Request:
+    """What the command line asks for."""
+
+    pid: int
+    argv: list[str]
+    user: str = "root"
+    cwd: str = "/"
+    extra: dict[str, str] = field(default_factory=dict)
+    userns: int = 0
+
+
+USAGE = "usage: enter PID [--userns INODE] [--user U] [--cwd DIR] [--env K=V] -- COMMAND"
+
+
+def parse(args: list[str]) -> Request:
     if "--" not in args:
-        raise EnterError("usage: enter PID [--user U] [--cwd DIR] [--env K=V] -- COMMAND")
+        raise EnterError(USAGE)
     split = args.index("--")
     head, argv = args[:split], args[split + 1:]
-    if not head or not argv:
-        raise EnterError("usage: enter PID [--user U] [--cwd DIR] [--env K=V] -- COMMAND")
-    pid, user, cwd, extra = int(head[0]), "root", "/", {}
+    if not head or not argv or not head[0].isdigit():
+        raise EnterError(USAGE)
+    req = Request(int(head[0]), argv)
     rest = iter(head[1:])
     for flag in rest:
         value = next(rest, "")
         if flag == "--user":
-            user = value or "root"
+            req.user = value or "root"
         elif flag == "--cwd":
-            cwd = value or "/"
+            req.cwd = value or "/"
+        elif flag == "--userns" and value.isdigit():
+            req.userns = int(value)
         elif flag == "--env" and "=" in value:
             name, _, val = value.partition("=")
-            extra[name] = val
+            req.extra[name] = val
         else:
             raise EnterError(f"unknown option {flag}")
-    return pid, user, cwd, extra, argv
+    return req
 
 
 def main(args: list[str]) -> int:
     try:
-        pid, user, cwd, extra, argv = parse(args)
-        return run(pid, argv, user=user, cwd=cwd, extra=extra)
+        req = parse(args)
+        return run(req.pid, req.argv, user=req.user, cwd=req.cwd, extra=req.extra,
+                   userns=req.userns)
     except EnterError as exc:
         sys.stderr.write(f"au: Upgrade Side: {exc}\n")
         return exc.code

@@ -280,6 +280,9 @@ def _await(instance: Instance, rec: dict[str, Any], fd: int) -> None:
                 rec.update(base=msg.get("base", ""), created=msg.get("created", []),
                            notes=msg.get("notes", []))
             if msg.get("stage") == "up":
+                # The user namespace identifies this Upgrade Side: entering checks it, so a
+                # recycled pid never leads a command into someone else's namespaces.
+                rec["userns"] = os.stat(f"/proc/{rec['pid']}/ns/user").st_ino
                 return
 
 
@@ -361,6 +364,8 @@ def enter_argv(instance: Instance, user: str = "", cwd: str = "/") -> list[str]:
         raise SideError("the Upgrade Side is not running",
                         hint="Start it with `au restart-upgrade-side` (in Split).")
     argv = [sys.executable, "-m", "activeupgrade.platform.side.enter", str(rec["pid"])]
+    if rec.get("userns"):
+        argv += ["--userns", str(rec["userns"])]
     if user:
         argv += ["--user", user]
     if cwd and cwd != "/":
