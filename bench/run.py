@@ -1,7 +1,7 @@
 """Run every benchmark and print one table: each figure for us and for its baseline,
 measured side by side in the same run, with the ratio ours/baseline.
 
-    .venv/bin/python bench/run.py [--quick] [--only merge,split,resync,engine,growth]
+    .venv/bin/python bench/run.py [--quick] [--only merge,split,side,resync,engine,growth]
                                   [--dir /var/tmp/au-bench] [--json FILE]
 
 Sections (see bench/README.md):
@@ -9,6 +9,7 @@ Sections (see bench/README.md):
 - merge: our held-socket switchover vs a naive stop/start under the same load
   (``bench/merge.py``);
 - split: split time of an in-sync volume (``bench/split.py``, when present);
+- side: building and entering the Upgrade Side, listing its writes (``bench/side.py``);
 - resync: the headline tree (≥ 1 GiB, ≥ 20,000 files, 1 % changed on each side) — our full
   sync vs ``cp -a`` and our resync vs ``rsync -a --delete`` (``bench/resync.py``);
 - engine: a whole empty session in-process and through the CLI (``bench/engine_overhead.py``);
@@ -77,6 +78,12 @@ SPLIT_PATTERNS = [
 ]
 SPLIT_GOAL_S = 1.0
 """Issue 3: split under 1 s when the mirror is in sync (the baseline column shows the goal)."""
+
+
+def side_rows(quick: bool, base: Path) -> list[Row]:
+    side = importlib.import_module("side")
+    rows: list[Row] = side.rows(quick)
+    return rows
 
 
 def parsed_rows(script: str, args: list[str],
@@ -152,6 +159,7 @@ def config_rows(quick: bool, base: Path) -> list[Row]:
 SECTIONS: dict[str, Callable[[bool, Path], list[Row]]] = {
     "merge": merge_rows,
     "split": split_rows,
+    "side": side_rows,
     "resync": resync_rows,
     "engine": engine_rows,
     "config": config_rows,

@@ -19,6 +19,7 @@ do) and an exit code. Errors become output in exactly one place: the CLI edge
     ├── VolumeError (20)              volume adoption, replicas, resync, verify
     │   └── VerifyMismatch (21)       replicas differ
     ├── SideError (30)                Upgrade Side: namespaces, shell, exec
+    │   └── StagingError (31)         packages staged for the Upgrade Side
     ├── ServiceError (40)             application services: start, stop, health
     │   └── KeeperGone (41)           a service's keeper does not answer
     ├── ActionError (50)              custom actions: refused file, failure, timeout
@@ -140,6 +141,12 @@ class SideError(AUError):
     """The Upgrade Side cannot be built, entered or stopped."""
 
     exit_code = 30
+
+
+class StagingError(SideError):
+    """Packages cannot be staged for the Upgrade Side."""
+
+    exit_code = 31
 
 
 class ServiceError(AUError):

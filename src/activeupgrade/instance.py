@@ -7,6 +7,7 @@ Only one engine may hold an instance at a time (an ``flock`` on ``engine.lock``)
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import threading
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from activeupgrade.errors import InstanceError
 
 ROOT_HOME = Path("/var/lib/activeupgrade")
 ROOT_CONFIGS = Path("/etc/activeupgrade/configs")
+INSTANCE_INDEX = Path("/run/activeupgrade/instances")
+"""One file per instance whose engine ran on this host since boot (its ``AU_HOME``): the
+Upgrade Side hides every instance's folder and data volumes, not only its own."""
 
 
 UNIX_PATH_MAX = 107
@@ -144,6 +148,43 @@ class Instance:
             ) from exc
 
 
+def register(home: Path) -> None:
+    """Note ``home`` in the host's index of instances (as root; elsewhere nothing to do)."""
+    if not is_root():
+        return
+    key = hashlib.sha1(os.fsencode(home)).hexdigest()[:16]
+    try:
+        INSTANCE_INDEX.mkdir(parents=True, exist_ok=True, mode=0o700)
+        entry = INSTANCE_INDEX / key
+        if not entry.exists():
+            tmp = INSTANCE_INDEX / f".{key}.{os.getpid()}"
+            tmp.write_bytes(os.fsencode(home))
+            os.replace(tmp, entry)
+    except OSError:
+        pass  # a read-only /run: other instances' folders are then only hidden by path
+
+
+def registered() -> list[Path]:
+    """The instance folders in the host's index that still exist."""
+    try:
+        entries = sorted(INSTANCE_INDEX.iterdir())
+    except OSError:
+        return []
+    homes = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        try:
+            home = Path(os.fsdecode(entry.read_bytes()))
+        except OSError:
+            continue
+        if home.is_dir():
+            homes.append(home)
+        else:
+            entry.unlink(missing_ok=True)
+    return homes
+
+
 class EngineLock:
     """Exclusive lock on an instance: one engine per instance."""
 
@@ -166,6 +207,7 @@ class EngineLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+        register(self.instance.home)
 
     def release(self) -> None:
         if self._fd is not None:

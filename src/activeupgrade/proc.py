@@ -273,3 +273,28 @@ def which(name: str) -> str | None:
         if d and os.access(os.path.join(d, name), os.X_OK):
             return os.path.join(d, name)
     return None
+
+
+def interactive(argv: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str],
+                cwd: str | os.PathLike[str] | None = None) -> int:
+    """Run ``argv`` on this terminal (stdin, stdout and stderr inherited) and wait for it:
+    an interactive shell. Ctrl-C and Ctrl-\\ go to it, not to the caller. Returns its exit
+    value (128+N when a signal N ended it)."""
+    args = [os.fspath(a) for a in argv]
+    if not args:
+        raise ProcessError("empty command")
+    try:
+        child = subprocess.Popen(args, env=dict(env), cwd=cwd, close_fds=True)
+    except FileNotFoundError as exc:
+        raise ProcessError(f"command not found: {args[0]}",
+                           hint="Install the program or give its absolute path.") from exc
+    except OSError as exc:
+        raise ProcessError(f"cannot run {args[0]}: {exc.strerror or exc}") from exc
+    # Ignored here only after the start: the child keeps the default dispositions.
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGQUIT)}
+    try:
+        code = child.wait()
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    return code if code >= 0 else 128 - code

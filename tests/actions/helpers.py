@@ -69,6 +69,7 @@ rec = {{"name": sys.argv[1], "args": sys.argv[2:], "at": time.time(),
         "env": {{k: v for k, v in os.environ.items() if k.startswith("ACTIVE_UPGRADE_")}}}}
 with open({log!r}, "a") as fh:
     fh.write(json.dumps(rec) + "\\n")
+print(json.dumps(rec))  # an isolated Upgrade Side cannot write the host's file
 """
 
 
@@ -87,7 +88,19 @@ def write_script(path: Path, body: str) -> Path:
     return path
 
 
-def records(log: Path) -> list[dict[str, Any]]:
-    if not log.exists():
-        return []
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+def records(log: Path, store: Store | None = None) -> list[dict[str, Any]]:
+    """What the recorder actions wrote to ``log`` and, with ``store``, what they printed
+    (the activity log keeps an action's output: the only trace of an action run inside an
+    isolated Upgrade Side), in the order they ran."""
+    found: dict[tuple[str, float], dict[str, Any]] = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                found[(rec["name"], rec["at"])] = rec
+    if store is not None:
+        for row in store.query("SELECT message FROM log WHERE event = 'action.output'"):
+            if row["message"].startswith("{"):
+                rec = json.loads(row["message"])
+                found.setdefault((rec["name"], rec["at"]), rec)
+    return sorted(found.values(), key=lambda r: float(r["at"]))

@@ -117,7 +117,7 @@ def run_session(tmp_path: Path, isolation: str, ending: OperatorAction) -> tuple
         st = act(engine, action)
         assert st.operational_state is OperationalState.READY, st.reason
         session = session or st.session
-    return records(log), cfg, session
+    return records(log, store), cfg, session
 
 
 def check(got: list[dict[str, Any]], cfg: Config, requests: list[str]) -> None:

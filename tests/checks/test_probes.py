@@ -224,7 +224,8 @@ from activeupgrade.store.db import Store
 instance = Instance(Path(sys.argv[1]))
 instance.ensure()
 env = CheckEnv(instance=instance, store=Store(instance.db),
-               config=Config(upgrade_side=UpgradeSideSpec(isolation="namespaces")))
+               config=Config(upgrade_side=UpgradeSideSpec(
+                   "169.254.77.1/30", "169.254.77.2/30", isolation="namespaces")))
 out = {}
 for name in ("au0123abh", "eth9"):
     proc.run(["ip", "link", "add", name, "type", "veth", "peer", "name", name[:-1] + "p"])

@@ -53,9 +53,9 @@ def test_parent_and_child_use_every_feature(tmp_path: Path, trees: list[DemoTree
     assert config.provenance["action.shop-audit.file"].endswith(configs.CHILD)
 
 
-def test_trees_do_not_share_ports_or_links(tmp_path: Path, trees: list[DemoTree]) -> None:
+def test_trees_do_not_share_ports(tmp_path: Path, trees: list[DemoTree]) -> None:
     a, b = make(trees, tmp_path), make(trees, tmp_path)
     assert a.root != b.root
-    assert a.host_address.endswith("/30") and a.side_address.endswith("/30")
+    assert a.port != b.port
     assert mounts_under(a.root) == []
     assert mounts_under(Path("/")) != []

@@ -125,8 +125,10 @@ def test_startup_type_through_a_session(
                         str(units) if units_on_volume else str(tmp_path / "elsewhere"))
     (units / "db.service.enabled").write_text("enabled")
     spec = ServiceSpec(name="db", unit="db.service", backend=ServiceBackend.SYSTEMD)
+    # The stand-in lies under /tmp, which the Upgrade Side has of its own: listed as a
+    # program the upgrade needs, it is shown there (read-only).
     cfg = Config(volumes=(VolumeSpec(str(etc), VolumeRole.SYSTEM),), services=(spec,),
-                 upgrade_side=UpgradeSideSpec(isolation=isolation))
+                 upgrade_side=UpgradeSideSpec(isolation=isolation, packages=(str(fake.bin),)))
     engine, store = make_engine(tmp_path / "home", cfg, ("volumes.", "side.", "services."))
     adoption.adopt(engine.instance, store, str(etc), VolumeRole.SYSTEM, mode=SYMLINK)
     Systemd(engine.instance, store).start(spec)
@@ -140,8 +142,10 @@ def test_startup_type_through_a_session(
     assert (units / "db.service.enabled").read_text() == "enabled"
     host_ns = os.readlink("/proc/self/ns/mnt")
     if isolation == "namespaces" and units_on_volume:
-        [disable] = [c for c in fake.calls() if c["argv"][0] == "disable"]
-        assert disable["mnt"] != host_ns  # run inside the Upgrade Side
+        # Run inside the Upgrade Side: on its replica, and not on Production (its record of
+        # the call went to the side's own /tmp).
+        assert not [c for c in fake.calls() if c["argv"][0] == "disable"]
+        assert all(c["mnt"] == host_ns for c in fake.calls())
         assert (upgrade_units / "db.service.enabled").read_text() == "disabled"
     else:
         # Not isolated, or the unit folder is Production's: `systemctl disable` would

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,15 +16,16 @@ import pytest
 from activeupgrade.config.model import Config, UpgradeSideSpec, VolumeRole, VolumeSpec
 from activeupgrade.instance import Instance
 from activeupgrade.model.states import OperatorAction, PartnerState
-from activeupgrade.platform.side import namespace, partner
+from activeupgrade.platform.side import namespace, partner, writes
 from activeupgrade.platform.volumes import adoption, registry
 from activeupgrade.store.db import Store
 
 from ..volumes.helpers import act, engine_for, session_config, unmount_under
 
 
-@pytest.fixture
-def split_host(tmp_path: Path, needs_root: None):  # type: ignore[no-untyped-def]
+@pytest.fixture(params=["copy-on-write"])
+def split_host(request: pytest.FixtureRequest, tmp_path: Path,  # type: ignore[no-untyped-def]
+               needs_root: None):
     # A deep instance folder: the Upgrade Side's init socket is named through its folder.
     home = tmp_path / ("deep-" * 12) / "home"
     assert len(str(home / "run" / "side.sock")) > 107
@@ -33,6 +35,7 @@ def split_host(tmp_path: Path, needs_root: None):  # type: ignore[no-untyped-def
     (sysv / "version").write_text("1\n")
     (datav / "secret").write_text("customer data\n")
     cfg = session_config(tmp_path / "configs", [(sysv, "system"), (datav, "data")])
+    cfg.write_text(cfg.read_text() + f'outside = "{request.param}"\n')
     engine, store = engine_for(home, cfg)
     inst = Instance(home)
     adoption.adopt(inst, store, str(sysv), VolumeRole.SYSTEM)
@@ -83,9 +86,9 @@ def test_files_are_isolated(split_host) -> None:  # type: ignore[no-untyped-def]
     (sysv / "host-only").write_text("x")
     assert "host-only" not in inside(inst, "ls", str(sysv))
     assert inside(inst, "cat", f"{sysv}/version") == "2\n"
-    assert inside(inst, "ls", "-A", str(datav)) == ""  # data volumes masked
-    denied = namespace.run(inst, ["sh", "-c", f"echo x > {datav}/new"], timeout=30)
-    assert denied.returncode != 0
+    assert inside(inst, "ls", "-A", str(datav)) == ""  # data volumes: empty scratch
+    inside(inst, "sh", "-c", f"echo x > {datav}/new")  # writable there, never live
+    assert sorted(p.name for p in datav.iterdir()) == ["secret"]
     assert inside(inst, "hostname").strip().endswith("-upgrade")
     pids = inside(inst, "ls", "/proc").split()
     assert str(os.getpid()) not in pids  # the host's processes are invisible
@@ -144,3 +147,33 @@ def test_restart_keeps_what_was_installed(split_host) -> None:  # type: ignore[n
     assert namespace.read(inst)["pid"] != old_pid
     assert inside(inst, "cat", f"{sysv}/version") == "2\n"
     assert (sysv / "version").read_text() == "1\n"
+
+
+@pytest.mark.parametrize("split_host", ["read-only"], indirect=True)
+def test_read_only_outside_the_volumes(split_host) -> None:  # type: ignore[no-untyped-def]
+    inst, sysv, datav = split_host
+    for path in ("/etc/au-read-only-test", "/var/log/au-read-only-test"):
+        done = namespace.run(inst, ["sh", "-c", f"echo x > {path}"], timeout=30)
+        assert done.returncode != 0 and "Read-only file system" in done.stderr, path
+    inside(inst, "sh", "-c", f"echo 2 > {sysv}/version; echo t > /tmp/t; echo d > {datav}/d")
+    assert inside(inst, "cat", f"{sysv}/version") == "2\n"
+    assert writes.written(inst).counts["outside"] == 0
+
+
+def test_a_recycled_pid_never_leads_into_other_namespaces(  # type: ignore[no-untyped-def]
+        split_host) -> None:
+    inst, _, _ = split_host
+    rec = namespace.read(inst)
+    assert rec["userns"] == os.stat(f"/proc/{rec['pid']}/ns/user").st_ino
+    # The record's pid now names another process (as if the init ended and its pid was
+    # given to a new one): entering refuses instead of joining that process's namespaces.
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        namespace.write(inst, {**rec, "pid": stranger.pid})
+        done = namespace.run(inst, ["true"], timeout=30)
+        assert done.returncode == 125, done.stderr
+        assert "no longer the Upgrade Side's init" in done.stderr
+    finally:
+        stranger.kill()
+        stranger.wait()
+        namespace.write(inst, rec)

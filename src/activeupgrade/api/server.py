@@ -58,6 +58,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "services",
     "volumes",
     "side",
+    "packages",
     "config",
     "checks",
 )

@@ -130,6 +130,13 @@ CHECKS: tuple[CheckDef, ...] = (
              "The Upgrade Side is shut down, crashed or hung.",
              "Look at `au status` and `au log`; restart it with `au restart-upgrade-side`, "
              "or abort."),
+    CheckDef("AU-C021", "packages-staged", W,
+             "Packages are staged for the Upgrade Side's apt (it has no network)",
+             "This host has apt, the Upgrade Side is isolated, and nothing is staged in "
+             "AU_HOME/packages: apt-get there can install only what is already on the "
+             "host.",
+             "Run `au packages stage` (what `apt-get upgrade` would install) or "
+             "`au packages stage NAME…`, before or during the split."),
 )
 
 BY_ID = {c.id: c for c in CHECKS}

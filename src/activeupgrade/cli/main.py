@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "service",
     "volume",
     "side",
+    "packages",
     "config",
     "check",
     "plan",

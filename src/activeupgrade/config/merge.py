@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import posixpath
+import re
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -105,12 +106,29 @@ def _check_service(fs: FileSettings, i: int, svc: dict[str, Any]) -> None:
                               hint='Write e.g. argv = ["/usr/bin/curl", "-f", "http://..."].')
 
 
+SCRATCH_SIZE = re.compile(r"^[0-9]+(\.[0-9]+)?[kKmMgGtT%]?$")
+"""tmpfs's ``size=``: bytes, with a k/m/g/t suffix, or a share of memory in %."""
+
+
 def _check_link(fs: FileSettings) -> None:
     side = fs.data.get("upgrade_side", {})
-    if "host_address" not in side and "side_address" not in side:
+    size = side.get("scratch_size")
+    if size is not None and not SCRATCH_SIZE.match(size):
+        raise fs.source.error(("upgrade_side", "scratch_size"), "upgrade_side.scratch_size",
+                              f"{size!r} is not a size",
+                              hint='Write a size such as "4G" or "512M", or a share of '
+                              'memory such as "25%".')
+    given = [k for k in ("host_address", "side_address") if side.get(k)]
+    if not given:
         return
-    host = ipaddress.ip_interface(side.get("host_address", UPGRADE_SIDE_DEFAULTS["host_address"]))
-    peer = ipaddress.ip_interface(side.get("side_address", UPGRADE_SIDE_DEFAULTS["side_address"]))
+    if len(given) == 1:
+        missing = "side_address" if given == ["host_address"] else "host_address"
+        raise fs.source.error(("upgrade_side", given[0]), f"upgrade_side.{missing}",
+                              f"{given[0]} is set but {missing} is not",
+                              hint="Set both ends of the private link, or neither (a free "
+                              "/30 is then chosen for this instance).")
+    host = ipaddress.ip_interface(side["host_address"])
+    peer = ipaddress.ip_interface(side["side_address"])
     at = ("upgrade_side", "side_address")
     if host.ip == peer.ip:
         raise fs.source.error(at, "upgrade_side.side_address",
@@ -214,7 +232,8 @@ class Merger:
                     self.provenance.setdefault(f"{section}.{field.key}", DEFAULT)
         self.provenance.setdefault("description", DEFAULT)
         side = {k: scalars.get(f"upgrade_side.{k}", UPGRADE_SIDE_DEFAULTS[k])
-                for k in ("host_address", "side_address", "hostname", "isolation")}
+                for k in ("host_address", "side_address", "hostname", "isolation", "outside",
+                          "scratch_size")}
         return Config(
             description=description,
             volumes=tuple(volumes),

@@ -171,10 +171,11 @@ class BackupSpec:
 
 @dataclass(frozen=True)
 class UpgradeSideSpec:
-    host_address: str = "169.254.77.1/30"
-    """Host end of the private link (CIDR)."""
-    side_address: str = "169.254.77.2/30"
-    """Upgrade Side end of the private link (CIDR)."""
+    host_address: str = ""
+    """Host end of the private link (CIDR); "" chooses a free /30 for this instance when the
+    Upgrade Side starts."""
+    side_address: str = ""
+    """Upgrade Side end of the private link (CIDR); "" with host_address "" (chosen)."""
     hostname: str = ""
     """UTS hostname inside the Upgrade Side (default: <host>-upgrade)."""
     isolation: str = "auto"
@@ -182,6 +183,12 @@ class UpgradeSideSpec:
     packages: tuple[str, ...] = ()
     """Installers or packages that must be present locally (the Upgrade Side has no
     network): absolute paths checked by the readiness checks."""
+    outside: str = "copy-on-write"
+    """What the Upgrade Side sees outside the volumes: copy-on-write (writes are listed
+    before merge and never kept) or read-only."""
+    scratch_size: str = "25%"
+    """Size limit of the Upgrade Side's scratch (writes outside the volumes, data volume
+    scratch, /run, /tmp, /var/tmp): a size such as "4G" or a share of memory such as "25%"."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$"
 """``30s``, ``2m``, ``1h30m``, ``500ms``; a bare number means seconds."""
 
 ISOLATIONS = ("auto", "namespaces", "directory")
+OUTSIDE = ("copy-on-write", "read-only")
 SIGNALS = (
     "SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL", "SIGWINCH",
 )
@@ -235,15 +236,23 @@ UPGRADE_SIDE = Setting(
     "upgrade_side", Kind.TABLE,
     "Settings of the Upgrade Side.",
     fields=(
-        Setting("host_address", Kind.CIDR, "Host end of the private link.",
-                default="169.254.77.1/30"),
+        Setting("host_address", Kind.CIDR, "Host end of the private link. Unset (with "
+                "side_address unset): a free /30 in 169.254.0.0/16 chosen for this instance "
+                "when the Upgrade Side starts.", default=""),
         Setting("side_address", Kind.CIDR, "Upgrade Side end of the private link (same "
-                "subnet as host_address).", default="169.254.77.2/30"),
+                "subnet as host_address; set both or neither).", default=""),
         Setting("hostname", Kind.TEXT, "Hostname inside the Upgrade Side (default "
                 "<host>-upgrade).", default=""),
         Setting("isolation", Kind.ENUM, "auto (namespaces when privileged), namespaces or "
                 "directory (unprivileged working directory).", default="auto",
                 choices=ISOLATIONS),
+        Setting("outside", Kind.ENUM, "What the Upgrade Side sees of the host outside the "
+                "volumes: copy-on-write (writes land on its scratch, are listed before merge "
+                "and never kept) or read-only.", default="copy-on-write", choices=OUTSIDE),
+        Setting("scratch_size", Kind.TEXT, "Size limit of the Upgrade Side's scratch (writes "
+                "outside the volumes, data volume scratch, /run, /tmp, /var/tmp): a size "
+                "such as \"4G\" or a share of memory such as \"25%\".", default="25%",
+                example="4G"),
         Setting("packages", Kind.PATH_LIST, "Installers or packages that must be present "
                 "locally (the Upgrade Side has no network). Children add theirs.", default=[],
                 example=["/var/cache/shop/shop-2.0.tar.gz"]),

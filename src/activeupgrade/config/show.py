@@ -51,7 +51,9 @@ def settings(cfg: Config) -> dict[str, Any]:
     out.update({"upgrade_side.host_address": side.host_address,
                 "upgrade_side.side_address": side.side_address,
                 "upgrade_side.hostname": side.hostname,
-                "upgrade_side.isolation": side.isolation})
+                "upgrade_side.isolation": side.isolation,
+                "upgrade_side.outside": side.outside,
+                "upgrade_side.scratch_size": side.scratch_size})
     for path in side.packages:
         out[f"upgrade_side.packages[{path}]"] = path
     return out

@@ -92,8 +92,11 @@ def summary_lines(cfg: Config) -> list[str]:
         out.append("  nothing selected")
     side = cfg.upgrade_side
     out += ["", "Upgrade Side:",
-            f"  isolation {side.isolation}; private link host {side.host_address} ↔ side "
-            f"{side.side_address}; hostname {side.hostname or '<host>-upgrade'}"]
+            f"  isolation {side.isolation}; private link "
+            + (f"host {side.host_address} ↔ side {side.side_address}" if side.host_address
+               else "addresses chosen for this instance when it starts")
+            + f"; hostname {side.hostname or '<host>-upgrade'}",
+            f"  outside the volumes: {side.outside} (scratch up to {side.scratch_size})"]
     for pkg in side.packages:
         out.append(f"  needs locally: {pkg}")
     if cfg.files:

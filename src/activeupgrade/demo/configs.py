@@ -69,8 +69,6 @@ interval = "50ms"
 paths = [{_q(sw / "log" / "shop*.log")}]
 
 [upgrade_side]
-host_address = {_q(tree.host_address)}
-side_address = {_q(tree.side_address)}
 hostname = "shop-upgrade"
 isolation = "auto"
 packages = {_list([str(p) for p in packages])}

@@ -8,7 +8,6 @@ present locally because the Upgrade Side has no network), ``au-home`` (the insta
 
 from __future__ import annotations
 
-import random
 import socket
 import tempfile
 from dataclasses import dataclass
@@ -23,14 +22,6 @@ def free_port() -> int:
         return port
 
 
-def private_link() -> tuple[str, str]:
-    """A /30 in 169.254.0.0/16 for the Upgrade Side's private link, picked at random so two
-    demos (or a demo and the tests) do not ask for the same addresses."""
-    base = random.randrange(1, 254) * 256 + random.randrange(0, 64) * 4
-    a, b = divmod(base, 256)
-    return f"169.254.{a}.{b + 1}/30", f"169.254.{a}.{b + 2}/30"
-
-
 @dataclass(frozen=True)
 class DemoTree:
     """The paths of one demo run."""
@@ -38,18 +29,14 @@ class DemoTree:
     root: Path
     """The temporary stand-in host root."""
     port: int
-    """Where the shop listens (127.0.0.1)."""
-    host_address: str
-    """Host end of the Upgrade Side's private link."""
-    side_address: str
-    """Upgrade Side end of the private link."""
+    """Where the shop listens (127.0.0.1). The private link's addresses are not set: each
+    instance gets a free /30 of its own when its Upgrade Side starts."""
 
     @classmethod
     def create(cls, parent: Path | None = None) -> DemoTree:
         base = (parent or Path(tempfile.gettempdir())).resolve()
         root = Path(tempfile.mkdtemp(prefix="au-demo-", dir=base)).resolve()
-        host, side = private_link()
-        tree = cls(root, free_port(), host, side)
+        tree = cls(root, free_port())
         for d in (tree.software, tree.data, tree.packages, tree.home):
             d.mkdir(parents=True, exist_ok=True)
         tree.home.chmod(0o700)

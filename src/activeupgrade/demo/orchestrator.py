@@ -70,7 +70,7 @@ class Demo:
     def left_by_keep(cls, root: Path, say: Say = stderr_say) -> Demo:
         """The demo a ``--keep`` run left in ``root``, to clean it up."""
         root = root.resolve()
-        probe = DemoTree(root, 0, "", "")
+        probe = DemoTree(root, 0)
         if not (probe.home / "state.db").exists() or not (probe.configs / configs.PARENT).exists():
             raise AUError(f"{root} is not a demo tree left by `au demo --keep`",
                           hint="Give the folder printed as 'Demo tree:' by the kept run.")
@@ -371,7 +371,7 @@ def isolation_text(side: dict[str, Any]) -> str:
     if mode == "directory":
         missing = "; ".join(str(m) for m in side.get("missing") or [])
         return f"directory (working directory, NOT isolated: {missing or 'no namespaces'})"
-    return (f"{mode} (mount, network, PID and UTS namespaces; hostname "
+    return (f"{mode} (PID, mount, UTS, IPC, network and user namespaces; hostname "
             f"{side.get('hostname', '?')}, private link {side.get('host_address', '?')} <-> "
             f"{side.get('side_address', '?')})")
 

@@ -59,4 +59,8 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
     out += ["", f"Expected disruption at merge: {plan['disruption']['text']}"]
     r = plan["resync"]
     out += [f"Resync at commit and abort: {r.get('text') or r}"]
+    side = plan.get("upgrade_side", {})
+    if side.get("exists"):
+        out += ["", f"Upgrade Side: {side['text']}"]
+        out += [f"  {w['change']:<9} {w['path']}" for w in side["writes"]["outside"][:50]]
     return out

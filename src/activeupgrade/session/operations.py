@@ -194,17 +194,21 @@ def exec_steps(instance: Instance, args: dict[str, Any]) -> list[Step]:
         raise UsageError("`argv` must be a non-empty list of strings",
                          hint="au exec -- COMMAND [ARGS...]")
     timeout = _number(args, "timeout", 3600.0, low=1.0, high=7 * 24 * 3600.0)
+    user = args.get("user", "")
+    if not isinstance(user, str):
+        raise UsageError("`user` must be a user name or uid of the Upgrade Side")
 
     def run(ctx: StepContext) -> None:
-        node = ctx.write("side.exec", "au exec: " + " ".join(argv), side=Side.UPGRADE,
-                         details={"argv": argv, "timeout": timeout})
+        node = ctx.write("side.exec", "au exec: " + " ".join(argv)
+                         + (f" (as {user})" if user else ""), side=Side.UPGRADE,
+                         details={"argv": argv, "timeout": timeout, "user": user or "root"})
 
         def line(stream: str, text: str) -> None:
             ctx.output(stream, text)
             ctx.write("side.exec.output", text, parent=node, side=Side.UPGRADE,
                       details={"stream": stream})
 
-        done = namespace.run(instance, argv, timeout, on_line=line)
+        done = namespace.run(instance, argv, timeout, on_line=line, user=user)
         ctx.log.update_details(node, {"exit": done.returncode,
                                       "duration": round(done.duration, 3)})
         ctx.write("side.exec.done", f"exit {done.returncode} after {done.duration:.2f}s",

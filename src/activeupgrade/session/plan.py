@@ -31,6 +31,7 @@ from activeupgrade.model.states import OperatorAction, Request, Severity, Side, 
 from activeupgrade.platform.actions.runner import run_action
 from activeupgrade.platform.actions.steps import step_name
 from activeupgrade.platform.services.backend import backend_kind
+from activeupgrade.platform.side import writes
 from activeupgrade.platform.volumes import registry
 from activeupgrade.session import recipe
 from activeupgrade.store.db import Store
@@ -206,6 +207,13 @@ def resync_plan(store: Store, cfg: Config) -> dict[str, Any]:
     return {"known": True, **found, "text": "; ".join(parts) or "nothing to resync"}
 
 
+def side_plan(instance: Instance) -> dict[str, Any]:
+    """What the Upgrade Side, when one exists, wrote outside the managed volumes: none of
+    it is kept (listed before merge)."""
+    found = writes.written(instance)
+    return {"exists": found.exists, "writes": found.to_dict(), "text": found.summary()}
+
+
 def _plan_context(instance: Instance, store: Store, log: ActivityLog, cfg: Config,
                   node: int) -> StepContext:
     """A step context for running actions in a dry run outside any request."""
@@ -267,6 +275,7 @@ def build_plan(instance: Instance, store: Store, log: ActivityLog, cfg: Config, 
         "backup": backup_plan(instance, cfg),
         "disruption": disruption(services),
         "resync": resync_plan(store, cfg),
+        "upgrade_side": side_plan(instance),
     }
     if ctx is not None:
         plan["action_results"] = run_actions_dry(ctx, cfg, actions)

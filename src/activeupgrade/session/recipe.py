@@ -19,6 +19,7 @@ from activeupgrade.platform.actions import steps as actions
 from activeupgrade.platform.services import steps as services
 from activeupgrade.platform.side import steps as side
 from activeupgrade.platform.volumes import steps as volumes
+from activeupgrade.session import usage
 
 EARLY = (Timing.EARLY,)
 LATER = (Timing.DEFAULT, Timing.LATE)
@@ -65,7 +66,8 @@ def request_steps(request: Request, cfg: Config) -> list[Step]:
                         actions.control(cfg, ControlType.STOP_APPLICATION, Side.UPGRADE, request)),
             ]
         case Request.PREPARE_MERGE:
-            own = [*checks.upgrade_side(cfg), *volumes.prepare_merge(cfg)]
+            own = [*checks.upgrade_side(cfg), *volumes.prepare_merge(cfg),
+                   *side.prepare_merge(cfg), *usage.steps(cfg)]
         case Request.EXECUTE_MERGE:
             own = [
                 *_phase(Request.STOP,

@@ -24,7 +24,7 @@ async def start(request: Request) -> JSONResponse:
 
     Arguments: adopt ``{path, role, mode?}``; release, resync ``{name}``; verify
     ``{names: [...]}`` (empty: every volume); service-start, service-stop, service-release
-    ``{name}``; restart-upgrade-side ``{}``; exec ``{argv: [...], timeout?}``. Answers 202
+    ``{name}``; restart-upgrade-side ``{}``; exec ``{argv: [...], timeout?, user?}``. Answers 202
     with the operation's record (``id``, ``state`` running).
     """
     d = daemon_of(request)

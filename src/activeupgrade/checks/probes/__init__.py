@@ -26,4 +26,5 @@ PROBES: dict[str, Probe] = {
     "AU-C018": session.no_other_session,
     "AU-C019": actions.backup_paths,
     "AU-C020": session.upgrade_side_up,
+    "AU-C021": host.packages_staged,
 }

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import re
+import time
 
 from activeupgrade import proc
 from activeupgrade.checks.catalogue import CheckSeverity
 from activeupgrade.checks.probe import CheckEnv, Verdict
+from activeupgrade.errors import AUError
 from activeupgrade.instance import is_root
-from activeupgrade.platform.side import namespace
+from activeupgrade.platform.side import link, packages
 
 NAMESPACES = ("mnt", "net", "pid", "uts")
 OTHER_INSTANCE_LINK = re.compile(r"^au[0-9a-f]{6}h$")
-"""Host end of another instance's private link (``side.namespace.link_names``)."""
+"""Host end of another instance's private link (``side.link.link_names``)."""
 
 
 def _isolation(env: CheckEnv) -> str:
@@ -53,24 +54,23 @@ def namespaces(env: CheckEnv) -> Verdict:
     return Verdict(True, "mount, network, PID and UTS namespaces are available")
 
 
-def host_addresses() -> list[tuple[str, ipaddress.IPv4Interface | ipaddress.IPv6Interface]]:
-    """Every (interface, address) configured on this host (``ip -j addr``)."""
-    ip = proc.which("ip")
-    if ip is None:
-        raise FileNotFoundError("the ip program (iproute2) is missing")
-    done = proc.run([ip, "-j", "addr", "show"], timeout=10.0)
-    found = []
-    for link in json.loads(done.stdout or "[]"):
-        for addr in link.get("addr_info", []):
-            found.append((str(link.get("ifname", "")), ipaddress.ip_interface(
-                f"{addr['local']}/{addr.get('prefixlen', 32)}")))
-    return found
+host_addresses = link.host_addresses
 
 
 def link_addresses(env: CheckEnv) -> Verdict:
     if not _uses_namespaces(env):
         return Verdict(True, "no private link (the Upgrade Side is not a network namespace)")
     side = env.config.upgrade_side
+    if not link.configured(env.config):
+        try:
+            host_addr, side_addr = link.addresses(env.instance, env.config)
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            return Verdict(False, f"cannot list this host's addresses: {exc}")
+        except AUError as exc:
+            return Verdict(False, exc.message)
+        return Verdict(True, f"chosen for this instance when the Upgrade Side starts: "
+                       f"{host_addr} ↔ {side_addr} (free now)",
+                       details={"host_address": host_addr, "side_address": side_addr})
     try:
         host = ipaddress.ip_interface(side.host_address)
         peer = ipaddress.ip_interface(side.side_address)
@@ -82,7 +82,7 @@ def link_addresses(env: CheckEnv) -> Verdict:
         existing = host_addresses()
     except (FileNotFoundError, ValueError, KeyError) as exc:
         return Verdict(False, f"cannot list this host's addresses: {exc}")
-    own = namespace.link_names(env.instance)[0]
+    own = link.link_names(env.instance)[0]
     clashes: list[str] = []
     shared: list[str] = []
     for ifname, addr in existing:
@@ -103,3 +103,18 @@ def link_addresses(env: CheckEnv) -> Verdict:
                        "Upgrade instance on this host)", severity=CheckSeverity.WARNING,
                        details={"shared": shared})
     return Verdict(True, f"{host} ↔ {peer} are free", details={"checked": len(existing)})
+
+
+def packages_staged(env: CheckEnv) -> Verdict:
+    if not _uses_namespaces(env):
+        return Verdict(True, "not needed (the Upgrade Side is not isolated)")
+    if proc.which("apt-get") is None:
+        return Verdict(True, "not needed (no apt on this host)")
+    found = packages.current(env.instance)
+    if not found.staged:
+        return Verdict(False, "nothing is staged for the Upgrade Side's apt: it has no "
+                       "network, so apt-get there can install only what is already here")
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(found.at))
+    what = ", ".join(found.names) if found.names else "the upgrade"
+    return Verdict(True, f"{len(found.packages)} package(s) staged for {what} at {when} "
+                   f"(lists {found.lists})", details=found.to_dict())

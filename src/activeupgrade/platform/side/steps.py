@@ -1,5 +1,7 @@
-"""Upgrade Side steps of the requests: start at ExecuteSplit, stop at ExecuteMerge and
-Abort, remove at Finish. Idempotent: each reads the side's record first."""
+"""Upgrade Side steps of the requests: start at ExecuteSplit; at PrepareMerge the list of
+what it wrote outside the managed volumes; stop at ExecuteMerge and Abort (the list once
+more, then the scratch is discarded); remove at Finish. Idempotent: each reads the side's
+record first."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from activeupgrade.config.model import Config
 from activeupgrade.engine.steps import Step, StepContext
 from activeupgrade.model.states import Severity, Side
 from activeupgrade.platform.side import namespace
+from activeupgrade.platform.side.writes import written
 
 
 def start_side(ctx: StepContext) -> None:
@@ -19,11 +22,29 @@ def start_side(ctx: StepContext) -> None:
         ctx.write("side.up", f"Upgrade Side up: init pid {rec.get('pid')}, hostname "
                   f"{rec.get('hostname')}, private link {rec.get('host_address')} ↔ "
                   f"{rec.get('side_address')}", details=rec)
+        for note in rec.get("notes", []):
+            ctx.write("side.view.note", f"Upgrade Side view: {note}", severity=Severity.NOTICE)
     ctx.results["partner"] = "OS Up"
+
+
+def report_writes(ctx: StepContext, when: str) -> None:
+    """Log what the Upgrade Side wrote outside the managed volumes (never kept)."""
+    found = written(ctx.instance)
+    if not found.exists:
+        return
+    n = found.counts.get("outside", 0) + found.counts.get("data", 0)
+    ctx.write("side.writes", f"{when}: {found.summary()}",
+              severity=Severity.WARNING if n else Severity.INFO, details=found.to_dict())
+    ctx.results["written_outside"] = found.counts
+
+
+def writes_step(ctx: StepContext) -> None:
+    report_writes(ctx, "before merge")
 
 
 def stop_side(ctx: StepContext) -> None:
     if namespace.read(ctx.instance):
+        report_writes(ctx, "discarded with the Upgrade Side")
         namespace.stop(ctx.instance)
         ctx.write("side.down", "Upgrade Side shut down")
 
@@ -34,6 +55,13 @@ def remove_side(ctx: StepContext) -> None:
 
 def start(cfg: Config) -> list[Step]:
     return [Step("side.start", start_side, 120, "build and boot the Upgrade Side", Side.UPGRADE)]
+
+
+def prepare_merge(cfg: Config) -> list[Step]:
+    return [
+        Step("side.writes", writes_step, 300, "list what the Upgrade Side wrote outside the "
+             "managed volumes (not kept)", Side.UPGRADE),
+    ]
 
 
 def stop(cfg: Config) -> list[Step]:
