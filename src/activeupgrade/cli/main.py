@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "finish": "actions", "retry": "actions",
     "log": "log", "demo": "demo", "web": "web", "console": "console", "service": "service",
     "volume": "volume", "exec": "side", "shell": "side", "restart-upgrade-side": "side",
+    "side": "side", "packages": "packages",
     "config": "config", "check": "check", "plan": "plan",
 }
 """Which module registers each command: a command imports only its own module, so that
