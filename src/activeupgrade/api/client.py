@@ -15,6 +15,7 @@ purpose. The daemon is started when it does not run.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -276,35 +277,78 @@ class Client:
         finally:
             if stream is not None:
                 stream.close()
-        if status.error and (status.operational_state is OperationalState.BROKEN or (
-                action is OperatorAction.CHECK)):
-            raise broken_error(status)
-        return status
+        return _ended(action, status)
+
+    def follow(self, action: OperatorAction, *,
+               on_progress: ProgressSink | None = None) -> StatusView:
+        """Follow the running ``action`` (already submitted, e.g. before an interruption)
+        to its end, as ``act`` does."""
+        stream = self.events()
+        try:
+            first = StatusView.from_dict(next(stream).data)
+            status = _follow_action(stream, first, action, on_progress)
+        finally:
+            stream.close()
+        return _ended(action, status)
 
     def operate(self, operation: Operation, args: dict[str, Any] | None = None, *,
                 on_output: OutputSink | None = None,
-                on_progress: ProgressSink | None = None) -> dict[str, Any]:
-        """Run a maintenance operation to its end; its result, or its error raised."""
+                on_progress: ProgressSink | None = None,
+                on_start: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Run a maintenance operation to its end; its result, or its error raised.
+        ``on_start`` is given the operation's id once it is submitted (to follow it again
+        with ``follow_operation`` after an interruption)."""
         stream = self.events()
         try:
             next(stream)
             rec = self.post(f"/operations/{operation.value}", {"args": args or {}})
             op_id = str(rec["id"])
-            for ev in stream:
-                if ev.kind == "output" and ev.data.get("run") == op_id and on_output:
-                    on_output(str(ev.data.get("stream")), str(ev.data.get("line")))
-                elif ev.kind in ("status", "progress"):
-                    if ev.kind == "status":
-                        view = StatusView.from_dict(ev.data)
-                        last = view.last_operation or {}
-                        if view.operation is None and last.get("id") == op_id:
-                            break
-                        if on_progress is not None:
-                            on_progress(view)
-                    elif on_progress is not None:
-                        on_progress(self.status())
+            if on_start is not None:
+                on_start(op_id)
+            self._follow_operation(stream, op_id, on_output, on_progress)
         finally:
             stream.close()
+        return self._operation_result(op_id)
+
+    def follow_operation(self, op_id: str, *, on_output: OutputSink | None = None,
+                         on_progress: ProgressSink | None = None) -> dict[str, Any]:
+        """Follow operation ``op_id`` (already submitted) to its end, as ``operate``."""
+        stream = self.events()
+        try:
+            first = next(stream)
+            view = StatusView.from_dict(first.data)
+            if (view.operation or {}).get("id") == op_id:
+                self._follow_operation(stream, op_id, on_output, on_progress)
+        finally:
+            stream.close()
+        return self._operation_result(op_id)
+
+    def cancel(self, reason: str = "the operator cancelled it") -> StatusView:
+        """Cancel the running maintenance operation or readiness check."""
+        return StatusView.from_dict(self.post("/cancel", {"reason": reason}))
+
+    def _follow_operation(self, stream: Iterator[Event], op_id: str,
+                          on_output: OutputSink | None,
+                          on_progress: ProgressSink | None) -> None:
+        view: StatusView | None = None
+        for ev in stream:
+            if ev.kind == "output" and ev.data.get("run") == op_id and on_output:
+                on_output(str(ev.data.get("stream")), str(ev.data.get("line")))
+            elif ev.kind == "status":
+                fresh = StatusView.from_dict(ev.data)
+                last = fresh.last_operation or {}
+                if fresh.operation is None and last.get("id") == op_id:
+                    return
+                # A status event carries no progress: keep the last one shown.
+                view = fresh if view is None else dataclasses.replace(
+                    fresh, progress=view.progress)
+                if on_progress is not None:
+                    on_progress(view)
+            elif ev.kind == "progress" and on_progress is not None:
+                view = (view or self.status()).with_progress(ev.data)
+                on_progress(view)
+
+    def _operation_result(self, op_id: str) -> dict[str, Any]:
         done: dict[str, Any] = self.get(f"/operations/{op_id}")
         if done.get("error"):
             raise error_from_dict(done["error"])
@@ -351,9 +395,19 @@ def _follow_action(stream: Iterator[Event], first: StatusView, action: OperatorA
             raise DaemonError("the event stream closed before the request ended",
                               hint="`au status` shows where it is; it goes on in the daemon.")
         if ev.kind == "status":
-            status = StatusView.from_dict(ev.data)
+            # A status event carries no progress: keep the last one shown.
+            fresh = StatusView.from_dict(ev.data)
+            status = dataclasses.replace(fresh, progress=status.progress) if (
+                fresh.busy and not fresh.progress.step) else fresh
         elif ev.kind == "progress":
             status = status.with_progress(ev.data)
+    return status
+
+
+def _ended(action: OperatorAction, status: StatusView) -> StatusView:
+    if status.error and (status.operational_state is OperationalState.BROKEN or (
+            action is OperatorAction.CHECK)):
+        raise broken_error(status)
     return status
 
 

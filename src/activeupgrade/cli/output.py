@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from activeupgrade.engine.view import StatusView
-from activeupgrade.present.progress import ProgressLine
+from activeupgrade.cli.progress import progress
+
+__all__ = ["print_json", "progress", "table"]
 
 
 def print_json(data: Any) -> None:
@@ -23,14 +22,3 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
     return "\n".join(lines)
 
 
-@contextmanager
-def progress(quiet: bool = False) -> Iterator[Callable[[StatusView], None] | None]:
-    """A progress display for the length of a command (None when ``quiet``)."""
-    if quiet:
-        yield None
-        return
-    line = ProgressLine()
-    try:
-        yield line.status
-    finally:
-        line.done()

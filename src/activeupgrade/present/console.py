@@ -13,6 +13,7 @@ from typing import Any
 
 from activeupgrade.activity import Entry
 from activeupgrade.model.states import OperatorAction
+from activeupgrade.present.progress import console_progress
 from activeupgrade.units import human_bytes
 
 TITLES = {
@@ -38,19 +39,15 @@ def duplex_text(status: Mapping[str, Any]) -> str:
 
 def progress(status: Mapping[str, Any]) -> tuple[float, str]:
     """Overall percent of the running request and a line saying where it is."""
-    p = status.get("progress") or {}
-    if status.get("operational_state") != "Busy" or not p.get("step"):
-        return 0.0, ""
-    total = max(1, int(p.get("total") or 1))
-    index = int(p.get("index") or 0)
-    pct = float(p.get("percent") or 0.0)
-    overall = min(100.0, (index + pct / 100.0) / total * 100.0)
-    return round(overall, 1), f"{p.get('request', '')} step {index + 1}/{total}: {p['step']}"
+    shown = console_progress(status)
+    return float(shown["percent"]), str(shown["where"])
 
 
 def status_bar(status: Mapping[str, Any]) -> dict[str, Any]:
-    percent, where = progress(status)
+    shown = console_progress(status)
+    percent, where = float(shown["percent"]), str(shown["where"])
     return {
+        "detail": shown["detail"],
         "upgrade": status.get("upgrade_state", "?"),
         "operational": status.get("operational_state", "?"),
         "partner": status.get("partner_state", "?"),
@@ -61,16 +58,38 @@ def status_bar(status: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+POINT_OF_NO_RETURN = "point of no return"
+"""What Commit is: once it begins, the original software can no longer be restored."""
+
+
+def confirmation(action: OperatorAction, status: Mapping[str, Any]) -> str:
+    """The question to ask before ``action`` is sent ("" when it needs none): Commit (the
+    point of no return) and Abort from Merge (the applications restart on the original
+    software) ask first, in both consoles and on the CLI."""
+    if action is OperatorAction.COMMIT:
+        return ("Commit is the point of no return: the old replicas are resynchronised from "
+                "the upgraded ones and the original software can no longer be restored "
+                "(Abort is no longer possible). Commit now?")
+    if action is OperatorAction.ABORT and status.get("upgrade_state") == "Merge":
+        return ("Abort from Merge restarts the applications on the original software and "
+                "discards the upgrade (what the applications wrote to data volumes is kept). "
+                "Abort now?")
+    return ""
+
+
 def button(action: OperatorAction, status: Mapping[str, Any]) -> dict[str, Any]:
     allowed = action.value in (status.get("allowed_actions") or [])
     title = TITLES[action]
     if allowed:
         cost = (status.get("costs") or {}).get(action.value, "")
         label = f"{title} now: {cost}" if cost else f"{title} now"
+        if action is OperatorAction.COMMIT:
+            label += f" ({POINT_OF_NO_RETURN})"
     else:
         label = (f"{title}: not allowed in {status.get('upgrade_state')} / "
                  f"{status.get('operational_state')}")
-    return {"action": action.value, "title": title, "allowed": allowed, "label": label}
+    return {"action": action.value, "title": title, "allowed": allowed, "label": label,
+            "confirm": confirmation(action, status) if allowed else ""}
 
 
 def action_buttons(status: Mapping[str, Any]) -> list[dict[str, Any]]:

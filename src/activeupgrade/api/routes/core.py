@@ -52,6 +52,18 @@ async def action(request: Request) -> JSONResponse:
     return JSONResponse(await asyncio.to_thread(d.engine.status_view))
 
 
+async def cancel(request: Request) -> JSONResponse:
+    """Cancel the running maintenance operation or readiness check: it stops at its next
+    check point and fails as Interrupted (a session's requests are aborted instead)."""
+    d = daemon_of(request)
+    body = await read_json(request)
+    reason = body.get("reason", "the operator cancelled it")
+    if not isinstance(reason, str):
+        raise UsageError("`reason` must be a string")
+    d.engine.cancel_work(reason or "the operator cancelled it")
+    return JSONResponse(await asyncio.to_thread(d.engine.status_view))
+
+
 async def graph(request: Request) -> JSONResponse:
     """The state graph as data: every operator action, its sources, requests and cost."""
     return JSONResponse({
@@ -154,6 +166,7 @@ routes = [
     Route("/status", status, methods=["GET"]),
     Route("/status/schema", schema, methods=["GET"]),
     Route("/actions/{action}", action, methods=["POST"]),
+    Route("/cancel", cancel, methods=["POST"]),
     Route("/graph", graph, methods=["GET"]),
     Route("/steps", steps, methods=["GET"]),
     Route("/log", log, methods=["GET"]),
