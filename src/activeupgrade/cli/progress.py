@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TextIO
 
 from activeupgrade.engine.view import StatusView
 from activeupgrade.present.progress import ProgressLine, counts_text, overall, where_text

@@ -26,7 +26,7 @@ moved (a new step, or a whole percent more, prints at once)."""
 
 def duration_text(seconds: float) -> str:
     """``75`` → ``"1m15s"``; ``3725`` → ``"1h02m"``."""
-    s = max(0, int(round(seconds)))
+    s = max(0, round(seconds))
     if s < 60:
         return f"{s}s"
     if s < 3600:
