@@ -99,7 +99,8 @@ async def log(request: Request) -> JSONResponse:
     """Activity log entries, oldest first.
 
     Query: after (id), session, severity (minimum), request, side, event (prefix), limit,
-    root (an entry id: only its subtree), newest=1 (the last ``limit`` entries).
+    root (an entry id: only its subtree), newest=1 (the last ``limit`` entries), since
+    (seconds since the epoch: entries written from then on).
     """
     d = daemon_of(request)
     q = request.query_params
@@ -118,8 +119,21 @@ async def log(request: Request) -> JSONResponse:
         limit=int_param(request, "limit", 10_000, low=1, high=1_000_000),
         root=int_param(request, "root", 0, low=1) if root_raw else None,
         newest=q.get("newest", "") in ("1", "true", "yes"),
+        since=_since(q.get("since")),
     )
     return JSONResponse([e.to_dict() for e in entries])
+
+
+def _since(raw: str | None) -> float | None:
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"`since` must be seconds since the epoch, not {raw!r}") from None
+    if not 0 <= value < 1e11:
+        raise UsageError(f"`since` out of range: {raw}")
+    return value
 
 
 async def log_entry(request: Request) -> JSONResponse:
