@@ -110,6 +110,27 @@ class Daemon:
         self.lock.release()
 
 
+def _daemon_server(config: Any) -> Any:
+    """The API's uvicorn server: SIGTERM or SIGINT end ``serve()`` and the daemon then logs
+    its stop and tells systemd (uvicorn itself would raise the signal again once it has
+    shut down, and the process would die before)."""
+    import contextlib
+    from collections.abc import Iterator
+
+    import uvicorn
+
+    class DaemonServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    self._captured_signals.clear()
+
+    return DaemonServer(config)
+
+
 def serve(instance: Instance) -> int:
     """Run the daemon in the foreground until SIGTERM/SIGINT."""
     import asyncio
@@ -136,7 +157,7 @@ def serve(instance: Instance) -> int:
     os.chmod(path, 0o600)
     sock.listen(128)
     config = uvicorn.Config(app, fd=sock.fileno(), log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
+    server = _daemon_server(config)
     daemon.servers.append(server)
 
     async def run() -> None:

@@ -195,8 +195,16 @@ class Client:
         # (AU_FAULT_PAUSE is the crash tests' hook), never the rest of it.
         env.update({k: v for k, v in os.environ.items() if k in DAEMON_ENV})
         argv = [sys.executable, "-m", "activeupgrade", "daemon"]
-        if os.geteuid() == 0 and os.path.isdir("/run/systemd/system") and proc.which(
-                "systemd-run"):
+        under_systemd = os.geteuid() == 0 and os.path.isdir("/run/systemd/system")
+        if under_systemd and packaged_unit(self.instance):
+            # The packaged unit (Type=notify): systemctl returns once the daemon said
+            # READY=1, or with the unit's failure.
+            done = proc.run(["systemctl", "start", PACKAGED_UNIT], check=False, timeout=90)
+            if done.returncode != 0:
+                raise DaemonError(f"systemctl start {PACKAGED_UNIT} failed: "
+                                  f"{done.stderr.strip()[-500:]}",
+                                  hint=f"See `journalctl -u {PACKAGED_UNIT}`.")
+        elif under_systemd and proc.which("systemd-run"):
             unit = daemon_unit(self.instance)
             proc.run(["systemctl", "reset-failed", unit], check=False, timeout=30)
             proc.run(["systemd-run", "--quiet", "--collect", f"--unit={unit}",
@@ -354,6 +362,19 @@ class Client:
             raise error_from_dict(done["error"])
         result: dict[str, Any] = done.get("result") or {}
         return result
+
+
+PACKAGED_UNIT = "activeupgrade.service"
+"""The Debian package's unit: the daemon of the host's instance (``/var/lib/activeupgrade``)."""
+PACKAGED_HOME = "/var/lib/activeupgrade"
+UNIT_DIRS = ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
+
+
+def packaged_unit(instance: Instance) -> bool:
+    """Whether ``instance`` is the one the installed ``activeupgrade.service`` runs."""
+    if os.path.realpath(instance.home) != PACKAGED_HOME:
+        return False
+    return any(os.path.exists(os.path.join(d, PACKAGED_UNIT)) for d in UNIT_DIRS)
 
 
 def daemon_unit(instance: Instance) -> str:

@@ -77,7 +77,7 @@
     return [Math.round(overall * 10) / 10, where, detail];
   }
 
-  let shownPct = 0;
+
   function showProgress(s) {
     const [pct, where, detail] = progressOf(s);
     const bar = $("sb-progress");
@@ -86,9 +86,13 @@
     set("sb-percent", where ? `${pct.toFixed(1)}%` : "");
     set("sb-where", where);
     set("sb-detail", detail);
-    shownPct = pct;
+
+    if (where) seen.push([s.request, pct]);
   }
-  window.auShownPercent = () => shownPct;
+  // What the bar showed while requests ran ([request, percent], in order): the browser
+  // test checks it never went back and never read 100 before the end.
+  const seen = [];
+  window.auProgressSeen = () => seen.slice();
 
   const CONFIRMS = JSON.parse($("confirm-texts")?.textContent || "{}");
   function confirmText(action, s) {
