@@ -58,7 +58,8 @@ async def act(pilot: Any, app: ConsoleApp, action: str, state: str) -> None:
     await pilot.click(f"#btn-{action}")
     if asks:
         await until(pilot, lambda: isinstance(app.screen, Confirm), "the confirmation")
-        await pilot.click("#confirm-yes")
+        await pilot.pause(0.1)
+        app.screen.query_one("#confirm-yes", Button).press()
     await until(pilot, lambda: app.status.get("action") == action
                 and app.status.get("operational_state") != "Busy"
                 and app.status.get("upgrade_state") == state, f"{action} to end in {state}")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import ProgressBar, Static
+from textual.widgets import Button, ProgressBar, Static
 
 from activeupgrade.api.client import Client
 from activeupgrade.instance import Instance
@@ -117,7 +117,8 @@ def test_operator_terminal_console(web: Web, screenshots: Path) -> None:
                 "#confirm-question", Static).render())
             names.append("tui-merge-confirm-abort-desktop.svg")
             app.save_screenshot(names[-1], str(screenshots))
-            await pilot.click("#confirm-no")
+            await pilot.pause(0.1)
+            app.screen.query_one("#confirm-no", Button).press()
             await until(pilot, lambda: not isinstance(app.screen, Confirm), "the question gone")
             assert "Abort not sent" in str(app.query_one("#notice", Static).render())
             assert client.status().upgrade_state.value == "Merge"

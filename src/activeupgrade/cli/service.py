@@ -9,6 +9,7 @@ from typing import Any
 from activeupgrade.api.client import Client
 from activeupgrade.cli.follow import operate
 from activeupgrade.cli.output import print_json, progress, table
+from activeupgrade.errors import ServiceError
 from activeupgrade.model.states import Operation
 
 
@@ -59,7 +60,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print_json(row)
     else:
         _show(row)
-    return 0 if row.get("running") else 3
+    if not row.get("running"):
+        raise ServiceError(f"service {args.name} is not running",
+                           hint=f"Start it with `au service start {args.name}`.",
+                           details={"service": row})
+    return 0
 
 
 def cmd_start(args: argparse.Namespace) -> int:
