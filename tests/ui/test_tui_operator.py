@@ -163,6 +163,7 @@ def test_operator_terminal_console(web: Web, screenshots: Path) -> None:
                         and app.status.get("operational_state") == "Ready", "the abort")
             await until(pilot, lambda: table.row_count > rows, "new rows")
             await until(pilot, lambda: table.cursor_row == table.row_count - 1, "following")
+            await pilot.press("3")
             await act(pilot, app, "finish", "Idle")
 
     try:

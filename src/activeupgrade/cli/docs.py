@@ -74,6 +74,9 @@ def bash_script(root: Command) -> str:
     for node in walk(root):
         key = " ".join(node.path)
         names_of = " ".join(c.path[-1] for c in node.children)
+        # A positional with choices (au completion SHELL) completes like a subcommand.
+        names_of = names_of or " ".join(next((_choices(a) for a in node.positionals
+                                              if _choices(a)), []))
         subs.append(f"  [{shlex.quote(key)}]={shlex.quote(names_of)}")
         names = [s for a in node.options for s in a.option_strings]
         opts.append(f"  [{shlex.quote(key)}]={shlex.quote(' '.join(names))}")
