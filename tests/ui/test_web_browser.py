@@ -319,7 +319,9 @@ def test_whole_sessions_through_the_web_console(browser: Any, web: Web,
     page.select_option("select[name=severity]", "notice")
     page.click(".filters button[type=submit]")
     page.wait_for_url("**/log?severity=notice**")
-    sevs = set(page.eval_on_selector_all("#log-table tbody tr", "rs => rs.map(r => [...r.classList].filter(c => c.startsWith('sev-')).join(' '))"))
+    sevs = set(page.eval_on_selector_all(
+        "#log-table tbody tr",
+        "rs => rs.map(r => [...r.classList].filter(c => c.startsWith('sev-')).join(' '))"))
     assert sevs and sevs <= {"sev-notice", "sev-warning", "sev-error", "sev-critical"}, sevs
     c.shot("11-activity-log-filtered-notice")
     with page.expect_download() as dl:
