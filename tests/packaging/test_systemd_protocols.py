@@ -16,7 +16,7 @@ from pathlib import Path
 
 from activeupgrade.daemon import journal_fields
 from activeupgrade.systemd import Journal, encode, notify
-from tests.support import au, new_instance, wait_until
+from tests.support import au, new_instance
 
 
 def parse_native(data: bytes) -> dict[str, str]:
