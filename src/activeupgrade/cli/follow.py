@@ -31,6 +31,7 @@ def operate(client: Client, operation: Operation, args: dict[str, Any] | None = 
     except KeyboardInterrupt:
         if not started or not ask_cancel(str(operation), display, can_cancel=True):
             raise
+        print(f"au: cancelling {operation}…", file=sys.stderr)
         client.cancel(f"the operator cancelled {operation} (Ctrl-C)")
         return client.follow_operation(started[0], on_output=on_output, on_progress=display)
 
@@ -49,6 +50,7 @@ def act(client: Client, action: OperatorAction, *, display: Display | None = Non
         if action is OperatorAction.CHECK:
             if not ask_cancel("the readiness check", display, can_cancel=True):
                 raise
+            print("au: cancelling the readiness check…", file=sys.stderr)
             client.cancel("the operator cancelled the readiness check (Ctrl-C)")
             return client.follow(action, on_progress=display)
         what = f"{status.request} ({action})"

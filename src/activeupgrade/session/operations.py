@@ -235,7 +235,10 @@ def exec_steps(instance: Instance, args: dict[str, Any]) -> list[Step]:
             ctx.write("side.exec.output", text, parent=node, side=Side.UPGRADE,
                       details={"stream": stream})
 
-        done = namespace.run(instance, argv, timeout, on_line=line, user=user)
+        done = namespace.run(instance, argv, timeout, on_line=line, user=user,
+                             stop=lambda: ctx.cancel.cancelled)
+        if done.stopped:
+            ctx.check()  # cancelled: Interrupted
         ctx.log.update_details(node, {"exit": done.returncode,
                                       "duration": round(done.duration, 3)})
         ctx.write("side.exec.done", f"exit {done.returncode} after {done.duration:.2f}s",
