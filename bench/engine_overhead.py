@@ -87,6 +87,8 @@ def in_process_session(root: Path) -> float:
 
 def au(home: Path, *args: str) -> None:
     env = dict(os.environ, AU_HOME=str(home))
+    if args[:1] == ("commit",):
+        args = (*args, "--yes")  # no terminal to confirm the point of no return on
     done = subprocess.run([sys.executable, "-m", "activeupgrade", *args], env=env,
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:

@@ -1,15 +1,37 @@
 #!/usr/bin/env bash
 # Creates (or refreshes) the project's virtual environment in .venv and, when running as
-# root, installs the Debian packages the tool and its tests use. Idempotent and quiet.
+# root, installs the Debian packages it needs. Idempotent and quiet.
+#
+#   scripts/bootstrap.sh          what the tool needs to run (./demo): its run-time Debian
+#                                 packages and Python dependencies, no test tool, no browser
+#   scripts/bootstrap.sh --test   also the test tools (./test): pytest, mypy, ruff,
+#                                 Playwright with Debian's Chromium, the booted test hosts'
+#                                 tools, the shells the completion tests run
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-debian_packages=(rsync btrfs-progs xfsprogs iproute2 util-linux procps chromium chromium-driver
-  mmdebstrap systemd-container dpkg-dev)  # the last three: the booted Debian test hosts (tests/host)
+mode=run
+case "${1:-}" in
+  --test) mode=test ;;
+  "") ;;
+  *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+esac
+
+# What `au` runs: ip (the Upgrade Side's link), unshare/nsenter/mount/setpriv, ps, cp.
+runtime_packages=(iproute2 util-linux procps coreutils python3-venv)
+# The tests' tools: a browser for the web console test; XFS and btrfs tools, mmdebstrap,
+# systemd-nspawn and dpkg-dev for the booted Debian test hosts (tests/host) and the Debian
+# package's build and install test; the shells and man whose completion and manual page
+# are tested.
+test_packages=(chromium xfsprogs btrfs-progs mmdebstrap systemd-container dpkg-dev zsh fish
+  man-db groff-base)
+wanted=("${runtime_packages[@]}")
+[ "$mode" = test ] && wanted+=("${test_packages[@]}")
+
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   missing=()
-  for p in "${debian_packages[@]}"; do
+  for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -20,12 +42,16 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 fi
 
 python=${PYTHON:-python3}
-stamp=.venv/.installed
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
+stamp=.venv/.installed-$mode
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip >&2
-  .venv/bin/python -m pip install -q -e ".[dev]" >&2
+  if [ "$mode" = test ]; then
+    .venv/bin/python -m pip install -q -e ".[test]" >&2
+  else
+    .venv/bin/python -m pip install -q -e . >&2
+  fi
   touch "$stamp"
 fi

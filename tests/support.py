@@ -33,6 +33,11 @@ def au(home: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | No
     environment: a test that wants one passes it in ``env``.
     """
     base = {k: v for k, v in os.environ.items() if k != "AU_FAULT_PAUSE"}
+    if args[:1] in (("commit",), ("abort",)) and "--no-confirm-flag" not in args:
+        # Without a terminal, commit and an abort from Merge need --yes (the tests that
+        # check the refusal pass --no-confirm-flag, which is dropped here).
+        args = (*args, "--yes")
+    args = tuple(a for a in args if a != "--no-confirm-flag")
     r = subprocess.run(
         [sys.executable, "-m", "activeupgrade", *args], capture_output=True, text=True,
         env={**base, "AU_HOME": str(home), **(env or {})}, timeout=timeout,

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,12 @@ from activeupgrade.store.db import Store
 
 ROTATE_AT = 200_000
 """Entries kept in the database; beyond this the oldest are archived."""
+
+
+def iso_time(at: float) -> str:
+    """``at`` (seconds since the epoch) as ISO 8601 local time with its offset:
+    ``2025-03-01T14:05:09.123+01:00``."""
+    return datetime.fromtimestamp(at).astimezone().isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)
@@ -41,9 +48,7 @@ class Entry:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["severity"] = self.severity.value
-        d["time"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.at)) + (
-            f".{int((self.at % 1) * 1000):03d}"
-        )
+        d["time"] = iso_time(self.at)
         return d
 
     @classmethod
@@ -136,11 +141,15 @@ class ActivityLog:
         limit: int = 10_000,
         root: int | None = None,
         newest: bool = False,
+        since: float | None = None,
     ) -> list[Entry]:
         """Entries matching the filters, oldest first (with ``newest``: the last ``limit``
-        of them, still oldest first)."""
+        of them, still oldest first; ``since``: written at or after that time)."""
         sql = "SELECT * FROM log WHERE id > ?"
         params: list[Any] = [after]
+        if since is not None:
+            sql += " AND at >= ?"
+            params.append(since)
         if session:
             sql += " AND session = ?"
             params.append(session)

@@ -3,16 +3,22 @@
 It is the composition layer: the API (``api/``) reaches it only through
 ``api.server.DaemonHandle``, and the web console (``ui/web``) is opened from here when the
 API asks for it, so neither the API nor the engine imports a console.
+
+Under systemd (the packaged ``activeupgrade.service``, ``Type=notify``) it tells the
+service manager ``READY=1`` once the API socket listens and ``STOPPING=1`` when it stops;
+every activity log entry also goes to the journal with its fields (``AU_EVENT``,
+``AU_SESSION``, ``AU_REQUEST``, …) when there is a journal.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from typing import Any
 
 from activeupgrade.activity import ActivityLog
-from activeupgrade.bus import Bus
+from activeupgrade.bus import Bus, Event, EventKind
 from activeupgrade.engine.engine import Engine
 from activeupgrade.instance import EngineLock, Instance, unix_path
 from activeupgrade.model.states import Severity
@@ -20,6 +26,32 @@ from activeupgrade.platform.services import supervisor
 from activeupgrade.platform.volumes import registry as volume_registry
 from activeupgrade.session.host import HostPlatform
 from activeupgrade.store.db import Store
+from activeupgrade.systemd import Journal, field_name, notify
+
+PRIORITY = {"debug": 7, "info": 6, "notice": 5, "warning": 4, "error": 3, "critical": 2}
+"""syslog priority of each activity log severity (the journal's PRIORITY field)."""
+DETAIL_FIELDS = 24
+"""Scalar details of an entry sent as journal fields of their own (all are in AU_DETAILS)."""
+
+
+def journal_fields(entry: dict[str, Any], home: str) -> dict[str, str]:
+    """An activity log entry (its API document) as journal fields."""
+    fields = {
+        "MESSAGE": str(entry.get("message", "")),
+        "PRIORITY": str(PRIORITY.get(str(entry.get("severity")), 6)),
+        "AU_EVENT": str(entry.get("event", "")), "AU_SEVERITY": str(entry.get("severity", "")),
+        "AU_ENTRY": str(entry.get("id", "")), "AU_HOME": home,
+    }
+    for key in ("parent", "session", "side", "state", "request"):
+        if entry.get(key) not in (None, ""):
+            fields[f"AU_{key.upper()}"] = str(entry[key])
+    details = entry.get("details") or {}
+    if details:
+        fields["AU_DETAILS"] = json.dumps(details, default=str, sort_keys=True)
+    scalars = [(k, v) for k, v in details.items() if isinstance(v, str | int | float | bool)]
+    for key, value in scalars[:DETAIL_FIELDS]:
+        fields.setdefault(f"AU_DETAIL_{field_name(key)}"[:64], str(value))
+    return fields
 
 
 class Daemon:
@@ -39,6 +71,12 @@ class Daemon:
         """uvicorn servers of this daemon: the Unix socket first, then any TCP listener."""
         self.web_listeners: dict[tuple[str, int], Any] = {}
         """The web console's open TCP listeners, by address."""
+        self.journal = Journal()
+        self._unsubscribe = self.bus.subscribe(self._to_journal)
+
+    def _to_journal(self, event: Event) -> None:
+        if event.kind is EventKind.LOG:
+            self.journal.send(journal_fields(event.data, str(self.instance.home)))
 
     def start(self) -> None:
         self.engine.recover()
@@ -66,8 +104,31 @@ class Daemon:
         return await open_listener(self, self.web_listeners, listen, remote)
 
     def close(self) -> None:
+        self._unsubscribe()
+        self.journal.close()
         self.store.close()
         self.lock.release()
+
+
+def _daemon_server(config: Any) -> Any:
+    """The API's uvicorn server: SIGTERM or SIGINT end ``serve()`` and the daemon then logs
+    its stop and tells systemd (uvicorn itself would raise the signal again once it has
+    shut down, and the process would die before)."""
+    import contextlib
+    from collections.abc import Iterator
+
+    import uvicorn
+
+    class DaemonServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    self._captured_signals.clear()
+
+    return DaemonServer(config)
 
 
 def serve(instance: Instance) -> int:
@@ -96,11 +157,21 @@ def serve(instance: Instance) -> int:
     os.chmod(path, 0o600)
     sock.listen(128)
     config = uvicorn.Config(app, fd=sock.fileno(), log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
+    server = _daemon_server(config)
     daemon.servers.append(server)
+
+    async def run() -> None:
+        task = asyncio.create_task(server.serve())
+        while not server.started and not task.done():
+            await asyncio.sleep(0.01)
+        if server.started:
+            notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=serving {path}")
+        await task
+
     try:
-        asyncio.run(server.serve())
+        asyncio.run(run())
     finally:
+        notify("STOPPING=1\nSTATUS=stopping")
         for extra in daemon.servers[1:]:
             extra.should_exit = True
         daemon.log.write("daemon.stop", "daemon stopped", severity=Severity.INFO)

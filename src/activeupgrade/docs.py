@@ -10,12 +10,21 @@ from activeupgrade.model.graph import GRAPH
 from activeupgrade.model.states import OperationalState
 
 
-def exit_code_table() -> str:
-    rows = ["| Exit | Error | Meaning |", "|---|---|---|", "| 0 | — | success |"]
+def exit_code_rows() -> list[tuple[int, str, str]]:
+    """(exit code, error class or "", meaning) of every exit status of ``au``."""
+    rows: list[tuple[int, str, str]] = [(0, "", "success")]
     for cls in all_error_classes():
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
-        rows.append(f"| {cls.exit_code} | `{cls.__name__}` | {doc} |")
-    rows.append("| 130 | — | interrupted by the operator (Ctrl-C) |")
+        rows.append((cls.exit_code, cls.__name__,
+                     (cls.__doc__ or "").strip().splitlines()[0]))
+    rows.append((130, "", "interrupted by the operator (Ctrl-C); work in the daemon goes on "
+                 "unless the operator chose to cancel it"))
+    return rows
+
+
+def exit_code_table() -> str:
+    rows = ["| Exit | Error | Meaning |", "|---|---|---|"]
+    for code, name, meaning in exit_code_rows():
+        rows.append(f"| {code} | {'`' + name + '`' if name else '—'} | {meaning} |")
     return "\n".join(rows)
 
 

@@ -171,7 +171,8 @@ class CheckFailed(AUError):
     """Readiness checks of severity error failed."""
 
     exit_code = 60
-    default_hint = "Run `au check` and follow the recommended action of each failed check."
+    default_hint = ("Follow the recommended action of each failed check (listed above, and in "
+                    "`au log --event check.fail`), then run `au check` again.")
 
 
 class ProcessError(AUError):

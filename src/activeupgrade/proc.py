@@ -50,6 +50,8 @@ class Completed:
     duration: float
     timed_out: bool = False
     lines: list[tuple[str, str]] = field(default_factory=list)
+    stopped: bool = False
+    """Killed because the caller's ``stop`` said so (a cancel)."""
 
     @property
     def last_stderr_line(self) -> str:
@@ -92,11 +94,14 @@ def run(
     preexec: Callable[[], None] | None = None,
     user: str | None = None,
     input_bytes: bytes | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Completed:
     """Run ``argv`` to completion in its own process group and return what it did.
 
     ``check`` raises ProcessError on a non-zero exit, a signal or a timeout; the message says
-    which. ``on_line`` receives every output line as it arrives.
+    which. ``on_line`` receives every output line as it arrives. ``stop`` is asked about
+    every 0.2 s: when it says True the process group is killed (the caller's cancel; the
+    result then has ``stopped``).
     """
     args = [os.fspath(a) for a in argv]
     if not args:
@@ -141,6 +146,8 @@ def run(
     sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
     deadline = None if timeout is None else started + timeout
     timed_out = False
+    stopped = False
+    poll = 1.0 if stop is None else 0.2
 
     def emit(name: str, raw: bytes) -> None:
         text = raw.decode(errors="replace")
@@ -153,7 +160,10 @@ def run(
         if wait is not None and wait == 0.0:
             timed_out = True
             break
-        for key, _ in sel.select(timeout=wait if wait is None else min(wait, 1.0)):
+        if stop is not None and stop():
+            stopped = True
+            break
+        for key, _ in sel.select(timeout=poll if wait is None else min(wait, poll)):
             name = str(key.data)
             chunk = os.read(key.fd, 65536)
             if not chunk:
@@ -168,7 +178,7 @@ def run(
             for line in complete:
                 emit(name, line)
     sel.close()
-    if timed_out:
+    if timed_out or stopped:
         _kill_group(proc)
     else:
         remaining = None if deadline is None else max(0.1, deadline - time.monotonic())
@@ -190,6 +200,7 @@ def run(
         duration=time.monotonic() - started,
         timed_out=timed_out,
         lines=lines,
+        stopped=stopped,
     )
     if check and (timed_out or result.returncode != 0):
         raise ProcessError(

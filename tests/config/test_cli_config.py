@@ -112,3 +112,60 @@ def test_api_gives_the_cli_s_exact_error_and_saves_files(home: Path, write: Writ
     assert "/a (system" in summary["text"]
     assert client.get("/config/files")["files"] == ["x.toml", "y.toml"]
     assert client.get("/config/schema")["$schema"].endswith("2020-12/schema")
+
+
+def test_every_problem_of_a_file_in_one_run_text_and_json(home: Path, write: Write) -> None:
+    bad = write("many.toml", 'descriptio = "typo"\n\n[[service]]\nname = "a"\n'
+                'command = ["/bin/a"]\nstop_grace = true\n\n[[volume]]\npath = "relative"\n'
+                'role = "system"\n')
+    r = au(home, "config", "validate", str(bad))
+    assert r.returncode == 3, r.stderr
+    assert f"{bad}: 3 problems" in r.stderr
+    for expected in (f"{bad}:1: descriptio: unknown setting", f"{bad}:6: service.a.stop_grace",
+                     f"{bad}:9: volume"):
+        assert expected in r.stderr, (expected, r.stderr)
+    r = au(home, "config", "validate", str(bad), "--json")
+    assert r.returncode == 3
+    doc = json.loads(r.stdout)
+    assert doc["valid"] is False and doc["source"] == str(bad)
+    assert [p["line"] for p in doc["problems"]] == [1, 6, 9], doc["problems"]
+    assert all(p["hint"] for p in doc["problems"])
+    # The rules across settings are all reported too.
+    twice = write("twice.toml", '[[volume]]\npath = "/opt/x"\nrole = "system"\n'
+                  '[[volume]]\npath = "/opt/x"\nrole = "system"\n'
+                  '[[service]]\nname = "s"\n[[service]]\nname = "s"\ncommand = ["/bin/s"]\n')
+    r = au(home, "config", "validate", str(twice), "--json")
+    problems = json.loads(r.stdout)["problems"]
+    assert len(problems) >= 3, problems
+    text = " ".join(p["message"] for p in problems)
+    assert "listed twice" in text and "duplicate service name" in text
+
+
+def test_config_new_writes_the_roles(home: Path, tmp_path: Path) -> None:
+    target = tmp_path / "new.toml"
+    r = au(home, "config", "new", str(target), "--volume", "/var/lib/shop:data",
+           "--volume", "/opt/shop", "--volume", "/srv/odd:name:system")
+    assert r.returncode == 0, r.stderr
+    doc = tomllib.loads(target.read_text())
+    assert doc["volume"] == [
+        {"path": "/var/lib/shop", "role": "data"}, {"path": "/opt/shop", "role": "system"},
+        {"path": "/srv/odd:name", "role": "system"}]
+    assert au(home, "config", "validate", str(target)).returncode == 0
+
+
+def test_config_new_takes_the_role_a_volume_was_adopted_with(home: Path,
+                                                             tmp_path: Path) -> None:
+    data = tmp_path / "var-data"
+    data.mkdir()
+    (data / "orders").write_text("1\n")
+    r = au(home, "volume", "adopt", str(data), "--role", "data")
+    assert r.returncode == 0, r.stderr
+    try:
+        target = tmp_path / "adopted.toml"
+        r = au(home, "config", "new", str(target), "--volume", str(data))
+        assert r.returncode == 0, r.stderr
+        assert tomllib.loads(target.read_text())["volume"] == [
+            {"path": str(data), "role": "data"}]
+    finally:
+        assert au(home, "volume", "release", str(data).lstrip("/").replace("/", "-")
+                  ).returncode == 0

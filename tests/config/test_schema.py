@@ -87,7 +87,7 @@ def test_schema_defaults_match_the_model(setting: str, cls: type[Any],
 
 def test_template_is_valid_and_mentions_every_setting(tmp_path: Path) -> None:
     path = tmp_path / "new.toml"
-    write_template(path, ["/opt/app"], "My upgrade")
+    write_template(path, [("/opt/app", "system")], "My upgrade")
     cfg = load_file(path)
     assert cfg.description == "My upgrade" and cfg.volumes[0].path == "/opt/app"
     text = template_text()

@@ -50,6 +50,8 @@ class Instance:
         env["AU_HOME"] = str(self.home)
         if fault:
             env["AU_FAULT_PAUSE"] = fault
+        if args[:1] in (("commit",), ("abort",)):
+            args = (*args, "--yes")  # no terminal to confirm on
         r = subprocess.run(
             [sys.executable, "-m", "activeupgrade", *args], capture_output=True, text=True,
             env=env, timeout=300, stdin=subprocess.DEVNULL,

@@ -70,7 +70,7 @@ def test_service_commands_and_daemon_sigkill(home: tuple[Path, int]) -> None:
     assert again["keeper_pid"] == st["keeper_pid"] and again["pid"] == st["pid"]
     r = au(h, "service", "stop", "shop")
     assert r.returncode == 0 and "sockets stay held" in r.stdout, r.stderr
-    assert au(h, "service", "status", "shop").returncode == 3
+    assert au(h, "service", "status", "shop").returncode == 40  # ServiceError: not running
     assert au(h, "service", "start", "shop").returncode == 0
     load.wait_for(100)
     report = load.stop()

@@ -91,7 +91,7 @@ def test_deep_home_daemon_keeper_and_unix_service(tmp_path: Path) -> None:
 
         r = au(home, "service", "stop", "shop")
         assert r.returncode == 0 and "sockets stay held" in r.stdout, r.stderr
-        assert au(home, "service", "status", "shop").returncode == 3
+        assert au(home, "service", "status", "shop").returncode == 40  # ServiceError: not running
         assert listen.is_socket()  # still held by the keeper across the stop
         r = au(home, "service", "stop", "shop", "--release")
         assert r.returncode == 0 and "keeper ended" in r.stdout, r.stderr

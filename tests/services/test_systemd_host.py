@@ -206,7 +206,7 @@ def test_split_merge_commit(host: Host) -> None:
     assert versions(host) == ("2 unit2", "2")  # on the upgraded software and unit file
     assert enabled(host) == {u: "enabled" for u in UNITS}  # restored on the upgraded side
 
-    au(host, "commit")
+    au(host, "commit", "--yes")
     au(host, "finish")
     idle(host)
     assert versions(host) == ("2 unit2", "2")
@@ -226,7 +226,7 @@ def test_abort_from_merge(host: Host) -> None:
     merged = main_pids(host)
     assert versions(host) == ("3 unit3", "3")
 
-    au(host, "abort")
+    au(host, "abort", "--yes")
     back = main_pids(host)
     assert all(back[u] != merged[u] for u in UNITS)  # restarted on the original software
     assert versions(host) == start
@@ -243,7 +243,7 @@ def test_abort_from_split_restarts_nothing(host: Host) -> None:
     au(host, "split")
     install_inside(host, "4")
     assert not upgrade_side_links(host) & set(UNITS)
-    au(host, "abort")
+    au(host, "abort", "--yes")
     au(host, "finish")
     idle(host)
     assert main_pids(host) == pids

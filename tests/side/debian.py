@@ -154,7 +154,7 @@ class Chroot:
                         check=check)
 
     def close(self) -> None:
-        self.au("abort", check=False, timeout=120)
+        self.au("abort", "--yes", check=False, timeout=120)
         self.au("finish", check=False, timeout=120)
         listed = self.au("volume", "list", "--json", check=False)
         if listed.returncode == 0 and listed.stdout.strip().startswith("["):

@@ -188,7 +188,7 @@ def test_debian_packages_inside_the_upgrade_side(chroot: Chroot) -> None:
     uses = [e for e in log if e["event"] == "side.service-files"]
     assert uses and "/usr/sbin/nginx" in uses[-1]["details"]["files"], uses
     assert not (c.root / "usr/sbin/policy-rc.d").exists()
-    c.au("abort")
+    c.au("abort", "--yes")
     c.au("finish")
     assert version(c) == OLD
     assert running_binary(c) == old_binary

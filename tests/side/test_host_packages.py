@@ -155,7 +155,7 @@ def test_apt_inside_the_upgrade_side_of_a_booted_host(debian_host: Host) -> None
     log = json.loads(au(host, "log", "--json"))
     uses = [e for e in log if e["event"] == "side.service-files"]
     assert uses and "/usr/sbin/nginx" in uses[-1]["details"]["files"], uses[-1]["details"]
-    au(host, "abort")
+    au(host, "abort", "--yes")
     au(host, "finish")
     assert version(host) == OLD
     assert running_binary(host) == old_binary

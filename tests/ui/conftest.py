@@ -36,6 +36,14 @@ side_address = "{link}{side}/30"
 
 HOOK = """#!/bin/sh
 if [ -e "{flag}" ]; then echo "the shop is not ready: {flag} exists" >&2; exit 1; fi
+# A long step on demand: while the folder {gates} exists, report progress in four parts,
+# each waiting for the test to create its gate file.
+if [ -d "{gates}" ]; then
+  for i in 1 2 3 4; do
+    echo "PROGRESS $((i * 20)) part $i of 4"
+    while [ ! -e "{gates}/$i" ]; do sleep 0.05; done
+  done
+fi
 echo "ready for $1"
 echo "a line on stderr" >&2
 exit 0
@@ -53,6 +61,9 @@ class Web:
     adopted: bool
     fail_flag: Path
     """While this file exists the readiness-check action fails (with an adopted volume)."""
+    gates: Path
+    """While this folder exists the readiness-check action is a long step: it reports
+    progress in four parts and waits for the files 1, 2, 3, 4 in it (one per part)."""
 
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.url.rstrip("/"), timeout=30.0,
@@ -98,7 +109,7 @@ def web(tmp_path: Path) -> Iterator[Web]:
         vol.mkdir()
         (vol / "VERSION").write_text("1\n")
         hook = vol / "ready-hook"
-        hook.write_text(HOOK.format(flag=tmp_path / "hook-fails"))
+        hook.write_text(HOOK.format(flag=tmp_path / "hook-fails", gates=tmp_path / "gates"))
         hook.chmod(0o755)
         r = au(home, "volume", "adopt", str(vol), "--role", "system")
         assert r.returncode == 0, r.stderr
@@ -118,7 +129,8 @@ def web(tmp_path: Path) -> Iterator[Web]:
     assert r.returncode == 0, r.stderr
     answer = json.loads(r.stdout)
     try:
-        yield Web(home, answer["url"], answer["token"], port, adopted, tmp_path / "hook-fails")
+        yield Web(home, answer["url"], answer["token"], port, adopted, tmp_path / "hook-fails",
+                  tmp_path / "gates")
     finally:
         _stop(home, vol if adopted else None)
 

@@ -27,7 +27,13 @@ def test_buttons_are_enabled_exactly_as_the_graph_allows_with_their_cost() -> No
             assert enabled == set(status["allowed_actions"]), (state, op)
             for b in buttons:
                 if b["allowed"]:
-                    assert b["label"] == f"{b['title']} now: {status['costs'][b['action']]}"
+                    cost = f"{b['title']} now: {status['costs'][b['action']]}"
+                    if b["action"] == "commit":
+                        cost += " (point of no return)"
+                    assert b["label"] == cost
+                    asks = b["action"] == "commit" or (
+                        b["action"] == "abort" and state is UpgradeState.MERGE)
+                    assert bool(b["confirm"]) == asks, (b, state)
                 else:
                     assert b["label"].endswith(f"not allowed in {state.value} / {op.value}")
     merge = status_for(UpgradeState.MERGE, OperationalState.READY)
@@ -41,12 +47,16 @@ def test_buttons_are_enabled_exactly_as_the_graph_allows_with_their_cost() -> No
 def test_status_bar_progress_and_duplex() -> None:
     s = status_for(UpgradeState.PREPARE_SPLIT, OperationalState.BUSY)
     s["progress"] = {"request": "PrepareSplit", "step": "volumes.sync-standby", "index": 1,
-                     "total": 4, "percent": 50.0}
+                     "total": 4, "percent": 50.0, "overall": 37.5, "bytes_done": 1024 * 1024,
+                     "bytes_total": 4 * 1024 * 1024, "files_done": 10, "files_total": 40,
+                     "bytes_per_second": 512 * 1024, "eta": 6.0, "text": "copying"}
     s["duplex"] = False
     s["facts"] = {"pending_resync": {"bytes": 3 * 1024 * 1024}}
     bar = pages.status_bar(s)
     assert bar["percent"] == 37.5
     assert bar["where"] == "PrepareSplit step 2/4: volumes.sync-standby"
+    assert bar["detail"] == ("1.0 MiB of 4.0 MiB, 10 of 40 files, 512.0 KiB/s, 6s left"
+                             " · copying")
     assert bar["duplex"] == "Simplex (resync pending: 3.0 MiB)"
     assert pages.status_bar(status_for(UpgradeState.IDLE, OperationalState.READY))["where"] == ""
 

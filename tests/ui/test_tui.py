@@ -17,7 +17,7 @@ from textual.widgets import Button, DataTable, Input, Static
 
 from activeupgrade.api.client import Client
 from activeupgrade.instance import Instance
-from activeupgrade.ui.tui.app import ConsoleApp, StatusBar
+from activeupgrade.ui.tui.app import Confirm, ConsoleApp, StatusBar
 
 from .conftest import Web
 
@@ -52,7 +52,14 @@ def expect(app: ConsoleApp, upgrade: str, enabled: dict[str, str]) -> None:
 
 
 async def act(pilot: Any, app: ConsoleApp, action: str, state: str) -> None:
+    """Press an action's button (confirming when the console asks) and wait for its end."""
+    asks = action == "commit" or (action == "abort"
+                                  and app.status.get("upgrade_state") == "Merge")
     await pilot.click(f"#btn-{action}")
+    if asks:
+        await until(pilot, lambda: isinstance(app.screen, Confirm), "the confirmation")
+        await pilot.pause(0.1)
+        app.screen.query_one("#confirm-yes", Button).press()
     await until(pilot, lambda: app.status.get("action") == action
                 and app.status.get("operational_state") != "Busy"
                 and app.status.get("upgrade_state") == state, f"{action} to end in {state}")
@@ -84,7 +91,8 @@ def test_sessions_in_the_terminal_console(web: Web, screenshots: Path, tmp_path:
             assert "Partner State: None" not in str(app.query_one(StatusBar).render())
             app.save_screenshot("tui-02-active-upgrade-split.svg", str(screenshots))
             await act(pilot, app, "merge", "Merge")
-            expect(app, "Merge", {"commit": "no disruption", "abort": "applications restart"})
+            expect(app, "Merge", {"commit": "no disruption (point of no return)",
+                                  "abort": "applications restart"})
             app.save_screenshot("tui-03-active-upgrade-merge.svg", str(screenshots))
             await act(pilot, app, "commit", "Commit")
             expect(app, "Commit", {"finish": "no disruption"})

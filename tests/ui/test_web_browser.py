@@ -86,8 +86,11 @@ class Console:
         return out
 
     def act(self, action: str, state: str) -> dict[str, Any]:
-        """Click an action's button; wait until it ended (API) and the page shows ``state``."""
+        """Click an action's button (confirming when asked); wait until it ended (API)
+        and the page shows ``state``."""
         self.page.locator(f"#btn-{action}").click()
+        if action == "commit" or (action == "abort" and self.bar()["upgrade"] == "Merge"):
+            self.page.locator("#confirm-yes").click()
         status = self.web.wait_ready(action)
         assert status["operational_state"] == "Ready", status.get("reason")
         assert status["upgrade_state"] == state, status
@@ -238,7 +241,8 @@ def test_whole_sessions_through_the_web_console(browser: Any, web: Web,
     assert c.bar()["partner"] != "None"
     c.shot("06-active-upgrade-split")
     c.act("merge", "Merge")
-    c.expect("Merge", {"commit": "no disruption", "abort": "applications restart"})
+    c.expect("Merge", {"commit": "no disruption (point of no return)",
+                      "abort": "applications restart"})
     c.shot("07-active-upgrade-merge")
     c.act("commit", "Commit")
     c.expect("Commit", {"finish": "no disruption"})
@@ -315,7 +319,9 @@ def test_whole_sessions_through_the_web_console(browser: Any, web: Web,
     page.select_option("select[name=severity]", "notice")
     page.click(".filters button[type=submit]")
     page.wait_for_url("**/log?severity=notice**")
-    sevs = set(page.eval_on_selector_all("#log-table tbody tr", "rs => rs.map(r => r.className)"))
+    sevs = set(page.eval_on_selector_all(
+        "#log-table tbody tr",
+        "rs => rs.map(r => [...r.classList].filter(c => c.startsWith('sev-')).join(' '))"))
     assert sevs and sevs <= {"sev-notice", "sev-warning", "sev-error", "sev-critical"}, sevs
     c.shot("11-activity-log-filtered-notice")
     with page.expect_download() as dl:

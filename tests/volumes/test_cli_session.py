@@ -44,7 +44,7 @@ def test_cli_session(tmp_path: Path, outcome: str, needs_root: None) -> None:
         assert (sysv / "version").read_text() == "2\n"
         with (datav / "orders").open("a") as fh:
             fh.write("order 3\n")
-        au(home, outcome)
+        au(home, outcome, "--yes")  # no terminal to confirm on
         au(home, "finish")
         au(home, "volume", "verify")
         assert (sysv / "version").read_text() == ("2\n" if outcome == "commit" else "1\n")

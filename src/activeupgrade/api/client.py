@@ -15,6 +15,7 @@ purpose. The daemon is started when it does not run.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -194,8 +195,16 @@ class Client:
         # (AU_FAULT_PAUSE is the crash tests' hook), never the rest of it.
         env.update({k: v for k, v in os.environ.items() if k in DAEMON_ENV})
         argv = [sys.executable, "-m", "activeupgrade", "daemon"]
-        if os.geteuid() == 0 and os.path.isdir("/run/systemd/system") and proc.which(
-                "systemd-run"):
+        under_systemd = os.geteuid() == 0 and os.path.isdir("/run/systemd/system")
+        if under_systemd and packaged_unit(self.instance):
+            # The packaged unit (Type=notify): systemctl returns once the daemon said
+            # READY=1, or with the unit's failure.
+            done = proc.run(["systemctl", "start", PACKAGED_UNIT], check=False, timeout=90)
+            if done.returncode != 0:
+                raise DaemonError(f"systemctl start {PACKAGED_UNIT} failed: "
+                                  f"{done.stderr.strip()[-500:]}",
+                                  hint=f"See `journalctl -u {PACKAGED_UNIT}`.")
+        elif under_systemd and proc.which("systemd-run"):
             unit = daemon_unit(self.instance)
             proc.run(["systemctl", "reset-failed", unit], check=False, timeout=30)
             proc.run(["systemd-run", "--quiet", "--collect", f"--unit={unit}",
@@ -276,40 +285,96 @@ class Client:
         finally:
             if stream is not None:
                 stream.close()
-        if status.error and (status.operational_state is OperationalState.BROKEN or (
-                action is OperatorAction.CHECK)):
-            raise broken_error(status)
-        return status
+        return _ended(action, status)
+
+    def follow(self, action: OperatorAction, *,
+               on_progress: ProgressSink | None = None) -> StatusView:
+        """Follow the running ``action`` (already submitted, e.g. before an interruption)
+        to its end, as ``act`` does."""
+        stream = self.events()
+        try:
+            first = StatusView.from_dict(next(stream).data)
+            status = _follow_action(stream, first, action, on_progress)
+        finally:
+            stream.close()
+        return _ended(action, status)
 
     def operate(self, operation: Operation, args: dict[str, Any] | None = None, *,
                 on_output: OutputSink | None = None,
-                on_progress: ProgressSink | None = None) -> dict[str, Any]:
-        """Run a maintenance operation to its end; its result, or its error raised."""
+                on_progress: ProgressSink | None = None,
+                on_start: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Run a maintenance operation to its end; its result, or its error raised.
+        ``on_start`` is given the operation's id once it is submitted (to follow it again
+        with ``follow_operation`` after an interruption)."""
         stream = self.events()
         try:
             next(stream)
             rec = self.post(f"/operations/{operation.value}", {"args": args or {}})
             op_id = str(rec["id"])
-            for ev in stream:
-                if ev.kind == "output" and ev.data.get("run") == op_id and on_output:
-                    on_output(str(ev.data.get("stream")), str(ev.data.get("line")))
-                elif ev.kind in ("status", "progress"):
-                    if ev.kind == "status":
-                        view = StatusView.from_dict(ev.data)
-                        last = view.last_operation or {}
-                        if view.operation is None and last.get("id") == op_id:
-                            break
-                        if on_progress is not None:
-                            on_progress(view)
-                    elif on_progress is not None:
-                        on_progress(self.status())
+            if on_start is not None:
+                on_start(op_id)
+            self._follow_operation(stream, op_id, on_output, on_progress)
         finally:
             stream.close()
+        return self._operation_result(op_id)
+
+    def follow_operation(self, op_id: str, *, on_output: OutputSink | None = None,
+                         on_progress: ProgressSink | None = None) -> dict[str, Any]:
+        """Follow operation ``op_id`` (already submitted) to its end, as ``operate``."""
+        stream = self.events()
+        try:
+            first = next(stream)
+            view = StatusView.from_dict(first.data)
+            if (view.operation or {}).get("id") == op_id:
+                self._follow_operation(stream, op_id, on_output, on_progress)
+        finally:
+            stream.close()
+        return self._operation_result(op_id)
+
+    def cancel(self, reason: str = "the operator cancelled it") -> StatusView:
+        """Cancel the running maintenance operation or readiness check."""
+        return StatusView.from_dict(self.post("/cancel", {"reason": reason}))
+
+    def _follow_operation(self, stream: Iterator[Event], op_id: str,
+                          on_output: OutputSink | None,
+                          on_progress: ProgressSink | None) -> None:
+        view: StatusView | None = None
+        for ev in stream:
+            if ev.kind == "output" and ev.data.get("run") == op_id and on_output:
+                on_output(str(ev.data.get("stream")), str(ev.data.get("line")))
+            elif ev.kind == "status":
+                fresh = StatusView.from_dict(ev.data)
+                last = fresh.last_operation or {}
+                if fresh.operation is None and last.get("id") == op_id:
+                    return
+                # A status event carries no progress: keep the last one shown.
+                view = fresh if view is None else dataclasses.replace(
+                    fresh, progress=view.progress)
+                if on_progress is not None:
+                    on_progress(view)
+            elif ev.kind == "progress" and on_progress is not None:
+                view = (view or self.status()).with_progress(ev.data)
+                on_progress(view)
+
+    def _operation_result(self, op_id: str) -> dict[str, Any]:
         done: dict[str, Any] = self.get(f"/operations/{op_id}")
         if done.get("error"):
             raise error_from_dict(done["error"])
         result: dict[str, Any] = done.get("result") or {}
         return result
+
+
+PACKAGED_UNIT = "activeupgrade.service"
+"""The Debian package's unit: the daemon of the host's instance (``/var/lib/activeupgrade``)."""
+PACKAGED_HOME = "/var/lib/activeupgrade"
+UNIT_DIRS = ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
+
+
+def packaged_unit(instance: Instance) -> bool:
+    """Whether ``instance`` is the one the installed ``activeupgrade.service`` runs."""
+    if os.path.realpath(instance.home) != PACKAGED_HOME:
+        return False
+    return any(os.path.exists(os.path.join(d, PACKAGED_UNIT)) for d in UNIT_DIRS)
 
 
 def daemon_unit(instance: Instance) -> str:
@@ -351,9 +416,19 @@ def _follow_action(stream: Iterator[Event], first: StatusView, action: OperatorA
             raise DaemonError("the event stream closed before the request ended",
                               hint="`au status` shows where it is; it goes on in the daemon.")
         if ev.kind == "status":
-            status = StatusView.from_dict(ev.data)
+            # A status event carries no progress: keep the last one shown.
+            fresh = StatusView.from_dict(ev.data)
+            status = dataclasses.replace(fresh, progress=status.progress) if (
+                fresh.busy and not fresh.progress.step) else fresh
         elif ev.kind == "progress":
             status = status.with_progress(ev.data)
+    return status
+
+
+def _ended(action: OperatorAction, status: StatusView) -> StatusView:
+    if status.error and (status.operational_state is OperationalState.BROKEN or (
+            action is OperatorAction.CHECK)):
+        raise broken_error(status)
     return status
 
 

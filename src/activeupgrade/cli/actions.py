@@ -8,9 +8,11 @@ ends Broken exits with the code of the error that broke it, its message and its 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from activeupgrade.api.client import Client
+from activeupgrade.cli.follow import act
 from activeupgrade.cli.output import print_json, progress
 from activeupgrade.errors import UsageError
 from activeupgrade.model.states import OperatorAction
@@ -18,11 +20,36 @@ from activeupgrade.model.states import OperatorAction
 HELP = {
     "split": "divide the host into Production and Upgrade Sides (PrepareSplit, ExecuteSplit)",
     "merge": "move the applications onto the upgraded software (PrepareMerge, ExecuteMerge)",
-    "commit": "make the upgrade permanent: resync the old replicas from the upgraded ones",
+    "commit": "the point of no return: make the upgrade permanent (the old replicas are "
+              "resynchronised from the upgraded ones; no abort after it)",
     "abort": "restore the original software and resync (allowed until Commit begins)",
     "finish": "clean up the session and return to Idle",
     "retry": "re-execute the failed request from its failed step",
 }
+
+
+CONFIRMED = ("commit", "abort")
+"""Actions that may ask first (``present.console.confirmation`` says when)."""
+
+
+def confirm(client: Client, action: OperatorAction, yes: bool) -> None:
+    """Ask before the point of no return (commit) and before an abort from Merge; without
+    a terminal, ``--yes`` says it instead."""
+    from activeupgrade.present.console import confirmation
+
+    question = confirmation(action, client.status().to_dict())
+    if not question or yes:
+        return
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise UsageError(f"`au {action}` needs --yes when it cannot ask: {question[:-1]}.",
+                         hint=f"Run `au {action} --yes` to confirm.")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        raise UsageError(f"{action} not confirmed: nothing was done",
+                         hint=f"Answer y, or run `au {action} --yes`.")
 
 
 def make_handler(action: str) -> Any:
@@ -36,10 +63,12 @@ def make_handler(action: str) -> Any:
             from activeupgrade.config import adhoc  # reads configuration files
 
             config = str(adhoc.volumes_file(client.instance, volumes))
+        if action in CONFIRMED:
+            confirm(client, OperatorAction(action), args.yes)
         with progress(quiet=args.json or args.no_wait) as bar:
-            status = client.act(OperatorAction(action), config=config,
-                                force=getattr(args, "force", False), wait=not args.no_wait,
-                                on_progress=bar)
+            status = act(client, OperatorAction(action), config=config,
+                         force=getattr(args, "force", False), wait=not args.no_wait,
+                         display=bar)
         if args.json:
             print_json(status.to_dict())
         else:
@@ -60,6 +89,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                            help="configuration of this session (overrides the loaded one)")
             p.add_argument("--volume", action="append", metavar="PATH[:ROLE]",
                            help="a session without a file: these volumes (repeatable)")
+        if action in CONFIRMED:
+            p.add_argument("--yes", "-y", action="store_true",
+                           help="confirm without asking (needed when not on a terminal"
+                           + (": commit is the point of no return)" if action == "commit"
+                              else " and the session is in Merge)"))
         if action == "retry":
             p.add_argument("--force", action="store_true",
                            help="retry even past the attempt cap")

@@ -8,6 +8,7 @@ from typing import Any
 
 from activeupgrade.api.client import Client
 from activeupgrade.cli import oneoff
+from activeupgrade.cli.follow import act
 from activeupgrade.cli.output import print_json, progress
 from activeupgrade.errors import AUError, CheckFailed
 from activeupgrade.model.states import OperatorAction
@@ -41,8 +42,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     asked = time.time()
     try:
         with progress(quiet=args.json or args.no_wait) as bar:
-            client.act(OperatorAction.CHECK, config=config, wait=not args.no_wait,
-                       on_progress=bar)
+            act(client, OperatorAction.CHECK, config=config, wait=not args.no_wait,
+                display=bar)
     except AUError:
         # The check itself failed (an action of the check, its configuration): show the
         # verdicts it reached, then the failure.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from activeupgrade.api.client import Client
 from activeupgrade.cli.output import print_json
@@ -20,7 +21,7 @@ from activeupgrade.config.model import Config
 from activeupgrade.config.show import show_dict, show_lines
 from activeupgrade.config.summary import summary_lines
 from activeupgrade.config.template import write_template
-from activeupgrade.errors import ConfigError
+from activeupgrade.errors import AUError, ConfigError
 from activeupgrade.instance import Instance
 
 
@@ -62,8 +63,23 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def problems(exc: AUError) -> list[dict[str, Any]]:
+    """Every problem an error reports (a file's several problems, or the one)."""
+    listed = exc.details.get("errors")
+    if isinstance(listed, list) and listed:
+        return [dict(e) for e in listed]
+    return [{"message": exc.message, "hint": exc.hint, **exc.details}]
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    cfg = loader.load_file(_path(args.file))
+    path = _path(args.file)
+    try:
+        cfg = loader.load_file(path)
+    except AUError as exc:
+        if args.json:
+            print_json({"valid": False, "source": str(path), "error": exc.to_dict(),
+                        "problems": problems(exc)})
+        raise
     if args.json:
         print_json({"valid": True, "source": cfg.source, "files": list(cfg.files),
                     "notices": list(cfg.notices)})
@@ -75,9 +91,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _adopted_roles() -> dict[str, str]:
+    """The role of each adopted volume, by path ({} without an instance or daemon)."""
+    instance = Instance.from_env()
+    if not instance.exists():
+        return {}
+    try:
+        vols: list[dict[str, Any]] = Client.for_instance(instance).get("/volumes")
+    except AUError:
+        return {}
+    return {str(v["path"]): str(v["role"]) for v in vols}
+
+
 def cmd_new(args: argparse.Namespace) -> int:
+    from activeupgrade.config.adhoc import parse_volume
+
     path = _path(args.file)
-    write_template(path, list(args.volume or []), args.description or "", force=args.force)
+    roles = _adopted_roles() if args.volume else {}
+    volumes: list[tuple[str, str]] = []
+    for item in args.volume or []:
+        vol, role = parse_volume(item)
+        given = item != vol  # PATH:ROLE
+        volumes.append((vol, role.value if given else roles.get(vol, role.value)))
+    write_template(path, volumes, args.description or "", force=args.force)
     print(f"wrote {path}; edit it, then run `au config validate {path}`")
     return 0
 
@@ -122,8 +158,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = cmds.add_parser("new", help="write a commented starting file")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--volume", action="append", metavar="PATH",
-                   help="select this volume (repeatable)")
+    p.add_argument("--volume", action="append", metavar="PATH[:ROLE]",
+                   help="select this volume, with its role (system or data; without one: "
+                   "the role it was adopted with, else system); repeatable")
     p.add_argument("--description", metavar="TEXT", help="what the upgrade is about")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=cmd_new)

@@ -1,11 +1,18 @@
-"""``au status`` and ``au daemon``."""
+"""``au status`` (``--watch``), ``au history``, ``au cancel``, ``au init`` and
+``au daemon``."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import sys
+from datetime import datetime
+from typing import Any
 
+from activeupgrade.activity import iso_time
 from activeupgrade.api.client import Client
-from activeupgrade.cli.output import print_json
+from activeupgrade.cli.output import STATE_COLOURS, paint, print_json
 from activeupgrade.engine.view import StatusView
 from activeupgrade.errors import InstanceError
 from activeupgrade.instance import Instance
@@ -22,9 +29,11 @@ def status_text(view: StatusView) -> str:
             f" (resync pending: {human_bytes(float(pending['bytes']))},"
             f" {pending.get('files', 0)} files, ~{float(pending.get('seconds_estimate', 0)):.1f}s)"
         )
+    operational = paint(str(s["operational_state"]),
+                        STATE_COLOURS.get(str(s["operational_state"]), ""))
     lines = [
-        f"Upgrade State:     {s['upgrade_state']}",
-        f"Operational State: {s['operational_state']}",
+        f"Upgrade State:     {paint(str(s['upgrade_state']), 'bold')}",
+        f"Operational State: {operational}",
         f"Partner State:     {s['partner_state']}",
         f"Duplex:            {duplex}",
         f"Request:           {s['request']}"
@@ -42,10 +51,9 @@ def status_text(view: StatusView) -> str:
     if view.operation:
         lines.append(f"Operation:         {view.operation.get('operation')}")
     if view.busy and view.progress.step:
-        p = s["progress"]
-        lines.append(
-            f"Progress:          {p.get('step')} {p.get('percent', 0)}% {p.get('text', '')}"
-        )
+        from activeupgrade.present.progress import progress_line
+
+        lines.append(f"Progress:          {progress_line(view)}")
     allowed = s.get("allowed_actions") or []
     costs = s.get("costs") or {}
     lines.append(
@@ -57,13 +65,81 @@ def status_text(view: StatusView) -> str:
     return "\n".join(lines)
 
 
+def status_json(view: StatusView) -> dict[str, Any]:
+    """The status document with ISO 8601 times (with offset) beside the epoch seconds."""
+    d = view.to_dict()
+    d["updated_time"] = iso_time(view.updated) if view.updated else None
+    if view.progress.started:
+        d["progress"]["started_time"] = iso_time(view.progress.started)
+    return d
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     client = Client.from_env()
+    if args.watch:
+        return watch(client, args.json)
     s = client.status()
     if args.json:
-        print_json(s.to_dict())
+        print_json(status_json(s))
     else:
         print(status_text(s))
+    return 0
+
+
+def watch(client: Client, as_json: bool) -> int:
+    """Redraw the status at every change (JSON: one document per line) until Ctrl-C."""
+    tty = sys.stdout.isatty() and not as_json
+    view: StatusView | None = None
+    try:
+        for ev in client.events():
+            if ev.kind == "status":
+                fresh = StatusView.from_dict(ev.data)
+                if view is not None and fresh.busy and not fresh.progress.step:
+                    fresh = dataclasses.replace(fresh, progress=view.progress)
+                view = fresh if ev.data.get("allowed_actions") is not None else (
+                    client.status())
+            elif ev.kind == "progress" and view is not None:
+                view = view.with_progress(ev.data)
+            else:
+                continue
+            if as_json:
+                print(json.dumps(status_json(view), sort_keys=True), flush=True)
+            elif tty:
+                stamp = datetime.now().astimezone().isoformat(timespec="seconds")
+                sys.stdout.write("\033[H\033[2J" + status_text(view)
+                                 + f"\n\n(watching since {stamp}; Ctrl-C stops)\n")
+                sys.stdout.flush()
+            else:
+                print(status_text(view) + "\n", flush=True)
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    rows: list[dict[str, Any]] = Client.from_env().get("/history", limit=args.limit)
+    if args.json:
+        print_json(rows)
+        return 0
+    from activeupgrade.cli.output import table
+    from activeupgrade.present.progress import duration_text
+
+    colours = {"committed": "green", "aborted": "yellow", "running": "blue",
+               "unfinished": "red"}
+    shown = [[r["session"], str(r["started_time"])[:19].replace("T", " "),
+              paint(r["outcome"], colours.get(r["outcome"], "")),
+              duration_text(float(r["seconds"])), str(r["broken"]), r["config"] or "-"]
+             for r in rows]
+    if not shown:
+        print("no session yet")
+        return 0
+    print(table(shown, ["SESSION", "STARTED", "OUTCOME", "DURATION", "BROKEN", "CONFIG"]))
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    status = Client.from_env().cancel(args.reason or "the operator cancelled it (au cancel)")
+    print(f"cancel requested: {status.request} stops at its next check point")
     return 0
 
 
@@ -106,7 +182,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "status", help="show the status bar: states, partner, duplex, allowed actions"
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--watch", "-w", action="store_true",
+                   help="redraw at every change until Ctrl-C (JSON: a document per line)")
     p.set_defaults(func=cmd_status)
+    p = sub.add_parser("history", help="past sessions: outcome, duration, broken requests")
+    p.add_argument("--limit", type=int, default=50, help="the newest N sessions (default 50)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_history)
+    p = sub.add_parser("cancel", help="cancel the running maintenance operation or readiness "
+                       "check (a session's request is aborted instead: au abort)")
+    p.add_argument("--reason", help="said in the activity log")
+    p.set_defaults(func=cmd_cancel)
     p = sub.add_parser("init", help="create the instance folder (AU_HOME) on purpose")
     p.set_defaults(func=cmd_init)
     p = sub.add_parser("daemon", help="run the daemon in the foreground (the CLI starts it itself)")

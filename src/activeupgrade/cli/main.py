@@ -26,17 +26,19 @@ COMMAND_MODULES: tuple[str, ...] = (
     "config",
     "check",
     "plan",
+    "docs",
 )
 """Modules under ``activeupgrade.cli`` that register subcommands, in help order."""
 
 COMMANDS: dict[str, str] = {
-    "status": "core", "init": "core", "daemon": "core",
+    "status": "core", "init": "core", "daemon": "core", "history": "core", "cancel": "core",
     "split": "actions", "merge": "actions", "commit": "actions", "abort": "actions",
     "finish": "actions", "retry": "actions",
     "log": "log", "demo": "demo", "web": "web", "console": "console", "service": "service",
     "volume": "volume", "exec": "side", "shell": "side", "restart-upgrade-side": "side",
     "side": "side", "packages": "packages",
-    "config": "config", "check": "check", "plan": "plan",
+    "config": "config", "check": "check", "plan": "plan", "completion": "docs",
+    "manpage": "docs",
 }
 """Which module registers each command: a command imports only its own module, so that
 ``au status`` starts fast (``au --help`` imports them all)."""
@@ -77,9 +79,14 @@ def _command_of(args: list[str]) -> str | None:
 
 
 def render_error(exc: AUError) -> None:
-    print(f"au: error: {exc.message}", file=sys.stderr)
+    red = bold = ""
+    end = ""
+    if sys.stderr.isatty() and not os.environ.get("NO_COLOR") and os.environ.get(
+            "TERM") != "dumb":
+        red, bold, end = "\033[31m", "\033[1m", "\033[0m"
+    print(f"{red}au: error:{end} {exc.message}", file=sys.stderr)
     if exc.hint:
-        print(f"hint: {exc.hint}", file=sys.stderr)
+        print(f"{bold}hint:{end} {exc.hint}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

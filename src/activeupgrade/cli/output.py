@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+import os
+import sys
+from typing import Any, TextIO
 
-from activeupgrade.engine.view import StatusView
-from activeupgrade.present.progress import ProgressLine
+from activeupgrade.cli.progress import progress
+
+__all__ = ["print_json", "progress", "table"]
 
 
 def print_json(data: Any) -> None:
@@ -23,14 +24,25 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
     return "\n".join(lines)
 
 
-@contextmanager
-def progress(quiet: bool = False) -> Iterator[Callable[[StatusView], None] | None]:
-    """A progress display for the length of a command (None when ``quiet``)."""
-    if quiet:
-        yield None
-        return
-    line = ProgressLine()
-    try:
-        yield line.status
-    finally:
-        line.done()
+
+
+COLOURS = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "bold": "1", "dim": "2"}
+STATE_COLOURS = {"Ready": "green", "Busy": "yellow", "Broken": "red"}
+"""The colour of each operational state on a terminal."""
+
+
+def colour_on(stream: TextIO | None = None) -> bool:
+    """Colours only on a terminal, and never when NO_COLOR is set (https://no-color.org)
+    or TERM is dumb."""
+    out = stream or sys.stdout
+    if os.environ.get("NO_COLOR", "") or os.environ.get("TERM") == "dumb":
+        return False
+    return out.isatty()
+
+
+def paint(text: str, colour: str, stream: TextIO | None = None) -> str:
+    """``text`` in ``colour`` when ``colour_on(stream)``."""
+    code = COLOURS.get(colour)
+    if not code or not colour_on(stream):
+        return text
+    return f"\033[{code}m{text}\033[0m"

@@ -7,7 +7,9 @@ import time
 from typing import Any
 
 from activeupgrade.api.client import Client
+from activeupgrade.cli.follow import operate
 from activeupgrade.cli.output import print_json, progress, table
+from activeupgrade.errors import ServiceError
 from activeupgrade.model.states import Operation
 
 
@@ -58,13 +60,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         print_json(row)
     else:
         _show(row)
-    return 0 if row.get("running") else 3
+    if not row.get("running"):
+        raise ServiceError(f"service {args.name} is not running",
+                           hint=f"Start it with `au service start {args.name}`.",
+                           details={"service": row})
+    return 0
 
 
 def cmd_start(args: argparse.Namespace) -> int:
     with progress(quiet=args.json) as bar:
-        row = Client.from_env().operate(Operation.SERVICE_START, {"name": args.name},
-                                        on_progress=bar)
+        row = operate(Client.from_env(), Operation.SERVICE_START, {"name": args.name},
+                      display=bar)
     if args.json:
         print_json(row)
     else:
@@ -77,7 +83,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 def cmd_stop(args: argparse.Namespace) -> int:
     operation = Operation.SERVICE_RELEASE if args.release else Operation.SERVICE_STOP
     with progress(quiet=args.json) as bar:
-        row = Client.from_env().operate(operation, {"name": args.name}, on_progress=bar)
+        row = operate(Client.from_env(), operation, {"name": args.name}, display=bar)
     if args.json:
         print_json(row)
     else:

@@ -10,6 +10,7 @@ from typing import Any
 
 from activeupgrade import proc
 from activeupgrade.api.client import Client
+from activeupgrade.cli.follow import operate
 from activeupgrade.cli.output import print_json, progress
 from activeupgrade.errors import UsageError
 from activeupgrade.model.states import Operation
@@ -27,8 +28,8 @@ def _exec(args: argparse.Namespace) -> int:
         out.write(line + "\n")
         out.flush()
 
-    r = Client.from_env().operate(Operation.EXEC, {"argv": argv, "timeout": args.timeout,
-                                                   "user": args.user}, on_output=show)
+    r = operate(Client.from_env(), Operation.EXEC, {"argv": argv, "timeout": args.timeout,
+                                                    "user": args.user}, on_output=show)
     rc: int = r["returncode"]
     return rc if rc >= 0 else 128 - rc
 
@@ -61,7 +62,7 @@ def _shell(args: argparse.Namespace) -> int:
 
 def _restart(args: argparse.Namespace) -> int:
     with progress(quiet=args.json) as bar:
-        r = Client.from_env().operate(Operation.RESTART_UPGRADE_SIDE, on_progress=bar)
+        r = operate(Client.from_env(), Operation.RESTART_UPGRADE_SIDE, display=bar)
     if args.json:
         print_json(r)
     else:

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from activeupgrade.api.client import Client
+from activeupgrade.cli.follow import operate
 from activeupgrade.cli.output import print_json, progress, table
 from activeupgrade.model.states import Operation
 from activeupgrade.units import human_bytes
@@ -48,8 +49,8 @@ def _adopt(args: argparse.Namespace) -> int:
     # The first adopt creates the instance (AU_HOME, or the default one) on purpose.
     client = Client.from_env(create=True)
     with progress(quiet=args.json) as bar:
-        done = client.operate(Operation.ADOPT, {"path": path, "role": args.role},
-                              on_progress=bar)
+        done = operate(client, Operation.ADOPT, {"path": path, "role": args.role},
+                       display=bar)
     v: dict[str, Any] = done["volume"]
     if args.json:
         print_json(v)
@@ -62,7 +63,7 @@ def _adopt(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     client = Client.from_env()
     with progress(quiet=args.json) as bar:
-        done = client.operate(Operation.VERIFY, {"names": list(args.names)}, on_progress=bar)
+        done = operate(client, Operation.VERIFY, {"names": list(args.names)}, display=bar)
     results: list[dict[str, Any]] = done.get("volumes", [])
     if args.json:
         print_json(results)
@@ -74,14 +75,14 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _release(args: argparse.Namespace) -> int:
     with progress() as bar:
-        r = Client.from_env().operate(Operation.RELEASE, {"name": args.name}, on_progress=bar)
+        r = operate(Client.from_env(), Operation.RELEASE, {"name": args.name}, display=bar)
     print(f"{r['released']} is a plain directory again")
     return 0
 
 
 def _resync(args: argparse.Namespace) -> int:
     with progress(quiet=args.json) as bar:
-        r = Client.from_env().operate(Operation.RESYNC, {"name": args.name}, on_progress=bar)
+        r = operate(Client.from_env(), Operation.RESYNC, {"name": args.name}, display=bar)
     if args.json:
         print_json(r)
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -31,6 +32,7 @@ from activeupgrade.config.model import (
 )
 from activeupgrade.config.reader import FileSettings
 from activeupgrade.config.schema import ACTION, BACKUP, HEALTH, SERVICE, SOCKET, UPGRADE_SIDE
+from activeupgrade.config.validate import several
 from activeupgrade.errors import ConfigError
 
 DEFAULT = "(default)"
@@ -142,15 +144,25 @@ def _check_link(fs: FileSettings) -> None:
 
 
 def check_file(fs: FileSettings) -> None:
-    """Rules that span several settings of one file (duplicates, overlaps, coherence)."""
-    _check_volumes(fs)
+    """Rules that span several settings of one file (duplicates, overlaps, coherence);
+    every rule broken is reported in one ConfigError."""
     services = fs.data.get("service", [])
-    _unique(fs, "service", services, [s["name"] for s in services], "service")
-    for i, svc in enumerate(services):
-        _check_service(fs, i, svc)
     actions = fs.data.get("action", [])
-    _unique(fs, "action", actions, [action_name(a) for a in actions], "action")
-    _check_link(fs)
+    rules: list[Callable[[], None]] = [
+        lambda: _check_volumes(fs),
+        lambda: _unique(fs, "service", services, [s["name"] for s in services], "service"),
+        *[(lambda i=i, svc=svc: _check_service(fs, i, svc)) for i, svc in enumerate(services)],
+        lambda: _unique(fs, "action", actions, [action_name(a) for a in actions], "action"),
+        lambda: _check_link(fs),
+    ]
+    errors: list[ConfigError] = []
+    for rule in rules:
+        try:
+            rule()
+        except ConfigError as exc:
+            errors.append(exc)
+    if errors:
+        raise several(fs.source.path, errors)
 
 
 def action_name(action: dict[str, Any]) -> str:

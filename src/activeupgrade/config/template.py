@@ -38,7 +38,7 @@ def _commented(setting: Setting, prefix: str, out: list[str]) -> None:
         _commented(f, name, out)
 
 
-def template_text(volumes: list[str] | None = None, description: str = "") -> str:
+def template_text(volumes: list[tuple[str, str]] | None = None, description: str = "") -> str:
     """A valid starting file: the given volumes, everything else commented out."""
     out = [
         "# Active Upgrade configuration file (TOML).",
@@ -48,15 +48,16 @@ def template_text(volumes: list[str] | None = None, description: str = "") -> st
         f"description = {json.dumps(description or 'Describe this upgrade')}",
         "# include = [\"child.toml\"]    # child configurations, in this folder",
     ]
-    for path in volumes or ():
-        out += ["", "[[volume]]", f"path = {json.dumps(path)}", 'role = "system"']
+    for path, role in volumes or ():
+        out += ["", "[[volume]]", f"path = {json.dumps(path)}", f"role = {json.dumps(role)}"]
     body: list[str] = []
     _commented(FILE_SCHEMA, "", body)
     out += [line for line in body if not line.startswith(("# description", "# include"))]
     return "\n".join(out) + "\n"
 
 
-def write_template(path: Path, volumes: list[str] | None = None, description: str = "",
+def write_template(path: Path, volumes: list[tuple[str, str]] | None = None,
+                   description: str = "",
                    *, force: bool = False) -> None:
     """Write the starting file (mode 0644), refusing to overwrite unless ``force``."""
     if path.exists() and not force:

@@ -203,14 +203,34 @@ _ITEM = {
 }
 
 
+def several(path: Path, errors: list[ConfigError]) -> ConfigError:
+    """One ConfigError reporting every problem of ``path`` (one per line, in file order);
+    its details list each (``errors``: message, hint, file, line, field, expected)."""
+    if len(errors) == 1:
+        return errors[0]
+    ordered = sorted(errors, key=lambda e: int(e.details.get("line") or 0))
+    text = f"{path}: {len(ordered)} problems\n" + "\n".join(e.message for e in ordered)
+    return ConfigError(
+        text, hint=f"Fix each of them in {path}, then run `au config validate {path}`.",
+        details={"file": str(path), "line": ordered[0].details.get("line", 0),
+                 "errors": [{"message": e.message, "hint": e.hint, **e.details}
+                            for e in ordered]},
+    )
+
+
 class Checker:
-    """Walks one document; ``check()`` returns the normalised tree or raises ConfigError."""
+    """Walks one document; ``check()`` returns the normalised tree or raises one
+    ConfigError naming every problem found (``several``)."""
 
     def __init__(self, source: Source) -> None:
         self.source = source
+        self.errors: list[ConfigError] = []
 
     def check(self, data: dict[str, Any], schema: Setting) -> dict[str, Any]:
-        return self._table(data, schema, (), "")
+        out = self._table(data, schema, (), "")
+        if self.errors:
+            raise several(self.source.path, self.errors)
+        return out
 
     def _table(
         self, data: dict[str, Any], schema: Setting, at: PathKey, label: str
@@ -223,21 +243,25 @@ class Checker:
             if setting is None:
                 close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
                 where = f"in [{label}]" if label else "at the top level"
-                raise self.source.error(
+                self.errors.append(self.source.error(
                     (*at, key), shown, f"unknown setting {key!r} {where}"
                     + (f"; did you mean {close[0]!r}?" if close else ""),
                     expected="one of " + ", ".join(known),
                     hint=(f"Rename it to {close[0]!r}" if close else "Remove it")
                     + " (see `au config schema` for every setting).",
-                )
-            out[key] = self._value(setting, value, (*at, key), shown)
+                ))
+                continue
+            try:
+                out[key] = self._value(setting, value, (*at, key), shown)
+            except ConfigError as exc:
+                self.errors.append(exc)  # and go on: every problem in one run
         for setting in schema.fields:
             if setting.required and setting.key not in data:
-                raise self.source.error(
+                self.errors.append(self.source.error(
                     at, f"{label}.{setting.key}" if label else setting.key,
                     f"missing required setting {setting.key!r}", expected=setting.expected,
                     hint=f"Add {setting.key} = {_example(setting)} to this table.",
-                )
+                ))
         return out
 
     def _value(self, setting: Setting, value: Any, at: PathKey, shown: str) -> Any:

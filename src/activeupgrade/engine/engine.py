@@ -27,6 +27,7 @@ from activeupgrade.durable import write_durably
 from activeupgrade.engine import maintenance
 from activeupgrade.engine.journal import Journal
 from activeupgrade.engine.platform import Platform
+from activeupgrade.engine.progress import ProgressTracker
 from activeupgrade.engine.runner import Run, run_steps
 from activeupgrade.engine.status import Status, load_status, new_id, save_status
 from activeupgrade.engine.steps import CancelToken, Step
@@ -87,7 +88,8 @@ class Engine:
         self._fault = os.environ.get(FAULT_PAUSE_ENV, "")
         self._check_config: str | None = None
         self._results: dict[str, dict[str, Any]] = {}
-        self.progress: dict[str, Any] = {}
+        self.progress = ProgressTracker()
+        """Where the running request or operation is (``progress`` events)."""
 
     # -- reading ------------------------------------------------------------------------
     def status(self) -> Status:
@@ -130,7 +132,7 @@ class Engine:
             "costs": {a.value: self.graph.cost(a, s.upgrade_state) for a in allowed},
             "duplex": bool(facts.get("duplex", False)),
             "facts": facts,
-            "progress": dict(self.progress),
+            "progress": self.progress.doc(),
             "max_attempts": MAX_ATTEMPTS,
             "format": VIEW_FORMAT,
         })
@@ -235,6 +237,29 @@ class Engine:
                     # could then not even be aborted. The error goes back to the caller.
                     self.platform.idle_config(config if config is not None else s.config)
                 self._start(transition, config)
+            return self.status()
+
+    def cancel_work(self, reason: str = "the operator cancelled it") -> Status:
+        """Stop the running maintenance operation or readiness check at its next check
+        point (its failure is then ``Interrupted``; the instance keeps its state). A
+        session's requests are not cancelled this way: Abort is their cancel."""
+        with self._lock:
+            s = self._status
+            if s.operational_state is not OperationalState.BUSY:
+                raise StateError("nothing is running to cancel",
+                                 hint="`au status` shows the state.")
+            if s.operation is None and s.action is not OperatorAction.CHECK:
+                raise StateError(
+                    f"{s.request} is a request of the session: it is not cancelled, it is "
+                    "aborted",
+                    hint="`au abort` (allowed now: "
+                    + (", ".join(a.value for a in self.allowed()) or "none") + ").")
+            what = str((s.operation or {}).get("operation") or s.request.value)
+            self.cancel.cancel(reason)
+            self.log.write("engine.cancel.requested",
+                           f"cancel of {what} requested: it stops at its next check point",
+                           severity=Severity.WARNING, ctx=self._ctx(),
+                           details={"reason": reason, "operation": what})
             return self.status()
 
     def _start(self, t: Transition, config: str | None) -> None:
@@ -413,9 +438,9 @@ class Engine:
         return True
 
     def _on_step(self, request: Request, step: Step, index: int, total: int) -> None:
-        self.progress.update(request=request.value, step=step.name, index=index, total=total,
-                             percent=0.0, text=step.description)
+        self.progress.begin(request.value, step.name, index, total, step.description)
         self._set(step=step.name, sub_request=step.sub_request)
+        self.bus.publish(EventKind.PROGRESS, self.progress.doc())
 
     def _fail(self, t: Transition, request: Request, step: str, exc: AUError,
               node: int) -> bool:
@@ -442,13 +467,10 @@ class Engine:
     # -- what steps are given -------------------------------------------------------------
     def progress_reporter(
         self, request: Request, step: Step, index: int, total: int
-    ) -> Callable[[float, str], None]:
-        def report(percent: float, text: str) -> None:
-            self.progress.update(
-                request=request.value, step=step.name, index=index, total=total,
-                percent=round(float(percent), 1), text=text,
-            )
-            self.bus.publish(EventKind.PROGRESS, dict(self.progress))
+    ) -> Callable[[float, str, dict[str, int]], None]:
+        def report(percent: float, text: str, counts: dict[str, int]) -> None:
+            self.progress.report(percent, text, counts)
+            self.bus.publish(EventKind.PROGRESS, self.progress.doc())
 
         return report
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from activeupgrade.bus import EventKind
 from activeupgrade.config.model import Config
 from activeupgrade.engine.runner import Run, run_steps
 from activeupgrade.engine.status import Status, new_id
@@ -141,9 +142,9 @@ def _give_back(engine: Engine, rec: dict[str, Any]) -> None:
 
 
 def _on_step(engine: Engine, operation: Operation, step: Step, index: int, total: int) -> None:
-    engine.progress.update(request=operation.request.value, step=step.name, index=index,
-                           total=total, percent=0.0, text=step.description)
+    engine.progress.begin(operation.request.value, step.name, index, total, step.description)
     engine._set(step=step.name)
+    engine.bus.publish(EventKind.PROGRESS, engine.progress.doc())
 
 
 def _trim(engine: Engine) -> None:

@@ -80,7 +80,7 @@ class StepContext:
     deadline: float
     cancel: CancelToken = field(default_factory=CancelToken)
     side: Side = Side.PRODUCTION
-    progress_cb: Callable[[float, str], None] | None = None
+    progress_cb: Callable[[float, str, dict[str, int]], None] | None = None
     sub_request: Request | None = None
     """The phase of the request this step belongs to (Start, Stop, Backup), if any."""
     output_cb: Callable[[str, str], None] | None = None
@@ -124,10 +124,18 @@ class StepContext:
             ctx=self.log_ctx, details=details, side=(side or self.side).value,
         )
 
-    def progress(self, percent: float, text: str) -> None:
-        """Report progress of this step (status bar, CLI progress display)."""
+    def progress(self, percent: float, text: str, *, bytes_done: int | None = None,
+                 bytes_total: int | None = None, files_done: int | None = None,
+                 files_total: int | None = None) -> None:
+        """Report progress of this step (status bar, CLI progress display): how far it is
+        (0–100, shown below 100 until the step ends), what it does, and what it counted
+        (bytes and files done and to do: clients show them with the rate and the time
+        left)."""
         if self.progress_cb is not None:
-            self.progress_cb(percent, text)
+            counts = {k: v for k, v in (("bytes_done", bytes_done), ("bytes_total", bytes_total),
+                                        ("files_done", files_done), ("files_total", files_total))
+                      if v is not None}
+            self.progress_cb(percent, text, counts)
 
     def output(self, stream: str, line: str) -> None:
         """Stream one line a program printed (``au exec`` shows it as it comes)."""

@@ -39,9 +39,29 @@ class Progress:
     total: int = 0
     """The number of steps of the request."""
     percent: float = 0.0
-    """How far the step is (0–100), as the step reports it."""
+    """How far the step is (0–100): it never goes back and stays below 100 while the
+    step runs."""
     text: str = ""
     """What the step says it is doing."""
+    overall: float = 0.0
+    """How far the request is (0–100): the ended steps plus the running step's part;
+    never goes back, below 100 until the request ended."""
+    started: float = 0.0
+    """When the running step began (seconds since the epoch)."""
+    elapsed: float = 0.0
+    """Seconds the running step has taken so far."""
+    bytes_done: int = 0
+    """Bytes the step has handled (copied, compared), when it counts them."""
+    bytes_total: int = 0
+    """Bytes the step has to handle in all (0: not counted)."""
+    files_done: int = 0
+    """Files (entries) the step has handled, when it counts them."""
+    files_total: int = 0
+    """Files (entries) the step has to handle in all (0: not counted)."""
+    bytes_per_second: int = 0
+    """The step's rate so far (0: not counted)."""
+    eta: float | None = None
+    """Estimated seconds left in the step (None: not known yet)."""
 
 
 @dataclass(frozen=True)
@@ -168,10 +188,21 @@ class StatusView:
 
 
 def _progress(data: dict[str, Any]) -> Progress:
+    def num(key: str) -> int:
+        return int(data.get(key, 0) or 0)
+
+    eta = data.get("eta")
     return Progress(
         request=str(data.get("request", "")), step=str(data.get("step", "")),
-        index=int(data.get("index", 0) or 0), total=int(data.get("total", 0) or 0),
+        index=num("index"), total=num("total"),
         percent=float(data.get("percent", 0.0) or 0.0), text=str(data.get("text", "")),
+        overall=float(data.get("overall", 0.0) or 0.0),
+        started=float(data.get("started", 0.0) or 0.0),
+        elapsed=float(data.get("elapsed", 0.0) or 0.0),
+        bytes_done=num("bytes_done"), bytes_total=num("bytes_total"),
+        files_done=num("files_done"), files_total=num("files_total"),
+        bytes_per_second=num("bytes_per_second"),
+        eta=float(eta) if isinstance(eta, int | float) else None,
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from activeupgrade.activity import Entry
 from activeupgrade.model.states import OperatorAction
+from activeupgrade.present.progress import console_progress
 from activeupgrade.units import human_bytes
 
 TITLES = {
@@ -38,19 +39,15 @@ def duplex_text(status: Mapping[str, Any]) -> str:
 
 def progress(status: Mapping[str, Any]) -> tuple[float, str]:
     """Overall percent of the running request and a line saying where it is."""
-    p = status.get("progress") or {}
-    if status.get("operational_state") != "Busy" or not p.get("step"):
-        return 0.0, ""
-    total = max(1, int(p.get("total") or 1))
-    index = int(p.get("index") or 0)
-    pct = float(p.get("percent") or 0.0)
-    overall = min(100.0, (index + pct / 100.0) / total * 100.0)
-    return round(overall, 1), f"{p.get('request', '')} step {index + 1}/{total}: {p['step']}"
+    shown = console_progress(status)
+    return float(shown["percent"]), str(shown["where"])
 
 
 def status_bar(status: Mapping[str, Any]) -> dict[str, Any]:
-    percent, where = progress(status)
+    shown = console_progress(status)
+    percent, where = float(shown["percent"]), str(shown["where"])
     return {
+        "detail": shown["detail"],
         "upgrade": status.get("upgrade_state", "?"),
         "operational": status.get("operational_state", "?"),
         "partner": status.get("partner_state", "?"),
@@ -61,16 +58,52 @@ def status_bar(status: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+POINT_OF_NO_RETURN = "point of no return"
+"""What Commit is: once it begins, the original software can no longer be restored."""
+
+
+def confirmation(action: OperatorAction, status: Mapping[str, Any]) -> str:
+    """The question to ask before ``action`` is sent ("" when it needs none): Commit (the
+    point of no return) and Abort from Merge (the applications restart on the original
+    software) ask first, in both consoles and on the CLI."""
+    if action is OperatorAction.COMMIT:
+        return ("Commit is the point of no return: the old replicas are resynchronised from "
+                "the upgraded ones and the original software can no longer be restored "
+                "(Abort is no longer possible). Commit now?")
+    if action is OperatorAction.ABORT and status.get("upgrade_state") == "Merge":
+        return ("Abort from Merge restarts the applications on the original software and "
+                "discards the upgrade (what the applications wrote to data volumes is kept). "
+                "Abort now?")
+    return ""
+
+
+def confirmations() -> dict[str, str]:
+    """Every question ``confirmation`` asks, keyed ``action`` or ``action@State`` (the web
+    console's script picks the one for the status it shows)."""
+    from activeupgrade.model.states import UpgradeState
+
+    out: dict[str, str] = {}
+    for action in (OperatorAction.COMMIT, OperatorAction.ABORT):
+        for state in UpgradeState:
+            text = confirmation(action, {"upgrade_state": state.value})
+            if text:
+                out[f"{action.value}@{state.value}"] = text
+    return out
+
+
 def button(action: OperatorAction, status: Mapping[str, Any]) -> dict[str, Any]:
     allowed = action.value in (status.get("allowed_actions") or [])
     title = TITLES[action]
     if allowed:
         cost = (status.get("costs") or {}).get(action.value, "")
         label = f"{title} now: {cost}" if cost else f"{title} now"
+        if action is OperatorAction.COMMIT:
+            label += f" ({POINT_OF_NO_RETURN})"
     else:
         label = (f"{title}: not allowed in {status.get('upgrade_state')} / "
                  f"{status.get('operational_state')}")
-    return {"action": action.value, "title": title, "allowed": allowed, "label": label}
+    return {"action": action.value, "title": title, "allowed": allowed, "label": label,
+            "confirm": confirmation(action, status) if allowed else ""}
 
 
 def action_buttons(status: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -102,19 +135,55 @@ FACT_NAMES = {
     "exit": "Exit value", "exit_code": "Exit value", "returncode": "Exit value",
     "duration": "Duration (s)", "seconds": "Duration (s)", "elapsed": "Duration (s)",
     "argv": "Command", "file": "File", "user": "User", "timeout": "Timeout (s)",
+    "step": "Step", "steps": "Steps", "run": "Run", "attempt": "Attempt",
+    "request": "Request", "state": "Upgrade state", "action": "Action",
+    "operation": "Operation", "id": "Operation id", "args": "Arguments",
+    "volume": "Volume", "path": "Path", "paths": "Paths", "from": "From replica",
+    "to": "To replica", "replica": "Replica", "folder": "Folder", "files": "Files",
+    "count": "Count", "entries": "Entries", "checked": "Entries checked",
+    "copied_files": "Files copied", "copied_bytes": "Bytes copied", "deleted": "Deleted",
+    "scanned": "Entries scanned", "metadata_fixed": "Metadata fixed",
+    "allowed_actions": "Allowed actions", "allowed_operations": "Allowed operations",
+    "reason": "Reason", "pid": "Process id", "partner": "Partner state",
+    "listen": "Listens on", "loopback": "Loopback only", "stream": "Stream",
+    "missing": "Missing", "failed": "Failed", "ready": "Ready", "killed": "Killed",
+    "wait": "Wait (s)", "control": "Control", "result": "Result", "facts": "Facts",
+    "traceback": "Traceback", "lagging": "Changed since (resynced next time)",
+    "differences": "Differences", "skipped": "Skipped", "already": "Already done",
 }
+"""The words for the detail keys entries carry; any other key is shown as it is."""
+
+
+def _fact_text(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if key.endswith("bytes") and isinstance(value, int | float):
+        return f"{human_bytes(float(value))} ({int(value)} bytes)"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) if key != "argv" else " ".join(map(str, value))
+    if isinstance(value, dict):
+        return "; ".join(f"{FACT_NAMES.get(k, k)}: {_fact_text(k, v)}"
+                         for k, v in value.items())
+    return str(value)
 
 
 def entry_facts(entry: Entry) -> list[tuple[str, str]]:
-    """The entry's details as (name, value) rows, well-known ones named in words first."""
+    """The entry's details as (name, value) rows in words: an error as its class, message
+    and what to do; well-known keys named; values readable (bytes, lists, yes/no)."""
     rows: list[tuple[str, str]] = []
     rest: list[tuple[str, str]] = []
     for key, value in sorted(entry.details.items()):
-        text = " ".join(map(str, value)) if isinstance(value, list) else str(value)
+        if key == "error" and isinstance(value, dict):
+            rows.append(("Error", f"{value.get('error', '')}: {value.get('message', '')}"))
+            if value.get("hint"):
+                rows.append(("What to do", str(value["hint"])))
+            if value.get("exit_code") is not None:
+                rows.append(("Exit code of au", str(value["exit_code"])))
+            continue
         if key in FACT_NAMES:
-            rows.append((FACT_NAMES[key], text))
+            rows.append((FACT_NAMES[key], _fact_text(key, value)))
         else:
-            rest.append((key, text))
+            rest.append((key.replace("_", " ").capitalize(), _fact_text(key, value)))
     return rows + rest
 
 

@@ -59,11 +59,32 @@ def _say(ctx: StepContext, event: str) -> Callable[[str], None]:
     return say
 
 
-def _volume_progress(ctx: StepContext, name: str) -> Callable[[Progress], None]:
+def _volume_progress(ctx: StepContext, name: str,
+                     phases: tuple[tuple[str, float], ...] = ()) -> Callable[[Progress], None]:
+    """Resync progress said as the step's. ``phases``: the passes the step makes one after
+    the other (a new pass starts a new ``Progress``), with the part of the step each
+    takes; the step's percent is the passes ended plus the running pass's part."""
+    seen: list[float] = []
+
     def report(p: Progress) -> None:
-        ctx.progress(p.percent, f"{name}: {p.text()}")
+        if not seen or seen[-1] != p.started:
+            seen.append(p.started)
+        if not phases:
+            ctx.progress(p.percent, f"{name}: {p.text()}", **p.counts())
+            return
+        n = min(len(seen), len(phases)) - 1
+        before = sum(part for _, part in phases[:n])
+        label, part = phases[n]
+        ctx.progress(before + part * p.percent / 100.0, f"{name}: {label}: {p.text()}",
+                     **p.counts())
 
     return report
+
+
+ADOPT_PHASES = (("copying into replica a", 60.0), ("checking the copy", 5.0),
+                ("mirroring into replica b", 35.0))
+"""The passes of an adoption and their part of it (the first copy reads the tree from
+its disk; the mirror copies between replicas of one filesystem)."""
 
 
 # -- volumes ----------------------------------------------------------------------------
@@ -79,8 +100,8 @@ def adopt_steps(instance: Instance, store: Store, args: dict[str, Any]) -> list[
 
     def run(ctx: StepContext) -> None:
         vol = adoption.adopt(instance, store, path, role, mode=mode,
-                             progress=_volume_progress(ctx, path),
-                             report=_say(ctx, "volume.adopt"))
+                             progress=_volume_progress(ctx, path, ADOPT_PHASES),
+                             report=_say(ctx, "volume.adopt"), check=ctx.check)
         ctx.results["volume"] = vol.view()
 
     return [Step("volume.adopt", run, 24 * 3600.0, f"adopt {path} as a {role} volume")]
@@ -90,7 +111,8 @@ def release_steps(store: Store, args: dict[str, Any]) -> list[Step]:
     vol = registry.require(store, _text(args, "name"))
 
     def run(ctx: StepContext) -> None:
-        adoption.release(store, vol, report=_say(ctx, "volume.release"))
+        adoption.release(store, vol, report=_say(ctx, "volume.release"),
+                         progress=_volume_progress(ctx, vol.name), check=ctx.check)
         ctx.results["released"] = vol.path
 
     return [Step("volume.release", run, 24 * 3600.0, f"release {vol.path}")]
@@ -126,9 +148,14 @@ def verify_steps(store: Store, args: dict[str, Any]) -> list[Step]:
 
     def run(ctx: StepContext) -> None:
         results = []
-        for vol in vols:
+        checked = 0
+        for i, vol in enumerate(vols):
             ctx.check()
+            ctx.progress(100.0 * i / max(1, len(vols)),
+                         f"comparing the replicas of {vol.name} ({i + 1} of {len(vols)})",
+                         files_done=checked)
             entries = replica.verify_volume(vol)
+            checked += entries
             ctx.write("volume.verify", f"{vol.name}: replicas identical ({entries} entries)")
             results.append({"name": vol.name, "entries": entries, "identical": True})
         ctx.results["volumes"] = results
@@ -208,7 +235,10 @@ def exec_steps(instance: Instance, args: dict[str, Any]) -> list[Step]:
             ctx.write("side.exec.output", text, parent=node, side=Side.UPGRADE,
                       details={"stream": stream})
 
-        done = namespace.run(instance, argv, timeout, on_line=line, user=user)
+        done = namespace.run(instance, argv, timeout, on_line=line, user=user,
+                             stop=lambda: ctx.cancel.cancelled)
+        if done.stopped:
+            ctx.check()  # cancelled: Interrupted
         ctx.log.update_details(node, {"exit": done.returncode,
                                       "duration": round(done.duration, 3)})
         ctx.write("side.exec.done", f"exit {done.returncode} after {done.duration:.2f}s",

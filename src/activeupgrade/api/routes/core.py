@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from activeupgrade.activity import iso_time
+from activeupgrade.api.metrics import metrics_text
 from activeupgrade.api.server import MAX_ID, daemon_of, int_param, read_json
 from activeupgrade.engine.view import status_schema
 from activeupgrade.errors import UsageError
@@ -52,6 +55,18 @@ async def action(request: Request) -> JSONResponse:
     return JSONResponse(await asyncio.to_thread(d.engine.status_view))
 
 
+async def cancel(request: Request) -> JSONResponse:
+    """Cancel the running maintenance operation or readiness check: it stops at its next
+    check point and fails as Interrupted (a session's requests are aborted instead)."""
+    d = daemon_of(request)
+    body = await read_json(request)
+    reason = body.get("reason", "the operator cancelled it")
+    if not isinstance(reason, str):
+        raise UsageError("`reason` must be a string")
+    d.engine.cancel_work(reason or "the operator cancelled it")
+    return JSONResponse(await asyncio.to_thread(d.engine.status_view))
+
+
 async def graph(request: Request) -> JSONResponse:
     """The state graph as data: every operator action, its sources, requests and cost."""
     return JSONResponse({
@@ -87,7 +102,8 @@ async def log(request: Request) -> JSONResponse:
     """Activity log entries, oldest first.
 
     Query: after (id), session, severity (minimum), request, side, event (prefix), limit,
-    root (an entry id: only its subtree), newest=1 (the last ``limit`` entries).
+    root (an entry id: only its subtree), newest=1 (the last ``limit`` entries), since
+    (seconds since the epoch: entries written from then on).
     """
     d = daemon_of(request)
     q = request.query_params
@@ -106,8 +122,21 @@ async def log(request: Request) -> JSONResponse:
         limit=int_param(request, "limit", 10_000, low=1, high=1_000_000),
         root=int_param(request, "root", 0, low=1) if root_raw else None,
         newest=q.get("newest", "") in ("1", "true", "yes"),
+        since=_since(q.get("since")),
     )
     return JSONResponse([e.to_dict() for e in entries])
+
+
+def _since(raw: str | None) -> float | None:
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"`since` must be seconds since the epoch, not {raw!r}") from None
+    if not 0 <= value < 1e11:
+        raise UsageError(f"`since` out of range: {raw}")
+    return value
 
 
 async def log_entry(request: Request) -> JSONResponse:
@@ -136,6 +165,46 @@ async def config_loaded(request: Request) -> JSONResponse:
     return JSONResponse(await asyncio.to_thread(d.engine.status_view))
 
 
+async def history(request: Request) -> JSONResponse:
+    """Past and running sessions, newest first: id, started and ended (seconds since the
+    epoch and ISO 8601 with offset), outcome (committed, aborted, running, or unfinished
+    for a session that ended without either), duration in seconds, configuration, and
+    how many requests broke in it. Query: limit."""
+    d = daemon_of(request)
+    limit = int_param(request, "limit", 50, low=1, high=100_000)
+
+    def rows() -> list[dict[str, Any]]:
+        found = d.store.query(
+            "SELECT s.id, s.started, s.ended, s.outcome, s.config,"
+            " (SELECT COUNT(*) FROM log WHERE log.session = s.id"
+            "  AND log.event = 'request.broken') AS broken"
+            " FROM sessions s ORDER BY s.started DESC LIMIT ?", (limit,))
+        out = []
+        for r in found:
+            ended = r["ended"]
+            outcome = str(r["outcome"] or "") or ("running" if ended is None else "unfinished")
+            out.append({
+                "session": r["id"], "started": r["started"],
+                "started_time": iso_time(float(r["started"])), "ended": ended,
+                "ended_time": iso_time(float(ended)) if ended is not None else None,
+                "outcome": outcome, "config": r["config"], "broken": int(r["broken"]),
+                "seconds": round((float(ended) if ended is not None else time.time())
+                                 - float(r["started"]), 3),
+            })
+        return out
+
+    return JSONResponse(await asyncio.to_thread(rows))
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics (text format): states, sessions and their durations, resync
+    bytes, failed readiness checks and requests."""
+    d = daemon_of(request)
+    status = await asyncio.to_thread(d.engine.status_view)
+    text = await asyncio.to_thread(metrics_text, status, d.store)
+    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
 async def ping(request: Request) -> JSONResponse:
     """Liveness of the daemon: answers at once, whatever the engine is doing."""
     return JSONResponse({"ok": True, "pid": os.getpid()})
@@ -154,10 +223,13 @@ routes = [
     Route("/status", status, methods=["GET"]),
     Route("/status/schema", schema, methods=["GET"]),
     Route("/actions/{action}", action, methods=["POST"]),
+    Route("/cancel", cancel, methods=["POST"]),
     Route("/graph", graph, methods=["GET"]),
     Route("/steps", steps, methods=["GET"]),
     Route("/log", log, methods=["GET"]),
     Route("/log/{id:int}", log_entry, methods=["GET"]),
+    Route("/history", history, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
     Route("/config/loaded", config_loaded, methods=["POST"]),
     Route("/daemon/shutdown", shutdown, methods=["POST"]),
 ]

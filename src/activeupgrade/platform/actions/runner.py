@@ -150,7 +150,10 @@ def _run(
             )
         result.attempts += 1
         done = proc.run(launch.argv, env=launch.env, cwd=launch.cwd, timeout=remaining,
-                        check=False, on_line=sink, user=launch.user)
+                        check=False, on_line=sink, user=launch.user,
+                        stop=lambda: ctx.cancel.cancelled)
+        if done.stopped:
+            ctx.check()  # the operator cancelled or aborted: Interrupted
         result.returncode = done.returncode
         if done.timed_out:
             raise ActionError(

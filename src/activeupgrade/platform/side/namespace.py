@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -391,13 +392,15 @@ def exec_env(instance: Instance) -> tuple[dict[str, str], str | None]:
 
 def run(instance: Instance, argv: list[str], timeout: float = 3600.0,
         on_line: proc.LineSink | None = None, *, user: str = "",
-        env: dict[str, str] | None = None) -> proc.Completed:
+        env: dict[str, str] | None = None,
+        stop: Callable[[], bool] | None = None) -> proc.Completed:
     """Run ``argv`` on the Upgrade Side as ``user`` (default root) and return what it did
-    (no check); ``on_line`` receives every output line as it comes."""
+    (no check); ``on_line`` receives every output line as it comes; ``stop`` cancels it
+    (``proc.run``)."""
     rec = read(instance)
     if not rec or rec.get("state") != "up":
         raise SideError("the Upgrade Side is not up",
                         hint="It exists in Split and PrepareMerge; see `au status`.")
     base, cwd = exec_env(instance)
     return proc.run([*enter_argv(instance, user), *argv], env={**base, **(env or {})},
-                    cwd=cwd, timeout=timeout, check=False, on_line=on_line)
+                    cwd=cwd, timeout=timeout, check=False, on_line=on_line, stop=stop)

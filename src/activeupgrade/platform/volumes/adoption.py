@@ -68,6 +68,7 @@ def adopt(
     mode: str = "",
     progress: Callable[[Progress], None] | None = None,
     report: Report | None = None,
+    check: Callable[[], None] | None = None,
 ) -> Volume:
     """Adopt ``path`` (or resume its adoption); returns the ready volume."""
     path = os.path.normpath(path)
@@ -98,18 +99,20 @@ def adopt(
         say(f"{vol.name}: {name}")
 
     if vol.phase == "new":
-        resync(path, vol.replica("a"), staging, src_is_a=False, progress=progress)
+        resync(path, vol.replica("a"), staging, src_is_a=False, progress=progress,
+               check=check)
         phase("copied")
     if vol.phase == "copied":
         if not aside.exists():
             os.rename(path, aside)
-        resync(aside, vol.replica("a"), staging, src_is_a=False, progress=progress)
+        resync(aside, vol.replica("a"), staging, src_is_a=False, progress=progress,
+               check=check)
         phase("aside")
     if vol.phase == "aside":
         livepath.attach(path, vol.replica("a"), vol.mode)
         phase("attached")
     if vol.phase == "attached":
-        replica.sync(store, vol, "a", "b", progress=progress)
+        replica.sync(store, vol, "a", "b", progress=progress, check=check)
         phase("mirrored")
     if vol.phase == "mirrored":
         if aside.exists():
@@ -121,7 +124,9 @@ def adopt(
     return vol
 
 
-def release(store: Store, vol: Volume, *, report: Report | None = None) -> None:
+def release(store: Store, vol: Volume, *, report: Report | None = None,
+            progress: Callable[[Progress], None] | None = None,
+            check: Callable[[], None] | None = None) -> None:
     """Give back a plain directory at the volume's path with the live content."""
     say = report or (lambda _m: None)
     if vol.session:
@@ -133,7 +138,8 @@ def release(store: Store, vol: Volume, *, report: Report | None = None) -> None:
     staging.path.parent.mkdir(exist_ok=True)
     if vol.phase != "releasing":
         live = vol.live_or_fail()
-        resync(vol.replica(live), tmp, staging, src_is_a=True)
+        resync(vol.replica(live), tmp, staging, src_is_a=True, progress=progress,
+               check=check)
         vol.phase = "releasing"
         registry.save(store, vol)
         say(f"{vol.name}: live content copied to {tmp}")

@@ -100,6 +100,11 @@ class Progress:
         return (f"{human_bytes(self.bytes_done)} of {human_bytes(self.bytes_total)}, "
                 f"{self.files_done}/{self.files_total} entries, ETA {self.eta:.0f}s")
 
+    def counts(self) -> dict[str, int]:
+        """The counters as ``StepContext.progress`` takes them."""
+        return {"bytes_done": self.bytes_done, "bytes_total": self.bytes_total,
+                "files_done": self.files_done, "files_total": self.files_total}
+
 
 ProgressCb = Callable[[Progress], None]
 
@@ -429,7 +434,25 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
 
     bulk_files = bulk_bytes = 0
     if first:
-        bulk_files, bulk_bytes = bulk.take_copies(first, src, dst_r, record, made, check)
+        # The first copy is most of an adoption's time: say how far it is as each cp
+        # group is taken (its entries counted as they are vouched for).
+        copying = Progress(bytes_total=sum(st.st_size for st in src.values()
+                                           if stat.S_ISREG(st.st_mode)),
+                           files_total=len(src), started=job.started)
+
+        def taken(rel: str, after: os.stat_result | None = None) -> None:
+            record(rel, after)
+            copying.files_done += 1
+            if stat.S_ISREG(src[rel].st_mode):
+                copying.bytes_done += src[rel].st_size
+
+        def group_done() -> None:
+            if progress is not None:
+                progress(copying)
+            if check is not None:
+                check()
+
+        bulk_files, bulk_bytes = bulk.take_copies(first, src, dst_r, taken, made, group_done)
         dsnap = watch.take(dst_r, tracked, own=frozenset(made))
         known = new
     dst, dsig = dsnap.stats, dsnap.sigs

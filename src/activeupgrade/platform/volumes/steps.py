@@ -35,7 +35,7 @@ LISTED = 500
 
 def _sync(ctx: StepContext, vol: Volume, src: str, dst: str, why: str) -> None:
     def progress(p: Progress) -> None:
-        ctx.progress(p.percent, f"{vol.name}: {p.text()}")
+        ctx.progress(p.percent, f"{vol.name}: {p.text()}", **p.counts())
 
     res = replica.sync(ctx.store, vol, src, dst, progress=progress, check=ctx.check)
     ctx.write(

@@ -5,7 +5,9 @@ Active Upgrade, Activity Log), main pane, status bar. Everything comes from the 
 API through ``Client``; the event stream is followed by a thread worker on a client of its
 own; requests run in thread workers and apply their answers on the UI thread.
 Buttons are enabled from the status's ``allowed_actions`` and say the cost, as in the web
-console (``present/console.py`` holds the shared wording).
+console (``present/console.py`` holds the shared wording); Commit (the point of no return)
+and Abort from Merge ask for confirmation first. The Activity Log opens at the newest
+entry and follows new ones while the cursor is on the last row (End goes there).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Grid, Horizontal, VerticalScroll
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
 from textual.widgets import (
     Button,
     DataTable,
@@ -27,6 +30,7 @@ from textual.widgets import (
     Header,
     Input,
     Label,
+    ProgressBar,
     Select,
     Static,
     TabbedContent,
@@ -49,6 +53,63 @@ LOG_LIMIT = 2000
 LOG_PAGE = 10_000
 
 
+class LogTable(DataTable[Any]):
+    """The activity log: Home and End go to the first and the newest entry (not sideways);
+    while the cursor is on the newest entry, new entries are followed."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("home", "first", "Oldest", show=False),
+        Binding("end", "newest", "Newest", show=False),
+    ]
+
+    def action_first(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0)
+
+    def action_newest(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1)
+
+    @property
+    def following(self) -> bool:
+        return self.row_count == 0 or self.cursor_row >= self.row_count - 1
+
+
+class Confirm(ModalScreen[bool]):
+    """Asks before an action that cannot be taken back lightly."""
+
+    DEFAULT_CSS = """
+    Confirm { align: center middle; }
+    #confirm-box { width: 72; height: auto; border: thick $warning; padding: 1 2;
+                   background: $surface; }
+    #confirm-buttons { height: auto; margin-top: 1; }
+    #confirm-buttons Button { margin-right: 2; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "no", "Cancel")]
+
+    def __init__(self, question: str, yes: str) -> None:
+        super().__init__()
+        self.question = question
+        self.yes = yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-box"):
+            yield Static(escape(self.question), id="confirm-question")
+            with Horizontal(id="confirm-buttons"):
+                yield Button(self.yes, id="confirm-yes", variant="error")
+                yield Button("Cancel", id="confirm-no", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#confirm-no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "confirm-yes")
+
+    def action_no(self) -> None:
+        self.dismiss(False)
+
+
 class StatusBar(Static):
     """Upgrade State, Operational State, Partner State, duplex/resync progress."""
 
@@ -58,7 +119,7 @@ class StatusBar(Static):
                 f"[b]{bar['operational']}[/b]   Partner State: [b]{bar['partner']}[/b]   "
                 f"{bar['duplex']}")
         if bar["where"]:
-            text += f"   {bar['percent']:.0f}% {bar['where']}"
+            text += f"   {bar['percent']:.1f}% {escape(bar['where'])}"
         self.update(text)
 
 
@@ -76,6 +137,8 @@ class ConsoleApp(App[None]):
     #broken { border: heavy $error; height: auto; padding: 0 1; }
     #notice { color: $error; height: auto; }
     #log-table { height: 1fr; }
+    #progress { height: 1; margin-top: 1; }
+    #progress-detail { height: auto; color: $text-muted; }
     #log-detail { height: auto; max-height: 12; border: round $primary; }
     .row { height: auto; }
     """
@@ -120,13 +183,15 @@ class ConsoleApp(App[None]):
                     yield Button("Retry", id="btn-retry", variant="warning", disabled=True)
                 yield Static("", id="notice")
                 yield Static("", id="now")
+                yield ProgressBar(total=100, show_eta=False, id="progress")
+                yield Static("", id="progress-detail")
             with TabPane("Activity Log", id="log"):
                 with Horizontal(classes="row"):
                     yield Select([(s.value, s.value) for s in Severity], prompt="any severity",
                                  id="log-severity")
                     yield Input(placeholder="save to file (.json for JSON)", id="log-file")
                     yield Button("Save", id="log-save")
-                yield DataTable(id="log-table", cursor_type="row")
+                yield LogTable(id="log-table", cursor_type="row")
                 yield Static("", id="log-detail")
         yield StatusBar("", id="statusbar")
         yield Footer()
@@ -245,11 +310,23 @@ class ConsoleApp(App[None]):
             f"Session: {status.get('session') or '-'}   Attempt: {status.get('attempt')}")
         self.query_one("#config-loaded", Label).update(
             escape(f"Loaded configuration: {bar['config']}"))
+        self._show_progress_bar()
 
     def show_progress(self, progress: dict[str, Any]) -> None:
         if self.status:
             self.status["progress"] = progress
             self.query_one(StatusBar).show(self.status)
+            self._show_progress_bar()
+
+    def _show_progress_bar(self) -> None:
+        bar = pages.status_bar(self.status)
+        busy = self.status.get("operational_state") == "Busy"
+        widget = self.query_one("#progress", ProgressBar)
+        widget.display = busy
+        if busy:
+            widget.update(progress=float(bar["percent"]))
+        detail = f"{bar['where']}  {bar['detail']}".strip() if busy else ""
+        self.query_one("#progress-detail", Static).update(escape(detail))
 
     def show_summary(self, text: str) -> None:
         self.query_one("#summary-text", Static).update(text)
@@ -263,15 +340,18 @@ class ConsoleApp(App[None]):
         self.query_one("#notice", Static).update(escape(text))
 
     def show_log(self, rows: list[dict[str, Any]]) -> None:
+        # Oldest first, each entry indented under its parent (as `au log` prints it), and
+        # the cursor on the newest: that is where an operator looks first (in Broken, the
+        # error that broke the request).
         entries = [Entry.from_dict(r) for r in rows]
-        ordered = pages.tree_order(entries)
         depth = depth_map(entries)
         self.log_rows = rows
         self.depths = depth
-        table = self.query_one("#log-table", DataTable)
+        table = self.query_one("#log-table", LogTable)
         table.clear()
-        for e in ordered:
+        for e in entries:
             self._add_row(table, e.to_dict(), depth[e.id])
+        table.action_newest()
 
     def _add_row(self, table: DataTable[Any], d: dict[str, Any], depth: int) -> None:
         icon, style = SEVERITY_STYLE.get(d["severity"], ("", ""))
@@ -290,14 +370,18 @@ class ConsoleApp(App[None]):
         parent = d.get("parent")
         depth = self.depths[parent] + 1 if parent in self.depths else 0
         self.depths[d["id"]] = depth
-        self._add_row(self.query_one("#log-table", DataTable), d, depth)
+        table = self.query_one("#log-table", LogTable)
+        following = table.following
+        self._add_row(table, d, depth)
+        if following:
+            table.action_newest()
 
     # -- events -------------------------------------------------------------------------
     def on_button_pressed(self, event: Button.Pressed) -> None:
         bid = event.button.id or ""
         if bid.startswith("btn-"):
             self.show_notice("")
-            self.submit_action(bid[4:])
+            self.ask_then_submit(bid[4:])
         elif bid == "config-load":
             self.load_config(self.query_one("#config-path", Input).value.strip())
         elif bid == "log-save":
@@ -305,6 +389,23 @@ class ConsoleApp(App[None]):
 
     def on_select_changed(self, event: Select.Changed) -> None:
         self.load_all()
+
+    def ask_then_submit(self, action: str) -> None:
+        """Commit and Abort from Merge ask first (``present.console.confirmation``)."""
+        question = pages.confirmation(OperatorAction(action), self.status)
+        if not question:
+            self.submit_action(action)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.submit_action(action)
+            else:
+                self.show_notice(f"{pages.TITLES[OperatorAction(action)]} not sent: "
+                                 "cancelled.")
+
+        self.push_screen(Confirm(question, f"{pages.TITLES[OperatorAction(action)]} now"),
+                         answered)
 
     @work(thread=True, group="action")
     def submit_action(self, action: str) -> None:

@@ -179,6 +179,15 @@ async def log_export(request: Request) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics on the listener (behind the token like everything else: a
+    scrape sends ``Authorization: Bearer TOKEN``)."""
+    api: Api = request.app.state.api
+    resp = await api.http.get("/metrics")
+    return Response(resp.content, status_code=resp.status_code,
+                    media_type=resp.headers.get("content-type"))
+
+
 async def not_here(request: Request) -> Response:
     return JSONResponse(SecurityError(
         "listeners are opened only through the daemon's Unix socket",
@@ -202,6 +211,7 @@ def build_web_app(daemon: Daemon, auth: WebAuth) -> ASGIApp:
         Route("/log", log_page, methods=["GET"]),
         Route("/log/export", log_export, methods=["GET"]),
         Route("/log/{id:int}", log_entry, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
         # Only the Unix socket (the host's root) may open listeners.
         Route("/api/web/start", not_here, methods=["GET", "POST"]),

@@ -66,5 +66,6 @@ async def render(request: Request, page: str, title: str, **context: Any) -> Res
     status, _ = await api.get("/status")
     return TEMPLATES.TemplateResponse(request, f"{page}.html", {
         "page": page, "title": title, "host": socket.gethostname(), "csrf": _csrf(request),
-        "status": status or {}, "bar": pages.status_bar(status or {}), **context,
+        "status": status or {}, "bar": pages.status_bar(status or {}),
+        "confirms": pages.confirmations(), **context,
     })

@@ -46,21 +46,65 @@
     return text;
   }
 
+  function duration(sec) {
+    const s = Math.max(0, Math.round(sec));
+    if (s < 60) return `${s}s`;
+    if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+    return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+  }
+
+  // The words of present/progress.py (counts_text, where_text).
+  function countsText(p) {
+    const parts = [];
+    if (p.bytes_total || p.bytes_done)
+      parts.push(humanBytes(Number(p.bytes_done || 0)) + (p.bytes_total ? ` of ${humanBytes(Number(p.bytes_total))}` : ""));
+    if (p.files_total || p.files_done)
+      parts.push(`${p.files_done || 0}` + (p.files_total ? ` of ${p.files_total}` : "") + " files");
+    if (p.bytes_per_second) parts.push(`${humanBytes(Number(p.bytes_per_second))}/s`);
+    if (p.eta !== undefined && p.eta !== null) parts.push(`${duration(Number(p.eta))} left`);
+    return parts.join(", ");
+  }
+
   function progressOf(s) {
     const p = s.progress || {};
-    if (s.operational_state !== "Busy" || !p.step) return [0, ""];
+    if (s.operational_state !== "Busy" || !p.step) return [0, "", ""];
     const total = Math.max(1, Number(p.total || 1));
     const index = Number(p.index || 0);
-    const pct = Number(p.percent || 0);
-    const overall = Math.min(100, (index + pct / 100) / total * 100);
-    return [Math.round(overall * 10) / 10, `${p.request || ""} step ${index + 1}/${total}: ${p.step}`];
+    const overall = Math.max(0, Math.min(100, Number(p.overall || 0)));
+    const phase = s.sub_request ? ` › ${s.sub_request}` : "";
+    const where = `${p.request || s.request}${phase} step ${index + 1}/${total}: ${p.step}`;
+    const detail = [countsText(p), p.text || ""].filter((x) => x).join(" · ");
+    return [Math.round(overall * 10) / 10, where, detail];
+  }
+
+
+  function showProgress(s) {
+    const [pct, where, detail] = progressOf(s);
+    const bar = $("sb-progress");
+    if (bar) { bar.value = pct; bar.textContent = `${pct}%`; }
+    const set = (id, v) => { const e = $(id); if (e) e.textContent = v; };
+    set("sb-percent", where ? `${pct.toFixed(1)}%` : "");
+    set("sb-where", where);
+    set("sb-detail", detail);
+
+    if (where) seen.push([s.request, pct]);
+  }
+  // What the bar showed while requests ran ([request, percent], in order): the browser
+  // test checks it never went back and never read 100 before the end.
+  const seen = [];
+  window.auProgressSeen = () => seen.slice();
+
+  const CONFIRMS = JSON.parse($("confirm-texts")?.textContent || "{}");
+  function confirmText(action, s) {
+    return CONFIRMS[`${action}@${s.upgrade_state}`] || "";
   }
 
   function label(btn, s) {
     const action = btn.dataset.action, title = btn.dataset.title;
     if ((s.allowed_actions || []).includes(action)) {
       const cost = (s.costs || {})[action] || "";
-      return cost ? `${title} now: ${cost}` : `${title} now`;
+      const text = cost ? `${title} now: ${cost}` : `${title} now`;
+      return action === "commit" ? `${text} (point of no return)` : text;
     }
     return `${title}: not allowed in ${s.upgrade_state} / ${s.operational_state}`;
   }
@@ -69,6 +113,7 @@
   function showStatus(s) {
     // An action's answer can arrive after newer events: never go back in time.
     if (last && Number(s.updated || 0) < Number(last.updated || 0)) s = last;
+    if (last && s.operational_state === "Busy" && !(s.progress || {}).step) s.progress = last.progress;
     last = s;
     const set = (id, v) => { const e = $(id); if (e) e.textContent = v; };
     set("sb-upgrade", s.upgrade_state);
@@ -77,10 +122,7 @@
     set("sb-partner", s.partner_state);
     set("sb-duplex", duplexText(s));
     set("title-config", s.config || "(none: all adopted volumes)");
-    const [pct, where] = progressOf(s);
-    const bar = $("sb-progress");
-    if (bar) { bar.value = pct; bar.textContent = `${pct}%`; }
-    set("sb-where", where);
+    showProgress(s);
     for (const btn of document.querySelectorAll("button.action")) {
       btn.disabled = !(s.allowed_actions || []).includes(btn.dataset.action);
       btn.textContent = label(btn, s);
@@ -101,10 +143,7 @@
   function progressEvent(p) {
     if (!last) return;
     last.progress = p;
-    const [pct, where] = progressOf(last);
-    const bar = $("sb-progress");
-    if (bar) { bar.value = pct; bar.textContent = `${pct}%`; }
-    const w = $("sb-where"); if (w) w.textContent = where;
+    showProgress(last);
   }
 
   const ICONS = {debug: "·", info: "ℹ", notice: "●", warning: "⚠", error: "✖", critical: "‼"};
@@ -119,7 +158,7 @@
     tr.className = `sev-${e.severity}`;
     tr.dataset.id = String(e.id);
     tr.dataset.depth = String(depth);
-    const cells = [e.time.slice(11), null, null, e.event, `${e.side} ${e.request}`];
+    const cells = [e.time.slice(11, 23), null, null, e.event, `${e.side} ${e.request}`];
     cells.forEach((text, i) => {
       const td = document.createElement("td");
       td.className = ["time", "sev", "msg", "event", "where"][i];
@@ -150,6 +189,30 @@
     }
     const body = table.tBodies[0];
     if (anchor) anchor.after(tr); else body.append(tr);
+    const count = $("log-shown");
+    if (count) count.textContent = String(body.rows.length);
+    if (following()) showNewest(tr);
+  }
+
+  // The log opens at its newest entry and follows new ones while "Follow" is ticked.
+  function following() {
+    const box = $("log-follow");
+    return !box || box.checked;
+  }
+  function showNewest(row) {
+    const scroller = $("log-scroll");
+    if (!scroller || !row) return;
+    const top = row.offsetTop - scroller.clientHeight + row.offsetHeight + 8;
+    scroller.scrollTop = Math.max(0, top);
+    for (const r of scroller.querySelectorAll("tr.newest")) r.classList.remove("newest");
+    row.classList.add("newest");
+  }
+  function openLogAtNewest() {
+    const table = $("log-table");
+    if (!table) return;
+    const last = table.dataset.last;
+    const row = table.querySelector(`tr[data-id="${last}"]`);
+    showNewest(row);
   }
 
   function connect() {
@@ -162,10 +225,28 @@
     es.onerror = () => { if (live) { live.classList.add("down"); live.title = "reconnecting"; } };
   }
 
+  // Commit (the point of no return) and Abort from Merge ask first.
+  function ask(question) {
+    const dialog = $("confirm");
+    if (!dialog || typeof dialog.showModal !== "function") return Promise.resolve(window.confirm(question));
+    $("confirm-question").textContent = question;
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), {once: true});
+      dialog.returnValue = "";
+      dialog.showModal();
+      $("confirm-no").focus();
+    });
+  }
+
   document.addEventListener("click", async (ev) => {
     const btn = ev.target.closest("button.action");
     if (!btn || btn.disabled) return;
     notice("");
+    const question = last ? confirmText(btn.dataset.action, last) : "";
+    if (question) {
+      $("confirm-yes").textContent = btn.dataset.title + " now";
+      if (!(await ask(question))) { notice(`${btn.dataset.title} not sent: cancelled.`, true); return; }
+    }
     btn.disabled = true;
     try {
       showStatus(await post(`/api/actions/${btn.dataset.action}`, {}));
@@ -175,5 +256,5 @@
     }
   });
 
-  if (document.body.dataset.page) connect();
+  if (document.body.dataset.page) { connect(); openLogAtNewest(); }
 })();
