@@ -21,11 +21,12 @@ esac
 # What `au` runs: ip (the Upgrade Side's link), unshare/nsenter/mount/setpriv, ps, cp.
 runtime_packages=(iproute2 util-linux procps coreutils python3-venv)
 # The tests' tools: a browser for the web console test; XFS and btrfs tools, mmdebstrap,
-# systemd-nspawn and dpkg-dev for the booted Debian test hosts (tests/host) and the Debian
+# systemd-nspawn, dpkg-dev and apt-utils (apt-ftparchive: the local update repositories) for
+# the booted Debian test hosts (tests/host), the chroot tests (tests/side) and the Debian
 # package's build and install test; the shells and man whose completion and manual page
 # are tested.
-test_packages=(chromium xfsprogs btrfs-progs mmdebstrap systemd-container dpkg-dev zsh fish
-  man-db groff-base)
+test_packages=(chromium xfsprogs btrfs-progs mmdebstrap systemd-container dpkg-dev apt-utils zsh
+  fish man-db groff-base)
 wanted=("${runtime_packages[@]}")
 [ "$mode" = test ] && wanted+=("${test_packages[@]}")
 
