@@ -74,6 +74,7 @@ def request_steps(request: Request, cfg: Config) -> list[Step]:
                         actions.control(cfg, ControlType.STOP_APPLICATION, Side.PRODUCTION,
                                         request),
                         services.stop_production(cfg)),
+                *volumes.report_production_changes(cfg),
                 *side.stop(cfg),
                 *volumes.execute_merge(cfg),
                 *_phase(Request.BACKUP, backup.save(cfg)),

@@ -125,11 +125,15 @@ def split(ctx: StepContext) -> None:
 
 
 def production_changes(ctx: StepContext) -> None:
-    """PrepareMerge: list files changed on Production's system volumes since the split."""
+    """PrepareMerge and ExecuteMerge: list files changed on Production's system volumes
+    since the split. Run again on every Retry and once more at ExecuteMerge after the
+    applications stopped, so the last report covers every change up to the switch."""
     counts: dict[str, int] = {}
     for vol in registry.for_config(ctx.store, ctx.config):
         if vol.role is not VolumeRole.SYSTEM or not vol.session.get("upgrade"):
             continue
+        if vol.intended == vol.session["upgrade"]:
+            continue  # already switched (a Retry of ExecuteMerge): the last report stands
         try:
             before = json.loads(_snapshot_path(vol).read_text())
         except FileNotFoundError:
@@ -238,8 +242,14 @@ def verify_duplex(ctx: StepContext) -> None:
     registry.invalidate_facts()
 
 
-def _step(name: str, fn: Any, description: str, timeout: float = 3600.0) -> Step:
-    return Step(name=name, run=fn, timeout=timeout, description=description)
+def _step(name: str, fn: Any, description: str, timeout: float = 3600.0,
+          *, rerun: bool = False) -> Step:
+    return Step(name=name, run=fn, timeout=timeout, description=description, rerun=rerun)
+
+
+def _production_changes(description: str) -> Step:
+    return _step("volumes.production-changes", production_changes, description, 600,
+                 rerun=True)
 
 
 def prepare_split(cfg: Config) -> list[Step]:
@@ -257,8 +267,14 @@ def execute_split(cfg: Config) -> list[Step]:
 def prepare_merge(cfg: Config) -> list[Step]:
     if not cfg.volumes:
         return []
-    return [_step("volumes.production-changes", production_changes,
-                  "list files changed on Production since split", 600)]
+    return [_production_changes("list files changed on Production since split")]
+
+
+def report_production_changes(cfg: Config) -> list[Step]:
+    """ExecuteMerge, once the applications stopped: the final report before the switch."""
+    if not cfg.volumes:
+        return []
+    return [_production_changes("list files changed on Production up to the switch")]
 
 
 def execute_merge(cfg: Config) -> list[Step]:
