@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from textual.widgets import Button, DataTable, Input, Static
 from activeupgrade.api.client import Client
 from activeupgrade.instance import Instance
 from activeupgrade.ui.tui.app import Confirm, ConsoleApp, StatusBar
+from tests.support import au
 
 from .conftest import Web
 
@@ -89,6 +91,14 @@ def test_sessions_in_the_terminal_console(web: Web, screenshots: Path, tmp_path:
             await act(pilot, app, "split", "Split")
             expect(app, "Split", {"merge": "applications restart", "abort": "no disruption"})
             assert "Partner State: None" not in str(app.query_one(StatusBar).render())
+            # The Upgrade Side writes outside the managed volumes: listed before the merge.
+            marker = f"/root/au-tui-{os.getpid()}"
+            done = au(web.home, "exec", "--", "sh", "-c", f"echo kept-nowhere > {marker}")
+            assert done.returncode == 0, done.stderr
+            app.action_refresh()
+            await until(pilot, lambda: marker in str(
+                app.query_one("#side-writes", Static).render()), "the writes outside the volumes")
+            assert "not kept" in str(app.query_one("#side-writes", Static).render())
             app.save_screenshot("tui-02-active-upgrade-split.svg", str(screenshots))
             await act(pilot, app, "merge", "Merge")
             expect(app, "Merge", {"commit": "no disruption (point of no return)",

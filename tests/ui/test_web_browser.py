@@ -239,6 +239,16 @@ def test_whole_sessions_through_the_web_console(browser: Any, web: Web,
     c.act("split", "Split")
     c.expect("Split", {"merge": "applications restart", "abort": "no disruption"})
     assert c.bar()["partner"] != "None"
+    # A write outside the managed volumes on the Upgrade Side: not on Production, and listed
+    # on the page (not kept) before the merge.
+    marker = f"/root/au-console-{os.getpid()}"
+    done = au(web.home, "exec", "--", "sh", "-c", f"echo kept-nowhere > {marker}")
+    assert done.returncode == 0, done.stderr
+    assert not Path(marker).exists()
+    c.go("/upgrade")
+    listed = page.locator("#side-writes-list").inner_text().splitlines()
+    assert ["created", marker] in [line.split() for line in listed], listed
+    assert "not kept" in page.locator("#side-writes-summary").inner_text()
     c.shot("06-active-upgrade-split")
     c.act("merge", "Merge")
     c.expect("Merge", {"commit": "no disruption (point of no return)",

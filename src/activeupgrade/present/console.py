@@ -115,6 +115,25 @@ def retry_button(status: Mapping[str, Any]) -> dict[str, Any]:
     return button(OperatorAction.RETRY, status)
 
 
+SIDE_WRITES_SHOWN = 50
+"""Paths a console lists of what the Upgrade Side wrote outside the volumes (`au side
+writes` lists them all)."""
+
+
+def side_writes(doc: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the Upgrade Side wrote outside the managed volumes (GET /side/writes), as both
+    consoles show it before the merge: a summary and one line per path. Nothing of it is
+    kept; ``shown`` is False when no isolated Upgrade Side exists."""
+    if not doc or not doc.get("exists"):
+        return {"shown": False, "summary": "", "lines": []}
+    lines = [f"{w['change']:<9} {w['path']}" for w in doc.get("outside", [])]
+    lines += [f"{w['change']:<9} {w['path']} (data volume scratch)" for w in doc.get("data", [])]
+    more = len(lines) - SIDE_WRITES_SHOWN
+    lines = lines[:SIDE_WRITES_SHOWN] + ([f"… and {more} more (au side writes)"]
+                                         if more > 0 or doc.get("truncated") else [])
+    return {"shown": True, "summary": str(doc.get("summary", "")), "lines": lines}
+
+
 def tree_order(entries: list[Entry]) -> list[Entry]:
     """Entries in tree order: each followed by its children (entries arrive by id)."""
     ids = {e.id for e in entries}

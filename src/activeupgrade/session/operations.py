@@ -205,7 +205,7 @@ def restart_side_steps(instance: Instance, store: Store, session: str,
                        config_of: ConfigOf) -> list[Step]:
     def run(ctx: StepContext) -> None:
         cfg = config_of()
-        namespace.stop(instance, final_state="rebooting")
+        namespace.stop(instance, final_state=namespace.SideState.REBOOTING)
         rec = namespace.start(instance, store, cfg, session)
         state, detail = partner_state.partner_state(instance)
         ctx.write("side.restart", f"Upgrade Side restarted: {state.value} ({detail})",

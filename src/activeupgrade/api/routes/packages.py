@@ -25,7 +25,7 @@ def _stage(d: DaemonHandle, names: list[str], update: bool) -> dict[str, Any]:
         d.log.write("packages.stage.failed", exc.message, parent=node, severity=Severity.ERROR,
                     details=exc.details)
         raise
-    restart = namespace.read(d.instance).get("state") == "up"
+    restart = namespace.read(d.instance).get("state") == namespace.SideState.UP
     d.log.write("packages.staged", f"{len(found.packages)} package(s) staged for the "
                 "Upgrade Side" + (" (it sees them after `au restart-upgrade-side`)"
                                   if restart else ""), parent=node,

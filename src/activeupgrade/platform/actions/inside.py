@@ -31,7 +31,7 @@ class Inside:
 def enter(instance: Instance) -> Inside:
     """How to run a command inside the Upgrade Side now; SideError if it is not up."""
     rec = namespace.read(instance)
-    if rec.get("state") != "up":
+    if rec.get("state") != namespace.SideState.UP:
         raise SideError(
             "the Upgrade Side is not up"
             + (f" (it is {rec['state']})" if rec.get("state") else ""),
@@ -52,4 +52,4 @@ def upgrade_side_exists(instance: Instance) -> bool:
     been stopped yet (merge or abort stop it). A crashed or hung side still counts: its
     replicas are still apart from the live ones."""
     rec = namespace.read(instance)
-    return bool(rec) and rec.get("state") not in (None, "", "shut-down")
+    return bool(rec) and rec.get("state") not in (None, "", namespace.SideState.SHUT_DOWN)

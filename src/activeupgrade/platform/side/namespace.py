@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,38 @@ from activeupgrade.config.model import Config, VolumeRole
 from activeupgrade.durable import write_durably
 from activeupgrade.errors import ProcessError, SideError
 from activeupgrade.instance import Instance, is_root, unix_path
+from activeupgrade.model.states import PartnerState
 from activeupgrade.platform.side import kernel, link, mounts, view
 from activeupgrade.platform.volumes import registry
 from activeupgrade.store.db import Store
+
+
+class SideState(StrEnum):
+    """The life of the Upgrade Side as its record (``run/side.json``) says."""
+
+    BOOTING = "booting"
+    """Being built and started."""
+    UP = "up"
+    """Running: commands can enter it."""
+    REBOOTING = "rebooting"
+    """Stopped to be started again (its writes kept)."""
+    SHUTTING_DOWN = "shutting-down"
+    """Being stopped."""
+    SHUT_DOWN = "shut-down"
+    """Stopped (merge or abort)."""
+    CRASHED = "crashed"
+    """Did not come up, or died."""
+
+    @property
+    def partner(self) -> PartnerState:
+        """The partner state (SPEC §2.4) this record state shows as."""
+        return {SideState.BOOTING: PartnerState.OS_BOOTING,
+                SideState.UP: PartnerState.OS_UP,
+                SideState.REBOOTING: PartnerState.OS_REBOOTING,
+                SideState.SHUTTING_DOWN: PartnerState.OS_SHUTTING_DOWN,
+                SideState.SHUT_DOWN: PartnerState.OS_SHUT_DOWN,
+                SideState.CRASHED: PartnerState.OS_CRASHED}[self]
+
 
 NAMESPACES = "namespaces"
 DIRECTORY = "directory"
@@ -84,7 +114,7 @@ def write(instance: Instance, rec: dict[str, Any]) -> None:
     write_durably(record_path(instance), json.dumps(rec, indent=1).encode())
 
 
-def set_state(instance: Instance, state: str) -> None:
+def set_state(instance: Instance, state: SideState) -> None:
     rec = read(instance)
     if rec:
         rec["state"] = state
@@ -143,7 +173,7 @@ def _start_directory(instance: Instance, store: Store, cfg: Config,
     work.mkdir(parents=True)
     for replica_path, path in binds:
         (work / Path(path).name).symlink_to(replica_path)
-    rec.update(workdir=str(work), missing=MISSING_IN_DIRECTORY, state="up", env=env)
+    rec.update(workdir=str(work), missing=MISSING_IN_DIRECTORY, state=SideState.UP, env=env)
     write(instance, rec)
     return rec
 
@@ -151,17 +181,17 @@ def _start_directory(instance: Instance, store: Store, cfg: Config,
 def start(instance: Instance, store: Store, cfg: Config, session: str) -> dict[str, Any]:
     """Build and boot the Upgrade Side (idempotent: a running one is kept)."""
     rec = read(instance)
-    if rec.get("session") == session and rec.get("state") == "up" and (
+    if rec.get("session") == session and rec.get("state") == SideState.UP and (
         rec.get("mode") == DIRECTORY or alive(int(rec.get("pid", 0)))
     ):
         return rec
     if rec:
         # A side of another session (left by a crash) is discarded; one of this session
         # (a restart, or a retry after a crash) keeps its scratch.
-        stop(instance, final_state="rebooting", discard=rec.get("session") != session)
+        stop(instance, final_state=SideState.REBOOTING, discard=rec.get("session") != session)
     mode = mode_for(cfg)
     hostname = cfg.upgrade_side.hostname or f"{socket.gethostname()}-upgrade"
-    rec = {"session": session, "mode": mode, "state": "booting", "hostname": hostname,
+    rec = {"session": session, "mode": mode, "state": SideState.BOOTING, "hostname": hostname,
            "started": time.time()}
     write(instance, rec)
     if mode == DIRECTORY:
@@ -170,10 +200,10 @@ def start(instance: Instance, store: Store, cfg: Config, session: str) -> dict[s
         _boot(instance, store, cfg, rec)
     except SideError:
         _halt(instance, rec)
-        rec["state"] = "crashed"
+        rec["state"] = SideState.CRASHED
         write(instance, rec)
         raise
-    rec["state"] = "up"
+    rec["state"] = SideState.UP
     write(instance, rec)
     return rec
 
@@ -328,19 +358,19 @@ def _remove_placeholder(path: str) -> None:
         os.unlink(path)
 
 
-def stop(instance: Instance, *, final_state: str = "shut-down", discard: bool | None = None
-         ) -> None:
+def stop(instance: Instance, *, final_state: SideState = SideState.SHUT_DOWN,
+         discard: bool | None = None) -> None:
     """Stop everything in the Upgrade Side (idempotent). Its scratch is discarded unless it
-    reboots (``final_state="rebooting"``) or ``discard`` says otherwise."""
+    reboots (``final_state=SideState.REBOOTING``) or ``discard`` says otherwise."""
     rec = read(instance)
     if not rec:
         return
     if rec.get("mode") == NAMESPACES:
         if rec.get("pid") and alive(int(rec["pid"])):
-            rec["state"] = "shutting-down"
+            rec["state"] = SideState.SHUTTING_DOWN
             write(instance, rec)
         _halt(instance, rec)
-        if discard if discard is not None else final_state != "rebooting":
+        if discard if discard is not None else final_state is not SideState.REBOOTING:
             _unmount_scratch(instance)
     rec["state"] = final_state
     write(instance, rec)
@@ -398,7 +428,7 @@ def run(instance: Instance, argv: list[str], timeout: float = 3600.0,
     (no check); ``on_line`` receives every output line as it comes; ``stop`` cancels it
     (``proc.run``)."""
     rec = read(instance)
-    if not rec or rec.get("state") != "up":
+    if not rec or rec.get("state") != SideState.UP:
         raise SideError("the Upgrade Side is not up",
                         hint="It exists in Split and PrepareMerge; see `au status`.")
     base, cwd = exec_env(instance)

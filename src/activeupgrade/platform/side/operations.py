@@ -34,7 +34,7 @@ class Where:
 
 def _require_up(instance: Instance) -> dict[str, Any]:
     rec = namespace.read(instance)
-    if not rec or rec.get("state") != "up":
+    if not rec or rec.get("state") != namespace.SideState.UP:
         raise SideError("the Upgrade Side is not up"
                         + (f" (it is {rec['state']})" if rec.get("state") else ""),
                         hint="It exists in Split and PrepareMerge; see `au status`, and "

@@ -6,13 +6,8 @@ from activeupgrade.instance import Instance
 from activeupgrade.model.states import PartnerState
 from activeupgrade.platform.side import namespace
 
-_STATES = {
-    "booting": PartnerState.OS_BOOTING,
-    "rebooting": PartnerState.OS_REBOOTING,
-    "shutting-down": PartnerState.OS_SHUTTING_DOWN,
-    "shut-down": PartnerState.OS_SHUT_DOWN,
-    "crashed": PartnerState.OS_CRASHED,
-}
+_SETTLED = {namespace.SideState(s) for s in namespace.SideState} - {namespace.SideState.UP}
+"""Record states shown as they are; Up is probed (Hung when it does not answer)."""
 
 
 def partner_state(instance: Instance) -> tuple[PartnerState, str]:
@@ -21,8 +16,8 @@ def partner_state(instance: Instance) -> tuple[PartnerState, str]:
     if not rec:
         return PartnerState.NONE, ""
     state = rec.get("state", "")
-    if state in _STATES:
-        return _STATES[state], ""
+    if state in _SETTLED:
+        return namespace.SideState(state).partner, ""
     if rec.get("mode") == namespace.DIRECTORY:
         if not namespace.probe(instance):
             return PartnerState.HUNG, PartnerState.OS_UP.value

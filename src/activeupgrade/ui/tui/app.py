@@ -185,6 +185,7 @@ class ConsoleApp(App[None]):
                 yield Static("", id="now")
                 yield ProgressBar(total=100, show_eta=False, id="progress")
                 yield Static("", id="progress-detail")
+                yield Static("", id="side-writes")
             with TabPane("Activity Log", id="log"):
                 with Horizontal(classes="row"):
                     yield Select([(s.value, s.value) for s in Severity], prompt="any severity",
@@ -216,6 +217,26 @@ class ConsoleApp(App[None]):
         self.call_from_thread(self.show_summary, self._summary_text(status))
         self.call_from_thread(self.show_config, status, self._config_files())
         self._load_log()
+        self.load_writes(str(status.get("upgrade_state", "")))
+
+    @work(thread=True, exclusive=True, group="writes")
+    def load_writes(self, upgrade_state: str) -> None:
+        """What the Upgrade Side wrote outside the volumes, while it exists (before merge)."""
+        doc: dict[str, Any] | None = None
+        if upgrade_state in ("Split", "PrepareMerge"):
+            try:
+                doc = self.client.get("/side/writes")
+            except AUError:
+                doc = None
+        self.call_from_thread(self.show_writes, pages.side_writes(doc))
+
+    def show_writes(self, writes: dict[str, Any]) -> None:
+        text = ""
+        if writes["shown"]:
+            text = "\n".join([
+                "[b]Written outside the managed volumes (not kept at merge)[/b]",
+                escape(writes["summary"]), *(escape(f"  {line}") for line in writes["lines"])])
+        self.query_one("#side-writes", Static).update(text)
 
     def _summary_text(self, status: dict[str, Any]) -> str:
         lines: list[str] = []
@@ -287,6 +308,8 @@ class ConsoleApp(App[None]):
         # never let an older snapshot replace a newer one.
         if float(status.get("updated", 0)) < float(self.status.get("updated", 0)):
             return
+        if status.get("upgrade_state") != self.status.get("upgrade_state"):
+            self.load_writes(str(status.get("upgrade_state", "")))
         self.status = status
         bar = pages.status_bar(status)
         self.title = f"Active Upgrade — {socket.gethostname()}"

@@ -92,9 +92,12 @@ async def logout(request: Request) -> Response:
 async def upgrade(request: Request) -> Response:
     api: Api = request.app.state.api
     status, _ = await api.get("/status")
+    writes, _ = await api.get("/side/writes") if (status or {}).get("upgrade_state") in (
+        "Split", "PrepareMerge") else (None, None)
     return await render(request, "upgrade", "Active Upgrade",
                         buttons=pages.action_buttons(status or {}),
-                        retry=pages.retry_button(status or {}))
+                        retry=pages.retry_button(status or {}),
+                        writes=pages.side_writes(writes))
 
 
 async def summary(request: Request) -> Response:
