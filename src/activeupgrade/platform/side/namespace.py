@@ -25,7 +25,6 @@ import select
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -83,7 +82,6 @@ ISOLATION = ["PID, mount, UTS, IPC and network namespaces of its own",
              "data volumes replaced by empty scratch", "writes outside the volumes on "
              "scratch, listed before merge, never kept"]
 BOOT_TIMEOUT = 60.0
-_children: dict[int, subprocess.Popen[bytes]] = {}
 
 link_names = link.link_names
 
@@ -132,9 +130,8 @@ def mode_for(cfg: Config) -> str:
 
 
 def alive(pid: int) -> bool:
-    child = _children.get(pid)
-    if child is not None:
-        child.poll()
+    # An exited child of ours is a zombie until Python's own reaper collects it (at the next
+    # start of a process): proc.alive counts a zombie as ended.
     return proc.alive(pid)
 
 
@@ -265,7 +262,6 @@ def _boot(instance: Instance, store: Store, cfg: Config, rec: dict[str, Any]) ->
         raise SideError(f"the Upgrade Side's init cannot start: {exc.message}") from exc
     finally:
         os.close(write_end)
-    _children[child.pid] = child
     rec["outer_pid"] = child.pid
     try:
         _await(instance, rec, read_end)
@@ -326,6 +322,17 @@ def _log_tail(instance: Instance) -> str:
     return (": " + " / ".join(tail)) if tail else ""
 
 
+def _our_child(pid: int) -> bool:
+    """Whether ``pid`` is still a child of this process (collecting it if it ended): the
+    outer process of a side started by an earlier daemon is not, and its pid may belong to
+    someone else by now."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return done == 0
+
+
 def _halt(instance: Instance, rec: dict[str, Any]) -> None:
     """End the init (and its outer process) of ``rec``, and the private link."""
     pid = int(rec.get("pid") or 0)
@@ -337,13 +344,12 @@ def _halt(instance: Instance, rec: dict[str, Any]) -> None:
         if alive(pid):
             proc.signal_pid(pid, signal.SIGKILL)
     outer = int(rec.get("outer_pid") or 0)
-    child = _children.pop(outer, None)
-    if child is not None:
-        try:
-            child.wait(10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+    if outer and _our_child(outer):
+        deadline = time.monotonic() + 10
+        while _our_child(outer) and alive(outer) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _our_child(outer) and alive(outer):
+            proc.signal_pid(outer, signal.SIGKILL)
     link.remove(instance)
     for placeholder in rec.get("placeholders", []):
         _remove_placeholder(placeholder)
