@@ -13,8 +13,10 @@ from typing import Any
 
 from activeupgrade.config.model import (
     ControlType,
+    Handover,
     HealthKind,
     ServiceBackend,
+    Switchover,
     Timing,
     VolumeRole,
 )
@@ -135,6 +137,9 @@ SOCKET = Setting(
         Setting("backlog", Kind.INTEGER,
                 "Listen backlog: connections that can wait during the merge switchover.",
                 default=1024),
+        Setting("upstream", Kind.TEXT, "Proxy handover only: the private address the daemon "
+                "listens on itself (HOST:PORT or an absolute Unix path); the keeper relays "
+                "connections from listen to it.", default="", example="127.0.0.1:16379"),
     ),
 )
 
@@ -179,6 +184,18 @@ SERVICE = Setting(
                 "after a start.", default=30.0),
         Setting("enabled", Kind.BOOL, "Startup type: started when its side boots. Saved and "
                 "disabled on the Upgrade Side at split, restored at merge.", default=True),
+        Setting("handover", Kind.ENUM, "How the held sockets reach the application: "
+                "listen-fds (systemd-style LISTEN_FDS), nginx (NGINX=\"3;4;\", non-blocking) "
+                "or proxy (the keeper relays the public address to each socket's upstream, "
+                "for daemons that bind their own port).", default="listen-fds",
+                choices=_values(Handover)),
+        Setting("switchover", Kind.ENUM, "stop-start (old stops, switch, new starts) or "
+                "overlap (the new version starts and serves before the old one gets its stop "
+                "signal; listen-fds and nginx handovers only).", default="stop-start",
+                choices=_values(Switchover)),
+        Setting("hold_limit", Kind.DURATION, "Longest wait of a client in a held socket while "
+                "no application serves; then its connection is closed (an answer, not a "
+                "hang).", default=30.0),
         SOCKET,
         HEALTH,
     ),
