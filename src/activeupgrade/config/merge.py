@@ -23,6 +23,7 @@ from activeupgrade.config.model import (
     Handover,
     HealthKind,
     HealthSpec,
+    Readiness,
     ServiceBackend,
     ServiceSpec,
     SocketSpec,
@@ -309,6 +310,7 @@ class Merger:
             enabled=svc.get("enabled", True),
             handover=Handover(svc.get("handover", "listen-fds")),
             switchover=Switchover(svc.get("switchover", "stop-start")),
+            ready=Readiness(svc.get("ready", "probe")),
             hold_limit=svc.get("hold_limit", 30.0),
         )
 

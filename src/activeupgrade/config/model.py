@@ -106,6 +106,23 @@ class Switchover(StrEnum):
     For daemons that can share a socket (``listen-fds`` or ``nginx`` handover)."""
 
 
+class Readiness(StrEnum):
+    """What says that a just started instance serves (besides its health probe).
+
+    With an overlap switchover the health probe alone cannot tell the instances apart: it
+    may be answered by the old one through the shared socket."""
+
+    PROBE = "probe"
+    """The health probe answers (enough when only one instance runs)."""
+    NOTIFY = "notify"
+    """The instance sends ``READY=1`` on ``NOTIFY_SOCKET`` (sd_notify, systemd's
+    ``Type=notify``); then the health probe answers."""
+    CHILDREN = "children"
+    """The instance has started its worker processes (nginx: the master forks its workers
+    once its configuration is loaded and its sockets are open); then the health probe
+    answers."""
+
+
 @dataclass(frozen=True)
 class VolumeSpec:
     path: str
@@ -173,6 +190,8 @@ class ServiceSpec:
     """listen-fds, nginx or proxy: how the held sockets reach the application."""
     switchover: Switchover = Switchover.STOP_START
     """stop-start or overlap: how the old and new versions take turns at merge and abort."""
+    ready: Readiness = Readiness.PROBE
+    """probe, notify or children: what says that a just started instance serves."""
     hold_limit: float = 30.0
     """Seconds a client may wait in a held socket while no application serves; after that
     it gets an answer (its connection is closed) instead of hanging."""

@@ -15,6 +15,7 @@ from activeupgrade.config.model import (
     ControlType,
     Handover,
     HealthKind,
+    Readiness,
     ServiceBackend,
     Switchover,
     Timing,
@@ -193,6 +194,11 @@ SERVICE = Setting(
                 "overlap (the new version starts and serves before the old one gets its stop "
                 "signal; listen-fds and nginx handovers only).", default="stop-start",
                 choices=_values(Switchover)),
+        Setting("ready", Kind.ENUM, "What says a just started instance serves, besides the "
+                "health probe (which, during an overlap, the old instance may answer): probe "
+                "(the probe alone), notify (READY=1 on NOTIFY_SOCKET, sd_notify) or children "
+                "(it started its worker processes, as nginx does once it serves).",
+                default="probe", choices=_values(Readiness)),
         Setting("hold_limit", Kind.DURATION, "Longest wait of a client in a held socket while "
                 "no application serves; then its connection is closed (an answer, not a "
                 "hang).", default=30.0),

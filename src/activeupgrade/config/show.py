@@ -22,7 +22,7 @@ def _service_settings(cfg: Config) -> dict[str, Any]:
             f"{p}.stop_signal": svc.stop_signal, f"{p}.stop_grace": svc.stop_grace,
             f"{p}.start_timeout": svc.start_timeout, f"{p}.enabled": svc.enabled,
             f"{p}.handover": svc.handover.value, f"{p}.switchover": svc.switchover.value,
-            f"{p}.hold_limit": svc.hold_limit,
+            f"{p}.ready": svc.ready.value, f"{p}.hold_limit": svc.hold_limit,
             f"{p}.health.kind": svc.health.kind.value, f"{p}.health.target": svc.health.target,
             f"{p}.health.argv": list(svc.health.argv), f"{p}.health.timeout": svc.health.timeout,
             f"{p}.health.interval": svc.health.interval,

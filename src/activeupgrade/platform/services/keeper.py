@@ -68,6 +68,8 @@ class Keeper:
         self.log_path = str(config["log"])
         self.handover = str(config.get("handover", "listen-fds"))
         self.hold_limit = float(config.get("hold_limit", 30.0))
+        self.readiness = "probe"
+        self.ready: dict[int, threading.Event] = {}
         self.sockets: list[tuple[str, str, socket.socket]] = []
         self.relays: list[Relay] = []
         for s in config.get("sockets", []):
@@ -91,8 +93,9 @@ class Keeper:
 
     # -- application ------------------------------------------------------------------
     def start(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, user: str,
-              overlap: bool = False) -> dict[str, Any]:
+              overlap: bool = False, ready: str = "probe") -> dict[str, Any]:
         with self.lock:
+            self.readiness = ready
             if self.pid and not overlap:
                 return {"ok": True, "already": True, "pid": self.pid}
             if not argv:
@@ -107,6 +110,11 @@ class Keeper:
             elif fds:
                 child_env["LISTEN_FDS"] = str(len(fds))
                 child_env["LISTEN_FDNAMES"] = ":".join(n for n, _, _ in self.sockets)
+            notify = None
+            if self.readiness == "notify":
+                notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                notify.bind(f"\0activeupgrade-notify-{os.getpid()}-{self.starts}")
+                child_env["NOTIFY_SOCKET"] = "@" + notify.getsockname()[1:].decode()
             log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             err_r, err_w = os.pipe2(os.O_CLOEXEC)
             started = time.time()
@@ -123,6 +131,8 @@ class Keeper:
             os.close(err_r)
             if failure:
                 os.waitpid(pid, 0)
+                if notify is not None:
+                    notify.close()
                 if not self.pid:
                     self.idle_since = time.monotonic()
                 return {"ok": False, "error": failure.decode(errors="replace")}
@@ -131,7 +141,11 @@ class Keeper:
             self.pid, self.started_at, self.argv = pid, started, list(argv)
             self.starts += 1
             self.exits[pid] = threading.Event()
+            self.ready[pid] = threading.Event()
             threading.Thread(target=self._reap, args=(pid,), daemon=True).start()
+            if notify is not None:
+                threading.Thread(target=self._listen_notify, args=(pid, notify),
+                                 daemon=True).start()
             _note(f"started {self.name} pid {pid}{' (overlap)' if self.old else ''}: "
                   f"{' '.join(argv)}")
             return {"ok": True, "already": False, "pid": pid, "started_at": started,
@@ -152,6 +166,34 @@ class Keeper:
             self.exits[pid].set()
         _note(f"{self.name} pid {pid} exited with {code}")
 
+    def _listen_notify(self, pid: int, notify: socket.socket) -> None:
+        """sd_notify: READY=1 from this instance says it serves."""
+        with notify:
+            notify.settimeout(0.2)
+            while not self.exits[pid].is_set():
+                try:
+                    data = notify.recv(4096)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                if b"READY=1" in data.split(b"\n"):
+                    self.ready[pid].set()
+                    _note(f"{self.name} pid {pid} is ready (sd_notify)")
+
+    def is_ready(self, pid: int) -> bool:
+        """Whether instance ``pid`` says it serves (``ready``), before the health probe."""
+        if self.readiness == "notify":
+            event = self.ready.get(pid)
+            return event is not None and event.is_set()
+        if self.readiness == "children":
+            try:
+                text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+            except OSError:
+                return False
+            return bool(text.split())
+        return True
+
     def _end(self, pid: int, sig: signal.Signals, grace: float) -> tuple[bool, float]:
         """Signal ``pid``'s group, SIGKILL after ``grace``; (killed, exit time)."""
         with self.lock:
@@ -170,6 +212,7 @@ class Keeper:
             at = float(self.last_exit.get("at") or time.time()) if \
                 self.last_exit.get("pid") == pid else time.time()
             self.exits.pop(pid, None)
+            self.ready.pop(pid, None)
         return killed, at
 
     def _hold(self, grace: float) -> None:
@@ -258,6 +301,7 @@ class Keeper:
                 "pid": self.pid,
                 "old": list(self.old),
                 "running": bool(self.pid),
+                "ready": bool(self.pid) and self.is_ready(self.pid),
                 "started_at": self.started_at if self.pid else 0.0,
                 "argv": self.argv,
                 "starts": self.starts,
@@ -299,6 +343,7 @@ class Keeper:
                 str(req.get("cwd", "")),
                 str(req.get("user", "")),
                 overlap=bool(req.get("overlap", False)),
+                ready=str(req.get("ready", "probe")),
             )
         if cmd == "stop":
             return self.stop(sig, grace)

@@ -176,6 +176,7 @@ class Supervisor:
         reply = call(control, {
             "cmd": "start", "argv": list(spec.command), "cwd": spec.workdir or "/",
             "env": proc.base_env(dict(spec.env)), "user": spec.user, "overlap": overlap,
+            "ready": spec.ready.value,
         })
         if not reply.get("ok"):
             raise ServiceError(
@@ -191,8 +192,12 @@ class Supervisor:
             st = call(control, {"cmd": "status"})
             return int(st.get("pid") or 0) == pid, f"last exit {st.get('last_exit', {})}"
 
+        def ready() -> bool:
+            st = call(control, {"cmd": "status"})
+            return int(st.get("pid") or 0) == pid and bool(st.get("ready"))
+
         _, detail = health.wait_healthy(
-            spec.health, spec.start_timeout, alive=alive, check=check
+            spec.health, spec.start_timeout, alive=alive, check=check, ready=ready,
         )
         if spec.handover is Handover.PROXY:
             call(control, {"cmd": "open"})
