@@ -23,8 +23,10 @@ runtime_packages=(iproute2 util-linux procps coreutils python3-venv)
 # The tests' tools: a browser for the web console test; XFS and btrfs tools, mmdebstrap,
 # systemd-nspawn and dpkg-dev for the booted Debian test hosts (tests/host) and the Debian
 # package's build and install test; the shells and man whose completion and manual page
-# are tested.
+# are tested; Debian's nginx, Redis and PostgreSQL that the services tests drive as plain
+# processes (tests/services/test_nginx.py, test_data.py; bench/daemons.py).
 test_packages=(chromium xfsprogs btrfs-progs mmdebstrap systemd-container dpkg-dev zsh fish
+  nginx redis-server postgresql
   man-db groff-base)
 wanted=("${runtime_packages[@]}")
 [ "$mode" = test ] && wanted+=("${test_packages[@]}")

@@ -55,7 +55,7 @@ class Load:
                 while chunk := s.recv(65536):
                     data += chunk
             head, _, body = data.partition(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.0 200"):
+            if head[:8] not in (b"HTTP/1.0", b"HTTP/1.1") or head[9:12] != b"200":
                 return Sample(sent, time.time(), False, error=head[:40].decode(errors="replace"))
             return Sample(sent, time.time(), True, server=body.decode().strip())
         except OSError as exc:
