@@ -128,8 +128,9 @@ def _values(enum: type[StrEnum]) -> tuple[str, ...]:
 
 SOCKET = Setting(
     "socket", Kind.TABLES,
-    "Listening sockets the tool creates and holds across the merge, passed to the application "
-    "as LISTEN_FDS (socket activation), so clients wait instead of failing.",
+    "Listening sockets the tool creates and holds across the merge, handed to the application "
+    "as the service's handover says (LISTEN_FDS, NGINX, or relayed by the keeper's proxy to "
+    "upstream), so clients wait instead of failing.",
     fields=(
         Setting("name", Kind.NAME, "Name passed in LISTEN_FDNAMES; unique in its service.",
                 required=True, example="http"),
