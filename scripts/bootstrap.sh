@@ -24,9 +24,11 @@ runtime_packages=(iproute2 util-linux procps coreutils python3-venv)
 # systemd-nspawn, dpkg-dev and apt-utils (apt-ftparchive: the local update repositories) for
 # the booted Debian test hosts (tests/host), the chroot tests (tests/side) and the Debian
 # package's build and install test; the shells and man whose completion and manual page
-# are tested.
+# are tested; Debian's nginx, Redis and PostgreSQL that the services tests drive as plain
+# processes (tests/services/test_nginx.py, test_data.py; bench/daemons.py).
 test_packages=(chromium xfsprogs btrfs-progs mmdebstrap systemd-container dpkg-dev apt-utils zsh
-  fish man-db groff-base)
+  fish nginx redis-server postgresql
+  man-db groff-base)
 wanted=("${runtime_packages[@]}")
 [ "$mode" = test ] && wanted+=("${test_packages[@]}")
 

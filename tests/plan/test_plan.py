@@ -22,6 +22,7 @@ from activeupgrade.config.model import (
 )
 from activeupgrade.instance import Instance
 from activeupgrade.model.states import Request
+from activeupgrade.present.plan import plan_lines
 from activeupgrade.session import recipe
 from activeupgrade.session.plan import build_plan
 from activeupgrade.store.db import Store
@@ -83,6 +84,9 @@ def test_plan_reads_the_recipe_and_changes_nothing(
     assert "ready@Production" in split
     assert [a["name"] for a in by_request["ExecuteMerge"]][:2] == ["early", "stop"]
     assert plan["services"][0]["held_sockets"] == ["127.0.0.1:0"]
+    assert plan["services"][0]["hold_limit"] == cfg.services[0].hold_limit
+    assert any(f"at most {cfg.services[0].hold_limit:g}s" in line
+               for line in plan_lines(plan))
     assert plan["disruption"]["known"] is False and "web" in plan["disruption"]["text"]
     backup = {f["path"]: f for f in plan["backup"]["files"]}
     assert backup[str(tmp_path / "opt" / "log" / "app.log")]["bytes"] == 5

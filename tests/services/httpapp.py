@@ -6,7 +6,9 @@ one being served and exits: connections still queued stay in the held socket's b
 the next instance. Options: ``--version TEXT``, ``--start-delay SECONDS`` (before serving),
 ``--record FILE`` (appends ``first <time>``/``last <time>`` lines of served requests),
 ``--version-file FILE`` (the version, e.g. from the software volume), ``--bind HOST:PORT``
-(bind its own socket: the naive restart the benchmark compares against).
+(bind its own socket: the naive restart the benchmark compares against). A version
+starting with ``sick`` answers 503. With ``NOTIFY_SOCKET`` it says ``READY=1`` (sd_notify)
+once it serves: it runs but never passes its health check.
 """
 
 from __future__ import annotations
@@ -60,6 +62,10 @@ def serve(listener: socket.socket, args: argparse.Namespace) -> int:
         stopping = True
 
     signal.signal(signal.SIGTERM, on_term)
+    notify = os.environ.get("NOTIFY_SOCKET", "")
+    if notify:  # sd_notify: this instance serves from now on
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(b"READY=1", "\0" + notify[1:] if notify.startswith("@") else notify)
     print(f"{args.version} serving as pid {os.getpid()} names={os.environ.get('LISTEN_FDNAMES')}",
           flush=True)
     first = 0.0
@@ -84,8 +90,10 @@ def serve(listener: socket.socket, args: argparse.Namespace) -> int:
             except OSError:
                 continue
             body = f"{args.version} {os.getpid()}\n".encode()
+            # A version named "sick..." runs but is never healthy (the health gate's test).
+            status = b"503 Unavailable" if args.version.startswith("sick") else b"200 OK"
             conn.sendall(
-                b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                b"HTTP/1.0 " + status + b"\r\nContent-Type: text/plain\r\nConnection: close\r\n"
                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
             )
             last = time.time()

@@ -20,11 +20,14 @@ from activeupgrade.config.model import (
     BackupSpec,
     Config,
     ControlType,
+    Handover,
     HealthKind,
     HealthSpec,
+    Readiness,
     ServiceBackend,
     ServiceSpec,
     SocketSpec,
+    Switchover,
     Timing,
     UpgradeSideSpec,
     VolumeRole,
@@ -291,7 +294,8 @@ class Merger:
             workdir=svc.get("workdir", ""),
             env=tuple(svc.get("env", {}).items()),
             user=svc.get("user", ""),
-            sockets=tuple(SocketSpec(s["name"], s["listen"], s.get("backlog", 1024))
+            sockets=tuple(SocketSpec(s["name"], s["listen"], s.get("backlog", 1024),
+                                     s.get("upstream", ""))
                           for s in svc.get("socket", [])),
             health=HealthSpec(
                 kind=HealthKind(health.get("kind", "none")),
@@ -304,6 +308,10 @@ class Merger:
             stop_grace=svc.get("stop_grace", 10.0),
             start_timeout=svc.get("start_timeout", 30.0),
             enabled=svc.get("enabled", True),
+            handover=Handover(svc.get("handover", "listen-fds")),
+            switchover=Switchover(svc.get("switchover", "stop-start")),
+            ready=Readiness(svc.get("ready", "probe")),
+            hold_limit=svc.get("hold_limit", 30.0),
         )
 
     def _action(self, act: dict[str, Any], file: str, into: dict[str, ActionSpec]) -> None:

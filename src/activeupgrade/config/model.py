@@ -79,6 +79,50 @@ class ServiceBackend(StrEnum):
     """A systemd unit driven through systemctl."""
 
 
+class Handover(StrEnum):
+    """How a service's held listening sockets reach the application."""
+
+    LISTEN_FDS = "listen-fds"
+    """systemd-style socket activation: the sockets at fds 3.., ``LISTEN_FDS``,
+    ``LISTEN_PID``, ``LISTEN_FDNAMES`` (blocking sockets, as systemd passes them)."""
+    NGINX = "nginx"
+    """nginx's own inheritance: the sockets at fds 3.. and ``NGINX="3;4;"``, in
+    non-blocking mode as nginx expects (its ``listen`` lines must name the same addresses)."""
+    PROXY = "proxy"
+    """For daemons that bind their own port (Redis, PostgreSQL): the keeper holds the public
+    address and relays each connection to the socket's ``upstream``, a private address the
+    daemon listens on. During a switch new connections wait in the keeper, never refused."""
+
+
+class Switchover(StrEnum):
+    """How the old and the new version of a service take turns at merge and abort."""
+
+    STOP_START = "stop-start"
+    """The old version stops before the switch, the new one starts after it; clients wait
+    in the held socket meanwhile."""
+    OVERLAP = "overlap"
+    """The new version starts on the switched software while the old one still serves; once
+    it is healthy the old one gets its stop signal (nginx: SIGQUIT) and finishes its work.
+    For daemons that can share a socket (``listen-fds`` or ``nginx`` handover)."""
+
+
+class Readiness(StrEnum):
+    """What says that a just started instance serves (besides its health probe).
+
+    With an overlap switchover the health probe alone cannot tell the instances apart: it
+    may be answered by the old one through the shared socket."""
+
+    PROBE = "probe"
+    """The health probe answers (enough when only one instance runs)."""
+    NOTIFY = "notify"
+    """The instance sends ``READY=1`` on ``NOTIFY_SOCKET`` (sd_notify, systemd's
+    ``Type=notify``); then the health probe answers."""
+    CHILDREN = "children"
+    """The instance has started its worker processes (nginx: the master forks its workers
+    once its configuration is loaded and its sockets are open); then the health probe
+    answers."""
+
+
 @dataclass(frozen=True)
 class VolumeSpec:
     path: str
@@ -95,6 +139,9 @@ class SocketSpec:
     """``HOST:PORT`` for TCP (``[::1]:PORT`` for IPv6) or an absolute path for a Unix socket."""
     backlog: int = 1024
     """Listen backlog: connections that wait during the merge switchover."""
+    upstream: str = ""
+    """Proxy handover: the private address the daemon itself listens on (``HOST:PORT`` or a
+    Unix path); the keeper relays connections from ``listen`` to it."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +186,15 @@ class ServiceSpec:
     """Seconds for the application to become healthy."""
     enabled: bool = True
     """Startup type: started when its side boots."""
+    handover: Handover = Handover.LISTEN_FDS
+    """listen-fds, nginx or proxy: how the held sockets reach the application."""
+    switchover: Switchover = Switchover.STOP_START
+    """stop-start or overlap: how the old and new versions take turns at merge and abort."""
+    ready: Readiness = Readiness.PROBE
+    """probe, notify or children: what says that a just started instance serves."""
+    hold_limit: float = 30.0
+    """Seconds a client may wait in a held socket while no application serves; after that
+    it gets an answer (its connection is closed) instead of hanging."""
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,11 @@ from typing import Any
 
 from activeupgrade.config.model import (
     ControlType,
+    Handover,
     HealthKind,
+    Readiness,
     ServiceBackend,
+    Switchover,
     Timing,
     VolumeRole,
 )
@@ -125,8 +128,9 @@ def _values(enum: type[StrEnum]) -> tuple[str, ...]:
 
 SOCKET = Setting(
     "socket", Kind.TABLES,
-    "Listening sockets the tool creates and holds across the merge, passed to the application "
-    "as LISTEN_FDS (socket activation), so clients wait instead of failing.",
+    "Listening sockets the tool creates and holds across the merge, handed to the application "
+    "as the service's handover says (LISTEN_FDS, NGINX, or relayed by the keeper's proxy to "
+    "upstream), so clients wait instead of failing.",
     fields=(
         Setting("name", Kind.NAME, "Name passed in LISTEN_FDNAMES; unique in its service.",
                 required=True, example="http"),
@@ -135,6 +139,9 @@ SOCKET = Setting(
         Setting("backlog", Kind.INTEGER,
                 "Listen backlog: connections that can wait during the merge switchover.",
                 default=1024),
+        Setting("upstream", Kind.TEXT, "Proxy handover only: the private address the daemon "
+                "listens on itself (HOST:PORT or an absolute Unix path); the keeper relays "
+                "connections from listen to it.", default="", example="127.0.0.1:16379"),
     ),
 )
 
@@ -179,6 +186,23 @@ SERVICE = Setting(
                 "after a start.", default=30.0),
         Setting("enabled", Kind.BOOL, "Startup type: started when its side boots. Saved and "
                 "disabled on the Upgrade Side at split, restored at merge.", default=True),
+        Setting("handover", Kind.ENUM, "How the held sockets reach the application: "
+                "listen-fds (systemd-style LISTEN_FDS), nginx (NGINX=\"3;4;\", non-blocking) "
+                "or proxy (the keeper relays the public address to each socket's upstream, "
+                "for daemons that bind their own port).", default="listen-fds",
+                choices=_values(Handover)),
+        Setting("switchover", Kind.ENUM, "stop-start (old stops, switch, new starts) or "
+                "overlap (the new version starts and serves before the old one gets its stop "
+                "signal; listen-fds and nginx handovers only).", default="stop-start",
+                choices=_values(Switchover)),
+        Setting("ready", Kind.ENUM, "What says a just started instance serves, besides the "
+                "health probe (which, during an overlap, the old instance may answer): probe "
+                "(the probe alone), notify (READY=1 on NOTIFY_SOCKET, sd_notify) or children "
+                "(it started its worker processes, as nginx does once it serves).",
+                default="probe", choices=_values(Readiness)),
+        Setting("hold_limit", Kind.DURATION, "Longest wait of a client in a held socket while "
+                "no application serves; then its connection is closed (an answer, not a "
+                "hang).", default=30.0),
         SOCKET,
         HEALTH,
     ),

@@ -21,6 +21,8 @@ def _service_settings(cfg: Config) -> dict[str, Any]:
             f"{p}.workdir": svc.workdir, f"{p}.env": dict(svc.env), f"{p}.user": svc.user,
             f"{p}.stop_signal": svc.stop_signal, f"{p}.stop_grace": svc.stop_grace,
             f"{p}.start_timeout": svc.start_timeout, f"{p}.enabled": svc.enabled,
+            f"{p}.handover": svc.handover.value, f"{p}.switchover": svc.switchover.value,
+            f"{p}.ready": svc.ready.value, f"{p}.hold_limit": svc.hold_limit,
             f"{p}.health.kind": svc.health.kind.value, f"{p}.health.target": svc.health.target,
             f"{p}.health.argv": list(svc.health.argv), f"{p}.health.timeout": svc.health.timeout,
             f"{p}.health.interval": svc.health.interval,
@@ -28,7 +30,7 @@ def _service_settings(cfg: Config) -> dict[str, Any]:
         for sock in svc.sockets:
             s = f"{p}.socket.{sock.name}"
             out.update({f"{s}.name": sock.name, f"{s}.listen": sock.listen,
-                        f"{s}.backlog": sock.backlog})
+                        f"{s}.backlog": sock.backlog, f"{s}.upstream": sock.upstream})
     return out
 
 

@@ -38,6 +38,10 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
                  f"{measured['start_seconds']:.2f}s" if measured else "never measured")
         out.append(f"  {s['name']} ({s['backend']}): at split {s['at_split']}; at merge "
                    f"{s['at_merge']}; {known}")
+        if s.get("held_sockets"):
+            out.append(f"      sockets {', '.join(s['held_sockets'])} handed over as "
+                       f"{s['handover']}; clients wait at most {s['hold_limit']:g}s while no "
+                       "instance serves, then their connection is closed")
     if not plan["services"]:
         out.append("  none")
     out += ["", "Custom actions in the order they run"

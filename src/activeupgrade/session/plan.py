@@ -23,7 +23,7 @@ from typing import Any
 from activeupgrade.activity import ActivityLog
 from activeupgrade.checks import catalogue
 from activeupgrade.checks.runner import CheckEnv, run_checks
-from activeupgrade.config.model import ActionSpec, Config, ControlType, Timing
+from activeupgrade.config.model import ActionSpec, Config, ControlType, Switchover, Timing
 from activeupgrade.engine.steps import Step, StepContext
 from activeupgrade.instance import Instance
 from activeupgrade.model.graph import GRAPH
@@ -138,8 +138,15 @@ def services_plan(store: Store, cfg: Config) -> list[dict[str, Any]]:
             "enabled": svc.enabled,
             "at_split": "stopped and disabled on the Upgrade Side (startup type saved); "
                         "keeps running on Production",
-            "at_merge": "stopped on Production, started on the upgraded software "
-                        "(startup type restored)",
+            "at_merge": ("started on the upgraded software beside the running one, which "
+                         f"gets {svc.stop_signal} once the new one is healthy (overlap)"
+                         if svc.switchover is Switchover.OVERLAP else
+                         "stopped on Production, started on the upgraded software")
+                        + "; back to the original software by itself if not healthy within "
+                        f"{svc.start_timeout:g}s (startup type restored)",
+            "handover": svc.handover.value,
+            "switchover": svc.switchover.value,
+            "hold_limit": svc.hold_limit,
             "at_abort_from_merge": "stopped, started again on the original software",
             "held_sockets": [s.listen for s in svc.sockets],
             "measured": measured_switchover(store, svc.name),

@@ -63,16 +63,21 @@ def wait_healthy(
     *,
     alive: Callable[[], tuple[bool, str]] | None = None,
     check: Callable[[], None] | None = None,
+    ready: Callable[[], bool] | None = None,
 ) -> tuple[float, str]:
     """Probe until healthy; returns (seconds waited, last detail) or raises ServiceError.
 
     ``alive`` reports whether the application still runs (a crash fails at once);
-    ``check`` lets the caller's deadline or cancellation interrupt the wait.
+    ``check`` lets the caller's deadline or cancellation interrupt the wait; ``ready``
+    (the instance's own readiness signal) must be true before the probe counts.
     """
     began = time.monotonic()
     detail = ""
     while True:
-        ok, detail = probe(spec)
+        if ready is not None and not ready():
+            ok, detail = False, "the new instance has not said it is ready"
+        else:
+            ok, detail = probe(spec)
         if ok:
             return time.monotonic() - began, detail
         if alive is not None:

@@ -5,15 +5,21 @@ activeupgrade.platform.services.keeper CONFIG_JSON``; it detaches (double fork, 
 so that neither a crash nor a SIGKILL of the daemon stops it. It:
 
 - creates and holds the service's listening sockets for its whole life;
-- starts the application with those sockets at fds 3.. and ``LISTEN_FDS``, ``LISTEN_PID``
-  (the application's own pid, set between fork and exec), ``LISTEN_FDNAMES``, in its own
-  session, with stdout/stderr appended to the service's log file;
+- hands them to the application in the way it expects (``handover``): at fds 3.. with
+  ``LISTEN_FDS``, ``LISTEN_PID`` (the application's own pid, set between fork and exec) and
+  ``LISTEN_FDNAMES``; or at fds 3.. with ``NGINX="3;4;"`` in non-blocking mode; or not at
+  all, relaying each connection to the daemon's private upstream (``proxy.py``);
+- starts the application in its own session, stdout/stderr appended to the service's log;
+  during an overlap switchover a second one beside it (``start`` with ``overlap``, then
+  ``retire`` or ``rollback``);
 - stops it with the stop signal, a grace period, then SIGKILL of its process group;
+- bounds the waits: once no application served for ``hold_limit`` seconds, queued clients
+  are accepted and closed instead of hanging;
 - answers JSON-line commands on a Unix control socket: ``status``, ``start``, ``stop``,
-  ``shutdown``.
+  ``retire``, ``rollback``, ``open``, ``shutdown``.
 
 Because the sockets stay open while the application is replaced, clients connecting during
-a merge wait in the accept queue instead of being refused.
+a merge wait in the accept queue (or in the relay) instead of being refused.
 
 This is the one module of the services part that starts long-lived processes itself:
 ``proc.spawn`` (argv list, new session) for the keeper, ``os.fork``/``os.execvpe`` for the
@@ -27,6 +33,7 @@ import fcntl
 import json
 import os
 import pwd
+import select
 import signal
 import socket
 import socketserver
@@ -38,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from activeupgrade.instance import unix_path
+from activeupgrade.platform.services.proxy import Relay
 from activeupgrade.platform.services.sockets import open_listener, parse_listen
 from activeupgrade.proc import spawn
 
@@ -46,32 +54,49 @@ FD_START = 3
 
 
 class Keeper:
-    """The keeper's state: held sockets, the running application, its last exit."""
+    """The keeper's state: held sockets, the running application(s), the last exit.
+
+    Usually one application runs (``pid``). During an overlap switchover the new version
+    runs beside the old one: ``start`` with ``overlap`` moves the running one to ``old``,
+    ``retire`` then stops the old ones, ``rollback`` stops the new one and makes the old one
+    current again.
+    """
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.name = str(config["name"])
         self.control = str(config["control"])
         self.log_path = str(config["log"])
+        self.handover = str(config.get("handover", "listen-fds"))
+        self.hold_limit = float(config.get("hold_limit", 30.0))
+        self.readiness = "probe"
+        self.ready: dict[int, threading.Event] = {}
         self.sockets: list[tuple[str, str, socket.socket]] = []
+        self.relays: list[Relay] = []
         for s in config.get("sockets", []):
             sock = open_listener(str(s["listen"]), int(s.get("backlog", 1024)))
+            if self.handover == "nginx":
+                sock.setblocking(False)  # nginx's inherited sockets are non-blocking
             self.sockets.append((str(s["name"]), str(s["listen"]), sock))
+            if self.handover == "proxy":
+                self.relays.append(Relay(sock, str(s.get("upstream", "")), self.hold_limit))
         self.lock = threading.RLock()
         self.pid = 0
+        self.old: list[int] = []
         self.started_at = 0.0
         self.argv: list[str] = []
-        self.exited = threading.Event()
-        self.exited.set()
+        self.exits: dict[int, threading.Event] = {}
         self.last_exit: dict[str, Any] = {}
         self.starts = 0
+        self.idle_since = time.monotonic()
+        self.answered = 0
         self.stopping = threading.Event()
 
     # -- application ------------------------------------------------------------------
-    def start(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, user: str) -> dict[
-        str, Any
-    ]:
+    def start(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, user: str,
+              overlap: bool = False, ready: str = "probe") -> dict[str, Any]:
         with self.lock:
-            if self.pid:
+            self.readiness = ready
+            if self.pid and not overlap:
                 return {"ok": True, "already": True, "pid": self.pid}
             if not argv:
                 return {"ok": False, "error": "empty command"}
@@ -79,15 +104,25 @@ class Keeper:
             if user and ids is None:
                 return {"ok": False, "error": f"unknown user {user!r}"}
             child_env = dict(env)
-            child_env["LISTEN_FDS"] = str(len(self.sockets))
-            child_env["LISTEN_FDNAMES"] = ":".join(n for n, _, _ in self.sockets)
+            fds = [] if self.handover == "proxy" else [s.fileno() for _, _, s in self.sockets]
+            if self.handover == "nginx":
+                child_env["NGINX"] = "".join(f"{FD_START + i};" for i in range(len(fds)))
+            elif fds:
+                child_env["LISTEN_FDS"] = str(len(fds))
+                child_env["LISTEN_FDNAMES"] = ":".join(n for n, _, _ in self.sockets)
+            notify = None
+            if self.readiness == "notify":
+                notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                notify.bind(f"\0activeupgrade-notify-{os.getpid()}-{self.starts}")
+                child_env["NOTIFY_SOCKET"] = "@" + notify.getsockname()[1:].decode()
             log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             err_r, err_w = os.pipe2(os.O_CLOEXEC)
-            fds = [s.fileno() for _, _, s in self.sockets]
             started = time.time()
+            self.idle_since = 0.0  # from here on the application answers held clients
             pid = os.fork()
             if pid == 0:  # the child: only exec or _exit from here
-                _exec_child(argv, child_env, cwd or "/", ids, fds, log_fd, err_w)
+                _exec_child(argv, child_env, cwd or "/", ids, fds, log_fd, err_w,
+                            listen_pid=bool(fds) and self.handover != "nginx")
             os.close(err_w)
             os.close(log_fd)
             failure = b""
@@ -96,13 +131,25 @@ class Keeper:
             os.close(err_r)
             if failure:
                 os.waitpid(pid, 0)
+                if notify is not None:
+                    notify.close()
+                if not self.pid:
+                    self.idle_since = time.monotonic()
                 return {"ok": False, "error": failure.decode(errors="replace")}
+            if self.pid:
+                self.old.append(self.pid)  # overlap: the running one retires later
             self.pid, self.started_at, self.argv = pid, started, list(argv)
             self.starts += 1
-            self.exited.clear()
+            self.exits[pid] = threading.Event()
+            self.ready[pid] = threading.Event()
             threading.Thread(target=self._reap, args=(pid,), daemon=True).start()
-            _note(f"started {self.name} pid {pid}: {' '.join(argv)}")
-            return {"ok": True, "already": False, "pid": pid, "started_at": started}
+            if notify is not None:
+                threading.Thread(target=self._listen_notify, args=(pid, notify),
+                                 daemon=True).start()
+            _note(f"started {self.name} pid {pid}{' (overlap)' if self.old else ''}: "
+                  f"{' '.join(argv)}")
+            return {"ok": True, "already": False, "pid": pid, "started_at": started,
+                    "old": list(self.old)}
 
     def _reap(self, pid: int) -> None:
         _, status = os.waitpid(pid, 0)
@@ -113,28 +160,137 @@ class Keeper:
                               "ran": round(at - self.started_at, 3)}
             if self.pid == pid:
                 self.pid = 0
-            self.exited.set()
+                self.idle_since = time.monotonic()
+            if pid in self.old:
+                self.old.remove(pid)
+            self.exits[pid].set()
         _note(f"{self.name} pid {pid} exited with {code}")
 
-    def stop(self, sig_name: str, grace: float) -> dict[str, Any]:
+    def _listen_notify(self, pid: int, notify: socket.socket) -> None:
+        """sd_notify: READY=1 from this instance says it serves."""
+        with notify:
+            notify.settimeout(0.2)
+            while not self.exits[pid].is_set():
+                try:
+                    data = notify.recv(4096)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                if b"READY=1" in data.split(b"\n"):
+                    self.ready[pid].set()
+                    _note(f"{self.name} pid {pid} is ready (sd_notify)")
+
+    def is_ready(self, pid: int) -> bool:
+        """Whether instance ``pid`` says it serves (``ready``), before the health probe."""
+        if self.readiness == "notify":
+            event = self.ready.get(pid)
+            return event is not None and event.is_set()
+        if self.readiness == "children":
+            try:
+                text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+            except OSError:
+                return False
+            return bool(text.split())
+        return True
+
+    def _end(self, pid: int, sig: signal.Signals, grace: float) -> tuple[bool, float]:
+        """Signal ``pid``'s group, SIGKILL after ``grace``; (killed, exit time)."""
         with self.lock:
-            pid = self.pid
-        if not pid:
-            return {"ok": True, "already": True, "last_exit": self.last_exit}
-        began = time.time()
-        sig = _signal(sig_name)
+            done = self.exits.get(pid)
+        if done is None:
+            return False, time.time()
         _killpg(pid, sig)
         killed = False
-        if not self.exited.wait(max(0.0, grace)):
+        if not done.wait(max(0.0, grace)):
             killed = True
             _killpg(pid, signal.SIGKILL)
-            self.exited.wait(30)
+            done.wait(30)
         # Leftovers of the application's group must not keep serving old code.
         _killpg(pid, signal.SIGKILL)
         with self.lock:
+            at = float(self.last_exit.get("at") or time.time()) if \
+                self.last_exit.get("pid") == pid else time.time()
+            self.exits.pop(pid, None)
+            self.ready.pop(pid, None)
+        return killed, at
+
+    def _hold(self, grace: float) -> None:
+        """Proxy handover: new connections wait; relayed ones finish before the stop."""
+        for relay in self.relays:
+            left = relay.hold(grace)
+            if left:
+                _note(f"{self.name}: {left} relayed connection(s) still open after {grace}s")
+
+    def stop(self, sig_name: str, grace: float) -> dict[str, Any]:
+        with self.lock:
+            pids = [*self.old, self.pid] if self.pid else list(self.old)
+        if not pids:
+            return {"ok": True, "already": True, "last_exit": self.last_exit}
+        began = time.time()
+        self._hold(grace)
+        sig = _signal(sig_name)
+        results = [self._end(pid, sig, grace) for pid in pids]
+        with self.lock:
             last = dict(self.last_exit)
-        return {"ok": True, "already": False, "pid": pid, "signal_at": began,
-                "killed": killed, "last_exit": last}
+        return {"ok": True, "already": False, "pid": pids[-1], "signal_at": began,
+                "killed": any(k for k, _ in results), "exited_at": results[-1][1],
+                "last_exit": last}
+
+    def retire(self, sig_name: str, grace: float) -> dict[str, Any]:
+        """Overlap: the new version serves; the old ones get the stop signal and finish."""
+        with self.lock:
+            pids = list(self.old)
+        began = time.time()
+        results = [self._end(pid, _signal(sig_name), grace) for pid in pids]
+        return {"ok": True, "retired": pids, "signal_at": began,
+                "killed": any(k for k, _ in results),
+                "exited_at": max((at for _, at in results), default=began)}
+
+    def rollback(self, sig_name: str, grace: float) -> dict[str, Any]:
+        """Overlap: the new version is not wanted; stop it, the old one is current again."""
+        with self.lock:
+            new, old = self.pid, list(self.old)
+        killed = False
+        if new:
+            killed, _ = self._end(new, _signal(sig_name), grace)
+        with self.lock:
+            if self.old and not self.pid:
+                self.pid = self.old.pop()
+                self.idle_since = 0.0
+        return {"ok": True, "stopped": new, "pid": self.pid, "killed": killed,
+                "kept": old}
+
+    def open(self) -> dict[str, Any]:
+        """Proxy handover: the application is healthy, relay connections to it."""
+        for relay in self.relays:
+            relay.open()
+        return {"ok": True, "open": bool(self.relays)}
+
+    def guard(self) -> None:
+        """Bounded waits: while no application has served for ``hold_limit`` seconds,
+        connections queued in the held sockets are accepted and closed (an answer)."""
+        while not self.stopping.wait(0.05):
+            if self.relays or not self.sockets:
+                return  # the relays bound their own waits
+            with self.lock:
+                idle = self.idle_since
+                if self.pid or not idle or time.monotonic() - idle < self.hold_limit:
+                    continue
+                for _, _, sock in self.sockets:
+                    self._answer_queued(sock)
+
+    def _answer_queued(self, sock: socket.socket) -> None:
+        while select.select([sock], [], [], 0)[0]:
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            with contextlib.suppress(OSError):
+                conn.close()
+            self.answered += 1
 
     def status(self) -> dict[str, Any]:
         with self.lock:
@@ -143,12 +299,19 @@ class Keeper:
                 "name": self.name,
                 "keeper_pid": os.getpid(),
                 "pid": self.pid,
+                "old": list(self.old),
                 "running": bool(self.pid),
+                "ready": bool(self.pid) and self.is_ready(self.pid),
                 "started_at": self.started_at if self.pid else 0.0,
                 "argv": self.argv,
                 "starts": self.starts,
                 "last_exit": self.last_exit,
                 "log": self.log_path,
+                "handover": self.handover,
+                "hold_limit": self.hold_limit,
+                "answered_after_limit": self.answered + sum(
+                    r.waited_out for r in self.relays),
+                "relays": [r.status() for r in self.relays],
                 "sockets": [
                     {"name": n, "listen": listen, "fd": FD_START + i}
                     for i, (n, listen, _) in enumerate(self.sockets)
@@ -156,6 +319,8 @@ class Keeper:
             }
 
     def close(self) -> None:
+        for relay in self.relays:
+            relay.close()
         for _, listen, sock in self.sockets:
             sock.close()
             addr = parse_listen(listen)
@@ -168,6 +333,7 @@ class Keeper:
     # -- commands ---------------------------------------------------------------------
     def handle(self, req: Mapping[str, Any]) -> dict[str, Any]:
         cmd = req.get("cmd")
+        sig, grace = str(req.get("signal", "SIGTERM")), float(req.get("grace", 10.0))
         if cmd == "status":
             return self.status()
         if cmd == "start":
@@ -176,11 +342,19 @@ class Keeper:
                 {str(k): str(v) for k, v in dict(req.get("env", {})).items()},
                 str(req.get("cwd", "")),
                 str(req.get("user", "")),
+                overlap=bool(req.get("overlap", False)),
+                ready=str(req.get("ready", "probe")),
             )
         if cmd == "stop":
-            return self.stop(str(req.get("signal", "SIGTERM")), float(req.get("grace", 10.0)))
+            return self.stop(sig, grace)
+        if cmd == "retire":
+            return self.retire(sig, grace)
+        if cmd == "rollback":
+            return self.rollback(sig, grace)
+        if cmd == "open":
+            return self.open()
         if cmd == "shutdown":
-            result = self.stop(str(req.get("signal", "SIGTERM")), float(req.get("grace", 10.0)))
+            result = self.stop(sig, grace)
             self.stopping.set()
             return result
         return {"ok": False, "error": f"unknown command {cmd!r}"}
@@ -188,7 +362,7 @@ class Keeper:
 
 def _exec_child(
     argv: Sequence[str], env: dict[str, str], cwd: str, ids: tuple[int, int, str] | None,
-    fds: list[int], log_fd: int, err_w: int,
+    fds: list[int], log_fd: int, err_w: int, *, listen_pid: bool,
 ) -> None:
     """In the forked child: new session, fds at 3.., output to the log, user, exec."""
     try:
@@ -211,7 +385,8 @@ def _exec_child(
             os.initgroups(name, gid)
             os.setuid(uid)
         os.chdir(cwd)
-        env["LISTEN_PID"] = str(os.getpid())
+        if listen_pid:
+            env["LISTEN_PID"] = str(os.getpid())
         os.execvpe(argv[0], list(argv), env)
     except BaseException as exc:  # report to the keeper through the CLOEXEC pipe
         with contextlib.suppress(OSError):
@@ -274,6 +449,9 @@ def serve(config: Mapping[str, Any]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: keeper.stopping.set())
     threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True).start()
+    for relay in keeper.relays:
+        relay.start()
+    threading.Thread(target=keeper.guard, daemon=True, name="guard").start()
     _note(f"keeper for {keeper.name} ready on {control}")
     keeper.stopping.wait()
     keeper.stop("SIGTERM", 10.0)

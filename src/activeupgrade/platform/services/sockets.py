@@ -67,6 +67,9 @@ def open_listener(listen: str, backlog: int) -> socket.socket:
             sock.bind(unix_path(addr.path))
         else:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if addr.family == socket.AF_INET6:
+                # [::]:80 beside 0.0.0.0:80, as nginx's `listen [::]:80` expects.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind((addr.host, addr.port))
         # The backlog is what lets connecting clients wait through a switchover.
         sock.listen(max(1, backlog))

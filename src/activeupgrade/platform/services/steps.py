@@ -3,6 +3,9 @@
 ExecuteSplit: save each service's startup type and disable it on the Upgrade Side.
 ExecuteMerge: stop on Production (sockets stay held), [volume switch], restore the startup
 type, start on the upgraded software and wait until healthy; the switchover is measured.
+With ``switchover = "overlap"`` the stop is deferred: the new version starts beside the old
+one, and the old one gets its stop signal once the new one is healthy. A new version that
+is not healthy in time rolls every application back to the original software (``gate.py``).
 Abort: only when the live paths were switched (or the applications were stopped by an
 interrupted merge), stop, [switch back], start again.
 
@@ -17,10 +20,13 @@ from collections.abc import Callable
 
 from activeupgrade.config.model import Config, ServiceSpec
 from activeupgrade.engine.steps import Step, StepContext
-from activeupgrade.model.states import Severity, Side
-from activeupgrade.platform.services import switchover
+from activeupgrade.errors import ServiceError
+from activeupgrade.model.states import Request, Severity, Side
+from activeupgrade.platform.services import gate, switchover
 from activeupgrade.platform.services.backend import Backend
 from activeupgrade.platform.services.backends import backend_for
+from activeupgrade.platform.services.overlap import overlaps, start_beside
+from activeupgrade.platform.services.supervisor import Supervisor
 from activeupgrade.platform.volumes import registry
 
 SAVED = "startup-saved"
@@ -87,8 +93,15 @@ def _stop(ctx: StepContext, spec: ServiceSpec, phase: str) -> None:
     doc = switchover.get(ctx, phase, spec.name)
     if "was_running" not in doc:
         # Recorded before stopping: a crash right after the stop must still restart it.
-        doc = {"was_running": backend.status(spec).running, "stop_began": time.time()}
+        doc = {"was_running": backend.status(spec).running, "stop_began": time.time(),
+               "overlap": overlaps(backend, spec)}
         switchover.put(ctx, phase, spec.name, doc)
+    if doc.get("overlap"):
+        ctx.results.update(service=spec.name, was_running=doc["was_running"], overlap=True)
+        ctx.write("service.stop.deferred",
+                  f"{spec.name} keeps serving: it gets its stop signal once the new version "
+                  "is healthy (overlap)", details={"was_running": doc["was_running"]})
+        return
     result = backend.stop(spec)
     if not result.already or "old_exited" not in doc:
         doc.update(old_exited=result.exited_at if not result.already else time.time(),
@@ -114,7 +127,21 @@ def _start(ctx: StepContext, spec: ServiceSpec, phases: tuple[str, ...]) -> None
                   severity=Severity.DEBUG)
         return
     phase, doc = wanted[0]
-    result = _backend(ctx, spec).start(spec, check=ctx.check)
+    if phase == "merge" and ctx.request is Request.EXECUTE_MERGE:
+        gate.refuse_after_rollback(ctx)
+    backend = _backend(ctx, spec)
+    beside = bool(doc.get("overlap")) and phase == phases[0] and isinstance(backend, Supervisor)
+    try:
+        if beside:
+            assert isinstance(backend, Supervisor)
+            result = start_beside(ctx, spec, backend, doc, phase, check=ctx.check)
+        else:
+            result = backend.start(spec, check=ctx.check)
+    except ServiceError as exc:
+        if ctx.request is not Request.EXECUTE_MERGE:
+            raise
+        gate.roll_back(ctx, spec, exc)
+        raise
     if "healthy_at" not in doc or not result.already:
         doc.update(start_began=result.began, healthy_at=result.healthy_at, pid=result.pid)
         switchover.put(ctx, phase, spec.name, doc)

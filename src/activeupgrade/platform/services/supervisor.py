@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from activeupgrade import proc
-from activeupgrade.config.model import ServiceSpec
+from activeupgrade.config.model import Handover, ServiceSpec, Switchover
 from activeupgrade.errors import KeeperGone, ServiceError
 from activeupgrade.instance import Instance, unix_path
 from activeupgrade.model.states import Side
@@ -119,8 +119,11 @@ class Supervisor:
             "name": spec.name,
             "control": str(control),
             "log": str(log),
+            "handover": spec.handover.value,
+            "hold_limit": spec.hold_limit,
             "sockets": [
-                {"name": s.name, "listen": s.listen, "backlog": s.backlog} for s in spec.sockets
+                {"name": s.name, "listen": s.listen, "backlog": s.backlog,
+                 "upstream": s.upstream} for s in spec.sockets
             ],
         }
         keeper.launch(config, proc.base_env())
@@ -162,18 +165,18 @@ class Supervisor:
             out.healthy, out.detail = health.probe(spec.health)
         return out
 
-    def start(self, spec: ServiceSpec, *, check: Check | None = None) -> StartResult:
-        if not spec.command:
-            raise ServiceError(
-                f"service {spec.name} has no command",
-                hint="Set `command` (argv list) for the supervisor backend.",
-            )
+    def start(self, spec: ServiceSpec, *, check: Check | None = None,
+              overlap: bool = False) -> StartResult:
+        """Start (``overlap``: a second instance beside the running one) and wait until
+        healthy; a proxy's relay opens once the application is healthy."""
+        _check_handover(spec)
         began = time.time()
         self.ensure_keeper(spec)
         control = self.control_path(spec.name)
         reply = call(control, {
             "cmd": "start", "argv": list(spec.command), "cwd": spec.workdir or "/",
-            "env": proc.base_env(dict(spec.env)), "user": spec.user,
+            "env": proc.base_env(dict(spec.env)), "user": spec.user, "overlap": overlap,
+            "ready": spec.ready.value,
         })
         if not reply.get("ok"):
             raise ServiceError(
@@ -187,12 +190,39 @@ class Supervisor:
 
         def alive() -> tuple[bool, str]:
             st = call(control, {"cmd": "status"})
-            return bool(st.get("running")), f"last exit {st.get('last_exit', {})}"
+            return int(st.get("pid") or 0) == pid, f"last exit {st.get('last_exit', {})}"
+
+        def ready() -> bool:
+            st = call(control, {"cmd": "status"})
+            return int(st.get("pid") or 0) == pid and bool(st.get("ready"))
 
         _, detail = health.wait_healthy(
-            spec.health, spec.start_timeout, alive=alive, check=check
+            spec.health, spec.start_timeout, alive=alive, check=check, ready=ready,
         )
+        if spec.handover is Handover.PROXY:
+            call(control, {"cmd": "open"})
         return StartResult(bool(reply.get("already")), began, time.time(), pid, detail)
+
+    def retire(self, spec: ServiceSpec) -> StopResult:
+        """Overlap: the old instances get the stop signal and finish their work."""
+        reply = call(self.control_path(spec.name),
+                     {"cmd": "retire", "signal": spec.stop_signal, "grace": spec.stop_grace},
+                     timeout=spec.stop_grace + 40)
+        began = float(reply.get("signal_at") or time.time())
+        return StopResult(not reply.get("retired"), began,
+                          float(reply.get("exited_at") or began), bool(reply.get("killed")))
+
+    def rollback(self, spec: ServiceSpec) -> int:
+        """Overlap: stop the new instance; the old one (still serving) is current again.
+        Returns the pid now current (0: none was left)."""
+        reply = call(self.control_path(spec.name),
+                     {"cmd": "rollback", "signal": spec.stop_signal, "grace": spec.stop_grace},
+                     timeout=spec.stop_grace + 40)
+        pid = int(reply.get("pid") or 0)
+        rec = self.record(spec.name)
+        rec["app_pid"] = pid
+        self.store.put_doc(NAMESPACE, spec.name, rec)
+        return pid
 
     def stop(self, spec: ServiceSpec) -> StopResult:
         began = time.time()
@@ -206,8 +236,8 @@ class Supervisor:
         last = dict(reply.get("last_exit") or {})
         if reply.get("already"):
             return StopResult(True, began, began)
-        return StopResult(False, began, float(last.get("at") or time.time()),
-                          bool(reply.get("killed")))
+        exited = float(reply.get("exited_at") or last.get("at") or time.time())
+        return StopResult(False, began, exited, bool(reply.get("killed")))
 
     def shutdown(self, spec: ServiceSpec) -> None:
         """Stop the application and its keeper; the listening sockets close."""
@@ -253,6 +283,25 @@ def adopt_all(instance: Instance, store: Store) -> dict[str, str]:
             continue
         found[name] = f"adopted (keeper {st.get('keeper_pid')}, app pid {st.get('pid') or '-'})"
     return found
+
+
+def _check_handover(spec: ServiceSpec) -> None:
+    """The combinations the keeper cannot serve, said before anything starts."""
+    if spec.handover is Handover.PROXY:
+        missing = [s.name for s in spec.sockets if not s.upstream]
+        if missing or not spec.sockets:
+            raise ServiceError(
+                f"service {spec.name}: handover \"proxy\" needs an upstream on every socket "
+                f"(missing: {', '.join(missing) or 'no [[service.socket]] at all'})",
+                hint="Set upstream = \"127.0.0.1:PORT\" (the private address the daemon "
+                "listens on) in each [[service.socket]].",
+            )
+        if spec.switchover is Switchover.OVERLAP:
+            raise ServiceError(
+                f"service {spec.name}: switchover \"overlap\" needs a shared socket; the proxy "
+                "handover's daemon binds its own port",
+                hint="Use switchover = \"stop-start\" with handover = \"proxy\".",
+            )
 
 
 def _tail(path: Path, lines: int = 3) -> str:
