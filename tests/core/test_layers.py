@@ -13,7 +13,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "activeupgrade"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("activeupgrade", "errors", "units", "durable", "proc", "instance", "bus", "systemd"),
+    ("activeupgrade", "errors", "units", "durable", "proc", "instance", "bus", "systemd",
+     "safepath"),
     ("model",),
     ("store",),
     ("config",),

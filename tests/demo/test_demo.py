@@ -102,7 +102,7 @@ def test_demo_unprivileged(tmp_path: Path) -> None:
     # pytest's own folder is private to root: nobody gets a folder of its own.
     folder = Path(tempfile.mkdtemp(prefix="au-demo-test-", dir="/tmp"))
     try:
-        folder.chmod(0o777)
+        folder.chmod(0o1777)  # like /tmp: a folder anyone may write would be refused
         code, report, err = run_demo(folder, as_nobody=path)
         assert Path(report["root"]).parent == folder
         assert report["isolation"].startswith("directory"), report["isolation"]

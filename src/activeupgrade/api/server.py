@@ -12,6 +12,7 @@ import json
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -80,6 +81,15 @@ def error_response(exc: AUError) -> JSONResponse:
 async def au_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AUError)
     return error_response(exc)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, method not allowed) as error documents."""
+    assert isinstance(exc, HTTPException)
+    what = "no such route" if exc.status_code == 404 else str(exc.detail)
+    err = UsageError(f"{request.method} {request.url.path[:200]}: {what}",
+                     hint="GET /openapi.json lists the routes and their methods.")
+    return JSONResponse(err.to_dict(), status_code=exc.status_code)
 
 
 async def bug_handler(request: Request, exc: Exception) -> Response:
@@ -153,24 +163,67 @@ def build_app(daemon: DaemonHandle, middleware: list[Middleware] | None = None) 
     app = Starlette(
         routes=routes,
         middleware=middleware or [],
-        exception_handlers={AUError: au_error_handler, Exception: bug_handler},
+        exception_handlers={AUError: au_error_handler, HTTPException: http_error_handler,
+                            Exception: bug_handler},
     )
     app.state.daemon = daemon
     return app
 
 
-async def read_json(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object ({} when empty); a UsageError when malformed."""
-    body = await request.body()
+MAX_BODY = 4 * 1024 * 1024
+"""Largest request body read (a configuration text is at most 1 MiB)."""
+MAX_DEPTH = 32
+"""Deepest nesting of lists and objects in a request body."""
+
+
+def _constant(name: str) -> Any:
+    raise UsageError(f"the request body contains {name}, which is not a JSON number",
+                     hint="Send finite numbers only.")
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_DEPTH:
+        return level
+    items = (value.values() if isinstance(value, dict)
+             else value if isinstance(value, list) else ())
+    return max((_depth(v, level + 1) for v in items), default=level)
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    """A request body as a JSON object ({} when empty); a UsageError naming what is wrong
+    when it is too large, not UTF-8, not JSON, too deep, not an object, or holds text
+    that cannot be stored (lone surrogates) or numbers that are not finite."""
     if not body:
         return {}
+    if len(body) > MAX_BODY:
+        raise UsageError(f"the request body is too large ({len(body)} bytes; at most "
+                         f"{MAX_BODY})", hint="Send a smaller request.")
     try:
-        data = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"the request body is not JSON: {exc}") from exc
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"the request body is not UTF-8 (byte {exc.start})",
+                         hint="Send a JSON object encoded as UTF-8.") from None
+    try:
+        data = json.loads(text, parse_constant=_constant)
+        json.dumps(data, ensure_ascii=False).encode("utf-8")  # storable text only
+    except RecursionError:
+        raise UsageError(f"the request body nests deeper than {MAX_DEPTH} levels") from None
+    except UnicodeEncodeError:
+        raise UsageError("the request body contains a lone surrogate (\\ud800-\\udfff)",
+                         hint="Send text as valid Unicode.") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer of thousands of digits
+        raise UsageError(f"the request body is not JSON: {str(exc)[:120]}",
+                         hint="Send a JSON object.") from None
     if not isinstance(data, dict):
         raise UsageError("the request body must be a JSON object")
+    if _depth(data) > MAX_DEPTH:
+        raise UsageError(f"the request body nests deeper than {MAX_DEPTH} levels")
     return data
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object ({} when empty); a UsageError when malformed."""
+    return parse_body(await request.body())
 
 
 MAX_ID = 2**63 - 1

@@ -41,6 +41,9 @@ def resolve_in_folder(instance: Instance, name: str) -> Path:
     default folder (no current folder is involved)."""
     if not name:
         raise ConfigError("no configuration file given", hint="Give a file name or path.")
+    if "\x00" in name or len(name) > 4096:
+        raise ConfigError("the configuration file name is not a path (a NUL character, or "
+                          "longer than 4096 characters)", hint="Give a file name or path.")
     if name.startswith("/"):
         return Path(name)
     if "/" in name or name in (".", ".."):

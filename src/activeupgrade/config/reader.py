@@ -85,6 +85,10 @@ def read_settings(path: Path) -> FileSettings:
             f"{path}: cannot read: {exc.strerror or exc}",
             hint="Check the file's permissions.", details={"file": str(path)},
         ) from None
+    except ValueError:  # a NUL character: no file can have this name
+        raise ConfigError(f"{str(path)!r}: not a file name (it holds a NUL character)",
+                          hint="Give the path of a TOML configuration file.",
+                          details={"file": str(path)}) from None
     if len(raw) > MAX_BYTES:
         raise located_error(path, 0, "", f"larger than {MAX_BYTES} bytes: not a configuration "
                             "file", hint="Give the path of a TOML configuration file.")

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import glob
 import os
-import shutil
+import stat
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from activeupgrade import safepath
 from activeupgrade.config.model import Config, VolumeRole
 from activeupgrade.engine.journal import Journal
 from activeupgrade.engine.steps import Step, StepContext
@@ -30,24 +32,131 @@ LISTED = 200
 """Most file names written in one log entry (the rest are counted)."""
 
 
-def copy_matches(old_dir: Path, live: str, patterns: list[str], dest: Path) -> list[str]:
+@dataclass
+class Copied:
+    """What one backup copy saved, and what it would not follow."""
+
+    saved: list[str] = field(default_factory=list)
+    """Live paths saved (files, and symbolic links as links)."""
+    skipped: list[str] = field(default_factory=list)
+    """Live paths not saved, with why (a folder on the way is a link, not a file …)."""
+
+
+def copy_matches(old_dir: Path, live: str, patterns: list[str], dest: Path) -> Copied:
     """Copy what ``patterns`` (absolute, under ``live``) match in ``old_dir`` to ``dest``.
 
-    Returns the absolute live paths saved (files; a matched folder saves its files).
+    Nothing is followed out of the replica: each match is opened from the replica's folder
+    with ``O_NOFOLLOW`` on every component (``safepath.open_beneath``). A symbolic link is
+    saved as the link itself, a matched folder saves what it holds the same way, a match
+    below a linked folder is skipped, and special files (FIFOs, devices, sockets) are
+    skipped. Saved files keep their mode, owner and times; the backup folder is root's.
     """
-    saved: list[str] = []
-    for pattern in patterns:
-        rel = os.path.relpath(pattern, live)
-        for match in sorted(glob.glob(str(old_dir / rel), recursive=True)):
-            src = Path(match)
-            files = [src] if src.is_file() else [p for p in src.rglob("*") if p.is_file()]
-            for f in files:
-                live_path = Path(live) / f.relative_to(old_dir)
-                target = dest / str(live_path).lstrip("/")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(f, target)
-                saved.append(str(live_path))
-    return sorted(set(saved))
+    out = Copied()
+    top = os.open(old_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for pattern in patterns:
+            rel_pattern = os.path.relpath(pattern, live)
+            for match in sorted(glob.glob(glob.escape(str(old_dir)) + "/" + rel_pattern,
+                                          recursive=True)):
+                rel = os.path.relpath(match, old_dir)
+                if rel == ".":  # the whole volume
+                    for entry in sorted(os.listdir(top)):
+                        _copy_at(top, entry, str(Path(live) / entry), dest, out)
+                elif not rel.startswith("../"):
+                    _copy_entry(top, rel, live, dest, out)
+    finally:
+        os.close(top)
+    out.saved = sorted(set(out.saved))
+    out.skipped = sorted(set(out.skipped))
+    return out
+
+
+def _copy_entry(top: int, rel: str, live: str, dest: Path, out: Copied) -> None:
+    live_path = str(Path(live) / rel)
+    parent, _, name = rel.rpartition("/")
+    try:
+        dir_fd = safepath.open_beneath(top, parent, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        out.skipped.append(f"{live_path} (a folder on its path is a symbolic link)")
+        return
+    try:
+        _copy_at(dir_fd, name, live_path, dest, out)
+    finally:
+        os.close(dir_fd)
+
+
+def _copy_at(dir_fd: int, name: str, live_path: str, dest: Path, out: Copied) -> None:
+    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    target = dest / live_path.lstrip("/")
+    if stat.S_ISLNK(st.st_mode):
+        _make_parents(target.parent, dest)
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        os.symlink(os.readlink(name, dir_fd=dir_fd), target)
+        os.lchown(target, st.st_uid, st.st_gid)
+        out.saved.append(live_path)
+    elif stat.S_ISREG(st.st_mode):
+        src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                      dir_fd=dir_fd)
+        try:
+            _make_parents(target.parent, dest)
+            _copy_fd(src, target)
+        finally:
+            os.close(src)
+        out.saved.append(live_path)
+    elif stat.S_ISDIR(st.st_mode):
+        sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                      dir_fd=dir_fd)
+        try:
+            for entry in sorted(os.listdir(sub)):
+                _copy_at(sub, entry, f"{live_path}/{entry}", dest, out)
+        finally:
+            os.close(sub)
+    else:
+        out.skipped.append(f"{live_path} (not a regular file)")
+
+
+def _make_parents(folder: Path, dest: Path) -> None:
+    """Folders of the backup below ``dest`` (created 0700: the copies may be secrets)."""
+    missing = []
+    for p in (folder, *folder.parents):
+        if p == dest or p.is_dir():
+            break
+        missing.append(p)
+    for p in reversed(missing):
+        p.mkdir(mode=0o700)
+
+
+def _copy_fd(src: int, target: Path) -> None:
+    st = os.fstat(src)
+    tmp = target.with_name(f".{target.name}.au-backup")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    try:
+        while chunk := os.read(src, 1 << 20):
+            os.write(fd, chunk)
+        os.fchown(fd, st.st_uid, st.st_gid)
+        os.fchmod(fd, stat.S_IMODE(st.st_mode))
+        os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+    finally:
+        os.close(fd)
+    os.replace(tmp, target)
+
+
+def backup_folder(base: Path, name: str) -> Path:
+    """Create the session's backup folder ``base/name`` (0700), refusing a ``base`` on an
+    untrusted path: whoever could write a folder above it could read or redirect the
+    copies (``safepath``)."""
+    existing = base
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    safepath.check_trusted(existing)
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    safepath.check_trusted(base)
+    dest = base / name
+    dest.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(dest, 0o700)
+    return dest
 
 
 def changed_since(old_dir: Path, live: str, since: float) -> list[str]:
@@ -88,10 +197,10 @@ def _run(ctx: StepContext, cfg: Config) -> None:
         base = Path(cfg.backup.folder) if cfg.backup.folder else ctx.instance.backups
         doc = {"dir": str(base / f"{time.strftime('%Y%m%d-%H%M%S')}-{ctx.session}")}
         ctx.store.put_doc(NAMESPACE, ctx.session, doc)  # a rerun reuses the same folder
-    dest = Path(doc["dir"])
-    dest.mkdir(parents=True, exist_ok=True)
+    dest = backup_folder(Path(doc["dir"]).parent, Path(doc["dir"]).name)
     since = split_time(ctx.store, ctx.session)
     saved: list[str] = []
+    skipped: list[str] = []
     unsaved: list[str] = []
     claimed: set[str] = set()
     for vol in cfg.volumes:
@@ -101,8 +210,10 @@ def _run(ctx: StepContext, cfg: Config) -> None:
                 if p == vol.path or p.startswith(vol.path.rstrip("/") + "/")]
         claimed.update(mine)
         old_dir, _ = replica_dirs(ctx.store, vol.path)
-        got = copy_matches(old_dir, vol.path, mine, dest)
+        copied = copy_matches(old_dir, vol.path, mine, dest)
+        got = copied.saved
         saved += got
+        skipped += copied.skipped
         if since:
             unsaved += [p for p in changed_since(old_dir, vol.path, since) if p not in got]
     for p in cfg.backup.paths:
@@ -112,6 +223,10 @@ def _run(ctx: StepContext, cfg: Config) -> None:
     ctx.write("backup.saved", f"saved {len(saved)} file(s) from the old Production replicas "
               f"into {dest}", severity=Severity.NOTICE,
               details={"folder": str(dest), "files": saved[:LISTED], "count": len(saved)})
+    if skipped:
+        ctx.write("backup.skipped", f"{len(skipped)} match(es) not saved: nothing is "
+                  "followed out of a replica", severity=Severity.WARNING,
+                  details={"files": skipped[:LISTED], "count": len(skipped)})
     if unsaved:
         ctx.write("backup.unsaved",
                   f"{len(unsaved)} file(s) changed on the Production Side's system volumes "

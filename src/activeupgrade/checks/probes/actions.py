@@ -9,6 +9,7 @@ import stat
 
 from activeupgrade.checks.probe import CheckEnv, Verdict
 from activeupgrade.config.model import ControlType
+from activeupgrade.errors import AUError
 from activeupgrade.instance import is_root
 from activeupgrade.platform.actions import security
 from activeupgrade.platform.actions.steps import run_readiness_actions
@@ -21,7 +22,7 @@ def _none() -> Verdict:
 def files(env: CheckEnv) -> Verdict:
     if not env.config.actions:
         return _none()
-    problems = []
+    problems: list[str] = []
     for action in env.config.actions:
         try:
             st = os.stat(action.file)
@@ -52,20 +53,26 @@ def permissions(env: CheckEnv) -> Verdict:
     if not env.config.actions:
         return _none()
     allowed = {0} if is_root() else {0, os.geteuid()}
-    problems = []
+    problems: list[str] = []
     for action in env.config.actions:
         try:
             st = os.stat(action.file)
         except OSError:
             continue  # AU-C013 reports it
+        before = len(problems)
         if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             problems.append(f"{action.name}: {action.file} is writable by group or others "
                             f"(mode {stat.S_IMODE(st.st_mode):04o})")
         if st.st_uid not in allowed:
             problems.append(f"{action.name}: {action.file} is owned by uid {st.st_uid}")
+        if len(problems) == before:
+            try:  # the folders on its path and any link on it, too
+                security.vet_path(action, env.config)
+            except AUError as exc:
+                problems.append(exc.message)
     if problems:
         return Verdict(False, "; ".join(problems))
-    return Verdict(True, "only root can change the action files")
+    return Verdict(True, "only root can change the action files and the folders above them")
 
 
 def readiness_actions(env: CheckEnv) -> Verdict:

@@ -3,7 +3,10 @@ have changed, and anything outside the upgraded software.
 
 An action file must exist, be a regular executable file, not be writable by group or
 others, be owned by root when the tool runs as root (or by root or the tool's user
-otherwise), and lie on a system volume of the configuration.
+otherwise), and lie on a system volume of the configuration. Its whole path must be
+trusted too (``safepath``): every folder on it owned by root and not writable by others,
+and a symbolic link on it only when root made it — and where it leads must still be on a
+system volume. Nobody else can then change what is checked before it runs.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from activeupgrade.config.model import ActionSpec, Config, VolumeRole
 from activeupgrade.errors import ActionError, SecurityError
 from activeupgrade.instance import is_root
+from activeupgrade.safepath import check_trusted
 
 
 def on_system_volume(path: str, cfg: Config) -> bool:
@@ -67,4 +71,26 @@ def vet(spec: ActionSpec, cfg: Config) -> Path:
             hint="Move it onto a system volume so that it is upgraded with the software "
             "(or add that volume with role system).",
         )
+    vet_path(spec, cfg)
     return path
+
+
+def vet_path(spec: ActionSpec, cfg: Config) -> Path:
+    """The real file ``spec``'s path leads to, if its whole path is trusted and stays on a
+    system volume; else SecurityError/ActionError naming the component at fault."""
+    path = Path(spec.file)
+    owners = frozenset({0} if is_root() else {0, os.geteuid()})
+    try:
+        real = check_trusted(path, owners=owners).real
+    except SecurityError as exc:
+        raise SecurityError(f"action {spec.name}: {exc.message}", hint=exc.hint,
+                            details=exc.details) from None
+    except OSError as exc:
+        raise ActionError(f"action {spec.name}: cannot follow {path}: {exc.strerror}") from None
+    if real != path and not on_system_volume(str(real), cfg):
+        raise SecurityError(
+            f"action {spec.name}: {path} leads to {real}, which is not on a system volume "
+            "of the configuration; refused",
+            hint="Give the action's own file on a system volume, not a link out of it.",
+        )
+    return real
