@@ -38,7 +38,11 @@ def _show(args: argparse.Namespace) -> int:
     print(f"  duplex:     {'yes' if v['duplex'] else 'no'}    adoption: {v['phase']}")
     if v.get("session"):
         print(f"  session:    {v['session']}")
+    estimated = v.get("pending_as_of", 1)
     for outcome, p in v.get("pending_resync", {}).items():
+        if not estimated:
+            print(f"  resync on {outcome}: being estimated (see `au status` shortly)")
+            continue
         print(f"  resync on {outcome}: {human_bytes(p['bytes'])} in {p['files']} entries, "
               f"about {p['seconds_estimate']:.1f}s")
     return 0

@@ -23,6 +23,7 @@ from activeupgrade.platform.side import namespace
 from activeupgrade.platform.side import partner as partner_state
 from activeupgrade.platform.volumes import adoption, registry, replica
 from activeupgrade.platform.volumes.resync import Progress
+from activeupgrade.platform.volumes.state import SyncState
 from activeupgrade.store.db import Store
 from activeupgrade.units import human_bytes
 
@@ -118,13 +119,15 @@ def release_steps(store: Store, args: dict[str, Any]) -> list[Step]:
     return [Step("volume.release", run, 24 * 3600.0, f"release {vol.path}")]
 
 
-def resync_steps(store: Store, args: dict[str, Any]) -> list[Step]:
+def resync_steps(store: Store, args: dict[str, Any],
+                 sync: SyncState | None = None) -> list[Step]:
     vol = registry.require(store, _text(args, "name"))
 
     def run(ctx: StepContext) -> None:
         live = vol.live_or_fail()
         res = replica.sync(store, vol, live, vol.other(live),
-                           progress=_volume_progress(ctx, vol.name), check=ctx.check)
+                           progress=_volume_progress(ctx, vol.name), check=ctx.check,
+                           state=sync)
         fresh = registry.require(store, vol.name)
         fresh.duplex = True
         registry.save(store, fresh)
@@ -253,7 +256,8 @@ def exec_steps(instance: Instance, args: dict[str, Any]) -> list[Step]:
 
 
 def steps_for(instance: Instance, store: Store, operation: Operation, args: dict[str, Any],
-              *, session: str, config_of: ConfigOf) -> list[Step]:
+              *, session: str, config_of: ConfigOf,
+              sync: SyncState | None = None) -> list[Step]:
     """The steps of ``operation`` with ``args`` (refused with a UsageError when bad)."""
     match operation:
         case Operation.ADOPT:
@@ -261,7 +265,7 @@ def steps_for(instance: Instance, store: Store, operation: Operation, args: dict
         case Operation.RELEASE:
             return release_steps(store, args)
         case Operation.RESYNC:
-            return resync_steps(store, args)
+            return resync_steps(store, args, sync)
         case Operation.VERIFY:
             return verify_steps(store, args)
         case Operation.SERVICE_START | Operation.SERVICE_STOP | Operation.SERVICE_RELEASE:
