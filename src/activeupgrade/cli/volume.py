@@ -36,6 +36,8 @@ def _show(args: argparse.Namespace) -> int:
     for letter, path in v["replicas"].items():
         print(f"  replica {letter}:  {path}")
     print(f"  duplex:     {'yes' if v['duplex'] else 'no'}    adoption: {v['phase']}")
+    if v.get("storage"):
+        print(f"  storage:    {v['storage']}")
     if v.get("session"):
         print(f"  session:    {v['session']}")
     estimated = v.get("pending_as_of", 1)

@@ -25,6 +25,7 @@ from activeupgrade.platform.volumes import livepath
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.resync import plan
 from activeupgrade.platform.volumes.state import SyncState
+from activeupgrade.platform.volumes.storage import Storage, detect
 from activeupgrade.store.db import Store
 
 NS = "volumes"
@@ -101,6 +102,10 @@ class Volume:
     def ready(self) -> bool:
         return self.phase == "ready"
 
+    def storage(self) -> Storage:
+        """The storage backend of the replicas (found on their filesystem)."""
+        return detect(self.folder) if os.path.isdir(self.folder) else Storage.PLAIN
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["role"] = self.role.value
@@ -120,6 +125,7 @@ class Volume:
             "live_path": ("bind mount of the live replica" if self.mode == livepath.BIND
                           else "symlink to the live replica"),
             "mode": self.mode, "live": live, "replicas": self.replicas,
+            "storage": self.storage().value,
             "phase": self.phase, "duplex": self.duplex and not self.session,
             "session": self.session, "last_resync": self.last_resync,
         }

@@ -36,6 +36,7 @@ from activeupgrade.platform.volumes import bulk
 from activeupgrade.platform.volumes.copy import CopyFlags, apply_meta, copy_file, copy_special
 from activeupgrade.platform.volumes.manifest import Entries, Journal, Manifest, Pair
 from activeupgrade.platform.volumes.state import Last, SyncState
+from activeupgrade.platform.volumes.storage import Storage, detect
 from activeupgrade.platform.volumes.tree import RACY_NS, Sig, Stats, join, same_content, sig
 from activeupgrade.units import human_bytes
 
@@ -115,6 +116,9 @@ class Result:
     resumed: int = 0
     """Entries an interrupted earlier run had finished (taken from the journal)."""
     reflink: bool = False
+    """Copies were reflinks (shared extents)."""
+    storage: str = Storage.PLAIN.value
+    """The storage backend of the target's filesystem (``storage.Storage``)."""
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -217,11 +221,12 @@ def _delete(path: str, st: os.stat_result) -> None:
 
 
 class _Run:
-    def __init__(self, src_root: str, dst_root: str, src: Stats, dst: Stats, p: Plan) -> None:
+    def __init__(self, src_root: str, dst_root: str, src: Stats, dst: Stats, p: Plan,
+                 storage: Storage) -> None:
         self.src_root, self.dst_root = src_root, dst_root
         self.src, self.dst, self.plan = src, dst, p
-        self.flags = CopyFlags()
-        self.result = Result()
+        self.flags = CopyFlags(reflink=storage.clones)
+        self.result = Result(storage=storage.value)
 
     def file_job(self, rel: str) -> tuple[str, int, str, os.stat_result]:
         """Bring one non-directory entry up to date.
@@ -279,6 +284,8 @@ class _Job:
     """The manifest's entries known identical when it started (shared: never changed)."""
     resumed: int
     """How many of them an interrupted earlier resync had journaled."""
+    storage: Storage
+    """The backend the replicas' filesystem allows (reflink: copies are clones)."""
 
 
 def resync(
@@ -325,8 +332,9 @@ def _start(src_r: str, dst_r: str, manifest: Manifest, state: SyncState, src_is_
     scan_start = time.time_ns()
     # see watch.py: change tracking needs fine-grained ctimes
     tracked = state.track and window == 0
+    storage = detect(manifest.path.parent)
     return _Job(src_r, dst_r, manifest, state, src_is_a, window, scan_start, tracked,
-                workers, progress, check, started, known, resumed)
+                workers, progress, check, started, known, resumed, storage)
 
 
 def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
@@ -397,7 +405,7 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
     dst, dsig = dsnap.stats, dsnap.sigs
     p = plan(src, dst, known, src_is_a, ssig, dsig, only,
              None if only is None else ssnap.multi)
-    run = _Run(src_r, dst_r, src, dst, p)
+    run = _Run(src_r, dst_r, src, dst, p, job.storage)
     res = run.result
     res.scanned, res.candidates, res.resumed = len(src), len(p.candidates), resumed
     res.copied_files, res.copied_bytes = bulk_files, bulk_bytes
