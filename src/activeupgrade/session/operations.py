@@ -142,10 +142,14 @@ def resync_steps(store: Store, args: dict[str, Any],
     return [Step("volume.resync", run, 24 * 3600.0, f"resync {vol.name}")]
 
 
-def verify_steps(store: Store, args: dict[str, Any]) -> list[Step]:
+def verify_steps(store: Store, args: dict[str, Any],
+                 sync: SyncState | None = None) -> list[Step]:
     names = args.get("names") or []
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise UsageError("`names` must be a list of volume names (empty: every volume)")
+    full = args.get("full", False)
+    if not isinstance(full, bool):
+        raise UsageError("`full` must be true (byte for byte) or false (quick)")
     vols = [registry.require(store, n) for n in names] if names else registry.all_volumes(
         store)
 
@@ -157,10 +161,12 @@ def verify_steps(store: Store, args: dict[str, Any]) -> list[Step]:
             ctx.progress(100.0 * i / max(1, len(vols)),
                          f"comparing the replicas of {vol.name} ({i + 1} of {len(vols)})",
                          files_done=checked)
-            entries = replica.verify_volume(vol)
+            entries = replica.verify_volume(vol, full=full, state=sync)
             checked += entries
-            ctx.write("volume.verify", f"{vol.name}: replicas identical ({entries} entries)")
-            results.append({"name": vol.name, "entries": entries, "identical": True})
+            ctx.write("volume.verify", f"{vol.name}: replicas identical ({entries} entries, "
+                      + ("byte for byte)" if full else "quick)"))
+            results.append({"name": vol.name, "entries": entries, "identical": True,
+                            "full": full})
         ctx.results["volumes"] = results
 
     return [Step("volume.verify", run, 24 * 3600.0, "verify replicas")]
@@ -267,7 +273,7 @@ def steps_for(instance: Instance, store: Store, operation: Operation, args: dict
         case Operation.RESYNC:
             return resync_steps(store, args, sync)
         case Operation.VERIFY:
-            return verify_steps(store, args)
+            return verify_steps(store, args, sync)
         case Operation.SERVICE_START | Operation.SERVICE_STOP | Operation.SERVICE_RELEASE:
             return service_steps(instance, store, operation, args, config_of)
         case Operation.RESTART_UPGRADE_SIDE:

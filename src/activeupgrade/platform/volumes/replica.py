@@ -11,7 +11,7 @@ from activeupgrade.platform.volumes import livepath, registry
 from activeupgrade.platform.volumes.registry import Volume
 from activeupgrade.platform.volumes.resync import Progress, Result, resync
 from activeupgrade.platform.volumes.state import SyncState
-from activeupgrade.platform.volumes.verify import verify
+from activeupgrade.platform.volumes.verify import trusted_by, verify
 from activeupgrade.store.db import Store
 
 
@@ -64,9 +64,15 @@ def measure(vol: Volume, res: Result) -> None:
         vol.fps = max(100.0, handled / max(0.001, work - copy_time))
 
 
-def verify_volume(vol: Volume) -> int:
-    """Compare the two replicas in content and metadata; raise VerifyMismatch."""
-    return verify(vol.replica("a"), vol.replica("b"), name=vol.name)
+def verify_volume(vol: Volume, *, full: bool = True, state: SyncState | None = None) -> int:
+    """Compare the two replicas in content and metadata; raise VerifyMismatch. ``full``
+    False: contents are read only where the resync manifest does not vouch for them (see
+    verify.py); True: byte for byte."""
+    trusted = None
+    if not full:
+        known, _ = (state or SyncState.once()).load(vol.manifest)
+        trusted = trusted_by(known)
+    return verify(vol.replica("a"), vol.replica("b"), name=vol.name, trusted=trusted)
 
 
 def switch(vol: Volume, to: str) -> bool:
