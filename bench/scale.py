@@ -20,6 +20,7 @@ per figure with the absolute times, the ratio ours/baseline, and a growth table 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -76,6 +77,36 @@ def edit(root: Path, files: int, share: float, seed: int) -> int:
     return count
 
 
+def status_server_ms(home: Path, rounds: int = 20) -> float:
+    """Median time of ``GET /status`` answered by the daemon (one client, connection kept:
+    the server's time plus the socket's round trip, without the CLI's start-up)."""
+    from activeupgrade.api.client import Client
+
+    old = os.environ.get("AU_HOME")
+    os.environ["AU_HOME"] = str(home)
+    try:
+        client = Client.from_env(start=False)
+        times = [timed(lambda: client.get("/status")) for _ in range(rounds)]
+    finally:
+        if old is None:
+            del os.environ["AU_HOME"]
+        else:
+            os.environ["AU_HOME"] = old
+    return statistics.median(times) * 1000
+
+
+def resync_cli(home: Path, name: str) -> tuple[float, int]:
+    """``au volume resync NAME --json``: (seconds, files copied)."""
+    t0 = time.perf_counter()
+    done = au(home, "volume", "resync", name, "--json")
+    took = time.perf_counter() - t0
+    try:
+        copied = int(json.loads(done.stdout).get("copied_files", -1))
+    except (ValueError, AttributeError):
+        copied = -1
+    return took, copied
+
+
 def peak_rss_mib(home: Path) -> float:
     try:
         pid = int((home / "engine.lock").read_text().strip())
@@ -118,6 +149,7 @@ def _measure(work: Path, home: Path, vol: Path, files: int) -> dict[str, float]:
     run(["rsync", "-a", "--delete", f"{vol}/", f"{theirs}/"])
     lat = [timed(lambda: au(home, "status")) for _ in range(5)]
     out["status"] = statistics.median(lat)
+    out["status_server"] = status_server_ms(home)
     out["status_bare"] = statistics.median(
         [timed(lambda: run([sys.executable, "-m", "activeupgrade", "--version"]))
          for _ in range(3)])
@@ -126,8 +158,10 @@ def _measure(work: Path, home: Path, vol: Path, files: int) -> dict[str, float]:
         run(["sync"])
         out[f"rsync {label}"] = timed(lambda: run(
             ["rsync", "-a", "--delete", f"{vol}/", f"{theirs}/"]))
-        out[f"resync {label}"] = timed(lambda: au(home, "volume", "resync", name))
-    out["resync idle"] = timed(lambda: au(home, "volume", "resync", name))
+        out[f"resync {label}"], out[f"copied {label}"] = resync_cli(home, name)
+        out[f"changed {label}"] = max(1, int(files * share))
+    out["resync idle"], out["copied idle"] = resync_cli(home, name)
+    out["changed idle"] = 0
     out["rsync idle"] = timed(lambda: run(["rsync", "-a", "--delete", f"{vol}/", f"{theirs}/"]))
     out["verify"] = timed(lambda: au(home, "volume", "verify", name))
     full = au(home, "volume", "verify", "--help", check=False)
@@ -147,18 +181,20 @@ def report(rows: list[dict[str, float]]) -> None:
         for label in ("0.1%", "1%", "idle"):
             ours, base = r[f"resync {label}"], r[f"rsync {label}"]
             print(f"resync {label:5}     au {ours:8.2f}s   rsync -a --delete {base:8.2f}s   "
-                  f"ratio {ours / base:.2f} ({base / ours:.1f}x faster)")
+                  f"ratio {ours / base:.2f} ({base / ours:.1f}x faster); "
+                  f"{int(r[f'changed {label}'])} changed, {int(r[f'copied {label}'])} copied")
         print(f"au status        {r['status'] * 1000:8.0f}ms  (au --version "
-              f"{r['status_bare'] * 1000:.0f}ms)")
+              f"{r['status_bare'] * 1000:.0f}ms; GET /status alone "
+              f"{r['status_server']:.1f}ms)")
         print(f"verify (quick)   {r['verify']:8.2f}s"
               + (f"   verify --full {r['verify full']:8.2f}s" if "verify full" in r else ""))
         print(f"daemon peak RSS  {r['rss']:8.0f} MiB")
     print("\ngrowth by size (seconds; status in ms; RSS in MiB):")
     keys = ["adopt", "cp", "resync 0.1%", "rsync 0.1%", "resync 1%", "rsync 1%",
-            "resync idle", "status", "rss"]
+            "resync idle", "status", "status_server", "verify", "verify full", "rss"]
     print("files".rjust(8) + "".join(k.rjust(13) for k in keys))
     for r in rows:
-        cells = [r[k] * (1000 if k == "status" else 1) for k in keys]
+        cells = [r.get(k, float("nan")) * (1000 if k == "status" else 1) for k in keys]
         print(f"{int(r['files']):8d}" + "".join(f"{c:13.2f}" for c in cells))
 
 

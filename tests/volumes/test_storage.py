@@ -24,20 +24,19 @@ from activeupgrade.store.db import Store
 BIG = 64 << 20
 
 
-@pytest.fixture(scope="module")
-def xfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """An XFS filesystem with reflinks, loop-mounted for the module's tests."""
+def _loop_fs(tmp_path_factory: pytest.TempPathFactory, mkfs: list[str]) -> Iterator[Path]:
+    """A filesystem made by ``mkfs`` on a sparse 512 MiB image, loop-mounted."""
     problem = "" if os.geteuid() == 0 else "needs root (mounts a loop image)"
     if problem:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"CI=true but this test cannot run: {problem}")
         pytest.skip(problem)
-    base = tmp_path_factory.mktemp("xfs")
-    img, mnt = base / "xfs.img", base / "mnt"
+    base = tmp_path_factory.mktemp(mkfs[0])
+    img, mnt = base / "fs.img", base / "mnt"
     mnt.mkdir()
     with open(img, "wb") as fh:
         fh.truncate(512 << 20)
-    subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(img)], check=True)
+    subprocess.run([*mkfs, str(img)], check=True, stdout=subprocess.DEVNULL)
     subprocess.run(["mount", "-o", "loop", str(img), str(mnt)], check=True)
     try:
         yield mnt
@@ -46,15 +45,28 @@ def xfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         img.unlink(missing_ok=True)
 
 
+@pytest.fixture(scope="module")
+def xfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """An XFS filesystem with reflinks, loop-mounted for the module's tests."""
+    yield from _loop_fs(tmp_path_factory, ["mkfs.xfs", "-q", "-m", "reflink=1"])
+
+
+@pytest.fixture(scope="module")
+def btrfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    yield from _loop_fs(tmp_path_factory, ["mkfs.btrfs", "-q"])
+
+
 def _free(path: Path) -> int:
     st = os.statvfs(path)
     return st.f_bfree * st.f_frsize
 
 
-def test_detected_per_filesystem(xfs: Path, tmp_path: Path) -> None:
+def test_detected_per_filesystem(xfs: Path, btrfs: Path, tmp_path: Path) -> None:
     assert detect(xfs) is Storage.REFLINK
+    assert detect(btrfs) is Storage.REFLINK
     assert detect(tmp_path) is Storage.PLAIN  # ext4 (or tmpfs): no shared extents
-    assert os.listdir(xfs) == [] and os.listdir(tmp_path) == []  # scratch files gone
+    for where in (xfs, btrfs, tmp_path):
+        assert not [n for n in os.listdir(where) if n.startswith(".au-")]  # scratch gone
 
 
 def test_resync_on_xfs_clones(xfs: Path) -> None:
