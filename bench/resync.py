@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from activeupgrade.platform.volumes import watch
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.resync import resync
+from activeupgrade.platform.volumes.state import SyncState
 from activeupgrade.platform.volumes.verify import differences
 
 
@@ -105,9 +105,9 @@ def measure(base: Path, files: int, size_mib: int) -> dict[str, object]:
                 ours, meta = base / f"ours-{round_}", base / f"meta-{round_}"
                 meta.mkdir()
                 manifest = Manifest(meta)
-                watch.forget_all()
-                our_times.append(timed(lambda o=ours, m=manifest: resync(src, o, m,
-                                                                        src_is_a=True)))
+                state = SyncState()  # a fresh daemon's: nothing tracked yet
+                our_times.append(timed(lambda o=ours, m=manifest, s=state: resync(
+                    src, o, m, src_is_a=True, state=s)))
         print(f"  full sync round {round_ + 1} ({' then '.join(pair)}): "
               f"cp -a {cp_times[-1]:.3f}s  ours {our_times[-1]:.3f}s  "
               f"ratio {our_times[-1] / cp_times[-1]:.2f}")
@@ -128,7 +128,7 @@ def measure(base: Path, files: int, size_mib: int) -> dict[str, object]:
 
         def ours_inc() -> None:
             nonlocal res
-            res = resync(src, ours, manifest, src_is_a=True)
+            res = resync(src, ours, manifest, src_is_a=True, state=state)
 
         oi = timed(ours_inc)
         rounds.append((rs, oi))
@@ -138,7 +138,7 @@ def measure(base: Path, files: int, size_mib: int) -> dict[str, object]:
     print(f"incremental: median speed-up over rsync -a --delete = {rs_med / oi_med:.2f}x "
           "(goal >= 2)")
     print(f"  ours (last round): {res}")
-    t_idle = timed(lambda: resync(src, ours, manifest, src_is_a=True))
+    t_idle = timed(lambda: resync(src, ours, manifest, src_is_a=True, state=state))
     print(f"in-sync resync (nothing to do): ours {t_idle:.3f}s")
     diffs = differences(src, ours)
     print(f"verify ours == source: {'OK' if not diffs else diffs[:3]}")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from activeupgrade import proc
-from activeupgrade.platform.volumes import bulk, tree, watch
+from activeupgrade.platform.volumes import bulk, tree
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.resync import resync
 from activeupgrade.platform.volumes.verify import differences
@@ -38,7 +38,6 @@ def source(tmp_path: Path, needs_root: None) -> Iterator[Path]:
     os.chmod(a / "top5", 0o750)
     os.utime(a / "top6", ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
     yield a
-    watch.forget_all()
 
 
 def test_first_sync_by_cp_groups(source: Path, tmp_path: Path,

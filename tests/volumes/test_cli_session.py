@@ -46,7 +46,10 @@ def test_cli_session(tmp_path: Path, outcome: str, needs_root: None) -> None:
             fh.write("order 3\n")
         au(home, outcome, "--yes")  # no terminal to confirm on
         au(home, "finish")
-        au(home, "volume", "verify")
+        assert "quick" in au(home, "volume", "verify").stdout
+        assert "byte for byte" in au(home, "volume", "verify", "--full").stdout
+        shown = au(home, "volume", "show", str(datav)).stdout
+        assert "storage:    plain" in shown and "resync on commit" in shown, shown
         assert (sysv / "version").read_text() == ("2\n" if outcome == "commit" else "1\n")
         assert (datav / "orders").read_text() == "order 1\norder 2\norder 3\n"
         listed = au(home, "volume", "list", "--json").stdout

@@ -36,7 +36,6 @@ def test_journal_format_is_pinned_and_read_back(tmp_path: Path) -> None:
     j.close(done=True)
     assert m.journal_path.read_bytes() == GOLDEN_JOURNAL
     fresh = Manifest(tmp_path)
-    fresh.forget_memo()
     entries, resumed = fresh.load()
     assert entries == {ODD: (A, B)} and resumed == 0
 

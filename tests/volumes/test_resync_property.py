@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from activeupgrade.platform.volumes import resync as resync_mod
-from activeupgrade.platform.volumes import tree, watch
+from activeupgrade.platform.volumes import tree
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.resync import resync
+from activeupgrade.platform.volumes.state import SyncState
 from activeupgrade.platform.volumes.verify import differences
 
 ROOT = os.geteuid() == 0
@@ -113,54 +114,52 @@ def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
     return out
 
 
-def synced(tmp: Path, base: list[tuple[str, str, str, bytes, int, int]]
-           ) -> tuple[Path, Path, Manifest]:
+def synced(tmp: Path, base: list[tuple[str, str, str, bytes, int, int]],
+           state: SyncState | None = None) -> tuple[Path, Path, Manifest]:
     """Replica a built from ``base`` under ``tmp``, resynced to b: (a, b, manifest)."""
     a, b, meta = tmp / "a", tmp / "b", tmp / "m"
     a.mkdir()
     meta.mkdir()
     apply(a, base)
     m = Manifest(meta)
-    resync(a, b, m, src_is_a=True)
+    resync(a, b, m, src_is_a=True, state=state)
     return a, b, m
 
 
 @pytest.fixture(params=["measured", "coarse"])
-def clock(request: pytest.FixtureRequest) -> Iterator[None]:
-    """The filesystem's own timestamp granularity, and a pretended coarse one (a 20 ms
-    racy window, no change tracking) so that both code paths are exercised."""
-    dev = os.stat(tempfile.gettempdir()).st_dev
-    saved = dict(tree._windows)
+def clock(request: pytest.FixtureRequest) -> Iterator[SyncState]:
+    """A daemon's sync state on the filesystem's own timestamp granularity, and on a
+    pretended coarse one (a 20 ms racy window, no change tracking) so that both code paths
+    are exercised."""
+    state = SyncState()
     if request.param == "coarse":
-        tree._windows[dev] = 20_000_000
-    yield
-    tree._windows.clear()
-    tree._windows.update(saved)
-    watch.forget_all()
+        state.windows[os.stat(tempfile.gettempdir()).st_dev] = 20_000_000
+    yield state
+    state.close()
 
 
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(base=st.lists(op, max_size=25), edit_a=st.lists(op, max_size=10),
        edit_b=st.lists(op, max_size=10), wait=st.booleans())
-def test_resync_makes_replicas_identical(clock: None,
+def test_resync_makes_replicas_identical(clock: SyncState,
                                          base: list[tuple[str, str, str, bytes, int, int]],
                                          edit_a: list[tuple[str, str, str, bytes, int, int]],
                                          edit_b: list[tuple[str, str, str, bytes, int, int]],
                                          wait: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        a, b, m = synced(Path(tmp), base)
+        a, b, m = synced(Path(tmp), base, clock)
         assert differences(a, b) == []
         if wait:
             time.sleep(0.03)  # beyond a coarse clock's racy window: the manifest is trusted
         apply(a, edit_a)
         apply(b, edit_b)
-        resync(a, b, m, src_is_a=True)
+        resync(a, b, m, src_is_a=True, state=clock)
         assert differences(a, b) == []
         assert snapshot(a) == snapshot(b)
         # and back the other way after more edits (the manifest is direction-free)
         apply(b, edit_a)
-        resync(b, a, m, src_is_a=False)
+        resync(b, a, m, src_is_a=False, state=clock)
         assert snapshot(a) == snapshot(b)
 
 
@@ -187,17 +186,18 @@ def test_narrowed_plan_equals_full_plan(
         return p
 
     monkeypatch.setattr(resync_mod, "plan", checked)
+    state = SyncState()
     with tempfile.TemporaryDirectory() as tmp:
-        a, b, m = synced(Path(tmp), base)
+        a, b, m = synced(Path(tmp), base, state)
         for edit_a, edit_b, backwards in rounds:
             apply(a, edit_a)
             apply(b, edit_b)
             if backwards:
-                resync(b, a, m, src_is_a=False)
+                resync(b, a, m, src_is_a=False, state=state)
             else:
-                resync(a, b, m, src_is_a=True)
+                resync(a, b, m, src_is_a=True, state=state)
             assert snapshot(a) == snapshot(b)
-        watch.forget_all()
+        state.close()
 
 
 def test_resync_after_resync_compares_only_changed_names(tmp_path: Path,
@@ -220,12 +220,13 @@ def test_resync_after_resync_compares_only_changed_names(tmp_path: Path,
         (a / f"d{i % 4}").mkdir(parents=True, exist_ok=True)
         (a / f"d{i % 4}" / f"f{i}").write_bytes(b"x" * i)
     m = Manifest(meta)
+    state = SyncState()
     try:
-        resync(a, b, m, src_is_a=True)
+        resync(a, b, m, src_is_a=True, state=state)
         (a / "d1" / "f1").write_bytes(b"changed on a")
         (b / "d2" / "f2").write_bytes(b"changed on b")
         (b / "d3" / "extra").write_bytes(b"only on b")
-        res = resync(a, b, m, src_is_a=True)
+        res = resync(a, b, m, src_is_a=True, state=state)
         narrowed = seen[-1]
         assert narrowed is not None, "the second resync compared every name"
         assert {"d1/f1", "d2/f2", "d3/extra"} <= narrowed
@@ -234,9 +235,9 @@ def test_resync_after_resync_compares_only_changed_names(tmp_path: Path,
         assert differences(a, b) == []
         # and the other way round: the manifest's pairs are direction-free
         (b / "d0" / "f4").write_bytes(b"changed on b")
-        res = resync(b, a, m, src_is_a=False)
+        res = resync(b, a, m, src_is_a=False, state=state)
         assert seen[-1] is not None and "d0/f4" in seen[-1] and len(seen[-1]) < 20
         assert (res.copied_files, res.deleted) == (1, 0)
         assert differences(a, b) == []
     finally:
-        watch.forget_all()
+        state.close()

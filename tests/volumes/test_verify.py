@@ -10,9 +10,16 @@ from pathlib import Path
 import pytest
 
 from activeupgrade.errors import VerifyMismatch
+from activeupgrade.platform.volumes import tree
+from activeupgrade.platform.volumes import verify as verify_mod
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.resync import resync
-from activeupgrade.platform.volumes.verify import differences, verify, verify_settled
+from activeupgrade.platform.volumes.verify import (
+    differences,
+    trusted_by,
+    verify,
+    verify_settled,
+)
 
 
 def _pair(tmp_path: Path) -> tuple[Path, Path]:
@@ -54,3 +61,47 @@ def test_settled_verify_tolerates_only_live_changes_after_the_resync(tmp_path: P
     (standby / "d" / "f6").write_text("damaged standby\n")
     with pytest.raises(VerifyMismatch):
         verify_settled(live, standby, since)
+
+
+def test_quick_verify_reads_only_what_the_manifest_does_not_vouch_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quick verify skips the contents of files whose signatures on both sides are the
+    manifest's; any write since (on either side) moves a ctime and brings the file back
+    into the byte comparison, so a changed content is still found. ``full``: every byte."""
+    live, standby, meta = tmp_path / "live", tmp_path / "standby", tmp_path / "m"
+    (live / "d").mkdir(parents=True)
+    meta.mkdir()
+    for i in range(20):
+        (live / "d" / f"f{i}").write_text(f"row {i}\n")
+    m = Manifest(meta)
+    resync(live, standby, m, src_is_a=True)
+    time.sleep(0.06)  # beyond any coarse clock's racy window: every entry vouched for
+    resync(live, standby, m, src_is_a=True)
+    read: list[str] = []
+    real = tree.same_content
+
+    def counting(a: str, b: str, chunk: int = 1 << 20) -> bool:
+        read.append(os.path.basename(a))
+        return real(a, b, chunk)
+
+    monkeypatch.setattr(verify_mod, "same_content", counting)
+    known, _ = m.load()
+    assert verify(live, standby, trusted=trusted_by(known)) == 22
+    assert read == []  # nothing written since the resync: no content read
+    # same size and mtime, other content, on the standby: its ctime moved
+    mtime = (standby / "d" / "f2").stat().st_mtime_ns
+    (standby / "d" / "f2").write_text("ROW 2\n")
+    os.utime(standby / "d" / "f2", ns=(0, mtime))
+    with pytest.raises(VerifyMismatch) as err:
+        verify(live, standby, trusted=trusted_by(known))
+    assert "f2: content differs" in err.value.message
+    assert read == ["f2"]
+    read.clear()
+    with pytest.raises(VerifyMismatch):
+        verify(live, standby)  # full
+    assert len(read) == 20
+    # the manifest is oriented (A, B): the other order of trees is told
+    read.clear()
+    with pytest.raises(VerifyMismatch):
+        verify(standby, live, trusted=trusted_by(known, first_is_a=False))
+    assert read == ["f2"]

@@ -36,9 +36,15 @@ def _show(args: argparse.Namespace) -> int:
     for letter, path in v["replicas"].items():
         print(f"  replica {letter}:  {path}")
     print(f"  duplex:     {'yes' if v['duplex'] else 'no'}    adoption: {v['phase']}")
+    if v.get("storage"):
+        print(f"  storage:    {v['storage']}")
     if v.get("session"):
         print(f"  session:    {v['session']}")
+    estimated = v.get("pending_as_of", 1)
     for outcome, p in v.get("pending_resync", {}).items():
+        if not estimated:
+            print(f"  resync on {outcome}: being estimated (see `au status` shortly)")
+            continue
         print(f"  resync on {outcome}: {human_bytes(p['bytes'])} in {p['files']} entries, "
               f"about {p['seconds_estimate']:.1f}s")
     return 0
@@ -63,13 +69,15 @@ def _adopt(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     client = Client.from_env()
     with progress(quiet=args.json) as bar:
-        done = operate(client, Operation.VERIFY, {"names": list(args.names)}, display=bar)
+        done = operate(client, Operation.VERIFY,
+                       {"names": list(args.names), "full": bool(args.full)}, display=bar)
     results: list[dict[str, Any]] = done.get("volumes", [])
     if args.json:
         print_json(results)
     else:
         for r in results:
-            print(f"{r['name']}: replicas identical ({r['entries']} entries)")
+            how = "byte for byte" if r.get("full") else "quick"
+            print(f"{r['name']}: replicas identical ({r['entries']} entries, {how})")
     return 0
 
 
@@ -109,6 +117,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sh.set_defaults(func=_show)
     ve = vs.add_parser("verify", help="compare replicas (all volumes without NAME)")
     ve.add_argument("names", nargs="*")
+    ve.add_argument("--full", action="store_true",
+                    help="read every byte of both replicas (default: only files the resync "
+                         "manifest does not vouch for)")
     ve.add_argument("--json", action="store_true")
     ve.set_defaults(func=_verify)
     re_ = vs.add_parser("release", help="give back a plain directory")

@@ -20,6 +20,7 @@ from activeupgrade.instance import Instance
 from activeupgrade.model.states import Operation, PartnerState, Request
 from activeupgrade.platform.side import partner
 from activeupgrade.platform.volumes import registry
+from activeupgrade.platform.volumes.state import SyncState
 from activeupgrade.session import operations, recipe
 from activeupgrade.store.db import Store
 
@@ -30,6 +31,9 @@ class HostPlatform:
     def __init__(self, instance: Instance, store: Store) -> None:
         self.instance = instance
         self.store = store
+        self.sync = SyncState()
+        """The volumes' sync state (change tracking, pending-resync figures): owned here,
+        for the daemon's lifetime, and handed to every volume step."""
 
     def _without_file(self) -> Config:
         return Config(
@@ -72,7 +76,7 @@ class HostPlatform:
         staging.restore(self.instance, session, dict(doc["files"]))
 
     def steps(self, request: Request, config: Config) -> list[Step]:
-        return recipe.request_steps(request, config)
+        return recipe.request_steps(request, config, self.sync)
 
     def operation_steps(self, operation: Operation, args: dict[str, Any]) -> list[Step]:
         s = load_status(self.store)
@@ -84,13 +88,14 @@ class HostPlatform:
             return self.idle_config(s.config)
 
         return operations.steps_for(self.instance, self.store, operation, args,
-                                    session=s.session, config_of=config_of)
+                                    session=s.session, config_of=config_of,
+                                    sync=self.sync)
 
     def partner(self) -> tuple[PartnerState, str]:
         return partner.partner_state(self.instance)
 
     def facts(self) -> dict[str, Any]:
-        return dict(registry.facts(self.store))
+        return dict(registry.facts(self.store, self.sync))
 
     def end_session(self, session: str) -> None:
         staging.forget(self.instance, session)

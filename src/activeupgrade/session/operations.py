@@ -23,6 +23,7 @@ from activeupgrade.platform.side import namespace
 from activeupgrade.platform.side import partner as partner_state
 from activeupgrade.platform.volumes import adoption, registry, replica
 from activeupgrade.platform.volumes.resync import Progress
+from activeupgrade.platform.volumes.state import SyncState
 from activeupgrade.store.db import Store
 from activeupgrade.units import human_bytes
 
@@ -118,13 +119,15 @@ def release_steps(store: Store, args: dict[str, Any]) -> list[Step]:
     return [Step("volume.release", run, 24 * 3600.0, f"release {vol.path}")]
 
 
-def resync_steps(store: Store, args: dict[str, Any]) -> list[Step]:
+def resync_steps(store: Store, args: dict[str, Any],
+                 sync: SyncState | None = None) -> list[Step]:
     vol = registry.require(store, _text(args, "name"))
 
     def run(ctx: StepContext) -> None:
         live = vol.live_or_fail()
         res = replica.sync(store, vol, live, vol.other(live),
-                           progress=_volume_progress(ctx, vol.name), check=ctx.check)
+                           progress=_volume_progress(ctx, vol.name), check=ctx.check,
+                           state=sync)
         fresh = registry.require(store, vol.name)
         fresh.duplex = True
         registry.save(store, fresh)
@@ -139,10 +142,14 @@ def resync_steps(store: Store, args: dict[str, Any]) -> list[Step]:
     return [Step("volume.resync", run, 24 * 3600.0, f"resync {vol.name}")]
 
 
-def verify_steps(store: Store, args: dict[str, Any]) -> list[Step]:
+def verify_steps(store: Store, args: dict[str, Any],
+                 sync: SyncState | None = None) -> list[Step]:
     names = args.get("names") or []
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise UsageError("`names` must be a list of volume names (empty: every volume)")
+    full = args.get("full", False)
+    if not isinstance(full, bool):
+        raise UsageError("`full` must be true (byte for byte) or false (quick)")
     vols = [registry.require(store, n) for n in names] if names else registry.all_volumes(
         store)
 
@@ -154,10 +161,12 @@ def verify_steps(store: Store, args: dict[str, Any]) -> list[Step]:
             ctx.progress(100.0 * i / max(1, len(vols)),
                          f"comparing the replicas of {vol.name} ({i + 1} of {len(vols)})",
                          files_done=checked)
-            entries = replica.verify_volume(vol)
+            entries = replica.verify_volume(vol, full=full, state=sync)
             checked += entries
-            ctx.write("volume.verify", f"{vol.name}: replicas identical ({entries} entries)")
-            results.append({"name": vol.name, "entries": entries, "identical": True})
+            ctx.write("volume.verify", f"{vol.name}: replicas identical ({entries} entries, "
+                      + ("byte for byte)" if full else "quick)"))
+            results.append({"name": vol.name, "entries": entries, "identical": True,
+                            "full": full})
         ctx.results["volumes"] = results
 
     return [Step("volume.verify", run, 24 * 3600.0, "verify replicas")]
@@ -253,7 +262,8 @@ def exec_steps(instance: Instance, args: dict[str, Any]) -> list[Step]:
 
 
 def steps_for(instance: Instance, store: Store, operation: Operation, args: dict[str, Any],
-              *, session: str, config_of: ConfigOf) -> list[Step]:
+              *, session: str, config_of: ConfigOf,
+              sync: SyncState | None = None) -> list[Step]:
     """The steps of ``operation`` with ``args`` (refused with a UsageError when bad)."""
     match operation:
         case Operation.ADOPT:
@@ -261,9 +271,9 @@ def steps_for(instance: Instance, store: Store, operation: Operation, args: dict
         case Operation.RELEASE:
             return release_steps(store, args)
         case Operation.RESYNC:
-            return resync_steps(store, args)
+            return resync_steps(store, args, sync)
         case Operation.VERIFY:
-            return verify_steps(store, args)
+            return verify_steps(store, args, sync)
         case Operation.SERVICE_START | Operation.SERVICE_STOP | Operation.SERVICE_RELEASE:
             return service_steps(instance, store, operation, args, config_of)
         case Operation.RESTART_UPGRADE_SIDE:

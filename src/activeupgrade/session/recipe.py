@@ -19,6 +19,7 @@ from activeupgrade.platform.actions import steps as actions
 from activeupgrade.platform.services import steps as services
 from activeupgrade.platform.side import steps as side
 from activeupgrade.platform.volumes import steps as volumes
+from activeupgrade.platform.volumes.state import SyncState
 from activeupgrade.session import usage
 
 EARLY = (Timing.EARLY,)
@@ -44,8 +45,9 @@ def _advanced(
     return [st for sd in sides for st in actions.advanced(cfg, request, sd, timings)]
 
 
-def request_steps(request: Request, cfg: Config) -> list[Step]:
-    """The ordered steps of ``request`` for configuration ``cfg``."""
+def request_steps(request: Request, cfg: Config, sync: SyncState | None = None) -> list[Step]:
+    """The ordered steps of ``request`` for configuration ``cfg``; ``sync``: the daemon's
+    volume sync state, handed to the volume steps."""
     sides = _sides(request)
     early = _advanced(cfg, request, EARLY, sides)
     later = _advanced(cfg, request, LATER, sides)
@@ -53,12 +55,12 @@ def request_steps(request: Request, cfg: Config) -> list[Step]:
         case Request.CHECK_READINESS:
             own = checks.on_demand(cfg)
         case Request.PREPARE_SPLIT:
-            own = [*checks.final(cfg), *volumes.prepare_split(cfg)]
+            own = [*checks.final(cfg), *volumes.prepare_split(cfg, sync)]
         case Request.EXECUTE_SPLIT:
             # The Upgrade Side exists only once side.start ran: its early actions follow it.
             early = _advanced(cfg, request, EARLY, (Side.PRODUCTION,))
             own = [
-                *volumes.execute_split(cfg),
+                *volumes.execute_split(cfg, sync),
                 *side.start(cfg),
                 *_advanced(cfg, request, EARLY, (Side.UPGRADE,)),
                 *_phase(Request.STOP,
@@ -66,7 +68,7 @@ def request_steps(request: Request, cfg: Config) -> list[Step]:
                         actions.control(cfg, ControlType.STOP_APPLICATION, Side.UPGRADE, request)),
             ]
         case Request.PREPARE_MERGE:
-            own = [*checks.upgrade_side(cfg), *volumes.prepare_merge(cfg),
+            own = [*checks.upgrade_side(cfg), *volumes.prepare_merge(cfg, sync),
                    *side.prepare_merge(cfg), *usage.steps(cfg)]
         case Request.EXECUTE_MERGE:
             own = [
@@ -74,9 +76,9 @@ def request_steps(request: Request, cfg: Config) -> list[Step]:
                         actions.control(cfg, ControlType.STOP_APPLICATION, Side.PRODUCTION,
                                         request),
                         services.stop_production(cfg)),
-                *volumes.report_production_changes(cfg),
+                *volumes.report_production_changes(cfg, sync),
                 *side.stop(cfg),
-                *volumes.execute_merge(cfg),
+                *volumes.execute_merge(cfg, sync),
                 *_phase(Request.BACKUP, backup.save(cfg)),
                 *_phase(Request.START,
                         services.restore_startup(cfg),
@@ -87,7 +89,7 @@ def request_steps(request: Request, cfg: Config) -> list[Step]:
                         actions.control(cfg, ControlType.BACKUP, Side.PRODUCTION, request)),
             ]
         case Request.COMMIT:
-            own = volumes.commit(cfg)
+            own = volumes.commit(cfg, sync)
         case Request.ABORT:
             # Application actions here run only when the applications move back (abort
             # from merge); the action steps decide from the recorded facts.
@@ -97,15 +99,15 @@ def request_steps(request: Request, cfg: Config) -> list[Step]:
                         actions.control(cfg, ControlType.STOP_APPLICATION, Side.PRODUCTION,
                                         request),
                         services.stop_for_abort(cfg)),
-                *volumes.abort_switch_back(cfg),
+                *volumes.abort_switch_back(cfg, sync),
                 *_phase(Request.START,
                         services.start_for_abort(cfg),
                         actions.control(cfg, ControlType.START_APPLICATION, Side.PRODUCTION,
                                         request)),
-                *volumes.abort_resync(cfg),
+                *volumes.abort_resync(cfg, sync),
             ]
         case Request.FINISH:
-            own = [*side.cleanup(cfg), *volumes.finish(cfg)]
+            own = [*side.cleanup(cfg), *volumes.finish(cfg, sync)]
         case _:
             own = []
     return [*early, *own, *later]

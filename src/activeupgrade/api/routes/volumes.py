@@ -22,13 +22,19 @@ async def list_volumes(request: Request) -> JSONResponse:
 
 
 async def show(request: Request) -> JSONResponse:
-    """One volume (by name or path), with the pending resync."""
-    store = daemon_of(request).store
+    """One volume (by name or path), with its own pending resync (the figures the status
+    bar shows, computed in the background: ``pending_as_of`` says when)."""
+    daemon = daemon_of(request)
+    store = daemon.store
 
     def work() -> dict[str, Any]:
         vol = registry.require(store, request.path_params["name"])
         view = vol.view()
-        view["pending_resync"] = registry.pending_resync(store)
+        facts = daemon.platform.facts()
+        mine = (facts.get("pending_by_volume") or {}).get(vol.name) or {}
+        view["pending_resync"] = {o: mine.get(o, dict(registry.ZERO))
+                                  for o in registry.OUTCOMES}
+        view["pending_as_of"] = (facts.get("pending_resync") or {}).get("as_of", 0)
         return view
 
     return JSONResponse(await asyncio.to_thread(work))

@@ -11,7 +11,9 @@ whose ``cp`` fails is left to the normal resync, which compares and fixes what i
 Each copied entry is then taken only if it shows what the scan of the source saw (type,
 mode, owner, size, modification time, device); files with several links are always left
 to the normal resync, which alone knows their groups across the tree. Nothing goes
-through a shell; the ``cp`` processes die with the process that started them.
+through a shell; the ``cp`` processes die with the process that started them. Where the
+filesystem shares extents (``storage.Storage.REFLINK``) ``cp`` clones instead of copying;
+holes of sparse files stay holes.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from concurrent.futures import Future, as_completed
 from activeupgrade import proc
 from activeupgrade.platform.volumes.tree import Stats, join, scan
 
-CP = ("cp", "-dR", "--preserve=mode,ownership,timestamps,links,xattr")
+CP = ("cp", "-dR", "--preserve=mode,ownership,timestamps,links,xattr", "--reflink=auto",
+      "--sparse=auto")
 GROUPS_PER_WORKER = 4
 """Groups per copying process: a group finished is journaled, so a crash redoes at most
 the groups in flight."""

@@ -1,7 +1,9 @@
 """Copying one entry's data and metadata onto a replica.
 
 Data goes through ``FICLONE`` (a reflink: instant, shares blocks) when the filesystem
-allows it, else ``copy_file_range`` (kernel-side copy, no trip through user space).
+allows it, else ``copy_file_range`` (kernel-side copy, no trip through user space). A
+sparse source (fewer blocks allocated than its size needs) is copied extent by extent
+(``SEEK_DATA``/``SEEK_HOLE``): its holes stay holes in the copy.
 
 Where the new content goes depends on what stands at the target (the target replica is
 never the live one while a resync writes to it):
@@ -72,11 +74,64 @@ def temp_name(path: str) -> str:
     return os.path.join(head, f".{tail}.au-tmp")
 
 
-def _copy_fd(fi: int, fo: int, size: int, flags: CopyFlags) -> int | None:
+def sparse(st: os.stat_result) -> bool:
+    """Whether the file of ``st`` has holes (fewer bytes allocated than its size)."""
+    return st.st_blocks * 512 < st.st_size
+
+
+def _copy_range(fi: int, fo: int, start: int, end: int, flags: CopyFlags) -> None:
+    """Bytes ``start``..``end`` of ``fi`` to the same offsets of ``fo``."""
+    off = start
+    while off < end and flags.copy_range:
+        try:
+            n = os.copy_file_range(fi, fo, end - off, off, off)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            flags.copy_range = False
+            break
+        if n == 0:
+            return
+        off += n
+    while off < end:
+        chunk = os.pread(fi, min(1 << 20, end - off), off)
+        if not chunk:
+            return
+        view = memoryview(chunk)
+        while view:
+            n = os.pwrite(fo, view, off)
+            view, off = view[n:], off + n
+
+
+def _copy_sparse(fi: int, fo: int, size: int, flags: CopyFlags) -> int | None:
+    """Copy the data extents of ``fi`` into ``fo`` (cut to nothing first), leaving the
+    holes unallocated; None where the filesystem cannot say where the holes are."""
+    os.ftruncate(fo, 0)
+    off = 0
+    while off < size:
+        try:
+            data = os.lseek(fi, off, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                break  # only a hole up to the end
+            if exc.errno == errno.EINVAL and off == 0:
+                return None
+            raise
+        if data >= size:
+            break
+        hole = min(os.lseek(fi, data, os.SEEK_HOLE), size)
+        _copy_range(fi, fo, data, hole, flags)
+        off = hole
+    os.ftruncate(fo, size)
+    return size
+
+
+def _copy_fd(fi: int, fo: int, size: int, flags: CopyFlags, holes: bool = False) -> int | None:
     """Copy ``fi`` into the empty or to-be-cut ``fo`` from offset 0; returns the bytes
     written, or None when ``fo`` is a reflink of the whole of ``fi`` (nothing to cut).
     Copies at most ``size`` bytes (the size the scan saw: a file that grows meanwhile has
-    a newer ctime, so the manifest never vouches for the shorter copy)."""
+    a newer ctime, so the manifest never vouches for the shorter copy). ``holes``: the
+    source is sparse (copied extent by extent)."""
     if flags.reflink and size > 0:
         try:
             fcntl.ioctl(fo, FICLONE, fi)
@@ -85,6 +140,10 @@ def _copy_fd(fi: int, fo: int, size: int, flags: CopyFlags) -> int | None:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY):
                 raise
             flags.reflink = False
+    if holes:
+        done_sparse = _copy_sparse(fi, fo, size, flags)
+        if done_sparse is not None:
+            return done_sparse
     done = 0
     if flags.copy_range:
         try:
@@ -206,7 +265,7 @@ def copy_file(src: str, dst: str, st: os.stat_result, flags: CopyFlags,
             in_place = tmp is None
             if in_place and flags.reflink:
                 os.ftruncate(fo, 0)  # a clone replaces only the range it covers
-            written = _copy_fd(fi, fo, st.st_size, flags)
+            written = _copy_fd(fi, fo, st.st_size, flags, sparse(st))
             if in_place and written is not None:
                 os.ftruncate(fo, written)
             # owner before mode: a change of owner clears set-id bits
@@ -232,7 +291,7 @@ def _finish_new(fi: int, fo: int, dst: str, st: os.stat_result, mode: int,
     permission bits. Owner and mode are most often right from the start (root copying
     root's files): the final stat tells, and only then are they changed. The only
     attributes a new file can have are a default ACL of its directory."""
-    _copy_fd(fi, fo, st.st_size, flags)
+    _copy_fd(fi, fo, st.st_size, flags, sparse(st))
     sx = xattrs(fi)
     dx = xattrs(fo) if sx or flags.inherits_acl(os.path.dirname(dst)) else {}
     if sx != dx:

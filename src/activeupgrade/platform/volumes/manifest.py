@@ -36,8 +36,6 @@ _quote = json.encoder.encode_basestring_ascii
 """The json module's C string encoder: an ASCII JSON literal for any str (names that
 are not UTF-8 carry lone surrogates; they are escaped and read back intact)."""
 
-_memo: dict[str, tuple[tuple[tuple[int, ...], ...], Entries]] = {}
-
 
 def _pair(values: list[int]) -> Pair:
     a = (values[0], values[1], values[2], values[3], values[4])
@@ -67,7 +65,9 @@ class Manifest:
         self.path = folder / "manifest.json"
         self.journal_path = folder / "resync.journal"
 
-    def _key(self) -> tuple[tuple[int, ...], ...]:
+    def key(self) -> tuple[tuple[int, ...], ...]:
+        """Identity and version of the files (inode, mtime, size of each): equal keys,
+        equal contents (``state.SyncState`` keeps decoded entries by it)."""
         out: list[tuple[int, ...]] = []
         for path in (self.path, self.journal_path):
             try:
@@ -77,21 +77,8 @@ class Manifest:
                 out.append(())
         return tuple(out)
 
-    def remember(self, entries: Entries) -> None:
-        """Keep ``entries`` (a subset of what the files now say) for the next load in this
-        process: decoding the files is a large part of a resync with little to do."""
-        _memo[str(self.path)] = (self._key(), entries)
-
-    def forget_memo(self) -> None:
-        """Read the files at the next load (tests, and after another process wrote them)."""
-        _memo.pop(str(self.path), None)
-
     def load(self) -> tuple[Entries, int]:
-        """The known-identical entries and how many came from an interrupted run.
-        The result is shared: callers must not change it."""
-        hit = _memo.get(str(self.path))
-        if hit is not None and hit[0] == self._key():
-            return hit[1], 0
+        """The known-identical entries and how many came from an interrupted run."""
         entries: Entries = {}
         try:
             entries = decode(self.path.read_bytes())
@@ -130,7 +117,6 @@ class Manifest:
         self.journal_path.unlink(missing_ok=True)
 
     def forget(self) -> None:
-        _memo.pop(str(self.path), None)
         self.path.unlink(missing_ok=True)
         self.journal_path.unlink(missing_ok=True)
 

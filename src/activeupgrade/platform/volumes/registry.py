@@ -10,8 +10,10 @@ live path and recording it cannot mislead.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,17 +21,19 @@ from typing import Any
 
 from activeupgrade.config.model import Config, VolumeRole, VolumeSpec
 from activeupgrade.errors import VolumeError
-from activeupgrade.platform.volumes import livepath, watch
+from activeupgrade.platform.volumes import livepath
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.resync import plan
-from activeupgrade.platform.volumes.tree import racy_window
+from activeupgrade.platform.volumes.state import SyncState
+from activeupgrade.platform.volumes.storage import Storage, detect
 from activeupgrade.store.db import Store
 
 NS = "volumes"
 DEFAULT_BPS = 200e6
 """Bytes per second assumed before a resync was measured."""
-DEFAULT_FPS = 5000.0
-"""Entries per second assumed before a resync was measured."""
+DEFAULT_FPS = 2000.0
+"""Entries handled (copied, compared, deleted) per second assumed before a resync was
+measured."""
 
 
 def name_for(path: str) -> str:
@@ -54,7 +58,12 @@ class Volume:
     session: dict[str, Any] = field(default_factory=dict)
     """Facts of the current session: id, original, upgrade, split_at, stale."""
     bps: float = DEFAULT_BPS
+    """Copy rate (bytes per second) measured by the last resync that copied enough."""
     fps: float = DEFAULT_FPS
+    """Entries handled per second measured by the last resync that handled enough."""
+    base: float = 0.0
+    """Seconds a resync of this volume takes with (almost) nothing to do: looking at the
+    trees, the manifest (measured by the last such resync)."""
     last_resync: dict[str, Any] = field(default_factory=dict)
     intended: str = "a"
     """The replica the live path must show; recorded before every switch so that the live
@@ -93,6 +102,10 @@ class Volume:
     def ready(self) -> bool:
         return self.phase == "ready"
 
+    def storage(self) -> Storage:
+        """The storage backend of the replicas (found on their filesystem)."""
+        return detect(self.folder) if os.path.isdir(self.folder) else Storage.PLAIN
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["role"] = self.role.value
@@ -112,6 +125,7 @@ class Volume:
             "live_path": ("bind mount of the live replica" if self.mode == livepath.BIND
                           else "symlink to the live replica"),
             "mode": self.mode, "live": live, "replicas": self.replicas,
+            "storage": self.storage().value,
             "phase": self.phase, "duplex": self.duplex and not self.session,
             "session": self.session, "last_resync": self.last_resync,
         }
@@ -182,18 +196,38 @@ def merged(store: Store) -> bool:
 
 
 # -- pending resync -----------------------------------------------------------------
-def _estimate(vol: Volume, src: str, dst: str) -> dict[str, float]:
-    """Resync src → dst (replica letters) as planned now, without doing it."""
-    if not os.path.isdir(vol.replica(src)) or not os.path.isdir(vol.replica(dst)):
-        return {"bytes": 0, "files": 0, "seconds_estimate": 0.0}
-    known, _ = vol.manifest.load()
-    track = racy_window(vol.folder) == 0
-    (s, ssig), (d, dsig) = (watch.snapshot(vol.replica(src), track),
-                            watch.snapshot(vol.replica(dst), track))
-    p = plan(s, d, known, src == "a", ssig, dsig)
+ZERO: dict[str, float] = {"bytes": 0, "files": 0, "seconds_estimate": 0.0}
+"""The figures of a resync with nothing to do (never changed: copied where used)."""
+
+
+def seconds_for(vol: Volume, nbytes: float, files: float) -> float:
+    """How long a resync of ``nbytes`` in ``files`` entries takes on ``vol``, from what its
+    last resyncs measured: the fixed cost of looking at the trees, plus the bytes at the
+    copy rate, plus the entries at the per-entry rate."""
+    if not nbytes and not files:
+        return 0.0
+    return round(vol.base + nbytes / vol.bps + files / vol.fps, 3)
+
+
+def _estimate(vol: Volume, src: str, dst: str, state: SyncState) -> dict[str, float] | None:
+    """Resync src → dst (replica letters) as planned now, without doing it; None when a
+    resync of these replicas is running (its figures would be half-way)."""
+    sp, dp = vol.replica(src), vol.replica(dst)
+    if not os.path.isdir(sp) or not os.path.isdir(dp):
+        return dict(ZERO)
+    manifest = vol.manifest
+    track = state.tracked(vol.folder)
+    with state.holding(sp, dp, wait=False) as free:
+        if not free:
+            return None
+        known, _ = state.load(manifest)
+        s, d = state.trackers.take(sp, track), state.trackers.take(dp, track)
+        only = state.narrowed(manifest, known, sp, dp, keep=True) if track else None
+        p = plan(s.stats, d.stats, known, src == "a", s.sigs, d.sigs, only,
+                 None if only is None else s.multi)
     files = len(p.candidates) + len(p.deletions)
     return {"bytes": p.copy_bytes, "files": files,
-            "seconds_estimate": round(p.copy_bytes / vol.bps + files / vol.fps, 2)}
+            "seconds_estimate": seconds_for(vol, p.copy_bytes, files)}
 
 
 def directions(vol: Volume, live: str) -> dict[str, tuple[str, str]]:
@@ -205,58 +239,132 @@ def directions(vol: Volume, live: str) -> dict[str, tuple[str, str]]:
     return {"commit": (live, standby), "abort": (live, standby)}
 
 
-def pending_resync(store: Store, cfg: Config | None = None) -> dict[str, Any]:
-    """Size and estimated time of the resync a commit and an abort would need now."""
+OUTCOMES = ("commit", "abort")
+
+
+def _per_volume(vols: list[Volume], state: SyncState,
+                before: dict[str, dict[str, dict[str, float]]]
+                ) -> dict[str, dict[str, dict[str, float]]]:
+    """Each ready volume's figures per outcome (``before``'s where a resync runs now)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for v in vols:
+        live = v.live()
+        if live is None or not v.ready:
+            continue
+        ways = directions(v, live)
+        per: dict[str, dict[str, float]] = {}
+        for outcome in OUTCOMES:
+            src, dst = ways[outcome]
+            est = _estimate(v, src, dst, state)
+            if est is None:
+                est = before.get(v.name, {}).get(outcome, dict(ZERO))
+            per[outcome] = est
+        out[v.name] = per
+    return out
+
+
+def _totals(per: dict[str, dict[str, dict[str, float]]], outcome: str,
+            names: list[str]) -> dict[str, Any]:
+    total = {"bytes": 0.0, "files": 0.0, "seconds_estimate": 0.0}
+    for name in names:
+        est = per.get(name, {}).get(outcome)
+        for k in total:
+            total[k] += est[k] if est else 0
+    return {"bytes": int(total["bytes"]), "files": int(total["files"]),
+            "seconds_estimate": round(total["seconds_estimate"], 2)}
+
+
+def pending_resync(store: Store, cfg: Config | None = None,
+                   state: SyncState | None = None) -> dict[str, Any]:
+    """Size and estimated time of the resync a commit and an abort would need now, computed
+    now (it looks at the trees: for plans and checks, never for the status bar)."""
     vols = all_volumes(store)
     if cfg is not None and cfg.volumes:
         paths = {s.path for s in cfg.volumes}
         vols = [v for v in vols if v.path in paths]
-    out: dict[str, Any] = {}
-    for outcome in ("commit", "abort"):
-        total = {"bytes": 0.0, "files": 0.0, "seconds_estimate": 0.0}
-        per: dict[str, Any] = {}
-        for v in vols:
-            live = v.live()
-            if live is None or not v.ready:
-                continue
-            src, dst = directions(v, live)[outcome]
-            est = _estimate(v, src, dst)
-            per[v.name] = est
-            for k in total:
-                total[k] += est[k]
-        out[outcome] = {"bytes": int(total["bytes"]), "files": int(total["files"]),
-                        "seconds_estimate": round(total["seconds_estimate"], 2),
-                        "volumes": per}
+    per = _per_volume(vols, state if state is not None else SyncState.once(), {})
+    return {outcome: {**_totals(per, outcome, list(per)),
+                      "volumes": {name: est[outcome] for name, est in per.items()}}
+            for outcome in OUTCOMES}
+
+
+FACTS_TTL = 10.0
+"""Seconds after which the status bar's pending-resync figures are computed again in the
+background (with change tracking that looks only at what changed)."""
+
+
+def _basis(vols: list[Volume]) -> str:
+    """The registry as the figures depend on it (every resync, split, switch and adoption
+    changes a document: the figures are then computed again)."""
+    return json.dumps([v.to_dict() for v in vols], sort_keys=True, default=str)
+
+
+def refresh_figures(store: Store, state: SyncState, basis: str = "") -> None:
+    """Compute every volume's pending-resync figures into ``state.figures`` (run in the
+    background by ``facts``; failures are kept in ``figures.error``, never raised)."""
+    fig = state.figures
+    try:
+        vols = all_volumes(store)
+        known = {p for v in vols for p in v.replicas.values()}
+        for root in state.trackers.roots():
+            if not any(root == p or root.startswith(p + os.sep) for p in known):
+                state.trackers.forget(root)  # a released volume's replica
+        per = _per_volume(vols, state, fig.volumes)
+        with state.lock:
+            fig.volumes, fig.computed_at, fig.error = per, time.time(), ""
+            fig.basis = basis or _basis(vols)
+    except Exception as exc:  # a background job reports, it never raises
+        with state.lock:
+            fig.error = f"{type(exc).__name__}: {exc}"
+            fig.computed_at = time.time()
+    finally:
+        with state.lock:
+            fig.running = False
+
+
+def facts(store: Store, state: SyncState | None = None) -> dict[str, Any]:
+    """Duplex state and pending resync for the status bar.
+
+    With the daemon's ``state``, never looks at a tree: the figures are the last ones
+    computed in the background, and a new computation is started when they are out of
+    date (``as_of`` says when they were computed; 0: not yet). Without one (a one-off
+    caller), they are computed now."""
+    vols = all_volumes(store)
+    out: dict[str, Any] = {
+        "duplex": all(v.ready and v.duplex and not v.session for v in vols),
+        "volumes": len(vols),
+    }
+    names = [v.name for v in vols]
+    if state is None:
+        per = _per_volume(vols, SyncState.once(), {})
+        as_of, error = time.time(), ""
+    else:
+        fig = state.figures
+        basis = _basis(vols)
+        with state.lock:
+            due = (fig.stale or fig.basis != basis
+                   or time.time() - fig.computed_at > FACTS_TTL)
+            start = due and not fig.running
+            if start:
+                fig.running, fig.stale = True, False
+            per, as_of, error = dict(fig.volumes), fig.computed_at, fig.error
+        if start:
+            threading.Thread(target=refresh_figures, args=(store, state, basis),
+                             name="au-pending-resync", daemon=True).start()
+    pending = _totals(per, "commit", names)
+    pending["as_of"] = round(as_of, 3)
+    if error:
+        pending["error"] = error
+    out["pending_resync"] = pending
+    out["pending_by_volume"] = {n: per[n] for n in names if n in per}
     return out
 
 
-_cache: dict[str, tuple[float, dict[str, Any]]] = {}
-FACTS_TTL = 10.0
-"""Seconds the pending-resync figure of the status bar is reused (it scans the trees)."""
-
-
-def facts(store: Store) -> dict[str, Any]:
-    """Duplex state and pending resync for the status bar."""
-    vols = all_volumes(store)
-    key = str(store.path)
-    hit = _cache.get(key)
-    if hit is None or time.monotonic() - hit[0] > FACTS_TTL:
-        try:
-            pending = pending_resync(store)["commit"]
-        except OSError:
-            pending = {"bytes": 0, "files": 0, "seconds_estimate": 0.0}
-        _cache[key] = (time.monotonic(), pending)
-        hit = _cache[key]
-    p = hit[1]
-    return {
-        "duplex": all(v.ready and v.duplex and not v.session for v in vols),
-        "volumes": len(vols),
-        "pending_resync": {k: p[k] for k in ("bytes", "files", "seconds_estimate")},
-    }
-
-
-def invalidate_facts() -> None:
-    _cache.clear()
+def invalidate_facts(state: SyncState | None = None) -> None:
+    """The pending-resync figures of ``state`` are out of date (without a state there is
+    nothing kept to invalidate: the figures also follow every change of the registry)."""
+    if state is not None:
+        state.invalidate()
 
 
 def reattach(store: Store) -> list[str]:
@@ -268,6 +376,4 @@ def reattach(store: Store) -> list[str]:
             continue
         livepath.attach(vol.path, vol.replica(vol.intended), vol.mode)
         done.append(f"{vol.path}: attached again to replica {vol.intended}")
-    if done:
-        invalidate_facts()
     return done

@@ -10,7 +10,8 @@ from activeupgrade.errors import VolumeError
 from activeupgrade.platform.volumes import livepath, registry
 from activeupgrade.platform.volumes.registry import Volume
 from activeupgrade.platform.volumes.resync import Progress, Result, resync
-from activeupgrade.platform.volumes.verify import verify
+from activeupgrade.platform.volumes.state import SyncState
+from activeupgrade.platform.volumes.verify import trusted_by, verify
 from activeupgrade.store.db import Store
 
 
@@ -22,27 +23,56 @@ def sync(
     *,
     progress: Callable[[Progress], None] | None = None,
     check: Callable[[], None] | None = None,
+    state: SyncState | None = None,
 ) -> Result:
-    """Resync replica ``dst`` from replica ``src`` ("a"/"b") and record the throughput."""
+    """Resync replica ``dst`` from replica ``src`` ("a"/"b") and record the throughput.
+    ``state``: the daemon's sync state (change tracking); None: the trees are read in
+    full."""
     if src == dst:
         raise VolumeError(f"cannot resync replica {src} of {vol.name} from itself")
     res = resync(vol.replica(src), vol.replica(dst), vol.manifest, src_is_a=src == "a",
-                 progress=progress, check=check)
+                 progress=progress, check=check, state=state)
     fresh = registry.get(store, vol.name) or vol
-    if res.seconds > 0.05 and res.copied_bytes > 1 << 20:
-        fresh.bps = max(1e6, res.copied_bytes / res.seconds)
-    if res.seconds > 0.05 and res.scanned > 1000:
-        fresh.fps = max(100.0, res.scanned / res.seconds)
+    measure(fresh, res)
     fresh.last_resync = {"from": src, "to": dst, "at": time.time(), **res.to_dict()}
     registry.save(store, fresh)
-    vol.bps, vol.fps, vol.last_resync = fresh.bps, fresh.fps, fresh.last_resync
-    registry.invalidate_facts()
+    vol.bps, vol.fps, vol.base = fresh.bps, fresh.fps, fresh.base
+    vol.last_resync = fresh.last_resync
+    registry.invalidate_facts(state)
     return res
 
 
-def verify_volume(vol: Volume) -> int:
-    """Compare the two replicas in content and metadata; raise VerifyMismatch."""
-    return verify(vol.replica("a"), vol.replica("b"), name=vol.name)
+SMALL = 100
+"""A resync handling fewer entries than this (and copying under 1 MiB) measures the fixed
+cost of a resync of the volume; one handling more measures its rates."""
+
+
+def measure(vol: Volume, res: Result) -> None:
+    """Update ``vol``'s measured resync figures (``registry.seconds_for``) from ``res``."""
+    handled = (res.copied_files + res.compared_files + res.metadata_fixed + res.deleted
+               + res.linked + res.created_dirs)
+    if handled < SMALL and res.copied_bytes < 1 << 20:
+        vol.base = round(res.seconds, 3)
+        return
+    work = max(0.001, res.seconds - vol.base)
+    if res.copied_bytes > 1 << 20:
+        # the share of the time the bytes took: what the entries did not
+        per_entry = handled / vol.fps
+        vol.bps = max(1e6, res.copied_bytes / max(0.001, work - per_entry))
+    if handled >= SMALL:
+        copy_time = res.copied_bytes / vol.bps
+        vol.fps = max(100.0, handled / max(0.001, work - copy_time))
+
+
+def verify_volume(vol: Volume, *, full: bool = True, state: SyncState | None = None) -> int:
+    """Compare the two replicas in content and metadata; raise VerifyMismatch. ``full``
+    False: contents are read only where the resync manifest does not vouch for them (see
+    verify.py); True: byte for byte."""
+    trusted = None
+    if not full:
+        known, _ = (state or SyncState.once()).load(vol.manifest)
+        trusted = trusted_by(known)
+    return verify(vol.replica("a"), vol.replica("b"), name=vol.name, trusted=trusted)
 
 
 def switch(vol: Volume, to: str) -> bool:

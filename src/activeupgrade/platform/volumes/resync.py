@@ -21,32 +21,23 @@ Copies run on a thread pool (the kernel does the copying; the GIL is released).
 from __future__ import annotations
 
 import errno
-import gc
 import os
 import shutil
 import stat
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from activeupgrade import proc
 from activeupgrade.errors import VolumeError
-from activeupgrade.platform.volumes import bulk, watch
+from activeupgrade.platform.volumes import bulk
 from activeupgrade.platform.volumes.copy import CopyFlags, apply_meta, copy_file, copy_special
 from activeupgrade.platform.volumes.manifest import Entries, Journal, Manifest, Pair
-from activeupgrade.platform.volumes.tree import (
-    RACY_NS,
-    Sig,
-    Stats,
-    join,
-    racy_window,
-    same_content,
-    sig,
-)
+from activeupgrade.platform.volumes.state import Last, SyncState
+from activeupgrade.platform.volumes.storage import Storage, detect
+from activeupgrade.platform.volumes.tree import RACY_NS, Sig, Stats, join, same_content, sig
 from activeupgrade.units import human_bytes
 
 _RESUMES = "what was copied is kept: the next resync (Retry) goes on from there."
@@ -125,6 +116,9 @@ class Result:
     resumed: int = 0
     """Entries an interrupted earlier run had finished (taken from the journal)."""
     reflink: bool = False
+    """Copies were reflinks (shared extents)."""
+    storage: str = Storage.PLAIN.value
+    """The storage backend of the target's filesystem (``storage.Storage``)."""
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -201,71 +195,12 @@ def plan(src: Stats, dst: Stats, known: Entries, src_is_a: bool,
     return Plan(sorted(candidates), sorted(deletions), groups, members, copy_bytes)
 
 
-@dataclass
-class _Last:
-    """What the last completed resync of a manifest leaves for the next one. Afterwards
-    every name of the two trees is either identical on both with the signatures the
-    manifest holds, or in ``unsure``; with both trees tracked since, only names changed
-    on either side since its marks, plus ``unsure``, can differ from the manifest, in
-    either direction (the manifest's pairs are oriented A, B)."""
-
-    marks: dict[str, watch.Mark]
-    """Tree → its mark: the source's scan, the target's look after the writes."""
-    entries: Entries
-    """The manifest entries it left (the next load must return this very object)."""
-    unsure: set[str]
-
-
-_last: dict[str, _Last] = {}
-
-
-def _narrowed(manifest: Manifest, known: Entries, src_r: str, dst_r: str) -> set[str] | None:
-    """The names worth comparing, or None: all of them."""
-    last = _last.pop(str(manifest.path), None)
-    if last is None or last.entries is not known or set(last.marks) != {src_r, dst_r}:
-        return None
-    out = set(last.unsure)
-    for root, mark in last.marks.items():
-        changed = watch.changed_since(root, mark)
-        if changed is None:
-            return None
-        out |= changed
-    return out
-
-
-_gc_lock = threading.Lock()
-_gc_holders = 0
-_gc_was_enabled = False
-
-
-@contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector (process-wide) while a resync runs. A resync
-    creates a few objects per entry (stats, signatures, pairs), none in cycles; with tens
-    of thousands of entries alive, the collector's full passes over them took a tenth of
-    a full sync's CPU. Reference counting still frees everything; nested and concurrent
-    resyncs share one pause."""
-    global _gc_holders, _gc_was_enabled
-    with _gc_lock:
-        if _gc_holders == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_holders += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_holders -= 1
-            if _gc_holders == 0 and _gc_was_enabled:
-                gc.enable()
-
-
-def _racy_window(manifest: Manifest, src: str, dst: str) -> int:
+def _racy_window(state: SyncState, manifest: Manifest, src: str, dst: str) -> int:
     """The racy window of the replicas' filesystem, probed in the manifest's folder (never
     in a live tree); the safe default when the trees are on different filesystems."""
     folder = manifest.path.parent
     devs = {os.stat(src).st_dev, os.stat(dst).st_dev, os.stat(folder).st_dev}
-    return racy_window(folder) if len(devs) == 1 else RACY_NS
+    return state.racy_window(folder) if len(devs) == 1 else RACY_NS
 
 
 def _mkdirs(root: str, rels: list[str]) -> None:
@@ -286,11 +221,12 @@ def _delete(path: str, st: os.stat_result) -> None:
 
 
 class _Run:
-    def __init__(self, src_root: str, dst_root: str, src: Stats, dst: Stats, p: Plan) -> None:
+    def __init__(self, src_root: str, dst_root: str, src: Stats, dst: Stats, p: Plan,
+                 storage: Storage) -> None:
         self.src_root, self.dst_root = src_root, dst_root
         self.src, self.dst, self.plan = src, dst, p
-        self.flags = CopyFlags()
-        self.result = Result()
+        self.flags = CopyFlags(reflink=storage.clones)
+        self.result = Result(storage=storage.value)
 
     def file_job(self, rel: str) -> tuple[str, int, str, os.stat_result]:
         """Bring one non-directory entry up to date.
@@ -333,6 +269,7 @@ class _Job:
     src: str
     dst: str
     manifest: Manifest
+    state: SyncState
     src_is_a: bool
     window: int
     """The filesystem's racy window (ns); 0: fine-grained timestamps."""
@@ -347,6 +284,8 @@ class _Job:
     """The manifest's entries known identical when it started (shared: never changed)."""
     resumed: int
     """How many of them an interrupted earlier resync had journaled."""
+    storage: Storage
+    """The backend the replicas' filesystem allows (reflink: copies are clones)."""
 
 
 def resync(
@@ -358,13 +297,18 @@ def resync(
     progress: ProgressCb | None = None,
     check: Callable[[], None] | None = None,
     workers: int = WORKERS,
+    state: SyncState | None = None,
 ) -> Result:
-    """Make ``dst_root`` identical to ``src_root`` (content and metadata)."""
+    """Make ``dst_root`` identical to ``src_root`` (content and metadata). ``state``: the
+    owner's sync state (change tracking, the last resync's marks); without one, both
+    trees are read in full."""
     src_r, dst_r = os.fspath(src_root), os.fspath(dst_root)
+    st = state if state is not None else SyncState.once()
     try:
-        with _no_cyclic_gc(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        with (st.holding(src_r, dst_r), st.gc.held(),
+              ThreadPoolExecutor(max_workers=max(1, workers)) as pool):
             try:
-                return _run(_start(src_r, dst_r, manifest, src_is_a, progress, check,
+                return _run(_start(src_r, dst_r, manifest, st, src_is_a, progress, check,
                                    max(1, workers)), pool)
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -377,18 +321,20 @@ def resync(
                           f"{exc.filename or dst_r}: {exc.strerror}", hint=hint) from exc
 
 
-def _start(src_r: str, dst_r: str, manifest: Manifest, src_is_a: bool,
+def _start(src_r: str, dst_r: str, manifest: Manifest, state: SyncState, src_is_a: bool,
            progress: ProgressCb | None, check: Callable[[], None] | None,
            workers: int) -> _Job:
     """The target folder made, the manifest read, the clock's granularity known."""
     started = time.monotonic()
     os.makedirs(dst_r, exist_ok=True)
-    known, resumed = manifest.load()
-    window = _racy_window(manifest, src_r, dst_r)
+    known, resumed = state.load(manifest)
+    window = _racy_window(state, manifest, src_r, dst_r)
     scan_start = time.time_ns()
-    tracked = window == 0  # see watch.py: change tracking needs fine-grained ctimes
-    return _Job(src_r, dst_r, manifest, src_is_a, window, scan_start, tracked, workers,
-                progress, check, started, known, resumed)
+    # see watch.py: change tracking needs fine-grained ctimes
+    tracked = state.track and window == 0
+    storage = detect(manifest.path.parent)
+    return _Job(src_r, dst_r, manifest, state, src_is_a, window, scan_start, tracked,
+                workers, progress, check, started, known, resumed, storage)
 
 
 def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
@@ -397,15 +343,16 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
     known, resumed = job.known, job.resumed
     window, scan_start, tracked, workers = job.window, job.scan_start, job.tracked, job.workers
     progress, check = job.progress, job.check
-    dsnap = watch.take(dst_r, tracked)
+    trackers = job.state.trackers
+    dsnap = trackers.take(dst_r, tracked)
     first: dict[Future[proc.Completed], list[str]] = {}
-    if tracked and not known and len(dsnap.stats) == 1 and bulk.usable():
+    if window == 0 and not known and len(dsnap.stats) == 1 and bulk.usable():
         names = sorted(os.listdir(src_r))
         first = {pool.submit(bulk.copy_group, src_r, dst_r, g): g
                  for g in bulk.groups(names, workers)}
-    ssnap = watch.take(src_r, tracked)
+    ssnap = trackers.take(src_r, tracked)
     src, ssig = ssnap.stats, ssnap.sigs
-    only = _narrowed(manifest, known, src_r, dst_r) if tracked else None
+    only = job.state.narrowed(manifest, known, src_r, dst_r) if tracked else None
     new: Entries = dict(known)
     # (narrowed: the last resync left only source names, and a name gone since changed)
     for rel in (known.keys() - src.keys() if only is None
@@ -453,12 +400,12 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
                 check()
 
         bulk_files, bulk_bytes = bulk.take_copies(first, src, dst_r, taken, made, group_done)
-        dsnap = watch.take(dst_r, tracked, own=frozenset(made))
+        dsnap = trackers.take(dst_r, tracked, own=frozenset(made))
         known = new
     dst, dsig = dsnap.stats, dsnap.sigs
     p = plan(src, dst, known, src_is_a, ssig, dsig, only,
              None if only is None else ssnap.multi)
-    run = _Run(src_r, dst_r, src, dst, p)
+    run = _Run(src_r, dst_r, src, dst, p, job.storage)
     res = run.result
     res.scanned, res.candidates, res.resumed = len(src), len(p.candidates), resumed
     res.copied_files, res.copied_bytes = bulk_files, bulk_bytes
@@ -575,10 +522,10 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
     # take in our own writes now, not as changes next time; meanwhile the manifest is
     # written (its fsync waits on the disk, the look at the tree on the CPU)
     saved = pool.submit(manifest.settle, new, journal.written)
-    final = watch.take(dst_r, tracked, own=frozenset(made))
+    final = trackers.take(dst_r, tracked, own=frozenset(made))
     saved.result()
-    manifest.remember(new)
-    written = watch.changed_since(dst_r, dsnap.mark)
+    job.state.remember(manifest, new)
+    written = trackers.changed_since(dst_r, dsnap.mark)
     if ssnap.mark is not None and final.mark is not None and written is not None:
         # Names re-read since the scan (our writes, and anything else written meanwhile):
         # settled where the target still has the signature the manifest now holds.
@@ -587,7 +534,7 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
         unsure = {rel for rel in written
                   if (pair := nget(rel)) is None or fsig.get(rel) != pair[side]}
         unsure.update(rel for rel in (*p.candidates, *touched) if rel not in new)
-        _last[str(manifest.path)] = _Last({src_r: ssnap.mark, dst_r: final.mark}, new, unsure)
+        job.state.leave(manifest, Last({src_r: ssnap.mark, dst_r: final.mark}, new, unsure))
     res.seconds = time.monotonic() - job.started
     report(force=True)
     return res

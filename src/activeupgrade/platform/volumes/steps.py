@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,29 +16,25 @@ from activeupgrade.durable import write_durably
 from activeupgrade.engine.steps import Step, StepContext
 from activeupgrade.errors import VerifyMismatch
 from activeupgrade.model.states import Severity
-from activeupgrade.platform.volumes import registry, replica, watch
+from activeupgrade.platform.volumes import registry, replica
 from activeupgrade.platform.volumes.registry import Volume
 from activeupgrade.platform.volumes.resync import Progress
-from activeupgrade.platform.volumes.tree import (
-    RACY_NS,
-    join,
-    racy_window,
-    same_content,
-    scan,
-    sig,
-)
-from activeupgrade.platform.volumes.verify import verify_settled
+from activeupgrade.platform.volumes.state import SyncState
+from activeupgrade.platform.volumes.tree import RACY_NS, join, same_content, scan, sig
+from activeupgrade.platform.volumes.verify import trusted_by, verify_settled
 from activeupgrade.units import human_bytes
 
 LISTED = 500
 """Changed paths listed in full in the activity log, per volume."""
 
 
-def _sync(ctx: StepContext, vol: Volume, src: str, dst: str, why: str) -> None:
+def _sync(ctx: StepContext, vol: Volume, src: str, dst: str, why: str,
+          state: SyncState | None) -> None:
     def progress(p: Progress) -> None:
         ctx.progress(p.percent, f"{vol.name}: {p.text()}", **p.counts())
 
-    res = replica.sync(ctx.store, vol, src, dst, progress=progress, check=ctx.check)
+    res = replica.sync(ctx.store, vol, src, dst, progress=progress, check=ctx.check,
+                       state=state)
     ctx.write(
         "volume.resync.done",
         f"{vol.name}: replica {dst} resynchronised from {src} ({why}): "
@@ -54,17 +51,18 @@ def _snapshot_path(vol: Volume) -> Path:
     return Path(vol.folder) / "split.json"
 
 
-def _snapshot(vol: Volume, live: str) -> int:
+def _snapshot(vol: Volume, live: str, state: SyncState) -> int:
     """Record the live tree's signatures of the entries the Upgrade Side got identical.
 
     Entries the resync manifest vouches for are taken from it; the few it does not (changed
     within the coarse-clock window of the last resync, or since) are compared with the
     standby replica. Returns how many entries differ already (Production changes since
     PrepareSplit: reported at PrepareMerge)."""
-    entries, _ = vol.manifest.load()
+    entries, _ = state.load(vol.manifest)
     side = 0 if live == "a" else 1
     live_root, standby_root = vol.replica(live), vol.replica(Volume.other(live))
-    now, sigs = watch.snapshot(live_root, racy_window(vol.folder) == 0)
+    with state.holding(live_root):
+        now, sigs = state.trackers.snapshot(live_root, state.tracked(vol.folder))
     snap: dict[str, list[int]] = {}
     for rel, st in now.items():
         if stat.S_ISDIR(st.st_mode):
@@ -90,16 +88,16 @@ def _snapshot(vol: Volume, live: str) -> int:
     return sum(1 for rel, st in now.items() if not stat.S_ISDIR(st.st_mode) and rel not in snap)
 
 
-def sync_standby(ctx: StepContext) -> None:
+def sync_standby(ctx: StepContext, state: SyncState | None = None) -> None:
     """PrepareSplit: bring each standby replica up to date with the live one."""
     for vol in registry.for_config(ctx.store, ctx.config):
         live = vol.live_or_fail()
         if vol.session.get("id") == ctx.session:
             continue  # already split in this session (a retry after ExecuteSplit began)
-        _sync(ctx, vol, live, Volume.other(live), "prepare split")
+        _sync(ctx, vol, live, Volume.other(live), "prepare split", state)
 
 
-def split(ctx: StepContext) -> None:
+def split(ctx: StepContext, state: SyncState | None = None) -> None:
     """ExecuteSplit: the standby of each system volume becomes the Upgrade Side's."""
     for vol in registry.for_config(ctx.store, ctx.config):
         if vol.session.get("id") == ctx.session:
@@ -110,7 +108,8 @@ def split(ctx: StepContext) -> None:
         if vol.role is VolumeRole.SYSTEM:
             # PrepareSplit left the replicas identical and its manifest holds the live
             # side's signatures: kept as they are, they tell what Production changes later.
-            facts["differing_at_split"] = _snapshot(vol, live)
+            facts["differing_at_split"] = _snapshot(
+                vol, live, state if state is not None else SyncState.once())
             facts["upgrade"] = standby
         else:
             facts["stale"] = standby  # data: Production-only, its standby now lags
@@ -121,10 +120,10 @@ def split(ctx: StepContext) -> None:
                   + (f", Upgrade Side replica {standby}" if "upgrade" in facts
                      else ", Production-only"),
                   details={"volume": vol.name, **facts})
-    registry.invalidate_facts()
+    registry.invalidate_facts(state)
 
 
-def production_changes(ctx: StepContext) -> None:
+def production_changes(ctx: StepContext, state: SyncState | None = None) -> None:
     """PrepareMerge and ExecuteMerge: list files changed on Production's system volumes
     since the split. Run again on every Retry and once more at ExecuteMerge after the
     applications stopped, so the last report covers every change up to the switch."""
@@ -158,7 +157,7 @@ def production_changes(ctx: StepContext) -> None:
     ctx.results["production_changes"] = counts
 
 
-def switch(ctx: StepContext) -> None:
+def switch(ctx: StepContext, state: SyncState | None = None) -> None:
     """ExecuteMerge: the live paths of system volumes show the upgraded replicas."""
     for vol in registry.for_config(ctx.store, ctx.config):
         up = vol.session.get("upgrade")
@@ -170,10 +169,10 @@ def switch(ctx: StepContext) -> None:
                 ctx.write("volume.switch", f"{vol.path} now shows the upgraded replica {up}",
                           details={"volume": vol.name, "replica": up,
                                    "seconds": round(time.monotonic() - t0, 4)})
-    registry.invalidate_facts()
+    registry.invalidate_facts(state)
 
 
-def switch_back(ctx: StepContext) -> None:
+def switch_back(ctx: StepContext, state: SyncState | None = None) -> None:
     """Abort: a system volume showing the upgraded replica goes back to the original."""
     for vol in registry.for_config(ctx.store, ctx.config):
         orig = vol.session.get("original")
@@ -183,34 +182,34 @@ def switch_back(ctx: StepContext) -> None:
             if replica.switch(vol, orig):
                 ctx.write("volume.switch-back", f"{vol.path} shows the original replica {orig}",
                           details={"volume": vol.name, "replica": orig})
-    registry.invalidate_facts()
+    registry.invalidate_facts(state)
 
 
-def _resync_after(ctx: StepContext, outcome: str) -> None:
+def _resync_after(ctx: StepContext, outcome: str, state: SyncState | None) -> None:
     for vol in registry.for_config(ctx.store, ctx.config):
         live = vol.live_or_fail()
         src, dst = registry.directions(vol, live)[outcome]
         if outcome == "commit" and vol.role is VolumeRole.SYSTEM and vol.session.get("upgrade"):
             src = live  # whatever is live now is what the operator committed
             dst = Volume.other(live)
-        _sync(ctx, vol, src, dst, outcome)
+        _sync(ctx, vol, src, dst, outcome, state)
 
 
-def commit_resync(ctx: StepContext) -> None:
+def commit_resync(ctx: StepContext, state: SyncState | None = None) -> None:
     """Commit: old system replicas ← upgraded ones; stale data standbys ← live."""
-    _resync_after(ctx, "commit")
+    _resync_after(ctx, "commit", state)
 
 
-def abort_resync_run(ctx: StepContext) -> None:
+def abort_resync_run(ctx: StepContext, state: SyncState | None = None) -> None:
     """Abort: Upgrade Side replicas ← originals; stale data standbys ← live."""
-    _resync_after(ctx, "abort")
+    _resync_after(ctx, "abort", state)
 
 
 SETTLE_ROUNDS = 3
 """Finish resyncs and verifies up to this many times while applications write."""
 
 
-def verify_duplex(ctx: StepContext) -> None:
+def verify_duplex(ctx: StepContext, state: SyncState | None = None) -> None:
     """Finish: standbys up to date and identical to the live replicas; session cleared."""
     for vol in registry.for_config(ctx.store, ctx.config):
         live = vol.live_or_fail()
@@ -219,12 +218,15 @@ def verify_duplex(ctx: StepContext) -> None:
             # timestamps): the margin keeps a write made just after the resync began from
             # looking older than it.
             since = time.time_ns() - RACY_NS
-            _sync(ctx, vol, live, Volume.other(live), "finish")
+            _sync(ctx, vol, live, Volume.other(live), "finish", state)
             # the applications keep writing to the live replica: what they changed since
             # the resync began is the lag the next resync takes up, not a failure
             try:
+                # quick: contents the manifest vouches for are not read again
+                known, _ = (state or SyncState.once()).load(vol.manifest)
                 checked, lagging = verify_settled(
-                    vol.replica(live), vol.replica(Volume.other(live)), since, name=vol.name)
+                    vol.replica(live), vol.replica(Volume.other(live)), since, name=vol.name,
+                    trusted=trusted_by(known, live == "a"))
                 break
             except VerifyMismatch as exc:
                 if attempt == SETTLE_ROUNDS:
@@ -239,69 +241,83 @@ def verify_duplex(ctx: StepContext) -> None:
                   + (f"; {len(lagging)} changed by the applications since the resync "
                      "began, taken up by the next resync" if lagging else "") + ")",
                   details={"volume": vol.name, "entries": checked, "lagging": lagging[:50]})
-    registry.invalidate_facts()
+    registry.invalidate_facts(state)
 
 
-def _step(name: str, fn: Any, description: str, timeout: float = 3600.0,
-          *, rerun: bool = False) -> Step:
-    return Step(name=name, run=fn, timeout=timeout, description=description, rerun=rerun)
+StepFn = Callable[[StepContext, SyncState | None], None]
 
 
-def _production_changes(description: str) -> Step:
-    return _step("volumes.production-changes", production_changes, description, 600,
+def _step(name: str, fn: StepFn, state: SyncState | None, description: str,
+          timeout: float = 3600.0, *, rerun: bool = False) -> Step:
+    def run(ctx: StepContext) -> None:
+        fn(ctx, state)
+
+    run.__doc__ = fn.__doc__
+    return Step(name=name, run=run, timeout=timeout, description=description, rerun=rerun)
+
+
+def _production_changes(state: SyncState | None, description: str) -> Step:
+    return _step("volumes.production-changes", production_changes, state, description, 600,
                  rerun=True)
 
 
-def prepare_split(cfg: Config) -> list[Step]:
+def prepare_split(cfg: Config, state: SyncState | None = None) -> list[Step]:
     if not cfg.volumes:
         return []
-    return [_step("volumes.sync-standby", sync_standby, "bring standby replicas up to date")]
+    return [_step("volumes.sync-standby", sync_standby, state,
+                  "bring standby replicas up to date")]
 
 
-def execute_split(cfg: Config) -> list[Step]:
+def execute_split(cfg: Config, state: SyncState | None = None) -> list[Step]:
     if not cfg.volumes:
         return []
-    return [_step("volumes.split", split, "give the Upgrade Side its system replicas")]
+    return [_step("volumes.split", split, state,
+                  "give the Upgrade Side its system replicas")]
 
 
-def prepare_merge(cfg: Config) -> list[Step]:
+def prepare_merge(cfg: Config, state: SyncState | None = None) -> list[Step]:
     if not cfg.volumes:
         return []
-    return [_production_changes("list files changed on Production since split")]
+    return [_production_changes(state, "list files changed on Production since split")]
 
 
-def report_production_changes(cfg: Config) -> list[Step]:
+def report_production_changes(cfg: Config, state: SyncState | None = None) -> list[Step]:
     """ExecuteMerge, once the applications stopped: the final report before the switch."""
     if not cfg.volumes:
         return []
-    return [_production_changes("list files changed on Production up to the switch")]
+    return [_production_changes(state, "list files changed on Production up to the switch")]
 
 
-def execute_merge(cfg: Config) -> list[Step]:
+def execute_merge(cfg: Config, state: SyncState | None = None) -> list[Step]:
     if not cfg.volumes:
         return []
-    return [_step("volumes.switch", switch, "switch system volumes to the upgraded replicas", 60)]
+    return [_step("volumes.switch", switch, state,
+                  "switch system volumes to the upgraded replicas", 60)]
 
 
-def commit(cfg: Config) -> list[Step]:
+def commit(cfg: Config, state: SyncState | None = None) -> list[Step]:
     if not cfg.volumes:
         return []
-    return [_step("volumes.resync-commit", commit_resync, "resync old replicas from upgraded")]
+    return [_step("volumes.resync-commit", commit_resync, state,
+                  "resync old replicas from upgraded")]
 
 
-def abort_switch_back(cfg: Config) -> list[Step]:
+def abort_switch_back(cfg: Config, state: SyncState | None = None) -> list[Step]:
     if not cfg.volumes:
         return []
-    return [_step("volumes.switch-back", switch_back, "switch back to the original replicas", 60)]
+    return [_step("volumes.switch-back", switch_back, state,
+                  "switch back to the original replicas", 60)]
 
 
-def abort_resync(cfg: Config) -> list[Step]:
+def abort_resync(cfg: Config, state: SyncState | None = None) -> list[Step]:
     if not cfg.volumes:
         return []
-    return [_step("volumes.resync-abort", abort_resync_run, "resync upgraded replicas")]
+    return [_step("volumes.resync-abort", abort_resync_run, state,
+                  "resync upgraded replicas")]
 
 
-def finish(cfg: Config) -> list[Step]:
+def finish(cfg: Config, state: SyncState | None = None) -> list[Step]:
     if not cfg.volumes:
         return []
-    return [_step("volumes.verify-duplex", verify_duplex, "verify duplex, clear the session")]
+    return [_step("volumes.verify-duplex", verify_duplex, state,
+                  "verify duplex, clear the session")]

@@ -24,18 +24,16 @@ RACY_NS = 50_000_000
 window after the entry's last change is not trusted (a second change in the same clock
 tick would leave it unchanged: the "racily clean" problem)."""
 
-_windows: dict[int, int] = {}
-
-
-def racy_window(folder: str | Path) -> int:
-    """The racy window of ``folder``'s filesystem in ns, measured once per filesystem.
+def racy_window(folder: str | os.PathLike[str], known: dict[int, int] | None = None) -> int:
+    """The racy window of ``folder``'s filesystem in ns (``known``: device → window
+    measured before, by its owner ``state.SyncState``; it is read and filled).
 
     A file in ``folder`` (ours, never a live tree) is changed and stat'ed repeatedly. Where
     every change after a stat gets a new ctime (fine-grained or "multigrain" timestamps),
     a recorded signature can be trusted at once (0); else twice the clock tick seen."""
     dev = os.stat(folder).st_dev
-    if dev in _windows:
-        return _windows[dev]
+    if known is not None and dev in known:
+        return known[dev]
     probe = os.path.join(folder, f".au-clock-{os.getpid()}")
     try:
         with open(probe, "wb"):
@@ -57,7 +55,8 @@ def racy_window(folder: str | Path) -> int:
     else:
         steps = [b - a for a, b in itertools.pairwise(distinct)]
         window = min(RACY_NS, 2 * max(steps, default=RACY_NS // 2))
-    _windows[dev] = window
+    if known is not None:
+        known[dev] = window
     return window
 
 

@@ -9,8 +9,9 @@ deleted, renamed, written or had their metadata changed). Files with several har
 are always re-read (an event names only the directory the change was made through).
 
 The tracking is only trusted while it is complete: an event-queue overflow, a watch limit,
-or any error drops it, and the next scan is a full one. It lives in the process (the
-daemon), never on disk: after a restart the first scan is full.
+or any error drops it, and the next scan is a full one. It lives in a ``Trackers`` object
+that its owner (the daemon's ``state.SyncState``) passes explicitly, never on disk: after
+a restart the first scan is full.
 
 Each scan of a tracked tree is a *generation*; the tracker keeps, for its last
 ``HISTORY`` generations, the names it re-read, so that a caller holding the ``Mark`` of an
@@ -23,13 +24,13 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import itertools
 import os
 import stat
 import struct
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from typing import Final
 
 from activeupgrade.platform.volumes.tree import Sig, Stats, join, scan, sig
 
@@ -52,15 +53,14 @@ MASK = (IN_MODIFY | IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DEL
         | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW)
 EVENT = struct.Struct("iIII")
 KEEP = 16
-"""Trees tracked per process (least recently used beyond this are dropped)."""
-HISTORY = 64
-"""Generations whose re-read names a tracker remembers (for ``changed_since``)."""
+"""Trees tracked per ``Trackers`` (least recently used beyond this are dropped)."""
+HISTORY = 256
+"""Generations that changed something whose re-read names a tracker remembers (for
+``changed_since``); looks that found nothing new are not counted."""
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_libc = ctypes.CDLL(None, use_errno=True)
-_lock = threading.Lock()
-_trees: OrderedDict[str, Tracker] = OrderedDict()
-_serial = itertools.count(1)
+_libc: Final = ctypes.CDLL(None, use_errno=True)
+"""The C library (a handle, not state): inotify has no wrapper in the os module."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def _parent(rel: str) -> str:
 class Tracker:
     """One tree: its last known entries and the inotify watches that keep them true."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, serial: int) -> None:
         self.root = root
         fd = _libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
@@ -105,10 +105,15 @@ class Tracker:
         self.wd_rel: dict[int, str] = {}
         self.rel_wd: dict[str, int] = {}
         self.multi: set[str] = set()
+        self.links: dict[int, int] = {}
+        """Inode of a multi-link entry → the link count its other names were last read
+        at: only a change of it makes every name of the tree be looked at for that inode."""
         self.lock = threading.Lock()
-        self.serial = next(_serial)
+        self.serial = serial
         self.gen = 0
         self.history: deque[tuple[int, set[str] | None]] = deque(maxlen=HISTORY)
+        self.complete_from = 1
+        """The first generation ``history`` still covers."""
         self._touched: set[str] = set()
         self._put("", os.lstat(root))
         self._scan_dir("")
@@ -348,19 +353,26 @@ class Tracker:
                 self._put(rel, os.lstat(join(self.root, rel)))
             except FileNotFoundError:
                 pass
-        if self.multi:
-            # a link made in one directory changes the link count (and ctime) of entries
-            # in others that no event names: re-read every entry of those inodes
-            inodes = {self.stats[rel].st_ino for rel in self.multi if rel in self.stats}
+        # A link made in one directory changes the link count (and ctime) of entries in
+        # others that no event names: where an inode's count changed since its names were
+        # last read, every entry of that inode is read again (a walk of the map, rare).
+        counts = {self.stats[rel].st_ino: self.stats[rel].st_nlink
+                  for rel in self.multi if rel in self.stats}
+        moved = {ino for ino, n in counts.items() if self.links.get(ino) != n}
+        if moved:
             for rel, st in list(self.stats.items()):
-                if st.st_ino in inodes and rel not in self.multi:
+                if st.st_ino in moved and rel not in self.multi:
                     try:
                         self._put(rel, os.lstat(join(self.root, rel)))
                     except FileNotFoundError:
                         pass
+        self.links = counts
         self.gen += 1
         touched, self._touched = self._touched, set()
-        self.history.append((self.gen, None if transient else touched))
+        if transient or touched:
+            if len(self.history) == self.history.maxlen:
+                self.complete_from = self.history[0][0] + 1
+            self.history.append((self.gen, None if transient else touched))
         return dict(self.stats), dict(self.sigs)
 
     def mark(self) -> Mark:
@@ -375,7 +387,7 @@ class Tracker:
             return set()
         out: set[str] = set()
         first = mark.gen + 1
-        if not self.history or self.history[0][0] > first:
+        if first < self.complete_from:
             return None  # older than the history kept
         for gen, names in self.history:
             if gen < first:
@@ -393,69 +405,93 @@ def _scan_plain(root: str) -> Snapshot:
     return Snapshot(stats, {rel: sig(st) for rel, st in stats.items()}, multi, None)
 
 
-def take(root: str | os.PathLike[str], track: bool = True,
-         own: frozenset[str] = frozenset()) -> Snapshot:
-    """Every entry of ``root`` now; tracked trees re-read only what changed.
+def take_plain(root: str | os.PathLike[str]) -> Snapshot:
+    """Every entry of ``root`` now, read in full (no tracking)."""
+    return _scan_plain(os.path.realpath(root))
 
-    ``track`` False (a filesystem with coarse timestamps: an event may name an entry whose
-    signature did not change) reads everything and drops any tracking of ``root``."""
-    key = os.path.realpath(root)
-    if not track:
-        forget(key)
-        return _scan_plain(key)
-    with _lock:
-        tracker = _trees.pop(key, None)
-        if tracker is not None:
-            _trees[key] = tracker
-    try:
+
+class Trackers:
+    """The change trackers of one owner (the daemon), by tree; at most ``keep`` trees,
+    the least recently used dropped beyond that."""
+
+    def __init__(self, keep: int = KEEP) -> None:
+        self.keep = keep
+        self._lock = threading.Lock()
+        self._trees: OrderedDict[str, Tracker] = OrderedDict()
+        self._serial = 0
+
+    def roots(self) -> list[str]:
+        with self._lock:
+            return list(self._trees)
+
+    def take(self, root: str | os.PathLike[str], track: bool = True,
+             own: frozenset[str] = frozenset()) -> Snapshot:
+        """Every entry of ``root`` now; tracked trees re-read only what changed.
+
+        ``track`` False (a filesystem with coarse timestamps: an event may name an entry
+        whose signature did not change) reads everything and drops any tracking of
+        ``root``."""
+        key = os.path.realpath(root)
+        if not track:
+            self.forget(key)
+            return _scan_plain(key)
+        try:
+            with self._lock:
+                tracker = self._trees.pop(key, None)
+                if tracker is None:
+                    # built under the lock: two callers never build the same tree twice
+                    self._serial += 1
+                    tracker = Tracker(key, self._serial)
+                    self._trees[key] = tracker
+                    while len(self._trees) > self.keep:
+                        self._trees.popitem(last=False)[1].close()
+                    return Snapshot(dict(tracker.stats), dict(tracker.sigs),
+                                    set(tracker.multi), tracker.mark())
+                self._trees[key] = tracker
+            with tracker.lock:
+                stats, sigs = tracker.current(own)
+                return Snapshot(stats, sigs, set(tracker.multi), tracker.mark())
+        except Untrackable:
+            self.forget(key)
+            return _scan_plain(key)
+
+    def snapshot(self, root: str | os.PathLike[str], track: bool = True,
+                 own: frozenset[str] = frozenset()) -> tuple[Stats, Sigs]:
+        """``take`` without the mark: the entries and their signatures."""
+        snap = self.take(root, track, own)
+        return snap.stats, snap.sigs
+
+    def changed_since(self, root: str | os.PathLike[str], mark: Mark | None) -> set[str] | None:
+        """The names of ``root`` that may have changed since the snapshot ``mark`` (None:
+        unknown). Call it right after a new snapshot of ``root``: changes the tracker has
+        not read yet are not included."""
+        if mark is None:
+            return None
+        with self._lock:
+            tracker = self._trees.get(os.path.realpath(root))
         if tracker is None:
-            tracker = Tracker(key)
-            with _lock:
-                _trees[key] = tracker
-                while len(_trees) > KEEP:
-                    _trees.popitem(last=False)[1].close()
-            return Snapshot(dict(tracker.stats), dict(tracker.sigs), set(tracker.multi),
-                            tracker.mark())
+            return None
         with tracker.lock:
-            stats, sigs = tracker.current(own)
-            return Snapshot(stats, sigs, set(tracker.multi), tracker.mark())
-    except Untrackable:
-        forget(key)
-        return _scan_plain(key)
+            return tracker.changed_since(mark)
+
+    def forget(self, root: str | os.PathLike[str]) -> None:
+        """Stop tracking ``root`` (its next scan is a full one)."""
+        with self._lock:
+            tracker = self._trees.pop(os.path.realpath(root), None)
+        if tracker is not None:
+            tracker.close()
+
+    def close(self) -> None:
+        """Stop tracking every tree."""
+        with self._lock:
+            trackers = list(self._trees.values())
+            self._trees.clear()
+        for t in trackers:
+            t.close()
 
 
-def snapshot(root: str | os.PathLike[str], track: bool = True,
-             own: frozenset[str] = frozenset()) -> tuple[Stats, Sigs]:
-    """``take`` without the mark: the entries and their signatures."""
-    snap = take(root, track, own)
-    return snap.stats, snap.sigs
-
-
-def changed_since(root: str | os.PathLike[str], mark: Mark | None) -> set[str] | None:
-    """The names of ``root`` that may have changed since the snapshot ``mark`` (None:
-    unknown). Call it right after a new snapshot of ``root``: changes the tracker has not
-    read yet are not included."""
-    if mark is None:
-        return None
-    with _lock:
-        tracker = _trees.get(os.path.realpath(root))
-    if tracker is None:
-        return None
-    with tracker.lock:
-        return tracker.changed_since(mark)
-
-
-def forget(root: str | os.PathLike[str]) -> None:
-    """Stop tracking ``root`` (its next scan is a full one)."""
-    with _lock:
-        tracker = _trees.pop(os.path.realpath(root), None)
-    if tracker is not None:
-        tracker.close()
-
-
-def forget_all() -> None:
-    with _lock:
-        trackers = list(_trees.values())
-        _trees.clear()
-    for t in trackers:
-        t.close()
+def forget(root: str | os.PathLike[str], trackers: Trackers | None = None) -> None:
+    """Stop tracking ``root`` in ``trackers`` (nothing to do without them: tracking lives
+    only in its owner's ``Trackers``)."""
+    if trackers is not None:
+        trackers.forget(root)

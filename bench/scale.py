@@ -1,0 +1,215 @@
+"""Volumes at size, through the CLI as an operator runs it, side by side with the obvious
+baselines in one run:
+
+- ``au volume adopt`` of a tree of N files vs ``cp -a`` of the same tree;
+- ``au status`` latency (wall, the whole command) on an instance with that volume;
+- ``au volume resync`` after 0.1 % and 1 % of the files changed vs ``rsync -a --delete``
+  carrying the same changes to a copy made at the same time;
+- ``au volume resync`` with nothing changed;
+- ``au volume verify`` (quick) and ``au volume verify --full`` (byte for byte), when the
+  CLI has it;
+- the daemon's peak RSS (VmHWM) after all of it.
+
+Each size gets a fresh instance (its own daemon, started by the first command), a fresh
+tree of small files (100 per folder, 0–8 KiB), and is released afterwards. Prints one line
+per figure with the absolute times, the ratio ours/baseline, and a growth table by size.
+
+    .venv/bin/python bench/scale.py [--sizes 10000,50000] [--dir /var/tmp/au-bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def au(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, AU_HOME=str(home))
+    done = subprocess.run([sys.executable, "-m", "activeupgrade", *args], env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          check=False)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"au {' '.join(args)} exited {done.returncode}: "
+                           f"{done.stderr.strip()[-400:]}")
+    return done
+
+
+def timed(fn: Any) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def run(argv: list[str]) -> None:
+    subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+
+
+def build(root: Path, files: int, seed: int = 1) -> int:
+    """A tree of ``files`` small files; returns its bytes."""
+    rng = random.Random(seed)
+    total = 0
+    for i in range(files):
+        d = root / f"d{i // 1000:03d}" / f"s{(i // 100) % 10}"
+        if i % 100 == 0:
+            d.mkdir(parents=True, exist_ok=True)
+        size = rng.randrange(0, 8192)
+        (d / f"f{i}").write_bytes(rng.randbytes(size))
+        total += size
+    return total
+
+
+def edit(root: Path, files: int, share: float, seed: int) -> int:
+    """Rewrite ``share`` of the files of a ``build`` tree; returns how many."""
+    rng = random.Random(seed)
+    count = max(1, int(files * share))
+    for i in rng.sample(range(files), count):
+        p = root / f"d{i // 1000:03d}" / f"s{(i // 100) % 10}" / f"f{i}"
+        p.write_bytes(rng.randbytes(rng.randrange(1, 8192)))
+    return count
+
+
+def status_server_ms(home: Path, rounds: int = 20) -> float:
+    """Median time of ``GET /status`` answered by the daemon (one client, connection kept:
+    the server's time plus the socket's round trip, without the CLI's start-up)."""
+    from activeupgrade.api.client import Client
+
+    old = os.environ.get("AU_HOME")
+    os.environ["AU_HOME"] = str(home)
+    try:
+        client = Client.from_env(start=False)
+        times = [timed(lambda: client.get("/status")) for _ in range(rounds)]
+    finally:
+        if old is None:
+            del os.environ["AU_HOME"]
+        else:
+            os.environ["AU_HOME"] = old
+    return statistics.median(times) * 1000
+
+
+def resync_cli(home: Path, name: str) -> tuple[float, int]:
+    """``au volume resync NAME --json``: (seconds, files copied)."""
+    t0 = time.perf_counter()
+    done = au(home, "volume", "resync", name, "--json")
+    took = time.perf_counter() - t0
+    try:
+        copied = int(json.loads(done.stdout).get("copied_files", -1))
+    except (ValueError, AttributeError):
+        copied = -1
+    return took, copied
+
+
+def peak_rss_mib(home: Path) -> float:
+    try:
+        pid = int((home / "engine.lock").read_text().strip())
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return float("nan")
+
+
+def one_size(base: Path, files: int) -> dict[str, float]:
+    work = base / f"n{files}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    home, vol = work / "home", work / "srv" / "vol"
+    try:
+        return _measure(work, home, vol, files)
+    finally:
+        name = str(vol).strip("/").replace("/", "-")
+        if (home / "engine.lock").exists():
+            au(home, "volume", "release", name, check=False)
+            au(home, "daemon", "--stop", check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _measure(work: Path, home: Path, vol: Path, files: int) -> dict[str, float]:
+    src, theirs = work / "src", work / "cp"
+    size = build(src, files)
+    vol.parent.mkdir()
+    out: dict[str, float] = {"files": files, "mib": size / 2**20}
+    run(["sync"])
+    out["cp"] = timed(lambda: run(["cp", "-a", str(src), str(theirs)]))
+    run(["cp", "-a", str(src), str(vol)])
+    run(["sync"])
+    au(home, "init")
+    au(home, "status")  # the daemon started: not part of the adoption's time
+    out["adopt"] = timed(lambda: au(home, "volume", "adopt", str(vol), "--role", "data"))
+    name = str(vol).strip("/").replace("/", "-")
+    run(["rsync", "-a", "--delete", f"{vol}/", f"{theirs}/"])
+    lat = [timed(lambda: au(home, "status")) for _ in range(5)]
+    out["status"] = statistics.median(lat)
+    out["status_server"] = status_server_ms(home)
+    out["status_bare"] = statistics.median(
+        [timed(lambda: run([sys.executable, "-m", "activeupgrade", "--version"]))
+         for _ in range(3)])
+    for label, share in (("0.1%", 0.001), ("1%", 0.01)):
+        edit(vol, files, share, seed=int(share * 1e4))
+        run(["sync"])
+        out[f"rsync {label}"] = timed(lambda: run(
+            ["rsync", "-a", "--delete", f"{vol}/", f"{theirs}/"]))
+        out[f"resync {label}"], out[f"copied {label}"] = resync_cli(home, name)
+        out[f"changed {label}"] = max(1, int(files * share))
+    out["resync idle"], out["copied idle"] = resync_cli(home, name)
+    out["changed idle"] = 0
+    out["rsync idle"] = timed(lambda: run(["rsync", "-a", "--delete", f"{vol}/", f"{theirs}/"]))
+    out["verify"] = timed(lambda: au(home, "volume", "verify", name))
+    full = au(home, "volume", "verify", "--help", check=False)
+    if "--full" in full.stdout:
+        out["verify full"] = timed(lambda: au(home, "volume", "verify", "--full", name))
+    out["rss"] = peak_rss_mib(home)
+    return out
+
+
+def report(rows: list[dict[str, float]]) -> None:
+    print(f"load average while measuring: {os.getloadavg()}, cores: {os.cpu_count()}")
+    for r in rows:
+        n = int(r["files"])
+        print(f"\n== {n} files, {r['mib']:.0f} MiB ==")
+        print(f"adopt            au {r['adopt']:8.2f}s   cp -a {r['cp']:8.2f}s   "
+              f"ratio {r['adopt'] / r['cp']:.2f}")
+        for label in ("0.1%", "1%", "idle"):
+            ours, base = r[f"resync {label}"], r[f"rsync {label}"]
+            print(f"resync {label:5}     au {ours:8.2f}s   rsync -a --delete {base:8.2f}s   "
+                  f"ratio {ours / base:.2f} ({base / ours:.1f}x faster); "
+                  f"{int(r[f'changed {label}'])} changed, {int(r[f'copied {label}'])} copied")
+        print(f"au status        {r['status'] * 1000:8.0f}ms  (au --version "
+              f"{r['status_bare'] * 1000:.0f}ms; GET /status alone "
+              f"{r['status_server']:.1f}ms)")
+        print(f"verify (quick)   {r['verify']:8.2f}s"
+              + (f"   verify --full {r['verify full']:8.2f}s" if "verify full" in r else ""))
+        print(f"daemon peak RSS  {r['rss']:8.0f} MiB")
+    print("\ngrowth by size (seconds; status in ms; RSS in MiB):")
+    keys = ["adopt", "cp", "resync 0.1%", "rsync 0.1%", "resync 1%", "rsync 1%",
+            "resync idle", "status", "status_server", "verify", "verify full", "rss"]
+    print("files".rjust(8) + "".join(k.rjust(13) for k in keys))
+    for r in rows:
+        cells = [r.get(k, float("nan")) * (1000 if k == "status" else 1) for k in keys]
+        print(f"{int(r['files']):8d}" + "".join(f"{c:13.2f}" for c in cells))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="10000,50000")
+    ap.add_argument("--dir", default="/var/tmp/au-bench")
+    args = ap.parse_args()
+    base = Path(args.dir) / "scale"
+    rows = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        rows.append(one_size(base, n))
+        print(f"measured {n} files", file=sys.stderr)
+    report(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Storage backends, chosen from the replicas' filesystem: reflink copies on XFS (a real
+XFS filesystem with ``reflink=1`` on a loop image), plain directories on the test's own
+filesystem; ``au volume show``'s document names the backend."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from activeupgrade.config.model import VolumeRole
+from activeupgrade.instance import Instance
+from activeupgrade.platform.volumes import adoption, livepath, registry
+from activeupgrade.platform.volumes.manifest import Manifest
+from activeupgrade.platform.volumes.resync import resync
+from activeupgrade.platform.volumes.state import SyncState
+from activeupgrade.platform.volumes.storage import Storage, detect
+from activeupgrade.platform.volumes.verify import differences
+from activeupgrade.store.db import Store
+
+BIG = 64 << 20
+
+
+def _loop_fs(tmp_path_factory: pytest.TempPathFactory, mkfs: list[str]) -> Iterator[Path]:
+    """A filesystem made by ``mkfs`` on a sparse 512 MiB image, loop-mounted."""
+    problem = "" if os.geteuid() == 0 else "needs root (mounts a loop image)"
+    if problem:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI=true but this test cannot run: {problem}")
+        pytest.skip(problem)
+    base = tmp_path_factory.mktemp(mkfs[0])
+    img, mnt = base / "fs.img", base / "mnt"
+    mnt.mkdir()
+    with open(img, "wb") as fh:
+        fh.truncate(512 << 20)
+    subprocess.run([*mkfs, str(img)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["mount", "-o", "loop", str(img), str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+        img.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def xfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """An XFS filesystem with reflinks, loop-mounted for the module's tests."""
+    yield from _loop_fs(tmp_path_factory, ["mkfs.xfs", "-q", "-m", "reflink=1"])
+
+
+@pytest.fixture(scope="module")
+def btrfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    yield from _loop_fs(tmp_path_factory, ["mkfs.btrfs", "-q"])
+
+
+def _free(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bfree * st.f_frsize
+
+
+def test_detected_per_filesystem(xfs: Path, btrfs: Path, tmp_path: Path) -> None:
+    assert detect(xfs) is Storage.REFLINK
+    assert detect(btrfs) is Storage.REFLINK
+    assert detect(tmp_path) is Storage.PLAIN  # ext4 (or tmpfs): no shared extents
+    for where in (xfs, btrfs, tmp_path):
+        assert not [n for n in os.listdir(where) if n.startswith(".au-")]  # scratch gone
+
+
+def test_resync_on_xfs_clones(xfs: Path) -> None:
+    """A large changed file costs no space on the target: a reflink, not a copy."""
+    root = xfs / "clones"
+    a, b, meta = root / "a", root / "b", root / "m"
+    a.mkdir(parents=True)
+    b.mkdir()
+    meta.mkdir()
+    (a / "small").write_bytes(b"x")
+    state = SyncState()
+    try:
+        resync(a, b, Manifest(meta), src_is_a=True, state=state)
+        (a / "big").write_bytes(os.urandom(BIG))
+        os.sync()
+        before = _free(xfs)
+        res = resync(a, b, Manifest(meta), src_is_a=True, state=state)
+        os.sync()
+        assert res.reflink and res.storage == "reflink" and res.copied_bytes == BIG
+        assert before - _free(xfs) < BIG // 8  # shared extents: no second copy
+        assert differences(a, b) == []
+    finally:
+        state.close()
+
+
+def test_volume_on_xfs_shows_reflink(xfs: Path, tmp_path: Path) -> None:
+    inst = Instance(xfs / "home")
+    inst.ensure()
+    store = Store(inst.db)
+    try:
+        path = xfs / "srv" / "app"
+        (path / "sub").mkdir(parents=True)
+        (path / "sub" / "f").write_bytes(os.urandom(1 << 20))
+        vol = adoption.adopt(inst, store, str(path), VolumeRole.SYSTEM,
+                             mode=livepath.SYMLINK)
+        assert vol.view()["storage"] == "reflink"
+        assert registry.require(store, vol.name).last_resync["storage"] == "reflink"
+        adoption.release(store, vol)
+    finally:
+        store.close()
+    other = Instance(tmp_path / "home")
+    other.ensure()
+    store = Store(other.db)
+    try:
+        path = tmp_path / "srv" / "app"
+        path.mkdir(parents=True)
+        (path / "f").write_bytes(b"plain")
+        vol = adoption.adopt(other, store, str(path), VolumeRole.SYSTEM,
+                             mode=livepath.SYMLINK)
+        assert vol.view()["storage"] == "plain"
+        adoption.release(store, vol)
+    finally:
+        store.close()

@@ -1,0 +1,89 @@
+"""Resync work grows with what changed, not with the tree: after k changed files the
+comparison covers O(k) names; where the change tracker lost events (an inotify queue
+overflow) it is detected and the resync falls back to a full compare, still exact."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from activeupgrade.platform.volumes import resync as resync_mod
+from activeupgrade.platform.volumes import tree
+from activeupgrade.platform.volumes.manifest import Manifest
+from activeupgrade.platform.volumes.resync import resync
+from activeupgrade.platform.volumes.state import SyncState
+from activeupgrade.platform.volumes.verify import differences
+
+FILES = 3000
+
+
+@pytest.fixture
+def synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+           ) -> Iterator[tuple[Path, Path, Manifest, SyncState, list[set[str] | None]]]:
+    if tree.racy_window(tmp_path) != 0:
+        pytest.fail("the test filesystem's timestamps are coarse: no change tracking")
+    a, b, meta = tmp_path / "a", tmp_path / "b", tmp_path / "m"
+    for i in range(FILES):
+        d = a / f"d{i % 30}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i}").write_bytes(b"v1 %d" % i)
+    meta.mkdir()
+    seen: list[set[str] | None] = []
+    full_plan = resync_mod.plan
+
+    def spy(*args: object, **kwargs: object) -> resync_mod.Plan:
+        seen.append(args[6] if len(args) > 6 else None)  # type: ignore[arg-type]
+        return full_plan(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(resync_mod, "plan", spy)
+    state = SyncState()
+    m = Manifest(meta)
+    resync(a, b, m, src_is_a=True, state=state)
+    resync(a, b, m, src_is_a=True, state=state)  # both trees tracked from here on
+    yield a, b, m, state, seen
+    state.close()
+
+
+def _change(a: Path, first: int, count: int) -> None:
+    for i in range(first, first + count):
+        (a / f"d{i % 30}" / f"f{i}").write_bytes(b"v2 %d" % i)
+
+
+@pytest.mark.parametrize("k", [1, 40])
+def test_compared_names_grow_with_the_changes(
+        synced: tuple[Path, Path, Manifest, SyncState, list[set[str] | None]], k: int) -> None:
+    a, b, m, state, seen = synced
+    _change(a, 0, k)
+    res = resync(a, b, m, src_is_a=True, state=state)
+    only = seen[-1]
+    assert only is not None, "a full compare although every event was read"
+    # the changed files, their folders (mtime), and the root: nothing else
+    assert {f"d{i % 30}/f{i}" for i in range(k)} <= only
+    assert len(only) <= 2 * k + 31, len(only)
+    assert res.copied_files == k
+    assert differences(a, b) == []
+
+
+def test_lost_events_fall_back_to_a_full_compare(
+        synced: tuple[Path, Path, Manifest, SyncState, list[set[str] | None]]) -> None:
+    a, b, m, state, seen = synced
+    queued = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    x, y = a / "d0" / "f0", a / "d1" / "f1"
+    for i in range(queued // 2 + 16):  # alternate: equal events in a row are merged
+        os.utime(x, ns=(i, i))
+        os.utime(y, ns=(i, i))
+    _change(a, 100, 3)
+    res = resync(a, b, m, src_is_a=True, state=state)
+    assert seen[-1] is None, "the queue overflowed: every name must be compared"
+    assert res.copied_files >= 3
+    assert differences(a, b) == []
+    # tracking starts again: two resyncs later the comparison is narrow once more
+    resync(a, b, m, src_is_a=True, state=state)
+    _change(a, 200, 2)
+    res = resync(a, b, m, src_is_a=True, state=state)
+    assert seen[-1] is not None and len(seen[-1]) <= 40
+    assert res.copied_files == 2
+    assert differences(a, b) == []
