@@ -22,11 +22,12 @@ from activeupgrade.safepath import check_trusted
 
 
 def on_system_volume(path: str, cfg: Config) -> bool:
+    """Whether ``path`` lies on a system volume: below its live path, or below the replica
+    that live path leads to (a live path that is a link, when the tool cannot mount)."""
     p = Path(os.path.normpath(path))
-    return any(
-        v.role is VolumeRole.SYSTEM and (p == Path(v.path) or Path(v.path) in p.parents)
-        for v in cfg.volumes
-    )
+    roots = {Path(where) for v in cfg.volumes if v.role is VolumeRole.SYSTEM
+             for where in (v.path, os.path.realpath(v.path))}
+    return any(p == root or root in p.parents for root in roots)
 
 
 def vet(spec: ActionSpec, cfg: Config) -> Path:
