@@ -30,6 +30,8 @@ DEFAULT_BPS = 200e6
 """Bytes per second assumed before a resync was measured."""
 DEFAULT_FPS = 5000.0
 """Entries per second assumed before a resync was measured."""
+ATTACHED_PHASES = frozenset({"bound", "attached", "mirrored", "ready"})
+"""Adoption phases from which the live path must show the intended replica."""
 
 
 def name_for(path: str) -> str:
@@ -48,7 +50,8 @@ class Volume:
     folder: str
     """The replica folder: ``a``, ``b``, manifest and journal live here."""
     phase: str = "new"
-    """Adoption phase: new, copied, aside, attached, mirrored, ready, releasing."""
+    """Adoption phase: new, bound (bind mode) or copied, aside, attached (symlink mode),
+    mirrored, ready, releasing."""
     duplex: bool = False
     """The last resync completed and no session holds the replicas."""
     session: dict[str, Any] = field(default_factory=dict)
@@ -72,12 +75,30 @@ class Volume:
         """The replica the live path shows now ("a", "b"), or None."""
         return livepath.current(self.path, self.replicas)
 
+    def problem(self) -> str | None:
+        """What is wrong with the live path (a mount removed behind the tool's back, a
+        reboot not followed by ``reattach``), or None."""
+        if self.phase not in ATTACHED_PHASES:
+            return None
+        if self.mode == livepath.BIND and not livepath.mounted(self.replica("a")):
+            return (f"replica a of {self.name} is not bound to the original directory "
+                    f"{self.path}")
+        live = self.live()
+        if live != self.intended:
+            shown = f"replica {live}" if live else "neither replica"
+            return f"the live path {self.path} shows {shown}, not replica {self.intended}"
+        return None
+
     def live_or_fail(self) -> str:
+        problem = self.problem()
         letter = self.live()
-        if letter is None:
+        if problem is not None or letter is None:
             raise VolumeError(
-                f"the live path {self.path} of volume {self.name} shows neither replica",
-                hint="Re-run `au volume adopt` for it (adoption resumes), or check mounts.",
+                problem or f"the live path {self.path} of volume {self.name} shows neither "
+                "replica",
+                hint=livepath.ATTACH_HINT.format(name=self.name)
+                if self.phase in ATTACHED_PHASES else
+                "Re-run `au volume adopt` for it (adoption resumes).",
             )
         return letter
 
@@ -109,8 +130,10 @@ class Volume:
         live = self.live()
         return {
             "name": self.name, "path": self.path, "role": self.role.value,
-            "live_path": ("bind mount of the live replica" if self.mode == livepath.BIND
+            "live_path": ("the original directory (replica a), replica b mounted on it "
+                          "when b is live" if self.mode == livepath.BIND
                           else "symlink to the live replica"),
+            "problem": self.problem(),
             "mode": self.mode, "live": live, "replicas": self.replicas,
             "phase": self.phase, "duplex": self.duplex and not self.session,
             "session": self.session, "last_resync": self.last_resync,
@@ -249,7 +272,8 @@ def facts(store: Store) -> dict[str, Any]:
         hit = _cache[key]
     p = hit[1]
     return {
-        "duplex": all(v.ready and v.duplex and not v.session for v in vols),
+        "duplex": all(v.ready and v.duplex and not v.session and v.problem() is None
+                      for v in vols),
         "volumes": len(vols),
         "pending_resync": {k: p[k] for k in ("bytes", "files", "seconds_estimate")},
     }
@@ -264,10 +288,11 @@ def reattach(store: Store) -> list[str]:
     replica it must show. Returns what was done, one line per volume attached again."""
     done = []
     for vol in all_volumes(store):
-        if vol.phase not in ("attached", "mirrored", "ready") or vol.live() is not None:
+        problem = vol.problem()
+        if problem is None:
             continue
-        livepath.attach(vol.path, vol.replica(vol.intended), vol.mode)
-        done.append(f"{vol.path}: attached again to replica {vol.intended}")
+        livepath.show(vol.path, vol.replicas, vol.intended, vol.mode)
+        done.append(f"{vol.path}: attached again to replica {vol.intended} ({problem})")
     if done:
         invalidate_facts()
     return done
