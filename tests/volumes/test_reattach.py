@@ -47,6 +47,14 @@ def test_daemon_start_attaches_live_paths_again(tmp_path: Path, needs_root: None
         log = au(home, "log", "--event", "volume.reattach").stdout
         assert "attached again to replica" in log
         assert au(home, "volume", "verify").returncode == 0
+        # the live mount removed behind the tool's back while the daemon runs: noticed
+        subprocess.run(["umount", "-l", str(sysv)], check=True)
+        assert "Duplex:            Simplex" in au(home, "status").stdout
+        shown = au(home, "volume", "show", str(sysv)).stdout
+        assert "not replica b" in shown, shown
+        r = au(home, "volume", "attach", str(sysv))
+        assert r.returncode == 0 and "shows replica b again" in r.stdout, r.stderr
+        assert livepath.mounted(sysv) and "Duplex:            Duplex" in au(home, "status").stdout
     finally:
         au(home, "daemon", "--stop")
         unmount_under(tmp_path)

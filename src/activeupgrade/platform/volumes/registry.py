@@ -127,15 +127,15 @@ class Volume:
 
     def view(self) -> dict[str, Any]:
         """What ``au volume show`` prints."""
-        live = self.live()
+        live, problem = self.live(), self.problem()
         return {
             "name": self.name, "path": self.path, "role": self.role.value,
             "live_path": ("the original directory (replica a), replica b mounted on it "
                           "when b is live" if self.mode == livepath.BIND
                           else "symlink to the live replica"),
-            "problem": self.problem(),
+            "problem": problem,
             "mode": self.mode, "live": live, "replicas": self.replicas,
-            "phase": self.phase, "duplex": self.duplex and not self.session,
+            "phase": self.phase, "duplex": self.duplex and not self.session and problem is None,
             "session": self.session, "last_resync": self.last_resync,
         }
 
@@ -286,13 +286,19 @@ def invalidate_facts() -> None:
 def reattach(store: Store) -> list[str]:
     """After a reboot (or a lost mount): attach every adopted volume's live path to the
     replica it must show. Returns what was done, one line per volume attached again."""
-    done = []
-    for vol in all_volumes(store):
-        problem = vol.problem()
-        if problem is None:
-            continue
-        livepath.show(vol.path, vol.replicas, vol.intended, vol.mode)
-        done.append(f"{vol.path}: attached again to replica {vol.intended} ({problem})")
+    done = [line for vol in all_volumes(store) if (line := attach(vol)) is not None]
     if done:
         invalidate_facts()
     return done
+
+
+def attach(vol: Volume) -> str | None:
+    """Make ``vol``'s live path show the replica it must show; what was done, or None when
+    nothing was wrong. Writes made into the original directory while replica b should
+    have been shown stay in replica a (the next resync from b replaces them)."""
+    problem = vol.problem()
+    if problem is None:
+        return None
+    livepath.show(vol.path, vol.replicas, vol.intended, vol.mode)
+    invalidate_facts()
+    return f"{vol.path}: attached again to replica {vol.intended} ({problem})"
