@@ -121,6 +121,9 @@ def test_reboots_in_split_and_merge(host: Host) -> None:
     assert written == _boot_id(host), "the boot's write is in the live replica"
     st = json.loads(_au(host, "status", "--json"))
     assert st["upgrade_state"] == "Split", st
+    # the Upgrade Side did not survive the reboot (its processes are gone); its replicas did
+    assert host.run(["test", "-e", f"{HOME}/replicas/etc/b/au-upgraded"]).returncode == 0
+    _au(host, "restart-upgrade-side")
     assert host.run(["au", "exec", "--", "test", "-e", "/etc/au-upgraded"]).returncode == 0
 
     began = time.monotonic()

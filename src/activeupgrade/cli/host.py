@@ -164,7 +164,7 @@ def _attach(args: argparse.Namespace) -> int:
         raise InstanceError(exc.message, hint="The daemon runs (it attached the live paths "
                             "when it started): use `au volume attach NAME`, see "
                             "`au host status`.") from None
-    with lock:
+    try:
         store = Store(instance.db)
         try:
             done = registry.reattach(store)
@@ -172,6 +172,8 @@ def _attach(args: argparse.Namespace) -> int:
                     if (p := v.problem()) is not None]
         finally:
             store.close()
+    finally:
+        lock.release()
     for line in done:
         print(line)
     if left:
