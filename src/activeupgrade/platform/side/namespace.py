@@ -304,7 +304,7 @@ def _ours(rec: dict[str, Any], pid: int) -> bool:
     if not rec.get("userns"):
         return True
     try:
-        return os.stat(f"/proc/{pid}/ns/user").st_ino == rec["userns"]
+        return os.stat(f"/proc/{pid}/ns/user").st_ino == int(rec["userns"])
     except OSError:
         return False
 
