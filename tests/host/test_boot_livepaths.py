@@ -1,4 +1,4 @@
-"""Boot safety on a booted Debian host with /etc and /usr/sbin as system volumes: after a
+"""Boot safety on a booted Debian host with /etc and /usr as system volumes: after a
 reboot in Split and in Merge the boot unit (`au host install`) has attached every live path
 to the right replica before the other units start, a unit that writes into /etc at boot
 writes into the live replica (never under a mount that hides it), nginx runs the live
@@ -20,6 +20,11 @@ from tests.host.fixtures import booted_host
 
 HOME = "/var/lib/activeupgrade"
 UNIT = "activeupgrade-livepaths.service"
+SOFTWARE = "/usr"
+"""The software volume: the whole of /usr (the tool's interpreter and libraries, mount,
+systemd and nginx live there)."""
+SBIN = f"{HOME}/replicas/usr/{{}}/sbin"
+"""/usr/sbin in replica a or b."""
 WRITER = """\
 [Unit]
 Description=writes into /etc at every boot, as a late service would
@@ -88,7 +93,7 @@ def test_reboots_in_split_and_merge(host: Host) -> None:
     host.write_file("/etc/systemd/system/au-writer.service", WRITER)
     host.run(["systemctl", "enable", "--now", "au-writer.service"], check=True)
     host.run(["systemctl", "enable", "--now", "nginx.service"], check=True)
-    for path in ("/etc", "/usr/sbin"):
+    for path in ("/etc", SOFTWARE):
         began = time.monotonic()
         _au(host, "volume", "adopt", path, "--role", "system")
         times[f"adopt {path}"] = time.monotonic() - began
@@ -104,7 +109,7 @@ def test_reboots_in_split_and_merge(host: Host) -> None:
     _au(host, "exec", "--", "cp", "-p", "/usr/sbin/nginx", "/usr/sbin/nginx.new")
     _au(host, "exec", "--", "mv", "/usr/sbin/nginx.new", "/usr/sbin/nginx")
     _au(host, "exec", "--", "cp", "/etc/hostname", "/etc/au-upgraded")
-    a_nginx, b_nginx = (_ino(host, f"{HOME}/replicas/usr-sbin/{r}/nginx") for r in "ab")
+    a_nginx, b_nginx = (_ino(host, SBIN.format(r) + "/nginx") for r in "ab")
     assert a_nginx != b_nginx
 
     # -- a reboot in Split: replica a is live (the original directories) ------------------
@@ -112,9 +117,9 @@ def test_reboots_in_split_and_merge(host: Host) -> None:
     _reboot(host)
     times["reboot in Split"] = time.monotonic() - began
     _attached_before_everything(host)
-    for name in ("etc", "usr-sbin"):
+    for name in ("etc", "usr"):
         assert _mounted(host, f"{HOME}/replicas/{name}/a"), "replica a bound again at boot"
-    assert not _mounted(host, "/etc") and not _mounted(host, "/usr/sbin")
+    assert not _mounted(host, "/etc") and not _mounted(host, SOFTWARE)
     pid = host.run(["systemctl", "show", "-p", "MainPID", "--value", "nginx"]).stdout.strip()
     assert _ino(host, f"/proc/{pid}/exe") == a_nginx, "nginx runs Production's binary"
     written = host.run(["cat", f"{HOME}/replicas/etc/a/au-written-at-boot"]).stdout
@@ -129,14 +134,14 @@ def test_reboots_in_split_and_merge(host: Host) -> None:
     began = time.monotonic()
     _au(host, "merge")
     times["merge"] = time.monotonic() - began
-    assert _mounted(host, "/etc") and _mounted(host, "/usr/sbin")
+    assert _mounted(host, "/etc") and _mounted(host, SOFTWARE)
 
     # -- a reboot in Merge: replica b must be shown before anything starts ---------------
     began = time.monotonic()
     _reboot(host)
     times["reboot in Merge"] = time.monotonic() - began
     _attached_before_everything(host)
-    assert _mounted(host, "/etc") and _mounted(host, "/usr/sbin")
+    assert _mounted(host, "/etc") and _mounted(host, SOFTWARE)
     assert host.run(["test", "-e", "/etc/au-upgraded"]).returncode == 0
     pid = host.run(["systemctl", "show", "-p", "MainPID", "--value", "nginx"]).stdout.strip()
     assert _ino(host, f"/proc/{pid}/exe") == b_nginx, "nginx runs the upgraded binary"
@@ -155,6 +160,6 @@ def test_reboots_in_split_and_merge(host: Host) -> None:
     _au(host, "volume", "verify")
     assert json.loads(_au(host, "status", "--json"))["duplex"]
     du = host.run(["du", "-sc", "--block-size=1", f"{HOME}/replicas/etc/b",
-                   f"{HOME}/replicas/usr-sbin/b"], check=True).stdout
+                   f"{HOME}/replicas/usr/b"], check=True).stdout
     print("\nboot-livepaths times:", {k: round(v, 2) for k, v in times.items()},
           "disk used by the b replicas:", du.split()[-2], "bytes")
