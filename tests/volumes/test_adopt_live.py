@@ -235,3 +235,34 @@ def test_refuses_what_is_not_a_plain_folder(tmp_path: Path, live_tree: Path) -> 
         assert why in exc.value.message and exc.value.hint, (path, exc.value.message)
     assert [v.path for v in registry.all_volumes(store)] == [str(live_tree)]
     store.close()
+
+
+class Crash(Exception):
+    """Stands for the tool dying at that point."""
+
+
+def test_an_adoption_interrupted_while_copying_b_resumes_even_after_a_reboot(
+        tmp_path: Path, live_tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    inst, store = _instance(tmp_path)
+    before = os.stat(live_tree).st_ino
+    content = tree_hash(mounts_free_view(live_tree))
+    real = replica.sync
+
+    def crash(*args: object, **kwargs: object) -> object:
+        raise Crash("copying b")
+
+    monkeypatch.setattr(replica, "sync", crash)
+    with pytest.raises(Crash):
+        adoption.adopt(inst, store, str(live_tree), VolumeRole.SYSTEM, mode=livepath.BIND)
+    vol = registry.by_path(store, str(live_tree))
+    assert vol is not None and vol.phase == "bound"
+    assert os.stat(live_tree).st_ino == before and tree_hash(mounts_free_view(live_tree)) \
+        == content, "the original is untouched where it was"
+    # a reboot in the middle: the bind of replica a is gone too
+    subprocess.run(["umount", "-l", vol.replica("a")], check=True)
+    monkeypatch.setattr(replica, "sync", real)
+    vol = adoption.adopt(inst, store, str(live_tree), VolumeRole.SYSTEM, mode=livepath.BIND)
+    assert vol.ready and vol.problem() is None and os.stat(live_tree).st_ino == before
+    assert tree_hash(Path(vol.replica("b"))) == content
+    replica.verify_volume(vol)
+    store.close()
