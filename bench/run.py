@@ -128,6 +128,11 @@ def resync_rows(quick: bool, base: Path) -> list[Row]:
     return rows
 
 
+def adopt_rows(quick: bool, base: Path) -> list[Row]:
+    rows: list[Row] = importlib.import_module("adopt").rows(quick, base / "adopt")
+    return rows
+
+
 def engine_rows(quick: bool, base: Path) -> list[Row]:
     rows: list[Row] = importlib.import_module("engine_overhead").measure(1 if quick else 3)
     return rows
@@ -164,6 +169,7 @@ SECTIONS: dict[str, Callable[[bool, Path], list[Row]]] = {
     "engine": engine_rows,
     "config": config_rows,
     "growth": growth_rows,
+    "adopt": adopt_rows,
 }
 
 

@@ -38,10 +38,14 @@ def tree_hash(root: Path) -> str:
 def unmount_under(folder: Path) -> None:
     """Lazily unmount whatever a failed test left mounted below ``folder``."""
     prefix = os.path.realpath(folder) + "/"
-    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
-        points = [line.split()[4] for line in fh]
-    for point in sorted((p for p in points if p.startswith(prefix)), reverse=True):
-        subprocess.run(["umount", "-l", point], check=False)
+    for _ in range(8):  # stacked mounts: each round removes the topmost of each point
+        with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+            points = [line.split()[4] for line in fh]
+        below = sorted({p for p in points if p.startswith(prefix)}, reverse=True)
+        if not below:
+            return
+        for point in below:
+            subprocess.run(["umount", "-l", point], check=False, capture_output=True)
 
 
 def session_config(folder: Path, volumes: list[tuple[Path, str]]) -> Path:

@@ -36,7 +36,7 @@ def test_interrupted_adoption_resumes(tmp_path: Path, monkeypatch: pytest.Monkey
     inst = Instance(tmp_path / "home")
     inst.ensure()
     store = Store(inst.db)
-    target = {"copy": (adoption, "resync"), "attach": (livepath, "attach"),
+    target = {"copy": (adoption, "resync"), "attach": (livepath, "show"),
               "mirror": (replica, "sync")}[where]
     real = getattr(*target)
     calls = {"n": 0}

@@ -43,8 +43,10 @@ E, W = CheckSeverity.ERROR, CheckSeverity.WARNING
 
 CHECKS: tuple[CheckDef, ...] = (
     CheckDef("AU-C001", "duplex", E, "Every volume's two replicas are identical (duplex mode)",
-             "A resync is pending or running, or a replica differs from its partner.",
-             "Wait for the resync to finish (`au status`), or run `au volume resync NAME`."),
+             "A resync is pending or running, a replica differs from its partner, or a live "
+             "path lost its mount (`umount`, a reboot before the boot unit ran).",
+             "Wait for the resync to finish (`au status`), or run `au volume resync NAME`; "
+             "for a live path, `au volume attach NAME`."),
     CheckDef("AU-C002", "volumes-exist", E, "Every selected volume exists and is a folder",
              "A [[volume]] path does not exist or is not a directory. A warning when no "
              "volume is selected at all (the session would upgrade nothing).",

@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "console",
     "service",
     "volume",
+    "host",
     "side",
     "packages",
     "config",
@@ -35,8 +36,8 @@ COMMANDS: dict[str, str] = {
     "split": "actions", "merge": "actions", "commit": "actions", "abort": "actions",
     "finish": "actions", "retry": "actions",
     "log": "log", "demo": "demo", "web": "web", "console": "console", "service": "service",
-    "volume": "volume", "exec": "side", "shell": "side", "restart-upgrade-side": "side",
-    "side": "side", "packages": "packages",
+    "volume": "volume", "host": "host", "exec": "side", "shell": "side",
+    "restart-upgrade-side": "side", "side": "side", "packages": "packages",
     "config": "config", "check": "check", "plan": "plan", "completion": "docs",
     "manpage": "docs",
 }

@@ -38,6 +38,8 @@ def _show(args: argparse.Namespace) -> int:
     print(f"  duplex:     {'yes' if v['duplex'] else 'no'}    adoption: {v['phase']}")
     if v.get("storage"):
         print(f"  storage:    {v['storage']}")
+    if v.get("problem"):
+        print(f"  problem:    {v['problem']} — run `au volume attach {v['name']}`")
     if v.get("session"):
         print(f"  session:    {v['session']}")
     estimated = v.get("pending_as_of", 1)
@@ -88,6 +90,17 @@ def _release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _attach(args: argparse.Namespace) -> int:
+    r = operate(Client.from_env(), Operation.ATTACH, {"name": args.name})
+    if args.json:
+        print_json(r)
+    elif r["attached"]:
+        print(f"{r['path']} shows replica {r['replica']} again")
+    else:
+        print(f"{r['path']} already shows replica {r['replica']}: nothing to do")
+    return 0
+
+
 def _resync(args: argparse.Namespace) -> int:
     with progress(quiet=args.json) as bar:
         r = operate(Client.from_env(), Operation.RESYNC, {"name": args.name}, display=bar)
@@ -125,6 +138,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     re_ = vs.add_parser("release", help="give back a plain directory")
     re_.add_argument("name")
     re_.set_defaults(func=_release)
+    at = vs.add_parser("attach", help="make the live path show its replica again (after a "
+                       "mount was removed)")
+    at.add_argument("name", help="volume name or path")
+    at.add_argument("--json", action="store_true")
+    at.set_defaults(func=_attach)
     rs = vs.add_parser("resync", help="bring the standby replica up to date (Idle)")
     rs.add_argument("name")
     rs.add_argument("--json", action="store_true")

@@ -126,6 +126,9 @@ MAINTENANCE: tuple[Maintenance, ...] = (
     Maintenance(P.VERIFY, frozenset({U.IDLE, U.COMMIT, U.ABORT}),
                 why="During split and merge the replicas differ on purpose; verify after "
                 "Commit or Abort."),
+    # A live path that lost its mount is fixed where it is found, also to repair what it
+    # broke.
+    Maintenance(P.ATTACH, ANY_STATE, FIXING),
     # An operator may need to stop or start an application at any moment, also to fix
     # what broke a request.
     Maintenance(P.SERVICE_START, ANY_STATE, FIXING),

@@ -71,6 +71,8 @@ class Request(StrEnum):
     """Maintenance: the standby replica of a volume is brought up to date."""
     VERIFY = "Verify"
     """Maintenance: the two replicas of volumes are compared."""
+    ATTACH = "Attach"
+    """Maintenance: a volume's live path is made to show its replica again."""
     RESTART_UPGRADE_SIDE = "RestartUpgradeSide"
     """Maintenance: everything in the Upgrade Side is stopped, rebuilt and booted again."""
     EXEC = "Exec"
@@ -150,6 +152,9 @@ class Operation(StrEnum):
     """Bring a volume's standby replica up to date with the live one."""
     VERIFY = "verify"
     """Compare the two replicas of volumes."""
+    ATTACH = "attach"
+    """Make a volume's live path show the replica it must show again (a mount removed
+    behind the tool's back, a reboot before the boot unit ran)."""
     SERVICE_START = "service-start"
     """Start an application service and wait until it is healthy."""
     SERVICE_STOP = "service-stop"
@@ -172,6 +177,7 @@ _OPERATION_REQUEST: dict[Operation, Request] = {
     Operation.RELEASE: Request.RELEASE,
     Operation.RESYNC: Request.RESYNC,
     Operation.VERIFY: Request.VERIFY,
+    Operation.ATTACH: Request.ATTACH,
     Operation.SERVICE_START: Request.START,
     Operation.SERVICE_STOP: Request.STOP,
     Operation.SERVICE_RELEASE: Request.STOP,

@@ -119,6 +119,19 @@ def release_steps(store: Store, args: dict[str, Any]) -> list[Step]:
     return [Step("volume.release", run, 24 * 3600.0, f"release {vol.path}")]
 
 
+def attach_steps(store: Store, args: dict[str, Any]) -> list[Step]:
+    vol = registry.require(store, _text(args, "name"))
+
+    def run(ctx: StepContext) -> None:
+        line = registry.attach(vol)
+        ctx.write("volume.attach", line or f"{vol.path} already shows replica {vol.intended}",
+                  details={"volume": vol.name, "replica": vol.intended})
+        ctx.results.update(name=vol.name, path=vol.path, replica=vol.intended,
+                           attached=line is not None)
+
+    return [Step("volume.attach", run, 60.0, f"attach the live path of {vol.name}")]
+
+
 def resync_steps(store: Store, args: dict[str, Any],
                  sync: SyncState | None = None) -> list[Step]:
     vol = registry.require(store, _text(args, "name"))
@@ -274,6 +287,8 @@ def steps_for(instance: Instance, store: Store, operation: Operation, args: dict
             return resync_steps(store, args, sync)
         case Operation.VERIFY:
             return verify_steps(store, args, sync)
+        case Operation.ATTACH:
+            return attach_steps(store, args)
         case Operation.SERVICE_START | Operation.SERVICE_STOP | Operation.SERVICE_RELEASE:
             return service_steps(instance, store, operation, args, config_of)
         case Operation.RESTART_UPGRADE_SIDE:

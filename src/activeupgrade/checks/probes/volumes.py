@@ -35,6 +35,12 @@ def duplex(env: CheckEnv) -> Verdict:
     if fresh is not None:
         fresh()  # the status bar may reuse facts for a few seconds; a check must not
     facts = registry.facts(env.store)
+    problems = [(v.name, p) for v in registry.all_volumes(env.store)
+                if (p := v.problem()) is not None]
+    if problems:
+        return Verdict(False, "not in duplex mode: " + "; ".join(
+            f"{p}: run `au volume attach {name}`" for name, p in problems),
+            details={"facts": facts, "live_paths": dict(problems)})
     if facts.get("duplex"):
         return Verdict(True, "every volume is in duplex mode", details={"facts": facts})
     pending = facts.get("pending_resync")

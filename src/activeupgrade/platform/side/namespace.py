@@ -333,10 +333,23 @@ def _our_child(pid: int) -> bool:
     return done == 0
 
 
+def _ours(rec: dict[str, Any], pid: int) -> bool:
+    """``pid`` is still the Upgrade Side's init: alive and in the user namespace recorded
+    when it came up (after a reboot the pid belongs to some other process)."""
+    if not pid or not alive(pid):
+        return False
+    if not rec.get("userns"):
+        return True
+    try:
+        return os.stat(f"/proc/{pid}/ns/user").st_ino == int(rec["userns"])
+    except OSError:
+        return False
+
+
 def _halt(instance: Instance, rec: dict[str, Any]) -> None:
     """End the init (and its outer process) of ``rec``, and the private link."""
     pid = int(rec.get("pid") or 0)
-    if pid and alive(pid):
+    if _ours(rec, pid):
         proc.signal_pid(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         while alive(pid) and time.monotonic() < deadline:

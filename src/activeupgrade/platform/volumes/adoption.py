@@ -1,21 +1,32 @@
 """Adopting an existing directory as a managed volume, and releasing it again.
 
 Adoption is a sequence of phases recorded in the registry; each is idempotent, so an
-interrupted adoption resumes where it stopped and nothing is lost at any point:
+interrupted adoption resumes where it stopped and nothing is lost at any point.
 
-1. ``copied``: the directory is copied into replica A (incremental on re-run);
-2. ``aside``: the directory is renamed to ``.<name>.au-adopting`` beside it (atomic) and
-   A is brought up to date with it again (writes made during the first copy);
-3. ``attached``: the live path shows replica A (bind mount, or symlink when unprivileged);
-4. ``mirrored``: replica B is copied from A;
-5. ``ready``: the set-aside original is removed; the volume is duplex.
+As root (``bind`` mode) the directory never moves and never disappears:
 
-Release does the reverse: the live content is copied beside the path, the live path is
-detached, the copy is renamed into place, the replicas are removed.
+1. ``bound``: replica A becomes a private bind of the original directory (the live path
+   is untouched: it shows A already);
+2. ``mirrored``: replica B is copied from A (one copy, by ``cp`` processes and the
+   kernel's ``copy_file_range``/reflink, see ``resync``);
+3. ``ready``: the volume is duplex.
+
+Unprivileged (``symlink`` mode) the directory is copied into replica A, renamed aside and
+replaced by a symlink to A; B is copied from A; the set-aside original is removed (phases
+``copied``, ``aside``, ``attached``, ``mirrored``, ``ready``).
+
+Refused before anything is done: the root, ``/proc``, ``/sys``, ``/dev`` and ``/run``,
+mount points, paths through symlinks, paths overlapping a volume or the instance folder,
+and trees holding an immutable or append-only file (a resync could never change it).
+
+Release does the reverse: in bind mode A is brought up to date with the live replica, the
+live path shows the original directory again and the replicas are removed; in symlink
+mode the live content is copied beside the path and renamed into place.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 from collections.abc import Callable
@@ -24,13 +35,21 @@ from pathlib import Path
 from activeupgrade.config.model import VolumeRole
 from activeupgrade.errors import VolumeError
 from activeupgrade.instance import Instance
-from activeupgrade.platform.volumes import livepath, registry, replica, watch
+from activeupgrade.platform.volumes import livepath, mounts, registry, replica, watch
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.registry import Volume
 from activeupgrade.platform.volumes.resync import Progress, resync
 from activeupgrade.store.db import Store
 
 Report = Callable[[str], None]
+
+KERNEL_TREES = ("/proc", "/sys", "/dev", "/run")
+"""Trees the kernel or early boot makes (not software or data to upgrade)."""
+
+_STATX_ATTR_IMMUTABLE = 0x10
+_STATX_ATTR_APPEND = 0x20
+_AT_SYMLINK_NOFOLLOW = 0x100
+_AT_STATX_DONT_SYNC = 0x4000
 
 
 def _aside(path: str) -> Path:
@@ -45,6 +64,13 @@ def _overlaps(a: str, b: str) -> bool:
 def _validate(instance: Instance, store: Store, path: str, vol: Volume | None) -> None:
     if not os.path.isabs(path):
         raise VolumeError(f"{path} is not an absolute path", hint="Give the full path.")
+    if path == "/":
+        raise VolumeError("the root directory cannot be a volume",
+                          hint="Adopt the trees to upgrade: /usr, /etc, /var/lib/dpkg, ...")
+    for tree in KERNEL_TREES:
+        if _overlaps(path, tree):
+            raise VolumeError(f"{path} is in {tree}, which the kernel or the boot makes",
+                              hint="Adopt folders that hold software or data.")
     home = os.path.realpath(instance.home)
     if _overlaps(path, home):
         raise VolumeError(f"{path} overlaps the instance folder {home}",
@@ -52,11 +78,57 @@ def _validate(instance: Instance, store: Store, path: str, vol: Volume | None) -
     for other in registry.all_volumes(store):
         if other.path != path and _overlaps(path, other.path):
             raise VolumeError(f"{path} overlaps the managed volume {other.path}",
-                              hint="Volumes must not overlap (SPEC §1).")
-    if vol is None and not os.path.isdir(path):
-        raise VolumeError(f"{path} is not a directory", hint="Adopt an existing directory.")
-    if vol is None and os.path.islink(path):
+                              hint="Volumes must not overlap (SPEC §1): release it first, "
+                                   "or adopt a tree beside it.")
+    if vol is not None:
+        return
+    if os.path.islink(path):
         raise VolumeError(f"{path} is a symlink", hint="Adopt the directory it points to.")
+    if not os.path.isdir(path):
+        raise VolumeError(f"{path} is not a directory", hint="Adopt an existing directory.")
+    real = os.path.realpath(path)
+    if real != path:
+        raise VolumeError(f"{path} passes through a symlink (it is {real})",
+                          hint=f"Adopt {real}.")
+    if livepath.mounted(path):
+        kind = next((m.fstype for m in mounts.table() if m.point == path), "?")
+        raise VolumeError(f"{path} is a mount point ({kind})",
+                          hint="A volume is a folder of a mounted filesystem, not the mount "
+                               "itself: adopt the folders inside it.")
+
+
+def _statx_attributes(libc: ctypes.CDLL, path: str) -> int:
+    buf = ctypes.create_string_buffer(256)
+    if libc.statx(ctypes.c_int(mounts.AT_FDCWD), os.fsencode(path),
+                  ctypes.c_int(_AT_SYMLINK_NOFOLLOW | _AT_STATX_DONT_SYNC),
+                  ctypes.c_uint(0), buf) != 0:
+        return 0
+    return int.from_bytes(buf.raw[8:16], "little")
+
+
+def refuse_unchangeable(root: str, shown_as: str) -> int:
+    """Raise VolumeError naming the first immutable or append-only entry of the tree at
+    ``root`` (``chattr +i``/``+a``: no resync could ever change it), as a path below
+    ``shown_as``; returns the entries looked at."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    seen, stack = 0, [root]
+    while stack:
+        folder = stack.pop()
+        with os.scandir(folder) as it:
+            for entry in it:
+                seen += 1
+                attrs = _statx_attributes(libc, entry.path)
+                if attrs & (_STATX_ATTR_IMMUTABLE | _STATX_ATTR_APPEND):
+                    what = "immutable" if attrs & _STATX_ATTR_IMMUTABLE else "append-only"
+                    rel = os.path.join(shown_as, os.path.relpath(entry.path, root))
+                    raise VolumeError(
+                        f"{rel} is {what}: no resync could change it",
+                        hint=f"Clear the flag (`chattr -{'i' if what == 'immutable' else 'a'}"
+                             f" FILE`, see `lsattr`) or keep that file out of the volume.",
+                        details={"file": rel, "attribute": what})
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+    return seen
 
 
 def adopt(
@@ -89,16 +161,56 @@ def adopt(
         say(f"{path} is already a managed volume ({vol.name})")
         return vol
     Path(vol.folder).mkdir(parents=True, exist_ok=True, mode=0o700)
-    staging = Manifest(Path(vol.folder) / "adopt")
-    staging.path.parent.mkdir(exist_ok=True)
-    aside = _aside(path)
 
     def phase(name: str) -> None:
         vol.phase = name
         registry.save(store, vol)
         say(f"{vol.name}: {name}")
 
+    if vol.mode == livepath.BIND:
+        _adopt_bound(store, vol, phase, progress, check)
+    else:
+        _adopt_symlinked(store, vol, phase, progress, check)
+    if vol.phase == "mirrored":
+        shutil.rmtree(Path(vol.folder) / "adopt", ignore_errors=True)
+        vol.duplex = True
+        phase("ready")
+    registry.invalidate_facts()
+    return vol
+
+
+def _adopt_bound(store: Store, vol: Volume, phase: Report,
+                 progress: Callable[[Progress], None] | None,
+                 check: Callable[[], None] | None) -> None:
+    """The original directory stays in place as replica A; B is one copy of it."""
+    a = vol.replica("a")
     if vol.phase == "new":
+        bound = livepath.bind_original(vol.path, a)
+        try:
+            refuse_unchangeable(a, vol.path)
+        except VolumeError:
+            if bound:
+                mounts.detach(a)
+            _remove_folder(vol)
+            registry.forget(store, vol)
+            raise
+        phase("bound")
+    if vol.phase == "bound":
+        livepath.bind_original(vol.path, a)  # again after a reboot in the middle
+        replica.sync(store, vol, "a", "b", progress=progress, check=check)
+        phase("mirrored")
+
+
+def _adopt_symlinked(store: Store, vol: Volume, phase: Report,
+                     progress: Callable[[Progress], None] | None,
+                     check: Callable[[], None] | None) -> None:
+    """Unprivileged: copy into A, set the original aside, link the path to A, copy B."""
+    path = vol.path
+    staging = Manifest(Path(vol.folder) / "adopt")
+    staging.path.parent.mkdir(exist_ok=True)
+    aside = _aside(path)
+    if vol.phase == "new":
+        refuse_unchangeable(path, path)
         resync(path, vol.replica("a"), staging, src_is_a=False, progress=progress,
                check=check)
         phase("copied")
@@ -109,19 +221,27 @@ def adopt(
                check=check)
         phase("aside")
     if vol.phase == "aside":
-        livepath.attach(path, vol.replica("a"), vol.mode)
+        livepath.show(path, vol.replicas, "a", vol.mode)
         phase("attached")
     if vol.phase == "attached":
         replica.sync(store, vol, "a", "b", progress=progress, check=check)
-        phase("mirrored")
-    if vol.phase == "mirrored":
         if aside.exists():
             shutil.rmtree(aside)
-        shutil.rmtree(staging.path.parent, ignore_errors=True)
-        vol.duplex = True
-        phase("ready")
-    registry.invalidate_facts()
-    return vol
+        phase("mirrored")
+
+
+def _remove_folder(vol: Volume) -> None:
+    """Remove the replica folder, never through a mount (replica A is the original)."""
+    for path in vol.replicas.values():
+        while livepath.mounted(path):
+            mounts.detach(path)
+        watch.forget(path)
+    folder = os.path.realpath(vol.folder)
+    if any(m.point.startswith(folder + "/") for m in mounts.table()):
+        raise VolumeError(f"something is still mounted below {folder}",
+                          hint="Unmount it (see `findmnt -R " + folder + "`), then release "
+                               "again.")
+    shutil.rmtree(vol.folder, ignore_errors=True)
 
 
 def release(store: Store, vol: Volume, *, report: Report | None = None,
@@ -132,6 +252,35 @@ def release(store: Store, vol: Volume, *, report: Report | None = None,
     if vol.session:
         raise VolumeError(f"{vol.name} is part of session {vol.session.get('id')}",
                           hint="Finish the session first.")
+    if vol.mode == livepath.BIND:
+        _release_bound(store, vol, say, progress, check)
+    else:
+        _release_symlinked(store, vol, say, progress, check)
+    _remove_folder(vol)
+    registry.forget(store, vol)
+    registry.invalidate_facts()
+    say(f"{vol.path} is a plain directory again")
+
+
+def _release_bound(store: Store, vol: Volume, say: Report,
+                   progress: Callable[[Progress], None] | None,
+                   check: Callable[[], None] | None) -> None:
+    """The original directory (A) gets the live content and stays alone at the path."""
+    if vol.phase != "releasing":
+        if vol.phase != "new":
+            livepath.bind_original(vol.path, vol.replica("a"))
+        if vol.live() == "b":
+            replica.sync(store, vol, "b", "a", progress=progress, check=check)
+            livepath.show(vol.path, vol.replicas, "a", vol.mode)
+            say(f"{vol.name}: the original directory has the live content again")
+        vol.phase = "releasing"
+        registry.save(store, vol)
+    livepath.unbind(vol.path, vol.replicas, vol.mode)
+
+
+def _release_symlinked(store: Store, vol: Volume, say: Report,
+                       progress: Callable[[Progress], None] | None,
+                       check: Callable[[], None] | None) -> None:
     p = Path(vol.path)
     tmp = p.with_name(f".{p.name}.au-release")
     staging = Manifest(Path(vol.folder) / "release")
@@ -144,13 +293,5 @@ def release(store: Store, vol: Volume, *, report: Report | None = None,
         registry.save(store, vol)
         say(f"{vol.name}: live content copied to {tmp}")
     if tmp.exists():
-        livepath.detach(p, vol.mode)
-        if p.is_dir() and not p.is_symlink():
-            p.rmdir()  # the empty mount point (bind mode)
+        livepath.unbind(p, vol.replicas, vol.mode)
         os.rename(tmp, p)
-    for path in vol.replicas.values():
-        watch.forget(path)
-    shutil.rmtree(vol.folder, ignore_errors=True)
-    registry.forget(store, vol)
-    registry.invalidate_facts()
-    say(f"{vol.path} is a plain directory again")

@@ -34,6 +34,8 @@ DEFAULT_BPS = 200e6
 DEFAULT_FPS = 2000.0
 """Entries handled (copied, compared, deleted) per second assumed before a resync was
 measured."""
+ATTACHED_PHASES = frozenset({"bound", "attached", "mirrored", "ready"})
+"""Adoption phases from which the live path must show the intended replica."""
 
 
 def name_for(path: str) -> str:
@@ -52,7 +54,8 @@ class Volume:
     folder: str
     """The replica folder: ``a``, ``b``, manifest and journal live here."""
     phase: str = "new"
-    """Adoption phase: new, copied, aside, attached, mirrored, ready, releasing."""
+    """Adoption phase: new, bound (bind mode) or copied, aside, attached (symlink mode),
+    mirrored, ready, releasing."""
     duplex: bool = False
     """The last resync completed and no session holds the replicas."""
     session: dict[str, Any] = field(default_factory=dict)
@@ -81,12 +84,30 @@ class Volume:
         """The replica the live path shows now ("a", "b"), or None."""
         return livepath.current(self.path, self.replicas)
 
+    def problem(self) -> str | None:
+        """What is wrong with the live path (a mount removed behind the tool's back, a
+        reboot not followed by ``reattach``), or None."""
+        if self.phase not in ATTACHED_PHASES:
+            return None
+        if self.mode == livepath.BIND and not livepath.mounted(self.replica("a")):
+            return (f"replica a of {self.name} is not bound to the original directory "
+                    f"{self.path}")
+        live = self.live()
+        if live != self.intended:
+            shown = f"replica {live}" if live else "neither replica"
+            return f"the live path {self.path} shows {shown}, not replica {self.intended}"
+        return None
+
     def live_or_fail(self) -> str:
+        problem = self.problem()
         letter = self.live()
-        if letter is None:
+        if problem is not None or letter is None:
             raise VolumeError(
-                f"the live path {self.path} of volume {self.name} shows neither replica",
-                hint="Re-run `au volume adopt` for it (adoption resumes), or check mounts.",
+                problem or f"the live path {self.path} of volume {self.name} shows neither "
+                "replica",
+                hint=livepath.ATTACH_HINT.format(name=self.name)
+                if self.phase in ATTACHED_PHASES else
+                "Re-run `au volume adopt` for it (adoption resumes).",
             )
         return letter
 
@@ -119,14 +140,16 @@ class Volume:
 
     def view(self) -> dict[str, Any]:
         """What ``au volume show`` prints."""
-        live = self.live()
+        live, problem = self.live(), self.problem()
         return {
             "name": self.name, "path": self.path, "role": self.role.value,
-            "live_path": ("bind mount of the live replica" if self.mode == livepath.BIND
+            "live_path": ("the original directory (replica a), replica b mounted on it "
+                          "when b is live" if self.mode == livepath.BIND
                           else "symlink to the live replica"),
+            "problem": problem,
             "mode": self.mode, "live": live, "replicas": self.replicas,
             "storage": self.storage().value,
-            "phase": self.phase, "duplex": self.duplex and not self.session,
+            "phase": self.phase, "duplex": self.duplex and not self.session and problem is None,
             "session": self.session, "last_resync": self.last_resync,
         }
 
@@ -331,7 +354,8 @@ def facts(store: Store, state: SyncState | None = None) -> dict[str, Any]:
     caller), they are computed now."""
     vols = all_volumes(store)
     out: dict[str, Any] = {
-        "duplex": all(v.ready and v.duplex and not v.session for v in vols),
+        "duplex": all(v.ready and v.duplex and not v.session and v.problem() is None
+                      for v in vols),
         "volumes": len(vols),
     }
     names = [v.name for v in vols]
@@ -370,10 +394,19 @@ def invalidate_facts(state: SyncState | None = None) -> None:
 def reattach(store: Store) -> list[str]:
     """After a reboot (or a lost mount): attach every adopted volume's live path to the
     replica it must show. Returns what was done, one line per volume attached again."""
-    done = []
-    for vol in all_volumes(store):
-        if vol.phase not in ("attached", "mirrored", "ready") or vol.live() is not None:
-            continue
-        livepath.attach(vol.path, vol.replica(vol.intended), vol.mode)
-        done.append(f"{vol.path}: attached again to replica {vol.intended}")
+    done = [line for vol in all_volumes(store) if (line := attach(vol)) is not None]
+    if done:
+        invalidate_facts()
     return done
+
+
+def attach(vol: Volume) -> str | None:
+    """Make ``vol``'s live path show the replica it must show; what was done, or None when
+    nothing was wrong. Writes made into the original directory while replica b should
+    have been shown stay in replica a (the next resync from b replaces them)."""
+    problem = vol.problem()
+    if problem is None:
+        return None
+    livepath.show(vol.path, vol.replicas, vol.intended, vol.mode)
+    invalidate_facts()
+    return f"{vol.path}: attached again to replica {vol.intended} ({problem})"

@@ -79,7 +79,7 @@ def switch(vol: Volume, to: str) -> bool:
     """Point the live path at replica ``to``; False when it already did (idempotent)."""
     if vol.live() == to:
         return False
-    livepath.attach(vol.path, vol.replica(to), vol.mode)
+    livepath.show(vol.path, vol.replicas, to, vol.mode)
     if vol.live() != to:
         raise VolumeError(f"switching {vol.path} to replica {to} did not take effect",
                           hint="Check the mounts of the path (`findmnt`).")

@@ -1,0 +1,165 @@
+"""Boot safety on a booted Debian host with /etc and /usr as system volumes: after a
+reboot in Split and in Merge the boot unit (`au host install`) has attached every live path
+to the right replica before the other units start, a unit that writes into /etc at boot
+writes into the live replica (never under a mount that hides it), nginx runs the live
+side's binary, and the session goes on where it was.
+
+One host for the module; two reboots.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.host import NGINX, Host
+from tests.host.fixtures import booted_host
+
+HOME = "/var/lib/activeupgrade"
+UNIT = "activeupgrade-livepaths.service"
+SOFTWARE = "/usr"
+"""The software volume: the whole of /usr (the tool's interpreter and libraries, mount,
+systemd and nginx live there)."""
+SBIN = f"{HOME}/replicas/usr/{{}}/sbin"
+"""/usr/sbin in replica a or b."""
+WRITER = """\
+[Unit]
+Description=writes into /etc at every boot, as a late service would
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'cat /proc/sys/kernel/random/boot_id > /etc/au-written-at-boot'
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
+    with booted_host(NGINX, tmp_path_factory.mktemp("boot-host")) as h:
+        yield h
+
+
+def _mounted(host: Host, path: str) -> bool:
+    points = [line.split()[4] for line in
+              host.run(["cat", "/proc/self/mountinfo"], check=True).stdout.splitlines()]
+    return path in points
+
+
+def _ino(host: Host, path: str) -> str:
+    return host.run(["stat", "-L", "-c", "%d:%i", path], check=True).stdout.strip()
+
+
+def _monotonic(host: Host, prop: str, unit: str) -> int:
+    out = host.run(["systemctl", "show", "-p", prop, "--value", unit], check=True).stdout
+    return int(out.strip() or 0)
+
+
+def _au(host: Host, *args: str) -> str:
+    done = host.au(*args, timeout=300)
+    assert done.returncode == 0, f"au {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def _attached_before_everything(host: Host) -> None:
+    """The boot unit ran, succeeded, and was done before sysinit.target and nginx."""
+    show = host.run(["systemctl", "show", "-p", "ActiveState", "-p", "Result", UNIT],
+                    check=True).stdout
+    assert "ActiveState=active" in show and "Result=success" in show, show
+    done = _monotonic(host, "ExecMainExitTimestampMonotonic", UNIT)
+    assert 0 < done <= _monotonic(host, "ActiveEnterTimestampMonotonic", "sysinit.target")
+    assert done <= _monotonic(host, "ExecMainStartTimestampMonotonic", "nginx.service")
+    assert done <= _monotonic(host, "ExecMainStartTimestampMonotonic", "au-writer.service")
+
+
+def _reboot(host: Host) -> None:
+    report = host.reboot()
+    why = {unit: host.run(["systemctl", "status", "--no-pager", "-l", unit]).stdout
+           for unit in report.failed}
+    assert report.state == "running", why
+
+
+def _boot_id(host: Host) -> str:
+    return host.run(["cat", "/proc/sys/kernel/random/boot_id"], check=True).stdout
+
+
+def test_reboots_in_split_and_merge(host: Host) -> None:
+    times: dict[str, float] = {}
+    host.write_file("/etc/systemd/system/au-writer.service", WRITER)
+    host.run(["systemctl", "enable", "--now", "au-writer.service"], check=True)
+    host.run(["systemctl", "enable", "--now", "nginx.service"], check=True)
+    for path in ("/etc", SOFTWARE):
+        began = time.monotonic()
+        _au(host, "volume", "adopt", path, "--role", "system")
+        times[f"adopt {path}"] = time.monotonic() - began
+    assert not _mounted(host, "/etc") and _mounted(host, f"{HOME}/replicas/etc/a")
+    _au(host, "host", "install")
+    status = json.loads(_au(host, "host", "status", "--json"))
+    assert status["enabled"] and all(v["problem"] is None for v in status["volumes"])
+
+    began = time.monotonic()
+    _au(host, "split")
+    times["split"] = time.monotonic() - began
+    # the Upgrade Side gets its own nginx binary (a new file) and a marker in /etc
+    _au(host, "exec", "--", "cp", "-p", "/usr/sbin/nginx", "/usr/sbin/nginx.new")
+    _au(host, "exec", "--", "mv", "/usr/sbin/nginx.new", "/usr/sbin/nginx")
+    _au(host, "exec", "--", "cp", "/etc/hostname", "/etc/au-upgraded")
+    a_nginx, b_nginx = (_ino(host, SBIN.format(r) + "/nginx") for r in "ab")
+    assert a_nginx != b_nginx
+
+    # -- a reboot in Split: replica a is live (the original directories) ------------------
+    began = time.monotonic()
+    _reboot(host)
+    times["reboot in Split"] = time.monotonic() - began
+    _attached_before_everything(host)
+    for name in ("etc", "usr"):
+        assert _mounted(host, f"{HOME}/replicas/{name}/a"), "replica a bound again at boot"
+    assert not _mounted(host, "/etc") and not _mounted(host, SOFTWARE)
+    pid = host.run(["systemctl", "show", "-p", "MainPID", "--value", "nginx"]).stdout.strip()
+    assert _ino(host, f"/proc/{pid}/exe") == a_nginx, "nginx runs Production's binary"
+    written = host.run(["cat", f"{HOME}/replicas/etc/a/au-written-at-boot"]).stdout
+    assert written == _boot_id(host), "the boot's write is in the live replica"
+    st = json.loads(_au(host, "status", "--json"))
+    assert st["upgrade_state"] == "Split", st
+    # the Upgrade Side did not survive the reboot (its processes are gone); its replicas did
+    assert host.run(["test", "-e", f"{HOME}/replicas/etc/b/au-upgraded"]).returncode == 0
+    _au(host, "restart-upgrade-side")
+    assert host.run(["au", "exec", "--", "test", "-e", "/etc/au-upgraded"]).returncode == 0
+
+    began = time.monotonic()
+    _au(host, "merge")
+    times["merge"] = time.monotonic() - began
+    assert _mounted(host, "/etc") and _mounted(host, SOFTWARE)
+
+    # -- a reboot in Merge: replica b must be shown before anything starts ---------------
+    began = time.monotonic()
+    _reboot(host)
+    times["reboot in Merge"] = time.monotonic() - began
+    _attached_before_everything(host)
+    assert _mounted(host, "/etc") and _mounted(host, SOFTWARE)
+    assert host.run(["test", "-e", "/etc/au-upgraded"]).returncode == 0
+    pid = host.run(["systemctl", "show", "-p", "MainPID", "--value", "nginx"]).stdout.strip()
+    assert _ino(host, f"/proc/{pid}/exe") == b_nginx, "nginx runs the upgraded binary"
+    boot = _boot_id(host)
+    assert host.run(["cat", "/etc/au-written-at-boot"]).stdout == boot
+    assert host.run(["cat", f"{HOME}/replicas/etc/b/au-written-at-boot"]).stdout == boot
+    st = json.loads(_au(host, "status", "--json"))
+    assert st["upgrade_state"] == "Merge" and st["operational_state"] == "Ready", st
+
+    began = time.monotonic()
+    _au(host, "commit", "--yes")
+    times["commit"] = time.monotonic() - began
+    began = time.monotonic()
+    _au(host, "finish")
+    times["finish"] = time.monotonic() - began
+    _au(host, "volume", "verify")
+    assert json.loads(_au(host, "status", "--json"))["duplex"]
+    du = host.run(["du", "-sc", "--block-size=1", f"{HOME}/replicas/etc/b",
+                   f"{HOME}/replicas/usr/b"], check=True).stdout
+    print("\nboot-livepaths times:", {k: round(v, 2) for k, v in times.items()},
+          "disk used by the b replicas:", du.split()[-2], "bytes")

@@ -1,0 +1,268 @@
+"""Adopting and switching a live path as root: the original directory stays in place as
+replica A, B is one copy, and no lookup of the path ever fails or finds it empty — not
+while adopting, not at a switch to B and back, not at release. A single-file bind mount
+inside the tree (a container's /etc/resolv.conf) neither breaks adoption nor gets lost when
+B is shown."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from activeupgrade.config.model import VolumeRole
+from activeupgrade.errors import VolumeError
+from activeupgrade.instance import Instance
+from activeupgrade.platform.volumes import adoption, livepath, mounts, registry, replica
+from activeupgrade.store.db import Store
+from tests.support import au, wait_until
+
+from .helpers import tree_hash, unmount_under
+
+POLLER = r"""
+import os, sys
+path, stop, ready = sys.argv[1:4]
+lookups = failures = 0
+first = ""
+while not os.path.exists(stop):
+    lookups += 1
+    try:
+        names = os.listdir(path)
+        with open(os.path.join(path, "marker")) as fh:
+            seen = fh.read()
+        if "marker" not in names or seen not in ("A", "B"):
+            raise OSError(f"saw {sorted(names)[:5]} and marker {seen!r}")
+    except OSError as exc:
+        failures += 1
+        first = first or str(exc)
+    if lookups % 200 == 0:
+        with open(ready, "w") as fh:
+            fh.write(str(lookups))
+print(lookups, failures, first)
+"""
+
+
+class Poller:
+    """Another process looking the path up and reading a file in it, as fast as it can."""
+
+    def __init__(self, path: Path, folder: Path) -> None:
+        self.stop, self.ready = folder / "stop", folder / "count"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", POLLER, str(path), str(self.stop), str(self.ready)],
+            stdout=subprocess.PIPE, text=True)
+        self.passed()
+
+    def count(self) -> int:
+        try:
+            return int(self.ready.read_text() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def passed(self) -> None:
+        """Wait until the poller has looked again (it runs across what was just done)."""
+        seen = self.count()
+        wait_until(lambda: self.count() > seen, 30, "the poller looking the path up")
+
+    def result(self) -> tuple[int, int, str]:
+        self.stop.touch()
+        out, _ = self.proc.communicate(timeout=30)
+        lookups, failures, first = out.split(" ", 2)
+        return int(lookups), int(failures), first.strip()
+
+
+@pytest.fixture
+def live_tree(tmp_path: Path, needs_root: None) -> Iterator[Path]:
+    path = tmp_path / "srv" / "etc"
+    (path / "sub").mkdir(parents=True)
+    (path / "marker").write_text("A")
+    for i in range(200):
+        (path / "sub" / f"f{i}").write_bytes(bytes([i % 256]) * (i * 37))
+    (path / "link").symlink_to("sub/f1")
+    (path / "resolv.conf").write_text("underlying\n")
+    (tmp_path / "resolv.host").write_text("nameserver 127.0.0.53\n")
+    subprocess.run(["mount", "--bind", str(tmp_path / "resolv.host"),
+                    str(path / "resolv.conf")], check=True)
+    try:
+        yield path
+    finally:
+        unmount_under(tmp_path)
+
+
+def _instance(tmp_path: Path) -> tuple[Instance, Store]:
+    inst = Instance(tmp_path / "home")
+    inst.ensure()
+    return inst, Store(inst.db)
+
+
+def test_adopt_keeps_the_original_in_place_and_switches_without_a_gap(
+        tmp_path: Path, live_tree: Path) -> None:
+    inst, store = _instance(tmp_path)
+    before = os.stat(live_tree)
+    content = tree_hash(mounts_free_view(live_tree))
+    poller = Poller(live_tree, tmp_path)
+
+    vol = adoption.adopt(inst, store, str(live_tree), VolumeRole.SYSTEM, mode=livepath.BIND)
+    poller.passed()
+    assert vol.ready and vol.live() == "a" and vol.problem() is None
+    assert (os.stat(live_tree).st_ino, os.stat(live_tree).st_dev) == \
+        (before.st_ino, before.st_dev), "the original directory is still the live path"
+    assert not livepath.mounted(live_tree), "nothing is mounted on the path while A is live"
+    assert (Path(vol.replica("a")) / "resolv.conf").read_text() == "underlying\n"
+    assert (Path(vol.replica("b")) / "resolv.conf").read_text() == "underlying\n"
+    assert (live_tree / "resolv.conf").read_text() == "nameserver 127.0.0.53\n"
+    assert tree_hash(Path(vol.replica("b"))) == content
+    replica.verify_volume(vol)
+    assert not list(live_tree.parent.glob(".*au-adopting"))
+
+    (Path(vol.replica("b")) / "marker").write_text("B")
+    for letter in ("b", "a", "b"):
+        vol.intended = letter
+        registry.save(store, vol)
+        assert replica.switch(vol, letter)
+        poller.passed()
+        assert (live_tree / "marker").read_text() == letter.upper()
+        assert vol.problem() is None
+        # the container's single-file bind is shown on whichever replica is live
+        assert (live_tree / "resolv.conf").read_text() == "nameserver 127.0.0.53\n"
+
+    (live_tree / "new-on-b").write_text("written while B was live\n")
+    adoption.release(store, vol)
+    poller.passed()
+    lookups, failures, first = poller.result()
+    assert failures == 0, f"{failures} of {lookups} lookups failed; first: {first}"
+    assert os.stat(live_tree).st_ino == before.st_ino
+    assert (live_tree / "new-on-b").read_text() == "written while B was live\n"
+    assert (live_tree / "marker").read_text() == "B", "release kept the live content"
+    assert registry.all_volumes(store) == [] and not Path(vol.folder).exists()
+    assert [m for m in mounts.table() if m.point.startswith(str(tmp_path / "home"))] == []
+    store.close()
+
+
+def mounts_free_view(path: Path) -> Path:
+    """The tree without the mounts inside it (what replica A and B hold)."""
+    view = path.parent / ".view"
+    view.mkdir(exist_ok=True)
+    if not livepath.mounted(view):
+        mounts.bind_private(str(path), str(view))
+    return view
+
+
+def test_reboot_shows_the_original_then_reattach_restores_the_intended_replica(
+        tmp_path: Path, live_tree: Path) -> None:
+    inst, store = _instance(tmp_path)
+    vol = adoption.adopt(inst, store, str(live_tree), VolumeRole.SYSTEM, mode=livepath.BIND)
+    (Path(vol.replica("b")) / "marker").write_text("B")
+    vol.intended = "b"
+    registry.save(store, vol)
+    replica.switch(vol, "b")
+    # a reboot: every mount of the volume is gone, the path shows the original directory
+    for point in (str(live_tree), vol.replica("a")):
+        while livepath.mounted(point):
+            subprocess.run(["umount", "-l", point], check=True)
+    assert (live_tree / "marker").read_text() == "A"
+    assert vol.problem() is not None
+    assert not registry.facts(store)["duplex"]
+    done = registry.reattach(store)
+    assert len(done) == 1 and "replica b" in done[0]
+    assert (live_tree / "marker").read_text() == "B" and vol.problem() is None
+    assert registry.reattach(store) == []
+    store.close()
+
+
+FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
+FS_IMMUTABLE_FL, FS_APPEND_FL = 0x10, 0x20
+
+
+def _set_flags(path: Path, flags: int) -> None:
+    import fcntl
+    import struct
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("l", flags))
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("flag", [FS_IMMUTABLE_FL, FS_APPEND_FL])
+def test_refuses_a_tree_with_an_unchangeable_file_and_leaves_nothing(
+        tmp_path: Path, needs_root: None, flag: int) -> None:
+    path = tmp_path / "srv" / "app"
+    (path / "deep" / "er").mkdir(parents=True)
+    locked = path / "deep" / "er" / "locked.log"
+    locked.write_text("x")
+    before = tree_hash(path)
+    _set_flags(locked, flag)
+    home = tmp_path / "home"
+    try:
+        r = au(home, "volume", "adopt", str(path), "--role", "data")
+        assert r.returncode == 20 and "Traceback" not in r.stderr, r.stderr
+        assert str(locked) in r.stderr and "chattr" in r.stderr
+        word = "immutable" if flag == FS_IMMUTABLE_FL else "append-only"
+        assert word in r.stderr
+        _set_flags(locked, 0)
+        assert tree_hash(path) == before
+        assert not list(path.parent.glob(".*au-*"))
+        assert [m for m in mounts.table() if m.point.startswith(str(home))] == []
+        assert au(home, "volume", "adopt", str(path), "--role", "data").returncode == 0
+    finally:
+        _set_flags(locked, 0)
+        au(home, "daemon", "--stop")
+        unmount_under(tmp_path)
+
+
+def test_refuses_what_is_not_a_plain_folder(tmp_path: Path, live_tree: Path) -> None:
+    inst, store = _instance(tmp_path)
+    (tmp_path / "tmpfs").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "au-test", str(tmp_path / "tmpfs")], check=True)
+    (tmp_path / "via").symlink_to(live_tree.parent)
+    adoption.adopt(inst, store, str(live_tree), VolumeRole.SYSTEM, mode=livepath.BIND)
+    refused = {
+        "/": "root directory", "/proc": "kernel", "/sys/kernel": "kernel", "/dev": "kernel",
+        "/run/lock": "kernel", str(tmp_path / "tmpfs"): "mount point (tmpfs)",
+        str(tmp_path / "via" / "etc"): "through a symlink",
+        str(live_tree / "sub"): "overlaps the managed volume",
+        str(live_tree.parent): "overlaps the managed volume",
+        str(tmp_path / "home" / "replicas"): "instance folder",
+    }
+    for path, why in refused.items():
+        with pytest.raises(VolumeError) as exc:
+            adoption.adopt(inst, store, path, VolumeRole.SYSTEM, mode=livepath.BIND)
+        assert why in exc.value.message and exc.value.hint, (path, exc.value.message)
+    assert [v.path for v in registry.all_volumes(store)] == [str(live_tree)]
+    store.close()
+
+
+class Crash(Exception):
+    """Stands for the tool dying at that point."""
+
+
+def test_an_adoption_interrupted_while_copying_b_resumes_even_after_a_reboot(
+        tmp_path: Path, live_tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    inst, store = _instance(tmp_path)
+    before = os.stat(live_tree).st_ino
+    content = tree_hash(mounts_free_view(live_tree))
+    real = replica.sync
+
+    def crash(*args: object, **kwargs: object) -> object:
+        raise Crash("copying b")
+
+    monkeypatch.setattr(replica, "sync", crash)
+    with pytest.raises(Crash):
+        adoption.adopt(inst, store, str(live_tree), VolumeRole.SYSTEM, mode=livepath.BIND)
+    vol = registry.by_path(store, str(live_tree))
+    assert vol is not None and vol.phase == "bound"
+    assert os.stat(live_tree).st_ino == before and tree_hash(mounts_free_view(live_tree)) \
+        == content, "the original is untouched where it was"
+    # a reboot in the middle: the bind of replica a is gone too
+    subprocess.run(["umount", "-l", vol.replica("a")], check=True)
+    monkeypatch.setattr(replica, "sync", real)
+    vol = adoption.adopt(inst, store, str(live_tree), VolumeRole.SYSTEM, mode=livepath.BIND)
+    assert vol.ready and vol.problem() is None and os.stat(live_tree).st_ino == before
+    assert tree_hash(Path(vol.replica("b"))) == content
+    replica.verify_volume(vol)
+    store.close()
