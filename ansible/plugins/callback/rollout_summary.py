@@ -36,6 +36,7 @@ options:
 """
 
 import json
+import re
 import time
 
 from ansible.plugins.callback import CallbackBase
@@ -46,6 +47,11 @@ COLUMNS = (("host", "HOST"), ("outcome", "OUTCOME"), ("state", "STATE"),
            ("split", "SPLIT s"), ("install", "INSTALL s"), ("merge", "MERGE s"),
            ("disruption", "DISRUPTION s"), ("gate", "GATE s"), ("end", "COMMIT/ABORT s"),
            ("total", "TOTAL s"), ("reason", "REASON"))
+
+
+def natural(name):
+    """``h2`` before ``h10``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 class CallbackModule(CallbackBase):
@@ -125,7 +131,7 @@ class CallbackModule(CallbackBase):
 
     def rows(self):
         out = []
-        for host in self.order:
+        for host in sorted(self.order, key=natural):
             row = self.hosts[host]
             steps = row["steps"]
             total = (row["last"] - row["first"]) if row["first"] is not None else None
