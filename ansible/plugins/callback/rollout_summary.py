@@ -111,7 +111,7 @@ class CallbackModule(CallbackBase):
                 row["disruption"] = res["disruption_seconds"]
             if action == "abort" and res.get("changed"):
                 row["state"] = "Abort"
-        elif task.get_name().startswith("Health gate"):
+        elif (task.name or "").startswith("Health gate"):
             step = "gate"
         if step is None:
             return
