@@ -28,6 +28,21 @@ from tests.support import (
 
 pytestmark = pytest.mark.usefixtures("needs_root")
 
+READY = """#!/bin/sh
+# The shop's readiness check: refuses the merge of software that has the file $1.
+if [ "$ACTIVE_UPGRADE_REQUEST" = PrepareMerge ] && [ -e "$1" ]; then
+    echo "the shop is not ready: $1 exists" >&2
+    exit 1
+fi
+"""
+ACTION = """
+[[action]]
+name = "shop-ready"
+file = "%s"
+args = ["%s"]
+control = "readiness-check"
+"""
+
 
 @pytest.fixture(scope="module")
 def ansible(tmp_path_factory: pytest.TempPathFactory) -> Ansible:
@@ -42,10 +57,13 @@ def instance(tmp_path: Path) -> Iterator[Path]:
     data = tmp_path / "data"
     data.mkdir()
     port = free_port()
+    ready = software / "ready.sh"
+    ready.write_text(READY)
+    ready.chmod(0o755)
     cfg = tmp_path / "shop.toml"
     cfg.write_text(volume_toml(software) + volume_toml(data, "data") + service_toml(
         port, [sys.executable, f"{software}/httpapp.py", "--version-file",
-               f"{software}/VERSION"]))
+               f"{software}/VERSION"]) + ACTION % (ready, software / "NOT-READY"))
     for path, role in ((software, "system"), (data, "data")):
         r = au(home, "volume", "adopt", str(path), "--role", role)
         assert r.returncode == 0, r.stderr
@@ -179,3 +197,30 @@ def test_failures_carry_the_tools_message_hint_and_exit_code(
     message = expected.stderr.splitlines()[0].removeprefix("au: error: ")
     assert (result["msg"], result["exit_code"]) == (message, 5)
     assert result["hint"] and result["hint"] in expected.stderr
+
+
+def test_a_broken_request_fails_the_task_and_abort_recovers(
+        ansible: Ansible, instance: Path, tmp_path: Path) -> None:
+    tasks: list[dict[str, Any]] = [
+        {AU: {"action": "split"}},
+        {AU: {"action": "exec", "argv": ["touch", str(tmp_path / "opt-shop/NOT-READY")]}},
+        {AU: {"action": "merge"}, "ignore_errors": True},
+        {STATUS: {}},
+        {AU: {"action": "abort"}},
+        {AU: {"action": "finish"}},
+    ]
+    done = ansible.playbook(play(tmp_path, instance, tasks), "localhost,")
+    assert done.returncode == 0, done.output
+    _split, _install, merge, status, abort, finish = done.results("localhost")
+    broken = status["ansible_facts"]["active_upgrade"]
+    assert broken["operational_state"] == "Broken"
+    error = broken["error"]
+    # The task failed with the error that broke the request, as the status holds it.
+    assert merge["run_status"] == "failed"
+    assert (merge["msg"], merge["hint"], merge["exit_code"], merge["error"]) == (
+        error["message"], error["hint"], error["exit_code"], error["error"])
+    assert merge["exit_code"] != 0 and merge["details"]["request"] == "PrepareMerge"
+    assert (abort["changed"], abort["upgrade_state"]) == (True, "Abort")
+    assert (finish["changed"], finish["upgrade_state"]) == (True, "Idle")
+    assert [s["outcome"] for s in json.loads(au(instance, "history", "--json").stdout)] == [
+        "aborted"]

@@ -22,7 +22,7 @@ description:
     the C(rolling_upgrade) role sets.
 version_added: "0.1.0"
 author:
-  - Active Upgrade for Linux
+  - Active Upgrade for Linux (@activeupgrade)
 options:
   summary_file:
     description: Also write the rows as a JSON document to this file.

@@ -27,7 +27,7 @@ description:
     times out.
 version_added: "0.1.0"
 author:
-  - Active Upgrade for Linux
+  - Active Upgrade for Linux (@activeupgrade)
 options:
   action:
     description:

@@ -18,7 +18,7 @@ description:
   - Changes nothing; runs the same in check mode.
 version_added: "0.1.0"
 author:
-  - Active Upgrade for Linux
+  - Active Upgrade for Linux (@activeupgrade)
 options:
   au_home:
     description:
@@ -92,8 +92,8 @@ def main():
     try:
         status = au.status()
         volumes = au.json("volume", "list")
-        services = au.json("service", "list", *(["--probe"] if module.params["probe"]
-                                                 else []))
+        probe = ["--probe"] if module.params["probe"] else []
+        services = au.json("service", "list", *probe)
     except AuFailure as failure:
         module.fail_json(**failure.result())
     module.exit_json(changed=False, status=status,
