@@ -23,9 +23,9 @@ runtime_packages=(iproute2 util-linux procps coreutils python3-venv)
 # The tests' tools: a browser for the web console test; XFS and btrfs tools, mmdebstrap,
 # systemd-nspawn and dpkg-dev for the booted Debian test hosts (tests/host) and the Debian
 # package's build and install test; the shells and man whose completion and manual page
-# are tested.
+# are tested; the SSH client Ansible reaches the fleet tests' hosts with.
 test_packages=(chromium xfsprogs btrfs-progs mmdebstrap systemd-container dpkg-dev zsh fish
-  man-db groff-base)
+  man-db groff-base openssh-client)
 wanted=("${runtime_packages[@]}")
 [ "$mode" = test ] && wanted+=("${test_packages[@]}")
 
