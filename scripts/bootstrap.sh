@@ -25,9 +25,10 @@ runtime_packages=(iproute2 util-linux procps coreutils python3-venv)
 # the booted Debian test hosts (tests/host), the chroot tests (tests/side) and the Debian
 # package's build and install test; the shells and man whose completion and manual page
 # are tested; Debian's nginx, Redis and PostgreSQL that the services tests drive as plain
-# processes (tests/services/test_nginx.py, test_data.py; bench/daemons.py).
+# processes (tests/services/test_nginx.py, test_data.py; bench/daemons.py); the SSH client
+# Ansible reaches the fleet tests' hosts with.
 test_packages=(chromium xfsprogs btrfs-progs mmdebstrap systemd-container dpkg-dev apt-utils zsh
-  fish nginx redis-server postgresql
+  fish nginx redis-server postgresql openssh-client
   man-db groff-base)
 wanted=("${runtime_packages[@]}")
 [ "$mode" = test ] && wanted+=("${test_packages[@]}")

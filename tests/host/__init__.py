@@ -58,7 +58,7 @@ from __future__ import annotations
 
 from tests.host.machine import BootReport, Host, HostError, Timings
 from tests.host.network import NetnsPath, Network, PrivateNetwork
-from tests.host.recipe import BASE, NGINX, PYTHON, RECIPES, SERVICES, Recipe
+from tests.host.recipe import BASE, FLEET, NGINX, PYTHON, RECIPES, SERVICES, Recipe
 
-__all__ = ["BASE", "NGINX", "PYTHON", "RECIPES", "SERVICES", "BootReport", "Host",
+__all__ = ["BASE", "FLEET", "NGINX", "PYTHON", "RECIPES", "SERVICES", "BootReport", "Host",
            "HostError", "NetnsPath", "Network", "PrivateNetwork", "Recipe", "Timings"]

@@ -33,6 +33,7 @@ from types import TracebackType
 
 from activeupgrade import proc
 from activeupgrade.errors import ProcessError
+from tests.host import cgroup
 from tests.host.cache import (
     VENV,
     WHEELS_IN_HOST,
@@ -292,8 +293,9 @@ class Host:
         _raise_inotify_limit()
         began = time.monotonic()
         deadline = began + timeout
-        self._nspawn = proc.spawn(self.nspawn_argv(), env=proc.base_env(),
-                                  log=self.workdir / "console.log")
+        # A cgroup of its own: hosts booted side by side must not share nspawn's payload.
+        self._nspawn = proc.spawn(cgroup.wrap(self.name, self.nspawn_argv()),
+                                  env=proc.base_env(), log=self.workdir / "console.log")
         self._leader = 0
         self._write_state()
         while not self._leader:
@@ -420,6 +422,7 @@ class Host:
         anything while a mount is under the root (it would go through the mount)."""
         self.shutdown(timeout=30)
         self._nspawn = None
+        cgroup.remove(self.name)
         left = mounts_under(self.root)
         if left:
             raise HostError(f"host {self.name}: mounts left under its root: {left}")

@@ -99,5 +99,13 @@ PYTHON = Recipe(
 """The host's own Python (the tool's interpreter) at bookworm's version; the security update
 in the local repository: an upgrade of the interpreter the tool runs on."""
 
-RECIPES = {r.name: r for r in (BASE, NGINX, SERVICES, PYTHON)}
+FLEET = Recipe(
+    "fleet",
+    extra=(*NGINX.extra, "openssh-server"),
+    updates=NGINX.updates,
+)
+"""The nginx host with an SSH server: one host of a fleet that Ansible reaches over SSH
+(``tests/fleet``)."""
+
+RECIPES = {r.name: r for r in (BASE, NGINX, SERVICES, PYTHON, FLEET)}
 """The recipes ``python -m tests.host`` knows by name."""
