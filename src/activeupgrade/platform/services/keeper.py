@@ -145,7 +145,8 @@ class Keeper:
             self.readiness[pid] = ready
             threading.Thread(target=self._reap, args=(pid,), daemon=True).start()
             if notify is not None:
-                threading.Thread(target=self._listen_notify, args=(pid, notify),
+                threading.Thread(target=self._listen_notify,
+                                 args=(notify, self.exits[pid], self.ready[pid], pid),
                                  daemon=True).start()
             _note(f"started {self.name} pid {pid}{' (overlap)' if self.old else ''}: "
                   f"{' '.join(argv)}")
@@ -167,11 +168,12 @@ class Keeper:
             self.exits[pid].set()
         _note(f"{self.name} pid {pid} exited with {code}")
 
-    def _listen_notify(self, pid: int, notify: socket.socket) -> None:
+    def _listen_notify(self, notify: socket.socket, exited: threading.Event,
+                       ready: threading.Event, pid: int) -> None:
         """sd_notify: READY=1 from this instance says it serves."""
         with notify:
             notify.settimeout(0.2)
-            while not self.exits[pid].is_set():
+            while not exited.is_set():
                 try:
                     data = notify.recv(4096)
                 except TimeoutError:
@@ -179,7 +181,7 @@ class Keeper:
                 except OSError:
                     return
                 if b"READY=1" in data.split(b"\n"):
-                    self.ready[pid].set()
+                    ready.set()
                     _note(f"{self.name} pid {pid} is ready (sd_notify)")
 
     def is_ready(self, pid: int) -> bool:
