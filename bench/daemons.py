@@ -258,6 +258,28 @@ VARIANTS = {
 }
 
 
+def rows(quick: bool) -> list[dict[str, Any]]:
+    """Rows for ``bench/run.py``: per daemon, the tool merge against the plain restart."""
+    settle = 0.7 if quick else 1.5
+    out: list[dict[str, Any]] = []
+    for kind, variants in VARIANTS.items():
+        tool, plain = variants[0][1](settle), variants[1][1](settle)
+        out += [
+            {"figure": f"daemons: {kind} failed operations", "unit": "", "ours": tool["failed"],
+             "baseline": plain["failed"], "baseline_name": "plain restart",
+             "note": f"{tool['ops']} vs {plain['ops']} operations; refused "
+                     f"{tool['refused']} vs {plain['refused']}; lost {tool['lost']}"},
+            {"figure": f"daemons: {kind} longest wait", "unit": "s",
+             "ours": tool["longest_wait_s"], "baseline": plain["longest_wait_s"],
+             "baseline_name": "plain restart",
+             "note": f"steady p99 {tool['steady_p99_s']:.4f}s; own stop+start "
+                     f"{tool['own_stop_start_s']:.3f}s"},
+            {"figure": f"daemons: {kind} p99", "unit": "s", "ours": tool["p99_s"],
+             "baseline": plain["p99_s"], "baseline_name": "plain restart", "note": ""},
+        ]
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settle", type=float, default=1.5,

@@ -60,6 +60,12 @@ def merge_rows(quick: bool, base: Path) -> list[Row]:
     return rows
 
 
+def daemons_rows(quick: bool, base: Path) -> list[Row]:
+    daemons = importlib.import_module("daemons")
+    rows: list[Row] = daemons.rows(quick)
+    return rows
+
+
 def split_rows(quick: bool, base: Path) -> list[Row]:
     if not (HERE / "split.py").exists():
         raise RuntimeError("bench/split.py is not present in this tree")
@@ -163,6 +169,7 @@ def config_rows(quick: bool, base: Path) -> list[Row]:
 
 SECTIONS: dict[str, Callable[[bool, Path], list[Row]]] = {
     "merge": merge_rows,
+    "daemons": daemons_rows,
     "split": split_rows,
     "side": side_rows,
     "resync": resync_rows,

@@ -19,10 +19,10 @@ from typing import Any
 
 from activeupgrade.activity import ActivityLog
 from activeupgrade.bus import Bus, Event, EventKind
-from activeupgrade.engine.engine import Engine
+from activeupgrade.engine.engine import MAX_ATTEMPTS, Engine
 from activeupgrade.instance import EngineLock, Instance, unix_path
-from activeupgrade.model.states import Severity
-from activeupgrade.platform.services import supervisor
+from activeupgrade.model.states import OperatorAction, Severity
+from activeupgrade.platform.services import recovery, supervisor
 from activeupgrade.platform.volumes import registry as volume_registry
 from activeupgrade.session.host import HostPlatform
 from activeupgrade.store.db import Store
@@ -96,6 +96,16 @@ class Daemon:
                 "service.adopt", f"service {name}: {verdict}", parent=node,
                 severity=Severity.INFO if verdict != "gone" else Severity.WARNING,
             )
+        # A merge or abort interrupted by a crash may have left applications stopped:
+        # resumed at once, without an operator (services/recovery.py).
+        status = self.engine.status()
+        if recovery.should_resume(status, self.store, MAX_ATTEMPTS):
+            self.log.write(
+                "engine.resume", f"{status.request} was interrupted by a crash ({status.reason}):"
+                " resumed automatically so that the applications serve again", parent=node,
+                severity=Severity.WARNING, details={"request": status.request.value,
+                                                    "step": status.step})
+            self.engine.submit(OperatorAction.RETRY)
 
     async def open_web_console(self, listen: str, remote: bool) -> dict[str, Any]:
         """Open (or find) the web console's TCP listener (``au web``)."""

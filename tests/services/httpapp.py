@@ -8,7 +8,7 @@ the next instance. Options: ``--version TEXT``, ``--start-delay SECONDS`` (befor
 ``--version-file FILE`` (the version, e.g. from the software volume), ``--bind HOST:PORT``
 (bind its own socket: the naive restart the benchmark compares against). A version
 starting with ``sick`` answers 503. With ``NOTIFY_SOCKET`` it says ``READY=1`` (sd_notify)
-once it serves: it runs but never passes its health check.
+once it serves (a sick one never does): it runs but never passes its health check.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def serve(listener: socket.socket, args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     notify = os.environ.get("NOTIFY_SOCKET", "")
-    if notify:  # sd_notify: this instance serves from now on
+    if notify and not args.version.startswith("sick"):  # sd_notify: it serves from now on
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
             s.sendto(b"READY=1", "\0" + notify[1:] if notify.startswith("@") else notify)
     print(f"{args.version} serving as pid {os.getpid()} names={os.environ.get('LISTEN_FDNAMES')}",

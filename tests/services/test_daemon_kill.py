@@ -4,8 +4,8 @@ Everything through the CLI and a real daemon: a managed system volume holds the 
 service's software (its VERSION says v1; the "upgrade" writes v2 into the Upgrade Side's
 replica). The daemon is killed once in Split and once inside ExecuteMerge right after the
 service was stopped (the engine's fault-pause hook): clients then wait in the backlog of
-the socket the keeper still holds, until the restarted daemon's Retry starts the upgraded
-service. Not one request may fail.
+the socket the keeper still holds, until the restarted daemon resumes the merge by itself
+and starts the upgraded service (no operator). Not one request may fail.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from activeupgrade import proc
 from activeupgrade.api.client import Client
 from activeupgrade.instance import Instance
 from tests import support
@@ -95,32 +96,57 @@ def test_daemon_killed_in_split_and_inside_merge(host: tuple[Path, Path, int]) -
     (upgrade / "VERSION").write_text("v2\n")  # the "installer" on the Upgrade Side
 
     # Merge with the engine told to pause right after the service was stopped; kill there.
-    # (The daemon the last command started is stopped so that the merge starts one with
-    # the pause hook in its environment.)
-    au(home, "daemon", "--stop")
-    merge = subprocess.Popen(
-        [sys.executable, "-m", "activeupgrade", "merge"], stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-        env={**os.environ, "AU_HOME": str(home),
-             "AU_FAULT_PAUSE": "ExecuteMerge/services.stop:shop/end"},
-    )
-    paused = home / "run" / "paused"
-    wait_until(paused.exists, 60, "the merge to reach the pause point")
-    kill_daemon(home)  # inside ExecuteMerge: the application is stopped, the socket held
-    merge.wait(30)
+    kill_inside(home, ("merge",), "ExecuteMerge/services.stop:shop/end")
     stopped_at = time.time()
     time.sleep(0.5)  # clients are waiting in the backlog now
 
-    status = json.loads(au(home, "status", "--json").stdout)
-    assert status["operational_state"] == "Broken"
-    assert "services.stop:shop" in status["reason"]
-    au(home, "retry")
-    status = json.loads(au(home, "status", "--json").stdout)
-    assert status["upgrade_state"] == "Merge" and status["operational_state"] == "Ready"
+    # The restarted daemon resumes the interrupted merge by itself: no `au retry`.
+    def merged() -> bool:
+        st = json.loads(au(home, "status", "--json").stdout)
+        assert st["operational_state"] != "Broken", st["reason"]
+        return bool(st["upgrade_state"] == "Merge" and st["operational_state"] == "Ready")
+
+    wait_until(merged, 120, "the restarted daemon to finish the merge")
+    log = au(home, "log", "--json").stdout
+    assert "engine.resume" in log and "services.stop:shop" in log
+    load.wait_for(200)
+
+    # Abort from Merge, killed right after the upgraded service was stopped: the restarted
+    # daemon finishes the abort, the original software serves again.
+    kill_inside(home, ("abort", "--yes"), "Abort/services.abort-stop:shop/end")
+
+    def aborted() -> bool:
+        st = json.loads(au(home, "status", "--json").stdout)
+        assert st["operational_state"] != "Broken", st["reason"]
+        return bool(st["upgrade_state"] == "Abort" and st["operational_state"] == "Ready")
+
+    wait_until(aborted, 120, "the restarted daemon to finish the abort")
+    resumed = [e for e in json.loads(au(home, "log", "--json").stdout)
+               if e["event"] == "engine.resume"]
+    assert [r["details"]["request"] for r in resumed] == ["ExecuteMerge", "Abort"]
     load.wait_for(200)
     report = load.stop()
     assert report.failed == [], report.failed[:3]
-    assert [s.split()[0] for s in report.servers()] == ["v1", "v2"]
-    # Some clients waited through the kill and the retry; none failed.
+    assert [s.split()[0] for s in report.servers()] == ["v1", "v2", "v1"]
+    # Some clients waited through the kills and the resumed requests; none failed.
     assert report.longest_wait >= 0.5
     assert time.time() - stopped_at > 0.5
+
+
+def kill_inside(home: Path, command: tuple[str, ...], fault: str) -> None:
+    """Run ``au COMMAND`` on a daemon told to pause at ``fault``; SIGKILL it there. (The
+    daemon the last command started is stopped so that a new one starts with the hook.)"""
+    old = int((home / "engine.lock").read_text().split()[0])
+    au(home, "daemon", "--stop")
+    # `--stop` only asks: the next command must not reach the stopping daemon.
+    wait_until(lambda: not proc.alive(old), 60, "the daemon to stop")
+    run = subprocess.Popen(
+        [sys.executable, "-m", "activeupgrade", *command], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        env={**os.environ, "AU_HOME": str(home), "AU_FAULT_PAUSE": fault},
+    )
+    paused = home / "run" / "paused"
+    wait_until(paused.exists, 60, f"{' '.join(command)} to reach {fault}")
+    kill_daemon(home)  # the application is stopped, the socket held
+    run.wait(30)
+    paused.unlink(missing_ok=True)

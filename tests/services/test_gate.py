@@ -97,3 +97,28 @@ def test_sick_upgrade_rolls_back_to_the_original_by_itself(shop: Shop, tmp_path:
     assert shop.supervisor().status(shop.spec).pid == status.pid
     run(shop, OperatorAction.FINISH)
     assert shop.engine.status().upgrade_state is UpgradeState.IDLE
+
+
+def test_sick_upgrade_in_overlap_never_stops_the_original(shop: Shop) -> None:
+    """Overlap: the original instance serves throughout; the sick one is stopped, and the
+    instance answering afterwards is the very process that answered before the merge."""
+    overlapping(shop)
+    shop.spec = replace(shop.spec, start_timeout=2.0)
+    shop.engine.platform.cfg = replace(  # type: ignore[attr-defined]
+        shop.engine.platform.cfg, services=(shop.spec,))  # type: ignore[attr-defined]
+    original = shop.supervisor().status(shop.spec).pid
+    load = split_and_upgrade(shop)
+    (shop.upgrade_replica() / "VERSION").write_text("sick-v2\n")
+    st = act(shop.engine, OperatorAction.MERGE)
+    assert st.operational_state is OperationalState.BROKEN and "rolled back" in st.reason
+    status = shop.supervisor().status(shop.spec)
+    assert status.pid == original and status.running
+    load.wait_for(200)
+    report = load.stop()
+    assert all("503" in s.error for s in report.failed), report.failed[:3]
+    tail = sorted(report.samples, key=lambda s: s.done)[-100:]
+    assert all(s.ok and s.server == f"v1 {original}" for s in tail)
+    assert (shop.software / "VERSION").read_text() == "v1\n"
+    run(shop, OperatorAction.ABORT)
+    assert shop.supervisor().status(shop.spec).pid == original
+    run(shop, OperatorAction.FINISH)

@@ -11,6 +11,7 @@ from activeupgrade.config.model import (
     HealthKind,
     ServiceBackend,
     ServiceSpec,
+    Switchover,
     VolumeRole,
 )
 
@@ -43,8 +44,13 @@ def _service(svc: ServiceSpec) -> list[str]:
         how = "supervised by the tool: " + " ".join(svc.command)
     lines = [f"  - {svc.name}: {how}" + ("" if svc.enabled else " (disabled at boot)")]
     for sock in svc.sockets:
+        relay = f", relayed to {sock.upstream}" if sock.upstream else ""
         lines.append(f"      holds socket {sock.name} on {sock.listen} across the merge "
-                     "(clients wait instead of failing)")
+                     f"({svc.handover}{relay}; clients wait at most "
+                     f"{seconds(svc.hold_limit)} instead of failing)")
+    if svc.switchover is Switchover.OVERLAP:
+        lines.append("      overlap: the new version serves before the old one gets "
+                     f"{svc.stop_signal}")
     if svc.health.kind is not HealthKind.NONE:
         probe = svc.health.target or " ".join(svc.health.argv)
         lines.append(f"      healthy when {svc.health.kind} {probe} answers, within "

@@ -124,7 +124,9 @@ def measured_switchover(store: Store, service: str) -> dict[str, float] | None:
     return {
         "stop_seconds": round(float(best["old_exited"]) - float(best["stop_began"]), 4),
         "start_seconds": round(float(best["healthy_at"]) - float(best["start_began"]), 4),
-        "gap_seconds": round(float(best["healthy_at"]) - float(best["old_exited"]), 4),
+        # Overlap: the old instance exits after the new one is healthy, no gap at all.
+        "gap_seconds": round(max(0.0, float(best["healthy_at"]) - float(best["old_exited"])),
+                             4),
         "measured_at": float(best["stop_began"]),
     }
 

@@ -68,7 +68,8 @@ class Keeper:
         self.log_path = str(config["log"])
         self.handover = str(config.get("handover", "listen-fds"))
         self.hold_limit = float(config.get("hold_limit", 30.0))
-        self.readiness = "probe"
+        self.readiness: dict[int, str] = {}
+        """How each instance says it serves (the ``ready`` of the start that made it)."""
         self.ready: dict[int, threading.Event] = {}
         self.sockets: list[tuple[str, str, socket.socket]] = []
         self.relays: list[Relay] = []
@@ -95,7 +96,6 @@ class Keeper:
     def start(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, user: str,
               overlap: bool = False, ready: str = "probe") -> dict[str, Any]:
         with self.lock:
-            self.readiness = ready
             if self.pid and not overlap:
                 return {"ok": True, "already": True, "pid": self.pid}
             if not argv:
@@ -111,7 +111,7 @@ class Keeper:
                 child_env["LISTEN_FDS"] = str(len(fds))
                 child_env["LISTEN_FDNAMES"] = ":".join(n for n, _, _ in self.sockets)
             notify = None
-            if self.readiness == "notify":
+            if ready == "notify":
                 notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 notify.bind(f"\0activeupgrade-notify-{os.getpid()}-{self.starts}")
                 child_env["NOTIFY_SOCKET"] = "@" + notify.getsockname()[1:].decode()
@@ -142,9 +142,11 @@ class Keeper:
             self.starts += 1
             self.exits[pid] = threading.Event()
             self.ready[pid] = threading.Event()
+            self.readiness[pid] = ready
             threading.Thread(target=self._reap, args=(pid,), daemon=True).start()
             if notify is not None:
-                threading.Thread(target=self._listen_notify, args=(pid, notify),
+                threading.Thread(target=self._listen_notify,
+                                 args=(notify, self.exits[pid], self.ready[pid], pid),
                                  daemon=True).start()
             _note(f"started {self.name} pid {pid}{' (overlap)' if self.old else ''}: "
                   f"{' '.join(argv)}")
@@ -166,11 +168,12 @@ class Keeper:
             self.exits[pid].set()
         _note(f"{self.name} pid {pid} exited with {code}")
 
-    def _listen_notify(self, pid: int, notify: socket.socket) -> None:
+    def _listen_notify(self, notify: socket.socket, exited: threading.Event,
+                       ready: threading.Event, pid: int) -> None:
         """sd_notify: READY=1 from this instance says it serves."""
         with notify:
             notify.settimeout(0.2)
-            while not self.exits[pid].is_set():
+            while not exited.is_set():
                 try:
                     data = notify.recv(4096)
                 except TimeoutError:
@@ -178,15 +181,16 @@ class Keeper:
                 except OSError:
                     return
                 if b"READY=1" in data.split(b"\n"):
-                    self.ready[pid].set()
+                    ready.set()
                     _note(f"{self.name} pid {pid} is ready (sd_notify)")
 
     def is_ready(self, pid: int) -> bool:
         """Whether instance ``pid`` says it serves (``ready``), before the health probe."""
-        if self.readiness == "notify":
+        kind = self.readiness.get(pid, "probe")
+        if kind == "notify":
             event = self.ready.get(pid)
             return event is not None and event.is_set()
-        if self.readiness == "children":
+        if kind == "children":
             try:
                 text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
             except OSError:
@@ -213,6 +217,7 @@ class Keeper:
                 self.last_exit.get("pid") == pid else time.time()
             self.exits.pop(pid, None)
             self.ready.pop(pid, None)
+            self.readiness.pop(pid, None)
         return killed, at
 
     def _hold(self, grace: float) -> None:

@@ -100,10 +100,17 @@ class Supervisor:
         return st
 
     def ensure_keeper(self, spec: ServiceSpec) -> dict[str, Any]:
-        """Adopt the running keeper of ``spec`` or start one; returns its status."""
+        """Adopt the running keeper of ``spec`` or start one; returns its status.
+
+        A keeper made for other sockets, handover or hold limit is replaced, but only while
+        no application runs under it (its sockets close for that moment)."""
         st = self.keeper_status(spec)
-        if st is not None:
+        if st is not None and _keeper_matches(st, spec):
             return st
+        if st is not None:
+            if st.get("running") or st.get("old"):
+                return st  # the change applies once the application is stopped
+            self.shutdown(spec)
         rec = self.record(spec.name)
         orphan = int(rec.get("app_pid", 0) or 0)
         if orphan and proc.alive(orphan):
@@ -283,6 +290,16 @@ def adopt_all(instance: Instance, store: Store) -> dict[str, str]:
             continue
         found[name] = f"adopted (keeper {st.get('keeper_pid')}, app pid {st.get('pid') or '-'})"
     return found
+
+
+def _keeper_matches(st: dict[str, Any], spec: ServiceSpec) -> bool:
+    """Whether a running keeper holds what ``spec`` asks for."""
+    listens = [s.get("listen") for s in st.get("sockets", [])]
+    return (listens == [s.listen for s in spec.sockets]
+            and st.get("handover", Handover.LISTEN_FDS.value) == spec.handover.value
+            and float(st.get("hold_limit", 30.0)) == spec.hold_limit
+            and [r.get("upstream") for r in st.get("relays", [])]
+            == ([s.upstream for s in spec.sockets] if spec.handover is Handover.PROXY else []))
 
 
 def _check_handover(spec: ServiceSpec) -> None:

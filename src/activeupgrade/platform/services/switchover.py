@@ -4,7 +4,9 @@ The stop step records when it began and when the old application was gone; the s
 records when it began and when the new one answered its health check. The switch is what
 ran between them (the volume switch, backup, startup restore: read from the step journal).
 ``gap`` is how long no instance was serving: from the old one's exit to the new one's first
-healthy answer. Clients do not see it as failures: they wait in the held socket's backlog.
+healthy answer. Clients do not see it as failures: they wait in the held socket's backlog
+(or in the keeper's relay). With an overlap switchover the old one exits after the new one
+is healthy: the gap is 0 and ``stop_seconds`` is how long the old one took to finish.
 """
 
 from __future__ import annotations
@@ -66,14 +68,17 @@ def report(ctx: StepContext, phase: str, service: str) -> dict[str, Any]:
         "start_seconds": round(max(0.0, healthy - start_began), 4),
         "gap_seconds": round(max(0.0, healthy - exited), 4) if exited else 0.0,
         "killed": bool(doc.get("killed")),
+        "overlap": bool(doc.get("overlap")),
     }
-    ctx.write(
-        "service.switchover",
-        f"{service}: stopped in {figures['stop_seconds']:.3f}s, switch "
-        f"{figures['switch_seconds']:.3f}s, healthy in {figures['start_seconds']:.3f}s "
-        f"(no instance serving for {figures['gap_seconds']:.3f}s; clients waited in the "
-        "held socket's backlog)",
-        severity=Severity.NOTICE, details=figures,
-    )
+    if figures["overlap"]:
+        text = (f"{service}: the new instance was healthy in {figures['start_seconds']:.3f}s "
+                f"beside the old one, which then finished in {figures['stop_seconds']:.3f}s "
+                "(overlap: an instance served throughout)")
+    else:
+        text = (f"{service}: stopped in {figures['stop_seconds']:.3f}s, switch "
+                f"{figures['switch_seconds']:.3f}s, healthy in {figures['start_seconds']:.3f}s "
+                f"(no instance serving for {figures['gap_seconds']:.3f}s; clients waited in "
+                "the held socket)")
+    ctx.write("service.switchover", text, severity=Severity.NOTICE, details=figures)
     ctx.results[f"switchover:{service}"] = figures
     return figures
