@@ -247,6 +247,37 @@ def int_param(request: Request, name: str, default: int, *, low: int = 0,
     return value
 
 
+def int_field(body: dict[str, Any], name: str, *, low: int = 0, high: int = MAX_ID,
+              default: int | None = None) -> int:
+    """Body field ``name`` as a whole number in [low, high]; a UsageError otherwise."""
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"`{name}` must be a whole number, got {_shown(value)}",
+                         hint=f"Give a whole number from {low} to {high}.")
+    if not low <= value <= high:
+        raise UsageError(f"`{name}` must be from {low} to {high}, got {_shown(value)}",
+                         hint=f"Give a whole number from {low} to {high}.")
+    return value
+
+
+def number_field(body: dict[str, Any], name: str, *, low: float, high: float,
+                 default: float | None = None) -> float:
+    """Body field ``name`` as a finite number in [low, high]; a UsageError otherwise."""
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            low <= value <= high):
+        raise UsageError(f"`{name}` must be a number from {low:g} to {high:g}, got "
+                         f"{_shown(value)}", hint=f"Give a number from {low:g} to {high:g}.")
+    return float(value)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    text = json.dumps(value) if not isinstance(value, int) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def daemon_of(request: Request) -> DaemonHandle:
     d: DaemonHandle = request.app.state.daemon
     return d
