@@ -23,7 +23,14 @@ from activeupgrade.activity import ActivityLog
 from activeupgrade.bus import Bus
 from activeupgrade.engine.engine import Engine
 from activeupgrade.engine.platform import Platform
-from activeupgrade.errors import AUError, StateError, UsageError
+from activeupgrade.errors import (
+    AUError,
+    DiskFullError,
+    FilesystemError,
+    StateError,
+    UsageError,
+    os_error,
+)
 from activeupgrade.instance import Instance
 from activeupgrade.store.db import Store
 
@@ -75,6 +82,8 @@ def error_response(exc: AUError) -> JSONResponse:
             code = status
     if exc.exit_code >= 10 and not isinstance(exc, StateError):
         code = 422
+    if isinstance(exc, FilesystemError):  # the host's fault, not the request's
+        code = 507 if isinstance(exc, DiskFullError) else 503
     return JSONResponse(exc.to_dict(), status_code=code)
 
 
@@ -93,6 +102,11 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
 
 
 async def bug_handler(request: Request, exc: Exception) -> Response:
+    found = os_error(exc, f"answer {request.method} {request.url.path[:100]}") if isinstance(
+        exc, OSError) else None
+    if found is not None:  # a full, read-only or failing disk: not a bug
+        return JSONResponse(found.to_dict(), status_code=507 if isinstance(
+            found, DiskFullError) else 503)
     return JSONResponse(
         {"error": "InternalError", "message": f"{type(exc).__name__}: {exc}", "hint":
          "This is a bug; the daemon log has the details.", "exit_code": 1, "details": {}},
