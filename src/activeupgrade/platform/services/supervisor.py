@@ -187,7 +187,7 @@ class Supervisor:
 
         def alive() -> tuple[bool, str]:
             st = call(control, {"cmd": "status"})
-            return bool(st.get("running")), f"last exit {st.get('last_exit', {})}"
+            return bool(st.get("running")), describe_exit(st.get("last_exit"))
 
         _, detail = health.wait_healthy(
             spec.health, spec.start_timeout, alive=alive, check=check
@@ -261,3 +261,20 @@ def _tail(path: Path, lines: int = 3) -> str:
     except OSError:
         return "no log"
     return " | ".join(text[-lines:]) or "no output"
+
+
+def describe_exit(last: Any) -> str:
+    """A keeper's record of the application's last exit, in words (never a Python dict in
+    a reason): "pid 4127 exited with 1 after 0.09s", "… was killed by SIGKILL …"."""
+    if not isinstance(last, dict) or not last.get("pid"):
+        return "it has not exited yet"
+    code = last.get("returncode")
+    ran = last.get("ran")
+    after = f" after {float(ran):.2f}s" if isinstance(ran, int | float) else ""
+    if isinstance(code, int) and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"pid {last['pid']} was killed by {name}{after}"
+    return f"pid {last['pid']} exited with {code}{after}"
