@@ -29,12 +29,12 @@ def _mount(*args: str) -> None:
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A 4 MiB tmpfs holding an instance whose daemon has started."""
+    """An 8 MiB tmpfs holding an instance whose daemon has started."""
     if os.geteuid() != 0:
         cannot_run("mounting a small filesystem needs root")
     top = tmp_path_factory.mktemp("faults") / "fs"
     top.mkdir()
-    _mount("-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(top))
+    _mount("-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs", str(top))
     home = top / "home"
     try:
         new_instance(home)
@@ -83,6 +83,31 @@ def test_a_full_disk_is_a_clear_error_and_wedges_nothing(small: Path) -> None:
     r = au(small, "check")
     assert r.returncode == 0, r.stderr
     assert _status(small)["operational_state"] == "Ready"
+
+
+def test_an_adoption_on_a_full_disk_fails_clearly_and_can_be_run_again(small: Path) -> None:
+    app = small.parent / "app"
+    app.mkdir()
+    content = {f"f{i}": os.urandom(200_000) for i in range(3)}
+    for name, data in content.items():
+        (app / name).write_bytes(data)
+    filler = small.parent / "filler"
+    free = os.statvfs(small.parent)
+    # Leave room for part of one copy only: the adoption runs out of space mid-way.
+    filler.write_bytes(b"\0" * max(0, (free.f_bavail - 100) * free.f_frsize))
+    try:
+        r = au(small, "volume", "adopt", str(app), "--role", "system")
+        _clean(r)
+        assert r.returncode in (DiskFullError.exit_code, 20), (r.returncode, r.stderr)
+        assert "no space left" in r.stderr, r.stderr
+        assert _status(small)["operational_state"] == "Ready"
+        assert {p.name: p.read_bytes() for p in app.iterdir()} == content
+    finally:
+        filler.unlink()
+    r = au(small, "volume", "adopt", str(app), "--role", "system")
+    assert r.returncode == 0, r.stderr
+    assert {p.name: p.read_bytes() for p in app.iterdir()} == content
+    assert au(small, "volume", "release", str(app)).returncode == 0
 
 
 def test_a_read_only_filesystem_is_a_clear_error(small: Path) -> None:

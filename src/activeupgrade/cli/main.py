@@ -111,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("au: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return 0
     except OSError as exc:
         found = os_error(exc, "write a file of the tool")  # a full or read-only disk
         if found is None:
@@ -119,8 +121,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         render_error(found)
         return found.exit_code
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

@@ -89,6 +89,8 @@ class Engine:
         self._fault = os.environ.get(FAULT_PAUSE_ENV, "")
         self._check_config: str | None = None
         self._results: dict[str, dict[str, Any]] = {}
+        self.unsaved_records: dict[str, dict[str, Any]] = {}
+        """Ended operation records the store could not take (a full disk), by id."""
         self.progress = ProgressTracker()
         """Where the running request or operation is (``progress`` events)."""
 
