@@ -22,6 +22,7 @@ from activeupgrade.bus import Bus, Event, EventKind
 from activeupgrade.engine.engine import MAX_ATTEMPTS, Engine
 from activeupgrade.instance import EngineLock, Instance, unix_path
 from activeupgrade.model.states import OperatorAction, Severity
+from activeupgrade.platform.actions import groups as action_groups
 from activeupgrade.platform.services import recovery, supervisor
 from activeupgrade.platform.volumes import registry as volume_registry
 from activeupgrade.session.host import HostPlatform
@@ -79,6 +80,9 @@ class Daemon:
             self.journal.send(journal_fields(event.data, str(self.instance.home)))
 
     def start(self) -> None:
+        # Actions that outlived a crash of the daemon are killed before the interrupted
+        # request is shown as Broken: a Retry must not run a second copy beside them.
+        leftovers = action_groups.kill_leftovers(self.store)
         self.engine.recover()
         archived = self.log.rotate()
         node = self.log.write(
@@ -86,6 +90,8 @@ class Daemon:
             details={"home": str(self.instance.home),
                      "archived_log": str(archived) if archived else ""},
         )
+        for line in leftovers:
+            self.log.write("action.leftover", line, parent=node, severity=Severity.WARNING)
         # After a reboot the live paths are plain folders again: show the right replicas
         # before anything (an application, a session step) looks at them.
         for line in volume_registry.reattach(self.store):

@@ -13,6 +13,8 @@ do) and an exit code. Errors become output in exactly one place: the CLI edge
     ├── InstanceError (5)             instance folder, lock, another engine running
     ├── StoreError (6)                durable store unreadable or from a newer version
     ├── DaemonError (7)               daemon unreachable or answered with an error
+    ├── FilesystemError (8)           a filesystem the tool writes is read-only or failing
+    │   └── DiskFullError (9)         no space left on it
     ├── StepError (10)                a step of a request failed (request becomes Broken)
     │   ├── StepTimeout (11)          a step exceeded its deadline
     │   └── Interrupted (12)          the engine stopped in the middle of a step
@@ -27,13 +29,14 @@ do) and an exit code. Errors become output in exactly one place: the CLI edge
     ├── ProcessError (70)             a subprocess failed (signal, not found, exit N)
     └── SecurityError (80)            unsafe file ownership/mode, bad token
 
-Exit codes: 0 success, 1 generic, 2 usage, 3-7 input/instance/daemon, 10-12 request
+Exit codes: 0 success, 1 generic, 2 usage, 3-7 input/instance/daemon, 8-9 filesystems, 10-12 request
 failures, 20-29 volumes, 30-39 Upgrade Side, 40-49 services, 50-59 actions, 60 readiness,
 70 subprocess, 80 security, 130 interrupted by the operator (Ctrl-C).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 
@@ -104,6 +107,45 @@ class DaemonError(AUError):
 
     exit_code = 7
     default_hint = "Check `au log` and the daemon log under AU_HOME/logs/daemon.log."
+
+
+class FilesystemError(AUError):
+    """A filesystem the tool writes is read-only or fails (input/output error)."""
+
+    exit_code = 8
+
+
+class DiskFullError(FilesystemError):
+    """No space is left on a filesystem the tool writes (its state, logs or replicas)."""
+
+    exit_code = 9
+
+
+def os_error(exc: OSError, doing: str) -> AUError | None:
+    """The error of the hierarchy for a filesystem fault met while ``doing`` something
+    (ENOSPC, EDQUOT, EROFS, EIO); None for any other OSError."""
+    import errno
+
+    where = exc.filename or ""
+    folder = os.path.dirname(str(where)) or str(where) or "."
+    at = f" ({where})" if where else ""
+    details = {"errno": errno.errorcode.get(exc.errno or 0, ""), "file": str(where)}
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(
+            f"cannot {doing}: no space left on the filesystem{at}",
+            hint=f"Free space there (`df -h {folder}` shows it), then run the command again "
+            "(a Broken request: `au retry`).", details=details)
+    if exc.errno == errno.EROFS:
+        return FilesystemError(
+            f"cannot {doing}: the filesystem is read-only{at}",
+            hint=f"Remount it read-write (`findmnt -T {folder}`), then run the command again.",
+            details=details)
+    if exc.errno == errno.EIO:
+        return FilesystemError(
+            f"cannot {doing}: input/output error{at}; the disk may be failing",
+            hint="Look at the kernel log (`journalctl -k`), fix or replace the disk, then run "
+            "the command again.", details=details)
+    return None
 
 
 class StepError(AUError):

@@ -6,6 +6,7 @@ Only one engine may hold an instance at a time (an ``flock`` on ``engine.lock``)
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -204,8 +205,15 @@ class EngineLock:
                 f"another engine already holds the instance {self.instance.home} (pid {holder})",
                 hint="Use that engine (`au status`), stop it, or set AU_HOME to another folder.",
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                os.close(fd)
+                raise
+            # The lock is the flock; the pid is only shown to a second engine. On a full
+            # disk the daemon still starts, so that the operator can see and fix things.
         self._fd = fd
         register(self.instance.home)
 

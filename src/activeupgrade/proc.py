@@ -95,8 +95,12 @@ def run(
     user: str | None = None,
     input_bytes: bytes | None = None,
     stop: Callable[[], bool] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> Completed:
     """Run ``argv`` to completion in its own process group and return what it did.
+
+    ``on_start`` is told the process's pid (also its process group id) as soon as it runs:
+    a caller records it so that the group can be killed after a crash of the caller.
 
     ``check`` raises ProcessError on a non-zero exit, a signal or a timeout; the message says
     which. ``on_line`` receives every output line as it arrives. ``stop`` is asked about
@@ -132,6 +136,13 @@ def run(
     except OSError as exc:
         raise ProcessError(f"cannot run {args[0]}: {exc.strerror or exc}") from exc
 
+    if on_start is not None:
+        try:
+            on_start(proc.pid)
+        except BaseException:
+            _kill_group(proc)
+            proc.wait()
+            raise
     if input_bytes is not None and proc.stdin is not None:
         try:
             proc.stdin.write(input_bytes)
@@ -273,6 +284,42 @@ def signal_pid(pid: int, sig: int) -> bool:
     that: it may end between any check and the signal)."""
     try:
         os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def start_time(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, ``/proc/PID/stat`` field 22);
+    None when it is gone. With the pid it names one process, even after pid reuse."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rpartition(b")")[2].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def group_members(pgid: int) -> list[int]:
+    """The processes of process group ``pgid`` now (read from ``/proc``)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rpartition(b")")[2].split()
+            if int(fields[2]) == pgid and fields[0] != b"Z":
+                found.append(int(entry))
+        except (OSError, IndexError, ValueError):
+            continue
+    return sorted(found)
+
+
+def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:
+    """Send ``sig`` to process group ``pgid``; False when no process is left in it."""
+    try:
+        os.killpg(pgid, sig)
     except ProcessLookupError:
         return False
     return True

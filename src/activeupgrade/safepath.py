@@ -85,12 +85,14 @@ def _check(path: str | Path, where: str, st: os.stat_result, owners: frozenset[i
 
 
 def open_trusted(path: str | Path, *, owners: frozenset[int] | None = None,
-                 flags: int = os.O_PATH) -> Trusted:
+                 flags: int = os.O_PATH, check_final: bool = True) -> Trusted:
     """Open absolute ``path`` as a trusted path (see the module's docstring).
 
     ``flags`` are used for the final object when it is not a folder (``os.O_PATH`` by
     default; ``os.O_RDONLY`` to read it). A SecurityError says which component is unsafe;
-    a missing component is FileNotFoundError, as from ``open``.
+    a missing component is FileNotFoundError, as from ``open``. Without ``check_final``
+    the final object's owner and mode are left to the caller (folders and links on the way
+    are still checked).
     """
     owners = owners if owners is not None else trusted_owners()
     text = os.fspath(path)
@@ -142,7 +144,8 @@ def open_trusted(path: str | Path, *, owners: frozenset[int] | None = None,
             real.append(name)
             if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
                 raise _unsafe(text, here, "changed while it was checked", "Try again.")
-            _check(text, here, opened, owners)
+            if pending or check_final:
+                _check(text, here, opened, owners)
             last = opened
         fd = stack.pop()
         return Trusted(fd, Path("/" + "/".join(real)), last)

@@ -168,6 +168,7 @@ def _check(t: Target, kind: str, method: str, path: str, **kwargs: Any) -> None:
         assert set(doc) >= {"error", "message", "hint", "exit_code"}, doc
         assert doc["error"] != "InternalError", doc
         assert "Error:" not in doc["message"], doc  # a Python exception's repr leaked
+        assert "{'" not in doc["message"], doc  # nor a Python dict
 
 
 def test_every_route_is_fuzzed(target: Target) -> None:

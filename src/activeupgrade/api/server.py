@@ -23,7 +23,14 @@ from activeupgrade.activity import ActivityLog
 from activeupgrade.bus import Bus
 from activeupgrade.engine.engine import Engine
 from activeupgrade.engine.platform import Platform
-from activeupgrade.errors import AUError, StateError, UsageError
+from activeupgrade.errors import (
+    AUError,
+    DiskFullError,
+    FilesystemError,
+    StateError,
+    UsageError,
+    os_error,
+)
 from activeupgrade.instance import Instance
 from activeupgrade.store.db import Store
 
@@ -75,6 +82,8 @@ def error_response(exc: AUError) -> JSONResponse:
             code = status
     if exc.exit_code >= 10 and not isinstance(exc, StateError):
         code = 422
+    if isinstance(exc, FilesystemError):  # the host's fault, not the request's
+        code = 507 if isinstance(exc, DiskFullError) else 503
     return JSONResponse(exc.to_dict(), status_code=code)
 
 
@@ -93,6 +102,11 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
 
 
 async def bug_handler(request: Request, exc: Exception) -> Response:
+    found = os_error(exc, f"answer {request.method} {request.url.path[:100]}") if isinstance(
+        exc, OSError) else None
+    if found is not None:  # a full, read-only or failing disk: not a bug
+        return JSONResponse(found.to_dict(), status_code=507 if isinstance(
+            found, DiskFullError) else 503)
     return JSONResponse(
         {"error": "InternalError", "message": f"{type(exc).__name__}: {exc}", "hint":
          "This is a bug; the daemon log has the details.", "exit_code": 1, "details": {}},
@@ -245,6 +259,37 @@ def int_param(request: Request, name: str, default: int, *, low: int = 0,
         raise UsageError(f"query parameter `{name}` must be from {low} to {high}, got "
                          f"{raw[:40]}", hint=f"Give a whole number from {low} to {high}.")
     return value
+
+
+def int_field(body: dict[str, Any], name: str, *, low: int = 0, high: int = MAX_ID,
+              default: int | None = None) -> int:
+    """Body field ``name`` as a whole number in [low, high]; a UsageError otherwise."""
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"`{name}` must be a whole number, got {_shown(value)}",
+                         hint=f"Give a whole number from {low} to {high}.")
+    if not low <= value <= high:
+        raise UsageError(f"`{name}` must be from {low} to {high}, got {_shown(value)}",
+                         hint=f"Give a whole number from {low} to {high}.")
+    return value
+
+
+def number_field(body: dict[str, Any], name: str, *, low: float, high: float,
+                 default: float | None = None) -> float:
+    """Body field ``name`` as a finite number in [low, high]; a UsageError otherwise."""
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            low <= value <= high):
+        raise UsageError(f"`{name}` must be a number from {low:g} to {high:g}, got "
+                         f"{_shown(value)}", hint=f"Give a number from {low:g} to {high:g}.")
+    return float(value)
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    text = json.dumps(value) if not isinstance(value, int) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def daemon_of(request: Request) -> DaemonHandle:

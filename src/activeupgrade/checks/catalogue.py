@@ -107,10 +107,13 @@ CHECKS: tuple[CheckDef, ...] = (
              "software (and the Upgrade Side would not see it).",
              "Move it onto a system volume, or select its folder as a system volume."),
     CheckDef("AU-C015", "action-permissions", E,
-             "No custom action file is writable by anyone but root",
-             "The file (owned by another user, or group/other-writable) could be changed to "
-             "run anything as root.",
-             "`chown root: FILE` and `chmod go-w FILE`."),
+             "No custom action file, nor a folder or link on its path, is writable by anyone "
+             "but root",
+             "The file or a folder above it (owned by another user, or group/other-writable), "
+             "or a link on its path made by another user or leading off the system volumes, "
+             "could be changed to run anything as root.",
+             "`chown root: PATH` and `chmod go-w PATH` for the file or folder named; replace a "
+             "link by the file itself."),
     CheckDef("AU-C016", "readiness-actions", E, "Every readiness-check custom action passes",
              "A `control = \"readiness-check\"` action exited non-zero (its last stderr line "
              "says why) or timed out.",

@@ -59,7 +59,8 @@ def cmd_log(args: argparse.Namespace) -> int:
     client = Client.from_env()
     tail = args.tail if args.tail is not None else (0 if args.follow else DEFAULT_TAIL)
     if tail < 0:
-        raise UsageError("--tail must be 0 or more")
+        raise UsageError(f"--tail (or --limit) must be 0 or more, got {tail}",
+                         hint="Give how many of the newest entries to show, e.g. --tail 50.")
     params: dict[str, Any] = dict(
         session=args.session, severity=args.severity, request=args.request, side=args.side,
         event=args.event, root=args.entry, newest=1,

@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Sequence
 
 from activeupgrade import __version__
-from activeupgrade.errors import AUError, UsageError
+from activeupgrade.errors import AUError, UsageError, os_error
 
 COMMAND_MODULES: tuple[str, ...] = (
     "core",
@@ -114,6 +114,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        found = os_error(exc, "write a file of the tool")  # a full or read-only disk
+        if found is None:
+            raise
+        if debug:
+            traceback.print_exc()
+        render_error(found)
+        return found.exit_code
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from activeupgrade.cli.follow import operate
 from activeupgrade.cli.output import print_json, progress, table
 from activeupgrade.errors import ServiceError
 from activeupgrade.model.states import Operation
+from activeupgrade.platform.services.supervisor import describe_exit
 
 
 def _state(row: dict[str, Any]) -> str:
@@ -48,8 +49,7 @@ def _show(row: dict[str, Any]) -> None:
     for s in row.get("sockets", []):
         print(f"  socket {s['name']}: {s['listen']} (fd {s['fd']}, held by the keeper)")
     if row.get("last_exit"):
-        ex = row["last_exit"]
-        print(f"  last exit: pid {ex.get('pid')} returned {ex.get('returncode')}")
+        print(f"  last exit: {describe_exit(row['last_exit'])}")
     if row.get("log"):
         print(f"  log {row['log']}")
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from activeupgrade import safepath
 from activeupgrade.config.lines import LineIndex
 from activeupgrade.config.schema import FILE_SCHEMA
 from activeupgrade.config.validate import Checker, Source, located_error
@@ -65,9 +66,18 @@ def check_file_safety(path: Path, st: os.stat_result) -> None:
 def read_settings(path: Path) -> FileSettings:
     """Read, check and normalise one file (its includes are not followed here)."""
     try:
-        with open(path, "rb") as fh:
+        # Every folder above the file must be trusted too: whoever can write one could put
+        # their own file (or a link to a secret) in its place.
+        with safepath.open_trusted(path, flags=os.O_RDONLY, check_final=False) as found:
+            if stat.S_ISDIR(found.st.st_mode):
+                raise IsADirectoryError(path)
+            fh = open(os.dup(found.fd), "rb")
+        with fh:
             check_file_safety(path, os.fstat(fh.fileno()))
             raw = fh.read(MAX_BYTES + 1)
+    except SecurityError as exc:
+        raise SecurityError(exc.message, hint=exc.hint,
+                            details={**exc.details, "file": str(path)}) from None
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: no such configuration file",

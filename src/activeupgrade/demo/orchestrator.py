@@ -333,7 +333,14 @@ class Demo:
             self.report.problems.append(
                 "left in place because still mounted: " + ", ".join(mounted))
             return
-        shutil.rmtree(self.tree.root, ignore_errors=True)
+        failed: list[str] = []
+        shutil.rmtree(self.tree.root,
+                      onerror=lambda _f, path, exc: failed.append(f"{path}: {exc[1]}"))
+        if self.tree.root.exists():
+            self.report.problems.append(
+                f"{self.tree.root} could not be removed completely: "
+                + "; ".join(failed[:5]) + (f" (and {len(failed) - 5} more)"
+                                           if len(failed) > 5 else ""))
 
     def back_to_idle(self) -> None:
         """After a failure, end the session (retry, abort, finish) so the volumes can be

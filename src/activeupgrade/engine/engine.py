@@ -17,7 +17,8 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from activeupgrade.activity import ActivityLog, Context
@@ -88,6 +89,8 @@ class Engine:
         self._fault = os.environ.get(FAULT_PAUSE_ENV, "")
         self._check_config: str | None = None
         self._results: dict[str, dict[str, Any]] = {}
+        self.unsaved_records: dict[str, dict[str, Any]] = {}
+        """Ended operation records the store could not take (a full disk), by id."""
         self.progress = ProgressTracker()
         """Where the running request or operation is (``progress`` events)."""
 
@@ -162,12 +165,21 @@ class Engine:
 
     # -- the one place state changes ----------------------------------------------------
     def _set(self, **changes: Any) -> None:
+        """Change the status, save it and tell the listeners. When it cannot be saved (a
+        full disk) the change still holds in memory and is announced, then the error is
+        raised: the instance goes on with what the operator sees."""
+        failed: AUError | None = None
         with self._lock:
             for k, v in changes.items():
                 setattr(self._status, k, v)
-            save_status(self.store, self._status)
             data = self._status.to_dict()
+            try:
+                save_status(self.store, self._status)
+            except AUError as exc:
+                failed = exc
         self.bus.publish(EventKind.STATUS, data)
+        if failed is not None:
+            raise failed
 
     def _ctx(self, request: Request | None = None) -> Context:
         s = self._status
@@ -283,21 +295,37 @@ class Engine:
         # A check with its own file looks at that file once; the next session keeps the
         # loaded configuration.
         self._check_config = config if t.action is OperatorAction.CHECK else None
-        self._set(**changes)
-        if t.starts_session:
-            with self.store.transaction() as db:
-                db.execute(
-                    "INSERT INTO sessions (id, started, config) VALUES (?, ?, ?)",
-                    (self._status.session, time.time(), self._status.config),
-                )
+        with self._or_as_before():
+            self._set(**changes)
+            if t.starts_session:
+                with self.store.transaction() as db:
+                    db.execute(
+                        "INSERT INTO sessions (id, started, config) VALUES (?, ?, ?)",
+                        (self._status.session, time.time(), self._status.config),
+                    )
         self._launch(lambda: self._work(t, True))
+
+    @contextmanager
+    def _or_as_before(self) -> Iterator[None]:
+        """Starting work that cannot be recorded (a full disk) does not start it: the status
+        is given back as it was, so that nothing waits for a worker that never ran."""
+        before = Status.from_dict(self._status.to_dict())
+        try:
+            yield
+        except AUError:
+            with self._lock:
+                self._status = before
+                data = before.to_dict()
+            self.bus.publish(EventKind.STATUS, data)
+            raise
 
     def _start_retry(self) -> None:
         s = self._status
         if s.action is None or not s.pending:
             raise StateError("nothing to retry", hint="Run `au status` to see the state.")
         t = self.graph.transition(s.action)
-        self._set(operational_state=OperationalState.BUSY, reason="", error=None)
+        with self._or_as_before():
+            self._set(operational_state=OperationalState.BUSY, reason="", error=None)
         self._launch(lambda: self._work(t, False))
 
     def _launch(self, work: Callable[[], None], name: str = "request") -> None:
@@ -321,7 +349,8 @@ class Engine:
             s = self._status
             self.graph.require_operation(operation, s.upgrade_state, s.operational_state)
             steps = self.platform.operation_steps(operation, args)  # bad arguments: refused
-            record = maintenance.begin(self, operation, args)
+            with self._or_as_before():
+                record = maintenance.begin(self, operation, args)
             self._launch(lambda: maintenance.work(self, record, steps), name=f"op-{operation}")
             return record
 
@@ -330,16 +359,27 @@ class Engine:
         try:
             self._run_transition(t, fresh)
         except Exception as exc:  # a bug, not a step failure: still never lose the state
-            err = StepError(f"internal error: {exc}")
-            self._set(
-                operational_state=OperationalState.BROKEN if t.breaks
-                else OperationalState.READY,
-                reason=f"internal error: {exc}", error=error_document(err),
-            )
-            self.log.write(
-                "engine.bug", f"internal error: {exc}", severity=Severity.CRITICAL,
-                ctx=self._ctx(), details={"traceback": traceback.format_exc()},
-            )
+            # An error of the hierarchy here came from the engine's own bookkeeping (a full
+            # disk under the store): it keeps its class, hint and exit code.
+            err = exc if isinstance(exc, AUError) else StepError(f"internal error: {exc}")
+            try:
+                self._set(
+                    operational_state=OperationalState.BROKEN if t.breaks
+                    else OperationalState.READY,
+                    reason=err.message,
+                    error=error_document(err),
+                )
+            except AUError:
+                pass  # the status in memory is set: the instance is not wedged; saved later
+            try:
+                self.log.write(
+                    "engine.failed" if isinstance(exc, AUError) else "engine.bug",
+                    err.message, severity=Severity.CRITICAL, ctx=self._ctx(),
+                    details={"traceback": traceback.format_exc()}
+                    if not isinstance(exc, AUError) else err.to_dict(),
+                )
+            except AUError:
+                pass
         if self._abort_requested:
             self._abort_requested = False
             s = self.status()

@@ -39,6 +39,8 @@ _RESTORED = ("operational_state", "request", "step", "reason", "sub_request", "e
 
 def record(engine: Engine, op_id: str) -> dict[str, Any] | None:
     """The record of operation ``op_id`` (None when unknown)."""
+    if op_id in engine.unsaved_records:
+        return dict(engine.unsaved_records[op_id])
     doc = engine.store.get_doc(NAMESPACE, op_id)
     return dict(doc) if isinstance(doc, dict) else None
 
@@ -101,7 +103,23 @@ def work(engine: Engine, rec: dict[str, Any], steps: list[Step]) -> None:
     rec = dict(rec, state="failed" if error else "done", ended=time.time(), result=result,
                error=({**error.to_dict(), "step": failed_step} if error else None),
                seconds=seconds)
+    try:
+        _record_end(engine, operation, rec, node, error, failed_step, seconds, result)
+    except AUError:
+        # The store cannot take the end (a full disk): keep it in memory, and give the
+        # instance back all the same, so that nothing waits for an operation that ended.
+        engine.unsaved_records[rec["id"]] = rec
+    try:
+        _give_back(engine, rec)
+    except AUError:
+        pass  # the status is given back in memory; it is saved with the next change
+
+
+def _record_end(engine: Engine, operation: Operation, rec: dict[str, Any], node: int,
+                error: AUError | None, failed_step: str, seconds: float,
+                result: dict[str, Any]) -> None:
     engine.store.put_doc(NAMESPACE, rec["id"], rec)
+    engine.unsaved_records.pop(rec["id"], None)
     if error is None:
         engine.log.write("operation.done", f"{operation} done in {seconds:.2f}s", parent=node,
                          severity=Severity.NOTICE, ctx=engine._ctx(operation.request),
@@ -112,7 +130,6 @@ def work(engine: Engine, rec: dict[str, Any], steps: list[Step]) -> None:
                          + f": {error.message}", parent=node, severity=Severity.ERROR,
                          ctx=engine._ctx(operation.request),
                          details={"id": rec["id"], "error": error.to_dict()})
-    _give_back(engine, rec)
 
 
 def recover(engine: Engine, s: Status) -> None:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from activeupgrade.errors import StoreError
+from activeupgrade.errors import DiskFullError, FilesystemError, StoreError
 
 SCHEMA_VERSION = 2
 
@@ -99,8 +99,37 @@ MIGRATIONS: dict[int, Migration] = {1: _v1, 2: _v2}
 """Migration to version N, applied in order from the stored version + 1."""
 
 
+def store_error(exc: sqlite3.Error, path: Path) -> StoreError | FilesystemError:
+    """The error of the hierarchy for an SQLite failure: a full disk (``SQLITE_FULL``), a
+    read-only or failing filesystem, or any other problem of the database."""
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    if name.startswith("SQLITE_FULL") or "disk is full" in str(exc):
+        return DiskFullError(
+            f"cannot write the state database {path}: no space left on its filesystem",
+            hint=f"Free space there (`df -h {path.parent}`), then run the command again (a "
+            "Broken request: `au retry`); nothing was half-written.",
+            details={"file": str(path), "sqlite": name})
+    if name.startswith("SQLITE_READONLY"):
+        return FilesystemError(
+            f"cannot write the state database {path}: it or its filesystem is read-only",
+            hint=f"Remount it read-write (`findmnt -T {path.parent}`), then run the command "
+            "again.", details={"file": str(path), "sqlite": name})
+    if name.startswith("SQLITE_IOERR"):
+        return FilesystemError(
+            f"cannot use the state database {path}: input/output error ({name})",
+            hint="Look at the kernel log (`journalctl -k`) and the filesystem, then run the "
+            "command again.", details={"file": str(path), "sqlite": name})
+    return StoreError(f"the state database {path} failed: {exc}",
+                      hint="Check the instance folder and its filesystem.",
+                      details={"file": str(path), "sqlite": name})
+
+
 class Store:
-    """One connection, serialised by a lock; every write is its own durable transaction."""
+    """One connection, serialised by a lock; every write is its own durable transaction.
+
+    An SQLite failure comes out as an error of the hierarchy (``store_error``): a full disk
+    is a DiskFullError and the transaction is rolled back, so the store stays usable once
+    space is freed."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -151,20 +180,39 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise store_error(exc, self.path) from exc
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            except BaseException as exc:
+                self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise store_error(exc, self.path) from exc
                 raise
             else:
-                self._db.execute("COMMIT")
+                try:
+                    self._db.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    self._rollback()
+                    raise store_error(exc, self.path) from exc
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite rolled back itself (a full disk ends the transaction)
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            cur = self._db.execute(sql, params)
-            cur.row_factory = sqlite3.Row
-            return list(cur.fetchall())
+            try:
+                cur = self._db.execute(sql, params)
+                cur.row_factory = sqlite3.Row
+                return list(cur.fetchall())
+            except sqlite3.Error as exc:
+                raise store_error(exc, self.path) from exc
 
     def close(self) -> None:
         with self._lock:

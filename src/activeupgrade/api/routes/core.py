@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -14,6 +15,7 @@ from starlette.routing import Route
 from activeupgrade.activity import iso_time
 from activeupgrade.api.metrics import metrics_text
 from activeupgrade.api.server import MAX_ID, daemon_of, int_param, read_json
+from activeupgrade.config import loader
 from activeupgrade.engine.view import status_schema
 from activeupgrade.errors import UsageError
 from activeupgrade.model.graph import GRAPH
@@ -51,6 +53,8 @@ async def action(request: Request) -> JSONResponse:
     config = body.get("config")
     if config is not None and not isinstance(config, str):
         raise UsageError("`config` must be a path string")
+    if config:
+        config = str(loader.resolve_in_folder(d.instance, config))
     d.engine.submit(op, config=config, force=bool(body.get("force", False)))
     return JSONResponse(await asyncio.to_thread(d.engine.status_view))
 
@@ -90,6 +94,8 @@ async def steps(request: Request) -> JSONResponse:
     """The steps of every request for the loaded (or given ``?config=``) configuration."""
     d = daemon_of(request)
     config_path = request.query_params.get("config", d.engine.status().config)
+    if config_path and "config" in request.query_params:
+        config_path = str(loader.resolve_in_folder(d.instance, config_path))
 
     def build() -> dict[str, Any]:
         cfg = d.platform.idle_config(config_path)
@@ -161,6 +167,9 @@ async def config_loaded(request: Request) -> JSONResponse:
     path = body.get("path", "")
     if not isinstance(path, str):
         raise UsageError("`path` must be a string")
+    if path:  # read now, as /config/load does: an unreadable or unsafe file is refused here
+        path = str(loader.resolve_in_folder(d.instance, path))
+        await asyncio.to_thread(loader.load_file, Path(path))
     d.engine.set_config(path)
     return JSONResponse(await asyncio.to_thread(d.engine.status_view))
 

@@ -12,7 +12,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from activeupgrade.api.server import DaemonHandle, daemon_of, read_json
+from activeupgrade.api.server import (
+    DaemonHandle,
+    daemon_of,
+    int_field,
+    number_field,
+    read_json,
+)
 from activeupgrade.errors import UsageError
 from activeupgrade.platform.side import operations
 
@@ -41,11 +47,9 @@ async def shell(request: Request) -> JSONResponse:
             operations.open_shell, d.instance, d.log, _where(d), user=_text(body, "user"),
             terminal=_text(body, "terminal"), operator=_text(body, "operator")))
     if phase == "close":
-        try:
-            entry, code = int(body["entry"]), int(body["returncode"])
-            seconds = float(body.get("seconds", 0.0))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError("close needs `entry`, `returncode` and `seconds`") from exc
+        entry = int_field(body, "entry", low=1)
+        code = int_field(body, "returncode", low=-(2**31), high=2**31 - 1)
+        seconds = number_field(body, "seconds", low=0.0, high=1e9, default=0.0)
         await asyncio.to_thread(operations.close_shell, d.log, _where(d), entry, code, seconds)
         return JSONResponse({"closed": entry})
     raise UsageError("`phase` must be \"open\" or \"close\"")

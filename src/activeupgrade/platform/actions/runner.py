@@ -2,8 +2,9 @@
 
 The action's file is vetted (``security.py``), then run with the ``ACTIVE_UPGRADE_*``
 environment through the one subprocess wrapper (own process group, killed whole on
-timeout). Exit 0 is success; 75 (``EX_TEMPFAIL``) is retried with back-off inside the
-action's timeout; anything else fails with the last line of stderr as the reason. Every
+timeout; recorded while it runs, so that the daemon kills it after a crash: ``groups.py``).
+Exit 0 is success; 75 (``EX_TEMPFAIL``) is retried with back-off inside the action's
+timeout; anything else fails with the last line of stderr as the reason. Every
 output line goes to the activity log under the action's node; ``PROGRESS <percent>
 <text>`` lines also update the step's progress. Actions of the Upgrade Side run inside it.
 """
@@ -19,7 +20,7 @@ from activeupgrade.config.model import ActionSpec, Config
 from activeupgrade.engine.steps import StepContext
 from activeupgrade.errors import ActionError, AUError
 from activeupgrade.model.states import Severity, Side
-from activeupgrade.platform.actions import security
+from activeupgrade.platform.actions import groups, security
 from activeupgrade.platform.actions.env import ActionContext, action_env, substitute
 from activeupgrade.platform.actions.inside import enter, upgrade_side_exists
 
@@ -149,9 +150,18 @@ def _run(
                 hint="Fix what the action waits for, or raise its timeout; then Retry.",
             )
         result.attempts += 1
-        done = proc.run(launch.argv, env=launch.env, cwd=launch.cwd, timeout=remaining,
-                        check=False, on_line=sink, user=launch.user,
-                        stop=lambda: ctx.cancel.cancelled)
+        key = f"{ctx.session or 'idle'}-{node}-{result.attempts}"
+
+        def started(pid: int, key: str = key) -> None:
+            groups.record(ctx.store, key, pid, spec.name, side.value)
+
+        try:
+            done = proc.run(launch.argv, env=launch.env, cwd=launch.cwd, timeout=remaining,
+                            check=False, on_line=sink, user=launch.user,
+                            stop=lambda: ctx.cancel.cancelled,
+                            on_start=started)
+        finally:
+            groups.forget(ctx.store, key)
         if done.stopped:
             ctx.check()  # the operator cancelled or aborted: Interrupted
         result.returncode = done.returncode

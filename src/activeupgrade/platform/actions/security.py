@@ -76,6 +76,18 @@ def vet(spec: ActionSpec, cfg: Config) -> Path:
     return path
 
 
+def _within_system_volume(real: Path, cfg: Config) -> bool:
+    """``real`` is on a system volume as it is now shown (without root the live path is a
+    link to the active replica: what it leads to counts as the volume)."""
+    for v in cfg.volumes:
+        if v.role is not VolumeRole.SYSTEM:
+            continue
+        for top in {Path(v.path), Path(os.path.realpath(v.path))}:
+            if real == top or top in real.parents:
+                return True
+    return False
+
+
 def vet_path(spec: ActionSpec, cfg: Config) -> Path:
     """The real file ``spec``'s path leads to, if its whole path is trusted and stays on a
     system volume; else SecurityError/ActionError naming the component at fault."""
@@ -88,7 +100,7 @@ def vet_path(spec: ActionSpec, cfg: Config) -> Path:
                             details=exc.details) from None
     except OSError as exc:
         raise ActionError(f"action {spec.name}: cannot follow {path}: {exc.strerror}") from None
-    if real != path and not on_system_volume(str(real), cfg):
+    if real != path and not _within_system_volume(real, cfg):
         raise SecurityError(
             f"action {spec.name}: {path} leads to {real}, which is not on a system volume "
             "of the configuration; refused",
