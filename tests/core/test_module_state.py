@@ -29,11 +29,7 @@ CONTAINERS = (dict, list, set, bytearray, collections.deque, collections.Ordered
 STATEFUL = (type(threading.Lock()), type(threading.RLock()), threading.Event,
             threading.Condition, threading.Semaphore, threading.local, itertools.count)
 
-PENDING = {
-    "activeupgrade.platform.side.namespace._children":
-        "the Upgrade Side's child processes kept to reap them; outside the volumes code, "
-        "left to the side's owner: it must become an object the side's owner passes",
-}
+PENDING: dict[str, str] = {}
 """Known offences not removed yet, each with why. Listed, never silently allowed: an entry
 whose offence is gone fails too, so the list only shrinks."""
 
