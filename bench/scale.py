@@ -95,16 +95,17 @@ def status_server_ms(home: Path, rounds: int = 20) -> float:
     return statistics.median(times) * 1000
 
 
-def resync_cli(home: Path, name: str) -> tuple[float, int]:
-    """``au volume resync NAME --json``: (seconds, files copied)."""
+def resync_cli(home: Path, name: str) -> tuple[float, int, float]:
+    """``au volume resync NAME --json``: (seconds, files copied, the daemon's own seconds
+    for the resync itself)."""
     t0 = time.perf_counter()
     done = au(home, "volume", "resync", name, "--json")
     took = time.perf_counter() - t0
     try:
-        copied = int(json.loads(done.stdout).get("copied_files", -1))
+        doc = json.loads(done.stdout)
+        return took, int(doc.get("copied_files", -1)), float(doc.get("seconds", 0.0))
     except (ValueError, AttributeError):
-        copied = -1
-    return took, copied
+        return took, -1, float("nan")
 
 
 def peak_rss_mib(home: Path) -> float:
@@ -158,9 +159,10 @@ def _measure(work: Path, home: Path, vol: Path, files: int) -> dict[str, float]:
         run(["sync"])
         out[f"rsync {label}"] = timed(lambda: run(
             ["rsync", "-a", "--delete", f"{vol}/", f"{theirs}/"]))
-        out[f"resync {label}"], out[f"copied {label}"] = resync_cli(home, name)
+        (out[f"resync {label}"], out[f"copied {label}"],
+         out[f"inner {label}"]) = resync_cli(home, name)
         out[f"changed {label}"] = max(1, int(files * share))
-    out["resync idle"], out["copied idle"] = resync_cli(home, name)
+    out["resync idle"], out["copied idle"], out["inner idle"] = resync_cli(home, name)
     out["changed idle"] = 0
     out["rsync idle"] = timed(lambda: run(["rsync", "-a", "--delete", f"{vol}/", f"{theirs}/"]))
     out["verify"] = timed(lambda: au(home, "volume", "verify", name))
@@ -182,7 +184,8 @@ def report(rows: list[dict[str, float]]) -> None:
             ours, base = r[f"resync {label}"], r[f"rsync {label}"]
             print(f"resync {label:5}     au {ours:8.2f}s   rsync -a --delete {base:8.2f}s   "
                   f"ratio {ours / base:.2f} ({base / ours:.1f}x faster); "
-                  f"{int(r[f'changed {label}'])} changed, {int(r[f'copied {label}'])} copied")
+                  f"{int(r[f'changed {label}'])} changed, {int(r[f'copied {label}'])} copied; "
+                  f"the resync itself {r[f'inner {label}']:.3f}s in the daemon")
         print(f"au status        {r['status'] * 1000:8.0f}ms  (au --version "
               f"{r['status_bare'] * 1000:.0f}ms; GET /status alone "
               f"{r['status_server']:.1f}ms)")
@@ -191,11 +194,13 @@ def report(rows: list[dict[str, float]]) -> None:
         print(f"daemon peak RSS  {r['rss']:8.0f} MiB")
     print("\ngrowth by size (seconds; status in ms; RSS in MiB):")
     keys = ["adopt", "cp", "resync 0.1%", "rsync 0.1%", "resync 1%", "rsync 1%",
-            "resync idle", "status", "status_server", "verify", "verify full", "rss"]
-    print("files".rjust(8) + "".join(k.rjust(13) for k in keys))
+            "resync idle", "inner 0.1%", "inner idle", "status", "status_server", "verify",
+            "verify full", "rss"]
+    print("files".rjust(8) + "".join(k.rjust(14) for k in keys))
+    print("(inner: the resync's own time in the daemon, without the CLI and the engine)")
     for r in rows:
         cells = [r.get(k, float("nan")) * (1000 if k == "status" else 1) for k in keys]
-        print(f"{int(r['files']):8d}" + "".join(f"{c:13.2f}" for c in cells))
+        print(f"{int(r['files']):8d}" + "".join(f"{c:14.2f}" for c in cells))
 
 
 def main() -> None:
