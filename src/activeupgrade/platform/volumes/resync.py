@@ -1,11 +1,12 @@
 """Resync: make one replica identical to another, copying only what differs.
 
-1. Both trees are looked at (``watch.take``: change tracking re-reads only what changed
-   since the last look; ``lstat`` only). A first sync into an empty target has its
-   top-level entries copied by ``cp`` processes meanwhile (``bulk``).
+1. Both trees are looked at (``watch.Trackers.take`` of the caller's ``state.SyncState``:
+   change tracking re-reads only what changed since the last look; ``lstat`` only). A
+   first sync into an empty target has its top-level entries copied by ``cp`` processes
+   meanwhile (``bulk``).
 2. An entry whose signatures on both sides equal the manifest's pair is identical: no
    further syscall. After an earlier resync of the same pair, only the names changed
-   since on either side are compared (``_Last``). The others are *candidates*; a
+   since on either side are compared (``state.Last``). The others are *candidates*; a
    hard-link group is a candidate as a whole.
 3. Extra entries on the target are deleted; missing directories are created; candidate
    files are copied (reflink/``copy_file_range``; see copy.py for where) or, when size and
@@ -148,7 +149,7 @@ def plan(src: Stats, dst: Stats, known: Entries, src_is_a: bool,
     """Compare the scans against the manifest: what must be deleted, created or checked.
     ``ssig``/``dsig``: the entries' signatures when already known. ``only``: the names
     that can differ from the manifest (every other name is known identical: see
-    ``_Last``); ``multi``: the source's names with several links (both None: all)."""
+    ``state.Last``); ``multi``: the source's names with several links (both None: all)."""
     if ssig is None:
         ssig = {rel: sig(st) for rel, st in src.items()}
     if dsig is None:
