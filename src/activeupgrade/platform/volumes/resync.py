@@ -226,6 +226,8 @@ class _Run:
                  storage: Storage) -> None:
         self.src_root, self.dst_root = src_root, dst_root
         self.src, self.dst, self.plan = src, dst, p
+        self.gone: set[str] = set()
+        """Target entries deleted by this run (``dst`` is the tracker's: never changed)."""
         self.flags = CopyFlags(reflink=storage.clones)
         self.result = Result(storage=storage.value)
 
@@ -234,7 +236,7 @@ class _Run:
         Returns (rel, bytes copied, action, the target's stat afterwards)."""
         s = self.src[rel]
         sp, dp = join(self.src_root, rel), join(self.dst_root, rel)
-        d: os.stat_result | None = self.dst.get(rel)
+        d: os.stat_result | None = None if rel in self.gone else self.dst.get(rel)
         if d is not None and stat.S_IFMT(d.st_mode) != stat.S_IFMT(s.st_mode):
             d = None  # deleted already: a different type stood here
         if not stat.S_ISREG(s.st_mode):
@@ -250,7 +252,8 @@ class _Run:
         consistent = d is not None and d.st_nlink == 1 + len(group or ())
         if d is not None and consistent and group:
             ino = d.st_ino
-            consistent = all(m in self.dst and self.dst[m].st_ino == ino for m in group)
+            consistent = all(m in self.dst and m not in self.gone
+                             and self.dst[m].st_ino == ino for m in group)
         if d is not None and consistent and d.st_size == s.st_size:
             if d.st_mtime_ns != s.st_mtime_ns or not same_content(sp, dp):
                 return rel, s.st_size, "copy", copy_file(sp, dp, s, self.flags, d,
@@ -442,12 +445,11 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
             new.pop(rel, None)
         res.deleted = len(doomed)
         prog.files_done += len(doomed)
-        for rel in p.deletions:
-            dst.pop(rel, None)
+        run.gone.update(p.deletions)
         report()
         # 2. missing directories, parents first
         dirs = [r for r in p.candidates if stat.S_ISDIR(src[r].st_mode)]
-        missing = [r for r in dirs if r not in dst]
+        missing = [r for r in dirs if r not in dst or r in run.gone]
         by_depth: dict[int, list[str]] = {}
         for rel in missing:
             by_depth.setdefault(rel.count("/"), []).append(rel)
