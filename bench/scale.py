@@ -8,6 +8,8 @@ baselines in one run:
 - ``au volume resync`` with nothing changed;
 - ``au volume verify`` (quick) and ``au volume verify --full`` (byte for byte), when the
   CLI has it;
+- a session with nothing changed: ``au split``, ``merge``, ``commit --yes``, ``finish``
+  (wall, and the daemon's CPU seconds for each);
 - the daemon's peak RSS (VmHWM) after all of it.
 
 Each size gets a fresh instance (its own daemon, started by the first command), a fresh
@@ -108,6 +110,16 @@ def resync_cli(home: Path, name: str) -> tuple[float, int, float]:
         return took, -1, float("nan")
 
 
+def daemon_cpu(home: Path) -> float:
+    """CPU seconds (user + system) the instance's daemon has used so far."""
+    try:
+        pid = int((home / "engine.lock").read_text().strip())
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def peak_rss_mib(home: Path) -> float:
     try:
         pid = int((home / "engine.lock").read_text().strip())
@@ -145,7 +157,7 @@ def _measure(work: Path, home: Path, vol: Path, files: int) -> dict[str, float]:
     run(["sync"])
     au(home, "init")
     au(home, "status")  # the daemon started: not part of the adoption's time
-    out["adopt"] = timed(lambda: au(home, "volume", "adopt", str(vol), "--role", "data"))
+    out["adopt"] = timed(lambda: au(home, "volume", "adopt", str(vol), "--role", "system"))
     name = str(vol).strip("/").replace("/", "-")
     run(["rsync", "-a", "--delete", f"{vol}/", f"{theirs}/"])
     lat = [timed(lambda: au(home, "status")) for _ in range(5)]
@@ -169,6 +181,10 @@ def _measure(work: Path, home: Path, vol: Path, files: int) -> dict[str, float]:
     full = au(home, "volume", "verify", "--help", check=False)
     if "--full" in full.stdout:
         out["verify full"] = timed(lambda: au(home, "volume", "verify", "--full", name))
+    for verb in ("split", "merge", "commit", "finish"):
+        cpu = daemon_cpu(home)
+        out[verb] = timed(lambda v=verb: au(home, v, *(["--yes"] if v == "commit" else [])))
+        out[f"{verb} cpu"] = daemon_cpu(home) - cpu
     out["rss"] = peak_rss_mib(home)
     return out
 
@@ -191,11 +207,14 @@ def report(rows: list[dict[str, float]]) -> None:
               f"{r['status_server']:.1f}ms)")
         print(f"verify (quick)   {r['verify']:8.2f}s"
               + (f"   verify --full {r['verify full']:8.2f}s" if "verify full" in r else ""))
+        print("session          " + "   ".join(
+            f"{v} {r[v]:.2f}s (daemon CPU {r[f'{v} cpu']:.2f}s)"
+            for v in ("split", "merge", "commit", "finish")))
         print(f"daemon peak RSS  {r['rss']:8.0f} MiB")
     print("\ngrowth by size (seconds; status in ms; RSS in MiB):")
     keys = ["adopt", "cp", "resync 0.1%", "rsync 0.1%", "resync 1%", "rsync 1%",
             "resync idle", "inner 0.1%", "inner idle", "status", "status_server", "verify",
-            "verify full", "rss"]
+            "verify full", "split", "split cpu", "finish", "rss"]
     print("files".rjust(8) + "".join(k.rjust(14) for k in keys))
     print("(inner: the resync's own time in the daemon, without the CLI and the engine)")
     for r in rows:
