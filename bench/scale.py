@@ -8,6 +8,8 @@ baselines in one run:
 - ``au volume resync`` with nothing changed;
 - ``au volume verify`` (quick) and ``au volume verify --full`` (byte for byte), when the
   CLI has it;
+- a session with nothing changed: ``au split``, ``merge``, ``commit --yes``, ``finish``
+  (wall, and the daemon's CPU seconds for each);
 - the daemon's peak RSS (VmHWM) after all of it.
 
 Each size gets a fresh instance (its own daemon, started by the first command), a fresh
@@ -95,16 +97,27 @@ def status_server_ms(home: Path, rounds: int = 20) -> float:
     return statistics.median(times) * 1000
 
 
-def resync_cli(home: Path, name: str) -> tuple[float, int]:
-    """``au volume resync NAME --json``: (seconds, files copied)."""
+def resync_cli(home: Path, name: str) -> tuple[float, int, float]:
+    """``au volume resync NAME --json``: (seconds, files copied, the daemon's own seconds
+    for the resync itself)."""
     t0 = time.perf_counter()
     done = au(home, "volume", "resync", name, "--json")
     took = time.perf_counter() - t0
     try:
-        copied = int(json.loads(done.stdout).get("copied_files", -1))
+        doc = json.loads(done.stdout)
+        return took, int(doc.get("copied_files", -1)), float(doc.get("seconds", 0.0))
     except (ValueError, AttributeError):
-        copied = -1
-    return took, copied
+        return took, -1, float("nan")
+
+
+def daemon_cpu(home: Path) -> float:
+    """CPU seconds (user + system) the instance's daemon has used so far."""
+    try:
+        pid = int((home / "engine.lock").read_text().strip())
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def peak_rss_mib(home: Path) -> float:
@@ -144,7 +157,7 @@ def _measure(work: Path, home: Path, vol: Path, files: int) -> dict[str, float]:
     run(["sync"])
     au(home, "init")
     au(home, "status")  # the daemon started: not part of the adoption's time
-    out["adopt"] = timed(lambda: au(home, "volume", "adopt", str(vol), "--role", "data"))
+    out["adopt"] = timed(lambda: au(home, "volume", "adopt", str(vol), "--role", "system"))
     name = str(vol).strip("/").replace("/", "-")
     run(["rsync", "-a", "--delete", f"{vol}/", f"{theirs}/"])
     lat = [timed(lambda: au(home, "status")) for _ in range(5)]
@@ -158,15 +171,20 @@ def _measure(work: Path, home: Path, vol: Path, files: int) -> dict[str, float]:
         run(["sync"])
         out[f"rsync {label}"] = timed(lambda: run(
             ["rsync", "-a", "--delete", f"{vol}/", f"{theirs}/"]))
-        out[f"resync {label}"], out[f"copied {label}"] = resync_cli(home, name)
+        (out[f"resync {label}"], out[f"copied {label}"],
+         out[f"inner {label}"]) = resync_cli(home, name)
         out[f"changed {label}"] = max(1, int(files * share))
-    out["resync idle"], out["copied idle"] = resync_cli(home, name)
+    out["resync idle"], out["copied idle"], out["inner idle"] = resync_cli(home, name)
     out["changed idle"] = 0
     out["rsync idle"] = timed(lambda: run(["rsync", "-a", "--delete", f"{vol}/", f"{theirs}/"]))
     out["verify"] = timed(lambda: au(home, "volume", "verify", name))
     full = au(home, "volume", "verify", "--help", check=False)
     if "--full" in full.stdout:
         out["verify full"] = timed(lambda: au(home, "volume", "verify", "--full", name))
+    for verb in ("split", "merge", "commit", "finish"):
+        cpu = daemon_cpu(home)
+        out[verb] = timed(lambda v=verb: au(home, v, *(["--yes"] if v == "commit" else [])))
+        out[f"{verb} cpu"] = daemon_cpu(home) - cpu
     out["rss"] = peak_rss_mib(home)
     return out
 
@@ -182,20 +200,26 @@ def report(rows: list[dict[str, float]]) -> None:
             ours, base = r[f"resync {label}"], r[f"rsync {label}"]
             print(f"resync {label:5}     au {ours:8.2f}s   rsync -a --delete {base:8.2f}s   "
                   f"ratio {ours / base:.2f} ({base / ours:.1f}x faster); "
-                  f"{int(r[f'changed {label}'])} changed, {int(r[f'copied {label}'])} copied")
+                  f"{int(r[f'changed {label}'])} changed, {int(r[f'copied {label}'])} copied; "
+                  f"the resync itself {r[f'inner {label}']:.3f}s in the daemon")
         print(f"au status        {r['status'] * 1000:8.0f}ms  (au --version "
               f"{r['status_bare'] * 1000:.0f}ms; GET /status alone "
               f"{r['status_server']:.1f}ms)")
         print(f"verify (quick)   {r['verify']:8.2f}s"
               + (f"   verify --full {r['verify full']:8.2f}s" if "verify full" in r else ""))
+        print("session          " + "   ".join(
+            f"{v} {r[v]:.2f}s (daemon CPU {r[f'{v} cpu']:.2f}s)"
+            for v in ("split", "merge", "commit", "finish")))
         print(f"daemon peak RSS  {r['rss']:8.0f} MiB")
     print("\ngrowth by size (seconds; status in ms; RSS in MiB):")
     keys = ["adopt", "cp", "resync 0.1%", "rsync 0.1%", "resync 1%", "rsync 1%",
-            "resync idle", "status", "status_server", "verify", "verify full", "rss"]
-    print("files".rjust(8) + "".join(k.rjust(13) for k in keys))
+            "resync idle", "inner 0.1%", "inner idle", "status", "status_server", "verify",
+            "verify full", "split", "split cpu", "finish", "rss"]
+    print("files".rjust(8) + "".join(k.rjust(14) for k in keys))
+    print("(inner: the resync's own time in the daemon, without the CLI and the engine)")
     for r in rows:
         cells = [r.get(k, float("nan")) * (1000 if k == "status" else 1) for k in keys]
-        print(f"{int(r['files']):8d}" + "".join(f"{c:13.2f}" for c in cells))
+        print(f"{int(r['files']):8d}" + "".join(f"{c:14.2f}" for c in cells))
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from activeupgrade.platform.volumes import resync as resync_mod
-from activeupgrade.platform.volumes import tree
+from activeupgrade.platform.volumes import tree, watch
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.resync import resync
 from activeupgrade.platform.volumes.state import SyncState
@@ -87,3 +87,27 @@ def test_lost_events_fall_back_to_a_full_compare(
     assert seen[-1] is not None and len(seen[-1]) <= 40
     assert res.copied_files == 2
     assert differences(a, b) == []
+
+
+def test_a_look_reads_only_what_changed(
+        synced: tuple[Path, Path, Manifest, SyncState, list[set[str] | None]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tracked tree's look re-reads (``_put``) only the entries events named, and hands
+    out the tracker's maps rather than copies of every entry."""
+    a, _, _, state, _ = synced
+    first = state.trackers.take(a)
+    puts: list[str] = []
+    real = watch.Tracker._put
+
+    def counting(self: watch.Tracker, rel: str, st: os.stat_result) -> None:
+        puts.append(rel)
+        real(self, rel, st)
+
+    monkeypatch.setattr(watch.Tracker, "_put", counting)
+    again = state.trackers.take(a)
+    assert puts == [] and again.stats is first.stats  # nothing changed: nothing read
+    _change(a, 10, 5)
+    changed = state.trackers.take(a)
+    assert {f"d{i % 30}/f{i}" for i in range(10, 15)} <= set(puts)
+    assert len(puts) <= 3 * 5 + 2, puts
+    assert changed.stats[f"d{10 % 30}/f10"].st_size == len(b"v2 10")

@@ -1,11 +1,12 @@
 """Resync: make one replica identical to another, copying only what differs.
 
-1. Both trees are looked at (``watch.take``: change tracking re-reads only what changed
-   since the last look; ``lstat`` only). A first sync into an empty target has its
-   top-level entries copied by ``cp`` processes meanwhile (``bulk``).
+1. Both trees are looked at (``watch.Trackers.take`` of the caller's ``state.SyncState``:
+   change tracking re-reads only what changed since the last look; ``lstat`` only). A
+   first sync into an empty target has its top-level entries copied by ``cp`` processes
+   meanwhile (``bulk``).
 2. An entry whose signatures on both sides equal the manifest's pair is identical: no
    further syscall. After an earlier resync of the same pair, only the names changed
-   since on either side are compared (``_Last``). The others are *candidates*; a
+   since on either side are compared (``state.Last``). The others are *candidates*; a
    hard-link group is a candidate as a whole.
 3. Extra entries on the target are deleted; missing directories are created; candidate
    files are copied (reflink/``copy_file_range``; see copy.py for where) or, when size and
@@ -148,7 +149,7 @@ def plan(src: Stats, dst: Stats, known: Entries, src_is_a: bool,
     """Compare the scans against the manifest: what must be deleted, created or checked.
     ``ssig``/``dsig``: the entries' signatures when already known. ``only``: the names
     that can differ from the manifest (every other name is known identical: see
-    ``_Last``); ``multi``: the source's names with several links (both None: all)."""
+    ``state.Last``); ``multi``: the source's names with several links (both None: all)."""
     if ssig is None:
         ssig = {rel: sig(st) for rel, st in src.items()}
     if dsig is None:
@@ -225,6 +226,8 @@ class _Run:
                  storage: Storage) -> None:
         self.src_root, self.dst_root = src_root, dst_root
         self.src, self.dst, self.plan = src, dst, p
+        self.gone: set[str] = set()
+        """Target entries deleted by this run (``dst`` is the tracker's: never changed)."""
         self.flags = CopyFlags(reflink=storage.clones)
         self.result = Result(storage=storage.value)
 
@@ -233,7 +236,7 @@ class _Run:
         Returns (rel, bytes copied, action, the target's stat afterwards)."""
         s = self.src[rel]
         sp, dp = join(self.src_root, rel), join(self.dst_root, rel)
-        d: os.stat_result | None = self.dst.get(rel)
+        d: os.stat_result | None = None if rel in self.gone else self.dst.get(rel)
         if d is not None and stat.S_IFMT(d.st_mode) != stat.S_IFMT(s.st_mode):
             d = None  # deleted already: a different type stood here
         if not stat.S_ISREG(s.st_mode):
@@ -249,7 +252,8 @@ class _Run:
         consistent = d is not None and d.st_nlink == 1 + len(group or ())
         if d is not None and consistent and group:
             ino = d.st_ino
-            consistent = all(m in self.dst and self.dst[m].st_ino == ino for m in group)
+            consistent = all(m in self.dst and m not in self.gone
+                             and self.dst[m].st_ino == ino for m in group)
         if d is not None and consistent and d.st_size == s.st_size:
             if d.st_mtime_ns != s.st_mtime_ns or not same_content(sp, dp):
                 return rel, s.st_size, "copy", copy_file(sp, dp, s, self.flags, d,
@@ -441,12 +445,11 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
             new.pop(rel, None)
         res.deleted = len(doomed)
         prog.files_done += len(doomed)
-        for rel in p.deletions:
-            dst.pop(rel, None)
+        run.gone.update(p.deletions)
         report()
         # 2. missing directories, parents first
         dirs = [r for r in p.candidates if stat.S_ISDIR(src[r].st_mode)]
-        missing = [r for r in dirs if r not in dst]
+        missing = [r for r in dirs if r not in dst or r in run.gone]
         by_depth: dict[int, list[str]] = {}
         for rel in missing:
             by_depth.setdefault(rel.count("/"), []).append(rel)

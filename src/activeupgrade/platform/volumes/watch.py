@@ -335,8 +335,10 @@ class Tracker:
         self.children[rel] = names
 
     def current(self, own: frozenset[str] = frozenset()) -> tuple[Stats, Sigs]:
-        """The tree as it is now (a copy the caller may change). ``own``: directories the
-        caller created and filled itself (nothing unseen can have happened in them)."""
+        """The tree as it is now: the tracker's own maps, not copies (copying them would
+        make every look O(entries)); read-only, and valid until the next look at this tree.
+        ``own``: directories the caller created and filled itself (nothing unseen can have
+        happened in them)."""
         dirty, transient = self._events(own)
         if transient:
             # A name created and gone again between two looks: had it been a hard link to
@@ -373,7 +375,7 @@ class Tracker:
             if len(self.history) == self.history.maxlen:
                 self.complete_from = self.history[0][0] + 1
             self.history.append((self.gen, None if transient else touched))
-        return dict(self.stats), dict(self.sigs)
+        return self.stats, self.sigs
 
     def mark(self) -> Mark:
         return Mark(self.serial, self.gen)
@@ -428,6 +430,10 @@ class Trackers:
              own: frozenset[str] = frozenset()) -> Snapshot:
         """Every entry of ``root`` now; tracked trees re-read only what changed.
 
+        A tracked tree's maps are the tracker's own (no copy: a look stays O(changes)):
+        read-only, valid until the next look at ``root``; a caller holds the tree
+        (``SyncState.holding``) while it uses them.
+
         ``track`` False (a filesystem with coarse timestamps: an event may name an entry
         whose signature did not change) reads everything and drops any tracking of
         ``root``."""
@@ -445,8 +451,8 @@ class Trackers:
                     self._trees[key] = tracker
                     while len(self._trees) > self.keep:
                         self._trees.popitem(last=False)[1].close()
-                    return Snapshot(dict(tracker.stats), dict(tracker.sigs),
-                                    set(tracker.multi), tracker.mark())
+                    return Snapshot(tracker.stats, tracker.sigs, set(tracker.multi),
+                                    tracker.mark())
                 self._trees[key] = tracker
             with tracker.lock:
                 stats, sigs = tracker.current(own)
