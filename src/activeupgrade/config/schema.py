@@ -139,7 +139,7 @@ SOCKET = Setting(
         Setting("backlog", Kind.INTEGER,
                 "Listen backlog: connections that can wait during the merge switchover.",
                 default=1024),
-        Setting("upstream", Kind.TEXT, "Proxy handover only: the private address the daemon "
+        Setting("upstream", Kind.LISTEN, "Proxy handover only: the private address the daemon "
                 "listens on itself (HOST:PORT or an absolute Unix path); the keeper relays "
                 "connections from listen to it.", default="", example="127.0.0.1:16379"),
     ),
