@@ -46,7 +46,10 @@ def _show(row: dict[str, Any]) -> None:
     if row.get("keeper_pid"):
         print(f"  keeper pid {row['keeper_pid']}")
     for s in row.get("sockets", []):
-        print(f"  socket {s['name']}: {s['listen']} (fd {s['fd']}, held by the keeper)")
+        how = (f"relayed to {s['upstream']}" if s.get("upstream") and
+               row.get("handover") == "proxy" else f"fd {s['fd']}, {row.get('handover', '')}")
+        print(f"  socket {s['name']}: {s['listen']} ({how}, held by the keeper; clients "
+              f"wait at most {row.get('hold_limit', 0):g}s)")
     if row.get("last_exit"):
         ex = row["last_exit"]
         print(f"  last exit: pid {ex.get('pid')} returned {ex.get('returncode')}")

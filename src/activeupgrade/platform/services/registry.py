@@ -55,5 +55,11 @@ def status(spec: ServiceSpec, instance: Instance, store: Store, *, probe: bool) 
     st["command"] = list(spec.command)
     st["unit"] = spec.unit
     st["listen"] = [s.listen for s in spec.sockets]
+    st["handover"] = spec.handover.value
+    st["switchover"] = spec.switchover.value
+    st["hold_limit"] = spec.hold_limit
+    upstreams = {s.name: s.upstream for s in spec.sockets}
+    for sock in st.get("sockets", []):
+        sock["upstream"] = upstreams.get(sock.get("name"), "")
     st["health"] = spec.health.kind.value
     return st
