@@ -46,8 +46,9 @@ def _show(row: dict[str, Any]) -> None:
     if row.get("keeper_pid"):
         print(f"  keeper pid {row['keeper_pid']}")
     for s in row.get("sockets", []):
-        how = (f"relayed to {s['upstream']}" if s.get("upstream") and
-               row.get("handover") == "proxy" else f"fd {s['fd']}, {row.get('handover', '')}")
+        upstream = row.get("upstreams", {}).get(s["name"], "")
+        how = (f"relayed to {upstream}" if upstream and row.get("handover") == "proxy" else
+               f"fd {s['fd']}, {row.get('handover', '')}")
         print(f"  socket {s['name']}: {s['listen']} ({how}, held by the keeper; clients "
               f"wait at most {row.get('hold_limit', 0):g}s)")
     if row.get("last_exit"):

@@ -58,8 +58,6 @@ def status(spec: ServiceSpec, instance: Instance, store: Store, *, probe: bool) 
     st["handover"] = spec.handover.value
     st["switchover"] = spec.switchover.value
     st["hold_limit"] = spec.hold_limit
-    upstreams = {s.name: s.upstream for s in spec.sockets}
-    for sock in st.get("sockets", []):
-        sock["upstream"] = upstreams.get(sock.get("name"), "")
+    st["upstreams"] = {s.name: s.upstream for s in spec.sockets if s.upstream}
     st["health"] = spec.health.kind.value
     return st
