@@ -57,6 +57,10 @@ def test_service_commands_and_daemon_sigkill(home: tuple[Path, int]) -> None:
     assert r.returncode == 0 and "started" in r.stdout, r.stderr
     st = json.loads(au(h, "service", "status", "shop", "--json").stdout)
     assert st["running"] and st["healthy"] and st["sockets"][0]["fd"] == 3
+    assert st["handover"] == "listen-fds" and st["hold_limit"] == 30.0
+    text = au(h, "service", "status", "shop").stdout
+    assert f"socket http: 127.0.0.1:{port} (fd 3, listen-fds, held by the keeper; clients " \
+        "wait at most 30s)" in text
     r = au(h, "service", "list")
     assert "running" in r.stdout and f"127.0.0.1:{port}" in r.stdout
 

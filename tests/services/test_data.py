@@ -4,7 +4,9 @@ under a write load, 0 refused connections, 0 acknowledged writes lost.
 Both bind their own port, so they cannot take a held socket: the keeper holds the public
 address and relays each connection to the daemon's private upstream (``handover =
 "proxy"``). While a daemon stops and starts, new connections wait in the keeper; before
-the stop signal the keeper lets the relayed connections finish. PostgreSQL stops with
+the stop signal the keeper lets the relayed connections finish. Redis uses the late-stop
+switchover (it serves through the volume switch, then stops right before the new one
+starts), PostgreSQL the default stop-start. PostgreSQL stops with
 SIGINT (its fast shutdown: in-flight transactions are rolled back, the committed ones
 are on disk), Redis with SIGTERM (appendonly, fsync at every write). A real managed system
 volume is switched at merge and back at abort, so the daemons really restart each time.
@@ -30,6 +32,7 @@ from activeupgrade.config.model import (
     HealthSpec,
     ServiceSpec,
     SocketSpec,
+    Switchover,
     VolumeRole,
     VolumeSpec,
 )
@@ -56,6 +59,7 @@ def redis_spec(data: Path, port: int, upstream: int) -> ServiceSpec:
                  "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"),
         sockets=(SocketSpec("redis", f"127.0.0.1:{port}", upstream=f"127.0.0.1:{upstream}"),),
         handover=Handover.PROXY,
+        switchover=Switchover.LATE_STOP,  # serves through the switch, then stop + start
         stop_signal="SIGTERM",
         health=HealthSpec(HealthKind.COMMAND, argv=(
             "redis-cli", "-h", "127.0.0.1", "-p", str(upstream), "-e", "ping"),
@@ -145,6 +149,8 @@ def test_data_service_merge_and_abort_lose_nothing(data: Data) -> None:
     run_action(data, OperatorAction.MERGE)
     writes.wait_for(100)
     assert starts(data) == 2  # the daemon really stopped and started at merge
+    events = [e.event for e in data.engine.log.entries()]
+    assert ("service.stop.deferred" in events) is (data.kind == "redis")
     run_action(data, OperatorAction.ABORT)
     writes.wait_for(100)
     report = writes.stop()

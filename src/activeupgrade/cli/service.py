@@ -47,7 +47,11 @@ def _show(row: dict[str, Any]) -> None:
     if row.get("keeper_pid"):
         print(f"  keeper pid {row['keeper_pid']}")
     for s in row.get("sockets", []):
-        print(f"  socket {s['name']}: {s['listen']} (fd {s['fd']}, held by the keeper)")
+        upstream = row.get("upstreams", {}).get(s["name"], "")
+        how = (f"relayed to {upstream}" if upstream and row.get("handover") == "proxy" else
+               f"fd {s['fd']}, {row.get('handover', '')}")
+        print(f"  socket {s['name']}: {s['listen']} ({how}, held by the keeper; clients "
+              f"wait at most {row.get('hold_limit', 0):g}s)")
     if row.get("last_exit"):
         print(f"  last exit: {describe_exit(row['last_exit'])}")
     if row.get("log"):

@@ -94,6 +94,7 @@ def _check_service(fs: FileSettings, i: int, svc: dict[str, Any]) -> None:
                               hint='Add command = ["/path/to/app"] or unit = "app.service".')
     _unique(fs, "socket", svc.get("socket", []), [s["name"] for s in svc.get("socket", [])],
             "socket", at)
+    _check_handover(fs, at, label, svc)
     health = svc.get("health", {})
     kind, target = health.get("kind", "none"), health.get("target", "")
     hat = (*at, "health")
@@ -109,6 +110,37 @@ def _check_service(fs: FileSettings, i: int, svc: dict[str, Any]) -> None:
         raise fs.source.error((*hat, "argv"), f"{label}.health.argv",
                               "a command health check needs argv",
                               hint='Write e.g. argv = ["/usr/bin/curl", "-f", "http://..."].')
+
+
+def _check_handover(fs: FileSettings, at: tuple[str | int, ...], label: str,
+                    svc: dict[str, Any]) -> None:
+    """The handover, its sockets' upstreams and the switchover must fit together."""
+    handover = svc.get("handover", "listen-fds")
+    sockets = svc.get("socket", [])
+    if handover == "proxy":
+        if not sockets:
+            raise fs.source.error((*at, "handover"), f"{label}.handover",
+                                  "handover = \"proxy\" relays held sockets: the service has "
+                                  "none", hint="Add a [[service.socket]] with listen and "
+                                  "upstream.")
+        for j, sock in enumerate(sockets):
+            if not sock.get("upstream"):
+                raise fs.source.error(
+                    (*at, "socket", j), f"{label}.socket.{sock['name']}.upstream",
+                    "handover = \"proxy\" needs the private address the daemon binds",
+                    hint='Add upstream = "127.0.0.1:PORT" (the daemon listens there).')
+        if svc.get("switchover") == "overlap":
+            raise fs.source.error(
+                (*at, "switchover"), f"{label}.switchover",
+                "switchover = \"overlap\" needs a shared socket; with the proxy the daemon "
+                "binds its own port", hint='Use "late-stop" or "stop-start" with the proxy.')
+        return
+    for j, sock in enumerate(sockets):
+        if sock.get("upstream"):
+            raise fs.source.error(
+                (*at, "socket", j, "upstream"), f"{label}.socket.{sock['name']}.upstream",
+                f"upstream is only used with handover = \"proxy\" (this one is "
+                f"\"{handover}\")", hint='Remove it, or set handover = "proxy".')
 
 
 SCRATCH_SIZE = re.compile(r"^[0-9]+(\.[0-9]+)?[kKmMgGtT%]?$")

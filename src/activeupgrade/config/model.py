@@ -100,6 +100,11 @@ class Switchover(StrEnum):
     STOP_START = "stop-start"
     """The old version stops before the switch, the new one starts after it; clients wait
     in the held socket meanwhile."""
+    LATE_STOP = "late-stop"
+    """The old version keeps serving while the live paths switch and stops right before the
+    new one starts: clients wait only for the daemon's own stop and start. For daemons that
+    cannot share a socket (``proxy`` handover) and read nothing of their software while
+    they run (or tolerate its new version)."""
     OVERLAP = "overlap"
     """The new version starts on the switched software while the old one still serves; once
     it is healthy the old one gets its stop signal (nginx: SIGQUIT) and finishes its work.

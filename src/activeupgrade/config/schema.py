@@ -139,7 +139,7 @@ SOCKET = Setting(
         Setting("backlog", Kind.INTEGER,
                 "Listen backlog: connections that can wait during the merge switchover.",
                 default=1024),
-        Setting("upstream", Kind.TEXT, "Proxy handover only: the private address the daemon "
+        Setting("upstream", Kind.LISTEN, "Proxy handover only: the private address the daemon "
                 "listens on itself (HOST:PORT or an absolute Unix path); the keeper relays "
                 "connections from listen to it.", default="", example="127.0.0.1:16379"),
     ),
@@ -191,9 +191,11 @@ SERVICE = Setting(
                 "or proxy (the keeper relays the public address to each socket's upstream, "
                 "for daemons that bind their own port).", default="listen-fds",
                 choices=_values(Handover)),
-        Setting("switchover", Kind.ENUM, "stop-start (old stops, switch, new starts) or "
-                "overlap (the new version starts and serves before the old one gets its stop "
-                "signal; listen-fds and nginx handovers only).", default="stop-start",
+        Setting("switchover", Kind.ENUM, "stop-start (old stops, switch, new starts), "
+                "late-stop (the old version serves through the switch and stops right before "
+                "the new one starts) or overlap (the new version starts and serves before the "
+                "old one gets its stop signal; listen-fds and nginx handovers only).",
+                default="stop-start",
                 choices=_values(Switchover)),
         Setting("ready", Kind.ENUM, "What says a just started instance serves, besides the "
                 "health probe (which, during an overlap, the old instance may answer): probe "

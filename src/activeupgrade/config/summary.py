@@ -51,6 +51,9 @@ def _service(svc: ServiceSpec) -> list[str]:
     if svc.switchover is Switchover.OVERLAP:
         lines.append("      overlap: the new version serves before the old one gets "
                      f"{svc.stop_signal}")
+    elif svc.switchover is Switchover.LATE_STOP:
+        lines.append("      late-stop: the old version serves through the switch, then "
+                     "stops right before the new one starts")
     if svc.health.kind is not HealthKind.NONE:
         probe = svc.health.target or " ".join(svc.health.argv)
         lines.append(f"      healthy when {svc.health.kind} {probe} answers, within "

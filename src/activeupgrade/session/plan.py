@@ -143,6 +143,8 @@ def services_plan(store: Store, cfg: Config) -> list[dict[str, Any]]:
             "at_merge": ("started on the upgraded software beside the running one, which "
                          f"gets {svc.stop_signal} once the new one is healthy (overlap)"
                          if svc.switchover is Switchover.OVERLAP else
+                         "serves through the switch, then stopped and started on the upgraded "
+                         "software (late-stop)" if svc.switchover is Switchover.LATE_STOP else
                          "stopped on Production, started on the upgraded software")
                         + "; back to the original software by itself if not healthy within "
                         f"{svc.start_timeout:g}s (startup type restored)",

@@ -280,7 +280,8 @@ class Keeper:
                 return  # the relays bound their own waits
             with self.lock:
                 idle = self.idle_since
-                if self.pid or not idle or time.monotonic() - idle < self.hold_limit:
+                serving = self.pid or self.old  # an old instance on its way out serves too
+                if serving or not idle or time.monotonic() - idle < self.hold_limit:
                     continue
                 for _, _, sock in self.sockets:
                     self._answer_queued(sock)

@@ -29,9 +29,12 @@ def start_beside(ctx: StepContext, spec: ServiceSpec, backend: Supervisor, doc: 
     """Overlap: the new version starts beside the old one; once healthy, the old retires."""
     current = backend.status(spec).pid
     rerun = bool(doc.get("new_pid")) and current == int(doc["new_pid"])
-    result = backend.start(spec, check=check, overlap=not rerun)
-    doc.update(new_pid=result.pid)
-    switchover.put(ctx, phase, spec.name, doc)
+    def record(pid: int) -> None:
+        doc.update(new_pid=pid)
+        switchover.put(ctx, phase, spec.name, doc)
+
+    result = backend.start(spec, check=check, overlap=not rerun, started=record)
+    record(result.pid)
     retired = backend.retire(spec)
     doc.update(stop_began=retired.began, old_exited=retired.exited_at, killed=retired.killed)
     switchover.put(ctx, phase, spec.name, doc)

@@ -55,5 +55,9 @@ def status(spec: ServiceSpec, instance: Instance, store: Store, *, probe: bool) 
     st["command"] = list(spec.command)
     st["unit"] = spec.unit
     st["listen"] = [s.listen for s in spec.sockets]
+    st["handover"] = spec.handover.value
+    st["switchover"] = spec.switchover.value
+    st["hold_limit"] = spec.hold_limit
+    st["upstreams"] = {s.name: s.upstream for s in spec.sockets if s.upstream}
     st["health"] = spec.health.kind.value
     return st

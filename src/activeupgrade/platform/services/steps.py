@@ -4,7 +4,9 @@ ExecuteSplit: save each service's startup type and disable it on the Upgrade Sid
 ExecuteMerge: stop on Production (sockets stay held), [volume switch], restore the startup
 type, start on the upgraded software and wait until healthy; the switchover is measured.
 With ``switchover = "overlap"`` the stop is deferred: the new version starts beside the old
-one, and the old one gets its stop signal once the new one is healthy. A new version that
+one, and the old one gets its stop signal once the new one is healthy. With ``"late-stop"``
+the old one serves through the switch and is stopped by the start step, right before the
+new one starts. A new version that
 is not healthy in time rolls every application back to the original software (``gate.py``).
 Abort: only when the live paths were switched (or the applications were stopped by an
 interrupted merge), stop, [switch back], start again.
@@ -17,8 +19,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
-from activeupgrade.config.model import Config, ServiceSpec
+from activeupgrade.config.model import Config, ServiceSpec, Switchover
 from activeupgrade.engine.steps import Step, StepContext
 from activeupgrade.errors import ServiceError
 from activeupgrade.model.states import Request, Severity, Side
@@ -94,13 +97,17 @@ def _stop(ctx: StepContext, spec: ServiceSpec, phase: str) -> None:
     if "was_running" not in doc:
         # Recorded before stopping: a crash right after the stop must still restart it.
         doc = {"was_running": backend.status(spec).running, "stop_began": time.time(),
-               "overlap": overlaps(backend, spec)}
+               "overlap": overlaps(backend, spec),
+               "late": spec.switchover is Switchover.LATE_STOP}
         switchover.put(ctx, phase, spec.name, doc)
-    if doc.get("overlap"):
-        ctx.results.update(service=spec.name, was_running=doc["was_running"], overlap=True)
+    if doc.get("overlap") or doc.get("late"):
+        ctx.results.update(service=spec.name, was_running=doc["was_running"],
+                           switchover=spec.switchover.value)
         ctx.write("service.stop.deferred",
-                  f"{spec.name} keeps serving: it gets its stop signal once the new version "
-                  "is healthy (overlap)", details={"was_running": doc["was_running"]})
+                  f"{spec.name} keeps serving: it gets its stop signal "
+                  + ("once the new version is healthy (overlap)" if doc.get("overlap") else
+                     "right before the new version starts (late-stop)"),
+                  details={"was_running": doc["was_running"]})
         return
     result = backend.stop(spec)
     if not result.already or "old_exited" not in doc:
@@ -136,6 +143,8 @@ def _start(ctx: StepContext, spec: ServiceSpec, phases: tuple[str, ...]) -> None
             assert isinstance(backend, Supervisor)
             result = start_beside(ctx, spec, backend, doc, phase, check=ctx.check)
         else:
+            if doc.get("late") and phase == phases[0] and "old_exited" not in doc:
+                _late_stop(ctx, spec, backend, doc, phase)
             result = backend.start(spec, check=ctx.check)
     except ServiceError as exc:
         if ctx.request is not Request.EXECUTE_MERGE:
@@ -148,6 +157,19 @@ def _start(ctx: StepContext, spec: ServiceSpec, phases: tuple[str, ...]) -> None
     ctx.write("service.started", f"{spec.name} started and healthy in {result.seconds:.3f}s "
               f"({result.detail})", details={"pid": result.pid, "already": result.already})
     switchover.report(ctx, phase, spec.name)
+
+
+def _late_stop(ctx: StepContext, spec: ServiceSpec, backend: Backend, doc: dict[str, Any],
+               phase: str) -> None:
+    """late-stop: the old version served through the switch; it stops now, just before the
+    new one starts (recorded, so that a rerun does not stop the new one)."""
+    stopped = backend.stop(spec)
+    doc.update(stop_began=stopped.began, old_exited=stopped.exited_at, killed=stopped.killed)
+    switchover.put(ctx, phase, spec.name, doc)
+    ctx.write("service.stopped", f"{spec.name} stopped in {stopped.seconds:.3f}s, after the "
+              "switch (late-stop)" + (" (SIGKILL after the grace period)" if stopped.killed
+                                      else ""),
+              details={"was_running": doc["was_running"], "killed": stopped.killed})
 
 
 def stop_production(cfg: Config) -> list[Step]:

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -173,9 +174,11 @@ class Supervisor:
         return out
 
     def start(self, spec: ServiceSpec, *, check: Check | None = None,
-              overlap: bool = False) -> StartResult:
+              overlap: bool = False, started: Callable[[int], None] | None = None,
+              ) -> StartResult:
         """Start (``overlap``: a second instance beside the running one) and wait until
-        healthy; a proxy's relay opens once the application is healthy."""
+        healthy; a proxy's relay opens once the application is healthy. ``started`` hears
+        the new pid before the wait (so that a rerun after a crash finds it)."""
         _check_handover(spec)
         began = time.time()
         self.ensure_keeper(spec)
@@ -194,6 +197,8 @@ class Supervisor:
         rec = self.record(spec.name)
         rec["app_pid"] = pid
         self.store.put_doc(NAMESPACE, spec.name, rec)
+        if started is not None:
+            started(pid)
 
         def alive() -> tuple[bool, str]:
             st = call(control, {"cmd": "status"})
