@@ -149,6 +149,21 @@ def test_a_read_only_filesystem_is_a_clear_error(small: Path) -> None:
     assert _status(small)["operational_state"] == "Ready"
 
 
+def test_no_daemon_can_start_on_a_full_disk(small: Path) -> None:
+    """Said at once (the daemon could not even write why to its log)."""
+    assert au(small, "daemon", "--stop").returncode == 0
+    wait_until(lambda: not (small / "api.sock").exists(), 30, "the daemon to stop")
+    filler = _fill(small)
+    try:
+        r = au(small, "status", timeout=15)
+        _clean(r)
+        assert r.returncode == DiskFullError.exit_code, (r.returncode, r.stderr)
+        assert "cannot start: no space left" in r.stderr, r.stderr
+    finally:
+        filler.unlink()
+    assert _status(small)["operational_state"] == "Ready"
+
+
 @pytest.mark.parametrize(("code", "cls", "words"), [
     (errno.ENOSPC, DiskFullError, "no space left"),
     (errno.EDQUOT, DiskFullError, "no space left"),
