@@ -155,7 +155,7 @@ def test_no_daemon_can_start_on_a_full_disk(small: Path) -> None:
     wait_until(lambda: not (small / "api.sock").exists(), 30, "the daemon to stop")
     filler = _fill(small)
     try:
-        r = au(small, "status", timeout=15)
+        r = au(small, "status")
         _clean(r)
         assert r.returncode == DiskFullError.exit_code, (r.returncode, r.stderr)
         assert "cannot start: no space left" in r.stderr, r.stderr
