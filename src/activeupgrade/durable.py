@@ -3,6 +3,7 @@ folder — readers and a crash at any point see either the old file or the new o
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -12,14 +13,20 @@ def write_durably(target: Path, data: bytes, mode: int = 0o600) -> None:
     tmp = target.with_name(f".{target.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        os.fchmod(fd, mode)  # the umask must not loosen or tighten it
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, target)
+        try:
+            os.fchmod(fd, mode)  # the umask must not loosen or tighten it
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        # A full disk (or any failure) leaves the old file and no half-written copy.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
     dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dfd)

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from activeupgrade.api.client import Client
 from activeupgrade.errors import DiskFullError, FilesystemError, InstanceError, os_error
+from activeupgrade.instance import Instance
 from tests.support import au, cannot_run, new_instance, wait_until
 
 
@@ -85,6 +87,26 @@ def test_a_full_disk_is_a_clear_error_and_wedges_nothing(small: Path) -> None:
     assert _status(small)["operational_state"] == "Ready"
 
 
+def test_saving_a_configuration_on_a_full_disk(small: Path) -> None:
+    """POST /config/save (the consoles' editor) on a full disk: DiskFullError, the old
+    file kept whole, no temporary file left; after freeing space the save works."""
+    client = Client.for_instance(Instance(small))
+    old = 'description = "old"\n'
+    client.post("/config/save", {"name": "x.toml", "text": old})
+    new = 'description = "' + "n" * 200_000 + '"\n'
+    filler = _fill(small)
+    try:
+        with pytest.raises(DiskFullError) as err:
+            client.post("/config/save", {"name": "x.toml", "text": new})
+        assert "no space left" in err.value.message and err.value.hint
+        assert (small / "configs" / "x.toml").read_text() == old
+        assert sorted(p.name for p in (small / "configs").iterdir()) == ["x.toml"]
+    finally:
+        filler.unlink()
+    client.post("/config/save", {"name": "x.toml", "text": new})
+    assert (small / "configs" / "x.toml").read_text() == new
+
+
 def test_an_adoption_on_a_full_disk_fails_clearly_and_can_be_run_again(small: Path) -> None:
     app = small.parent / "app"
     app.mkdir()
@@ -124,6 +146,21 @@ def test_a_read_only_filesystem_is_a_clear_error(small: Path) -> None:
     finally:
         _mount("-o", "remount,rw", str(small.parent))
     assert au(small, "check").returncode == 0
+    assert _status(small)["operational_state"] == "Ready"
+
+
+def test_no_daemon_can_start_on_a_full_disk(small: Path) -> None:
+    """Said at once (the daemon could not even write why to its log)."""
+    assert au(small, "daemon", "--stop").returncode == 0
+    wait_until(lambda: not (small / "api.sock").exists(), 30, "the daemon to stop")
+    filler = _fill(small)
+    try:
+        r = au(small, "status")
+        _clean(r)
+        assert r.returncode == DiskFullError.exit_code, (r.returncode, r.stderr)
+        assert "cannot start: no space left" in r.stderr, r.stderr
+    finally:
+        filler.unlink()
     assert _status(small)["operational_state"] == "Ready"
 
 

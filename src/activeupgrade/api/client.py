@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 from activeupgrade import proc
 from activeupgrade.engine.view import StatusView
-from activeupgrade.errors import AUError, DaemonError, InstanceError, error_from_dict
+from activeupgrade.errors import AUError, DaemonError, DiskFullError, InstanceError, error_from_dict
 from activeupgrade.instance import Instance, unix_path
 from activeupgrade.model.states import Operation, OperationalState, OperatorAction
 
@@ -189,6 +189,7 @@ class Client:
         it with the caller's cgroup); only its own process is stopped with it
         (``KillMode=process``): the applications' keepers never depend on the daemon."""
         self.instance.ensure()
+        self._room_to_start()
         log_path = self.instance.logs / "daemon.log"
         env = proc.base_env({"AU_HOME": str(self.instance.home)})
         # Only what the daemon needs of the caller's environment: its debugging switches
@@ -220,11 +221,27 @@ class Client:
             if self.alive():
                 return
             time.sleep(0.05)
+        self._room_to_start()
         tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
         raise DaemonError(
             f"the daemon did not start within {START_TIMEOUT:.0f}s",
             hint=f"See {log_path}." + (f" Last lines:\n{tail}" if tail else ""),
         )
+
+    def _room_to_start(self) -> None:
+        """A daemon cannot open its database (nor write why to its log) on a full
+        filesystem: say so at once instead of waiting for it."""
+        home = self.instance.home
+        try:
+            free = os.statvfs(home)
+        except OSError:
+            return
+        blocks = free.f_bfree if os.geteuid() == 0 else free.f_bavail  # root's reserve
+        if blocks == 0 or (free.f_files and free.f_ffree == 0):
+            raise DiskFullError(
+                f"the daemon cannot start: no space left on the filesystem of {home}",
+                hint=f"Free space there (`df -h {home}`), then run the command again.",
+                details={"file": str(home)})
 
     # -- documents ------------------------------------------------------------------------
     def status(self) -> StatusView:
