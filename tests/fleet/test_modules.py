@@ -152,14 +152,20 @@ def test_a_whole_session_is_idempotent(ansible: Ansible, instance: Path,
 
 def test_check_mode_runs_the_plan_and_changes_nothing(ansible: Ansible, instance: Path,
                                                       tmp_path: Path) -> None:
-    done = ansible.playbook(play(tmp_path, instance, [{AU: {"action": "split"}}]),
-                            "localhost,", check=True)
+    # A whole session in check mode: each later action counts as possible from Idle.
+    tasks: list[dict[str, Any]] = [
+        {AU: {"action": "split"}}, {AU: {"action": "exec", "argv": ["true"]}},
+        {AU: {"action": "merge"}}, {AU: {"action": "commit"}}, {AU: {"action": "finish"}}]
+    done = ansible.playbook(play(tmp_path, instance, tasks), "localhost,", check=True)
     assert done.returncode == 0, done.output
-    (result,) = done.results("localhost")
-    assert result["changed"] is True
+    got = done.results("localhost")
+    # (finish: the instance is in Idle, where finish leads, already)
+    assert [r["changed"] for r in got] == [True] * 4 + [False]
+    result = got[0]
     requests = [a["request"] for a in result["plan"]["actions"]]
     assert requests[:3] == ["CheckReadiness", "PrepareSplit", "ExecuteSplit"]
     assert "disruption" in result["plan"]
+    assert all([a["request"] for a in r["plan"]["actions"]] == requests for r in got[:4])
     assert status_of(instance)["upgrade_state"] == "Idle"
     history = au(instance, "history", "--json")
     assert history.returncode == 0 and json.loads(history.stdout) == []

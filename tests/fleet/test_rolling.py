@@ -200,14 +200,27 @@ def test_rolling_upgrade_stops_at_the_host_that_fails_its_health_gate(fleet: Fle
     before = {h.name: running_nginx(h) for h in fleet.hosts}
     playbook = (fleet.ansible.collections
                 / "ansible_collections/activeupgrade/fleet/playbooks/rolling_upgrade.yml")
-    run = fleet.ansible.playbook(playbook, fleet.inventory, extra_vars={
+    rollout = {
         "au_serial": [1, 2, 2],
         "au_stage_packages": ["nginx"],
         "au_install_commands": [["apt-get", "update"],
                                 ["apt-get", "install", "-y", "nginx"]],
         "au_health_url": "http://127.0.0.1:8081/health",
         "au_health_retries": 3, "au_health_delay": 1, "au_timeout": 600,
-    }, timeout=1200)
+    }
+    # First a dry run: every host's plan (au plan), nothing changed anywhere.
+    dry = fleet.ansible.playbook(playbook, fleet.inventory, extra_vars=rollout, check=True,
+                                 timeout=600)
+    assert dry.returncode == 0, dry.output
+    assert "ACTIVE UPGRADE ROLLOUT (check mode: nothing was changed)" in dry.done.stdout
+    for index, host in enumerate(fleet.hosts, start=1):
+        split = [r for r in dry.results(f"h{index}") if r["task"].endswith("Split")]
+        assert [r["plan"]["actions"][1]["request"] for r in split] == ["PrepareSplit"]
+        assert json.loads(au_ok(host, "history", "--json")) == []
+        assert nginx_version(host) == OLD
+
+    run = fleet.ansible.playbook(playbook, fleet.inventory, extra_vars=rollout,
+                                 timeout=1200)
     print(run.done.stdout[run.done.stdout.find("ACTIVE UPGRADE ROLLOUT") - 1:])
     # The rollout stopped: the play failed on h3 and never reached the last batch.
     assert run.returncode == 2, run.output

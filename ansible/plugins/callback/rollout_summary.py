@@ -39,6 +39,7 @@ import json
 import re
 import time
 
+from ansible import context
 from ansible.plugins.callback import CallbackBase
 
 MODULES = ("activeupgrade.fleet.active_upgrade", "active_upgrade")
@@ -150,7 +151,10 @@ class CallbackModule(CallbackBase):
         cells = [[self._cell(r[key]) for key, _title in COLUMNS] for r in rows]
         titles = [title for _key, title in COLUMNS]
         widths = [max([len(t)] + [len(c[i]) for c in cells]) for i, t in enumerate(titles)]
-        lines = ["", "ACTIVE UPGRADE ROLLOUT " + "*" * 40,
+        title = "ACTIVE UPGRADE ROLLOUT"
+        if context.CLIARGS.get("check"):
+            title += " (check mode: nothing was changed)"
+        lines = ["", title + " " + "*" * 40,
                  "  ".join(t.ljust(w) for t, w in zip(titles, widths)).rstrip()]
         lines += ["  ".join(c.ljust(w) for c, w in zip(cell, widths)).rstrip()
                   for cell in cells]

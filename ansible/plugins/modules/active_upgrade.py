@@ -21,7 +21,9 @@ description:
     action that is running already (after a timed-out task) is waited for, not sent again;
     C(exec) with O(unless) runs only when that command fails inside the Upgrade Side.
   - In check mode it runs C(au plan --json) (a dry run of the whole session) and says
-    whether the action would change anything; nothing is sent to the instance.
+    whether the action would change anything; nothing is sent to the instance. An action
+    that comes later in the session than the host's state (C(merge) of a host still Idle)
+    counts as possible, so that a whole play can run in check mode.
   - Fails with the tool's message, hint and exit code (the exit-code table of C(au)),
     also when a request ends Broken (its error from C(au status --json)) or the wait
     times out.
@@ -207,6 +209,22 @@ def disruption(au, session, since):
     return rows
 
 
+SESSION = ("split", "exec", "merge", "commit", "finish")
+"""A committed session's actions in order (``exec`` inside the Upgrade Side, in Split)."""
+NEXT = {"Idle": "split", "Split": "exec", "Merge": "commit", "Commit": "finish"}
+"""The first action of ``SESSION`` still ahead of a Ready instance in each state."""
+
+
+def ahead(status, action):
+    """In check mode, a later action of the session counts as possible when the ones
+    before it would lead there (a dry run of a whole play: split, exec, merge, ...)."""
+    if status.get("operational_state") != READY:
+        return False
+    first = NEXT.get(status.get("upgrade_state"))
+    return (first is not None and action in SESSION
+            and SESSION.index(action) >= SESSION.index(first))
+
+
 def not_allowed(status, action):
     allowed = ", ".join(status.get("allowed_actions") or []) or "none while Busy"
     return AuFailure("`%s` is not allowed in %s / %s" % (
@@ -223,6 +241,9 @@ def run_exec(module, au, status):
         raise AuFailure("exec needs argv: the command to run inside the Upgrade Side",
                         hint="Give argv, e.g. [apt-get, install, -y, nginx].", exit_code=2,
                         error="UsageError")
+    if module.check_mode and ahead(status, "exec"):
+        return {"changed": True, "upgrade_state": status.get("upgrade_state"),
+                "plan": au.json("plan")}
     if status.get("upgrade_state") != "Split" or status.get("operational_state") != READY:
         raise AuFailure("exec runs inside the Upgrade Side, which exists in Split / Ready "
                         "only; the instance is %s / %s" % (status.get("upgrade_state"),
@@ -263,7 +284,8 @@ def run_action(module, au, status):
     if not running:
         if state == BROKEN and action != "abort":
             raise broken_failure(status)
-        if action not in (status.get("allowed_actions") or []):
+        allowed = action in (status.get("allowed_actions") or [])
+        if not allowed and not (module.check_mode and ahead(status, action)):
             raise not_allowed(status, action)
     if module.check_mode:
         return {"changed": True, "upgrade_state": status.get("upgrade_state"),
