@@ -133,6 +133,10 @@ def replica_of(host: Host, path: str, which: str) -> Path:
              if v["path"] == path]
     live = vol["live"]
     letter = live if which == "live" else ("b" if live == "a" else "a")
+    if letter == "a":
+        # replica a is the original directory itself (bound at its replica folder inside
+        # the host only): on the host's disk it is the path
+        return host.path(path)
     return host.path(vol["replicas"][letter])
 
 
