@@ -26,7 +26,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from activeupgrade.platform.volumes import watch
 from activeupgrade.platform.volumes.manifest import Entries, Manifest
@@ -206,7 +205,3 @@ class SyncState:
         """The pending-resync figures are out of date (a resync, split or switch ran)."""
         with self.lock:
             self.figures.stale = True
-
-    def describe(self) -> dict[str, Any]:
-        """What is tracked (for diagnostics)."""
-        return {"tracked_trees": self.trackers.roots(), "manifests": len(self._memo)}

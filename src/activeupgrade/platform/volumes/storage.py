@@ -34,10 +34,6 @@ class Storage(StrEnum):
         """Whether copies share blocks (instant, no space until changed)."""
         return self is Storage.REFLINK
 
-    def describe(self) -> str:
-        return {Storage.PLAIN: "plain directories (kernel copies)",
-                Storage.REFLINK: "reflink copies (shared extents)"}[self]
-
 
 def detect(folder: str | os.PathLike[str]) -> Storage:
     """The backend the filesystem of ``folder`` (a replica folder: scratch files are
