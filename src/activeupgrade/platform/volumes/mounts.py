@@ -35,8 +35,9 @@ AT_RECURSIVE = 0x8000
 OPEN_TREE_CLONE = 1
 OPEN_TREE_CLOEXEC = os.O_CLOEXEC
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
+AT_EMPTY_PATH = 0x1000
 
-_SYSCALLS = {"open_tree": 428, "move_mount": 429}
+_SYSCALLS = {"open_tree": 428, "move_mount": 429, "mount_setattr": 442}
 """System call numbers (the same on every architecture since Linux 5.2's unified table)."""
 _ARCHES = ("x86_64", "aarch64", "riscv64", "ppc64le", "s390x", "armv7l", "i686")
 
@@ -87,6 +88,22 @@ def clone(path: str, *, recursive: bool = False, at: int = AT_FDCWD) -> int:
     flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
     return _check(_syscall("open_tree", ctypes.c_int(at), _b(path), ctypes.c_uint(flags)),
                   f"clone the mount at {path}")
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def make_tree_private(tree: int) -> None:
+    """mount_setattr(2): every mount of the detached ``tree`` private. A clone of a shared
+    mount is a peer of it: without this, what is mounted into the tree would also appear
+    in the mount it was cloned from (a submount carried onto B would land in replica B's
+    own folder, read-only, and stop its next resync)."""
+    attr = _MountAttr(0, 0, MS_PRIVATE, 0)
+    _check(_syscall("mount_setattr", ctypes.c_int(tree), b"",
+                    ctypes.c_uint(AT_EMPTY_PATH | AT_RECURSIVE), ctypes.byref(attr),
+                    ctypes.c_size_t(ctypes.sizeof(attr))), "make a detached tree private")
 
 
 def move(tree: int, target: str, *, at: int = AT_FDCWD) -> None:
@@ -188,6 +205,7 @@ def assemble(source: str, carried: list[tuple[str, str]]) -> int:
     tree without them."""
     tree = clone(source)
     try:
+        make_tree_private(tree)
         for point, rel in carried:
             if not os.path.lexists(os.path.join(source, rel)):
                 continue
