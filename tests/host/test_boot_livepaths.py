@@ -4,12 +4,17 @@ to the right replica before the other units start, a unit that writes into /etc 
 writes into the live replica (never under a mount that hides it), nginx runs the live
 side's binary, and the session goes on where it was.
 
-One host for the module; two reboots.
+A power cut in the middle of Commit's resync: the upgraded replicas are live again at
+boot, the request is Broken (interrupted) and a Retry completes it; a file written after
+the boot is kept, and the old replicas end identical to the upgraded ones.
+
+One host for the module; two reboots and a power cut.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -17,6 +22,8 @@ import pytest
 
 from tests.host import NGINX, Host
 from tests.host.fixtures import booted_host
+from tests.host.machine import HOST_PATH
+from tests.support import wait_until
 
 HOME = "/var/lib/activeupgrade"
 UNIT = "activeupgrade-livepaths.service"
@@ -163,3 +170,62 @@ def test_reboots_in_split_and_merge(host: Host) -> None:
                    f"{HOME}/replicas/usr/b"], check=True).stdout
     print("\nboot-livepaths times:", {k: round(v, 2) for k, v in times.items()},
           "disk used by the b replicas:", du.split()[-2], "bytes")
+
+
+BULK = 60_000
+"""Files the upgrade adds to /usr: enough that Commit's resync is seen under way."""
+MAKE_BULK = (
+    "import os\n"
+    "d = '/usr/share/au-bulk'\n"
+    "os.makedirs(d)\n"
+    f"for i in range({BULK}):\n"
+    "    with open(f'{d}/{i}', 'w') as fh:\n"
+    "        fh.write(str(i))\n"
+)
+
+
+def test_reboot_in_the_middle_of_commits_resync(host: Host) -> None:
+    # After the first test: /etc and /usr adopted, the boot unit installed, Idle.
+    _au(host, "split")
+    _au(host, "exec", "--", "python3", "-c", MAKE_BULK)
+    _au(host, "merge")
+    committing = subprocess.Popen(
+        ["nsenter", "-t", str(host.leader), "-a", "--", "au", "commit", "--yes"],
+        env={"PATH": HOST_PATH, "LANG": "C.UTF-8", "HOME": "/root"},
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def resyncing() -> bool:
+            st = json.loads(_au(host, "status", "--json"))
+            assert not (st["upgrade_state"] == "Commit" and st["operational_state"] == "Ready"), (
+                "Commit ended before the reboot: make BULK larger")
+            return st["step"] == "volumes.resync-commit"
+
+        wait_until(resyncing, 120, "Commit's resync to be under way")
+        # A crash, not a clean reboot (which lets the daemon end its step first): every
+        # process of the host killed at once, then it boots again.
+        host.power_cut()
+        report = host.boot()
+        assert report.state == "running", report.failed
+    finally:
+        committing.wait(timeout=60)
+    _attached_before_everything(host)
+    # Commit keeps the upgraded replica (here A, the original folders: the first test
+    # committed B, so this session upgraded A): it is live again before anything starts.
+    assert host.run(["test", "-e", f"/usr/share/au-bulk/{BULK - 1}"]).returncode == 0
+    status = json.loads(_au(host, "host", "status", "--json"))
+    assert all(v["problem"] is None for v in status["volumes"]), status
+    st = json.loads(_au(host, "status", "--json"))
+    assert (st["upgrade_state"], st["operational_state"]) == ("Commit", "Broken"), st
+    host.write_file("/etc/au-written-after-boot", "kept\n")
+
+    _au(host, "retry")
+    st = json.loads(_au(host, "status", "--json"))
+    assert (st["upgrade_state"], st["operational_state"]) == ("Commit", "Ready"), st
+    _au(host, "finish")
+    _au(host, "volume", "verify", "--full")
+    assert json.loads(_au(host, "status", "--json"))["duplex"]
+    assert host.run(["cat", "/etc/au-written-after-boot"]).stdout == "kept\n"
+    for replica in "ab":
+        count = host.run(["sh", "-c", f"ls {HOME}/replicas/usr/{replica}/share/au-bulk | wc -l"],
+                         check=True).stdout.strip()
+        assert count == str(BULK), f"replica {replica} holds every file of the upgrade"
