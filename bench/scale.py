@@ -218,8 +218,8 @@ def report(rows: list[dict[str, float]]) -> None:
         print(f"daemon peak RSS  {r['rss']:8.0f} MiB")
     print("\ngrowth by size (seconds; status in ms; RSS in MiB):")
     keys = ["adopt", "cp", "resync 0.1%", "rsync 0.1%", "resync 1%", "rsync 1%",
-            "resync idle", "inner first", "inner 0.1%", "inner 1%", "inner idle", "status", "status_server", "verify",
-            "verify full", "split", "split cpu", "finish", "rss"]
+            "resync idle", "inner first", "inner 0.1%", "inner 1%", "inner idle", "status",
+            "status_server", "verify", "verify full", "split", "split cpu", "finish", "rss"]
     print("files".rjust(8) + "".join(k.rjust(14) for k in keys))
     print("(inner: the resync's own time in the daemon, without the CLI and the engine)")
     for r in rows:
