@@ -166,6 +166,9 @@ def _measure(work: Path, home: Path, vol: Path, files: int) -> dict[str, float]:
     out["status_bare"] = statistics.median(
         [timed(lambda: run([sys.executable, "-m", "activeupgrade", "--version"]))
          for _ in range(3)])
+    # the first resync of a daemon's life reads both trees in full (its change tracking
+    # starts there); every later one looks only at what changed
+    out["resync first"], _, out["inner first"] = resync_cli(home, name)
     for label, share in (("0.1%", 0.001), ("1%", 0.01)):
         edit(vol, files, share, seed=int(share * 1e4))
         run(["sync"])
@@ -196,6 +199,8 @@ def report(rows: list[dict[str, float]]) -> None:
         print(f"\n== {n} files, {r['mib']:.0f} MiB ==")
         print(f"adopt            au {r['adopt']:8.2f}s   cp -a {r['cp']:8.2f}s   "
               f"ratio {r['adopt'] / r['cp']:.2f}")
+        print(f"resync first     au {r['resync first']:8.2f}s   (nothing changed; the "
+              f"daemon's first look at the trees: {r['inner first']:.3f}s of it)")
         for label in ("0.1%", "1%", "idle"):
             ours, base = r[f"resync {label}"], r[f"rsync {label}"]
             print(f"resync {label:5}     au {ours:8.2f}s   rsync -a --delete {base:8.2f}s   "
@@ -213,8 +218,8 @@ def report(rows: list[dict[str, float]]) -> None:
         print(f"daemon peak RSS  {r['rss']:8.0f} MiB")
     print("\ngrowth by size (seconds; status in ms; RSS in MiB):")
     keys = ["adopt", "cp", "resync 0.1%", "rsync 0.1%", "resync 1%", "rsync 1%",
-            "resync idle", "inner 0.1%", "inner idle", "status", "status_server", "verify",
-            "verify full", "split", "split cpu", "finish", "rss"]
+            "resync idle", "inner first", "inner 0.1%", "inner 1%", "inner idle", "status",
+            "status_server", "verify", "verify full", "split", "split cpu", "finish", "rss"]
     print("files".rjust(8) + "".join(k.rjust(14) for k in keys))
     print("(inner: the resync's own time in the daemon, without the CLI and the engine)")
     for r in rows:

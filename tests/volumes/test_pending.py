@@ -116,3 +116,30 @@ def test_estimate_comes_from_measured_rates(host: tuple[Store, SyncState, Path, 
     est = registry.pending_resync(store, state=state)["commit"]["volumes"][vol.name]
     assert est["seconds_estimate"] == registry.seconds_for(vol, 5000, est["files"])
     assert est["seconds_estimate"] >= vol.base > 0
+
+
+def test_background_keeps_the_trackers_of_volumes_behind_a_symlink(tmp_path: Path) -> None:
+    """Trackers are kept by real path: a replica folder reached through a symlink is not
+    taken for a released volume's (which would make every resync read the trees again)."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    inst = Instance(tmp_path / "link" / "home")
+    inst.ensure()
+    store = Store(inst.db)
+    state = SyncState()
+    try:
+        path = tmp_path / "link" / "srv" / "app"
+        path.mkdir(parents=True)
+        (path / "f").write_bytes(b"x")
+        vol = adoption.adopt(inst, store, str(path), VolumeRole.DATA, mode=livepath.SYMLINK)
+        registry.refresh_figures(store, state)
+        serial = state.trackers.take(vol.replica("a")).mark
+        registry.refresh_figures(store, state)
+        again = state.trackers.take(vol.replica("a")).mark
+        assert serial is not None and again is not None
+        assert again.tracker == serial.tracker  # the same tracker: not dropped and rebuilt
+        assert state.figures.error == ""
+    finally:
+        state.close()
+        store.close()

@@ -328,7 +328,7 @@ def refresh_figures(store: Store, state: SyncState, basis: str = "") -> None:
     fig = state.figures
     try:
         vols = all_volumes(store)
-        known = {p for v in vols for p in v.replicas.values()}
+        known = {os.path.realpath(p) for v in vols for p in v.replicas.values()}
         for root in state.trackers.roots():
             if not any(root == p or root.startswith(p + os.sep) for p in known):
                 state.trackers.forget(root)  # a released volume's replica
