@@ -241,3 +241,11 @@ def test_integer_queries(target: Target, value: str) -> None:
     for entry in ("9" * 20, "9" * 400):
         r = target.client.get(f"/log/{entry}")
         assert r.status_code == 400 and "no activity log entry" in r.json()["message"], r.text
+
+
+@pytest.mark.parametrize("value", ["9" * 20, "9" * 400, "-1", "abc", "\u00b2", "1e3"])
+def test_events_refuses_a_bad_after_before_streaming(target: Target, value: str) -> None:
+    """/events is an endless stream (left out above); its one parameter is checked first."""
+    r = target.client.get("/events", params={"after": value})
+    target.counts.add("integer", r.status_code)
+    assert r.status_code == 400 and "`after`" in r.json()["message"], r.text

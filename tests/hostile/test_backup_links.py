@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from activeupgrade.errors import SecurityError
-from activeupgrade.platform.backup import backup_folder, copy_matches
+from activeupgrade.errors import DiskFullError, SecurityError
+from activeupgrade.platform.backup import MAX_DEPTH, backup_folder, copy_matches
+from tests.support import cannot_run
 
 
 @pytest.fixture
@@ -70,3 +72,44 @@ def test_a_backup_folder_under_a_folder_others_can_write_is_refused(tmp_path: Pa
     with pytest.raises(SecurityError, match="writable by others"):
         backup_folder(loose / "backups", "s3")
     assert not (loose / "backups").exists()
+
+
+def test_a_very_deep_tree_is_cut_and_said(tmp_path: Path) -> None:
+    """A tree deeper than any path the backup can hold is saved down to MAX_DEPTH and the
+    rest is listed as skipped (no RecursionError, no name too long)."""
+    old = tmp_path / "replica"
+    top = old / "logs"
+    top.mkdir(parents=True)
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(MAX_DEPTH + 20):  # deeper than PATH_MAX allows by name
+            os.mkdir("dddddddddddddddddddddddddddddd", dir_fd=fd)
+            nxt = os.open("dddddddddddddddddddddddddddddd", os.O_RDONLY | os.O_DIRECTORY,
+                          dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        with open(os.open("deep.log", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as fh:
+            fh.write("x")
+    finally:
+        os.close(fd)
+    dest = backup_folder(tmp_path / "backups", "s4")
+    got = copy_matches(old, "/opt/app", ["/opt/app/logs"], dest)
+    assert got.saved == [] and got.skipped, got
+    assert all("name too long" in s.lower() or "deeper than" in s for s in got.skipped), got
+
+
+def test_a_full_backup_folder_fails_clearly(replica: Path, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        cannot_run("mounting a small filesystem needs root")
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)],
+                   check=True)
+    try:
+        (replica / "logs" / "big.log").write_bytes(os.urandom(256 * 1024))
+        dest = backup_folder(small / "backups", "s5")
+        with pytest.raises(DiskFullError) as err:
+            copy_matches(replica, "/opt/app", ["/opt/app/logs/*.log"], dest)
+        assert "no space left" in err.value.message and str(dest) in err.value.message
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)

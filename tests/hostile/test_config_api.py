@@ -97,3 +97,13 @@ def test_a_link_named_like_a_configuration_to_a_secret(api: AppClient,
         for doc in _refusals(api, str(link)):
             assert "owned by uid 65534" in str(doc["message"]), doc
             assert "admin:" not in str(doc), doc
+
+
+def test_a_fifo_named_like_a_configuration_never_blocks(api: AppClient, tmp_path: Path) -> None:
+    """Opening a FIFO for reading waits for a writer: the file is opened without waiting
+    and refused as not a regular file."""
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo, 0o644)
+    r = api.post("/config/validate", json={"path": str(fifo)})
+    assert r.status_code == 400, r.text
+    assert "not a regular file" in r.json()["message"], r.text

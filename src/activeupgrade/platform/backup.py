@@ -10,6 +10,7 @@ system volumes during split but was not saved (it is lost at commit).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import stat
@@ -21,7 +22,7 @@ from activeupgrade import safepath
 from activeupgrade.config.model import Config, VolumeRole
 from activeupgrade.engine.journal import Journal
 from activeupgrade.engine.steps import Step, StepContext
-from activeupgrade.errors import VolumeError
+from activeupgrade.errors import VolumeError, os_error
 from activeupgrade.model.states import Request, Severity
 from activeupgrade.platform.volumes import registry
 from activeupgrade.store.db import Store
@@ -30,6 +31,8 @@ NAMESPACE = "backup"
 """Store namespace: the backup folder of each session (key: session id)."""
 LISTED = 200
 """Most file names written in one log entry (the rest are counted)."""
+MAX_DEPTH = 200
+"""Deepest folder below a match that is saved (deeper ones are skipped and said)."""
 
 
 @dataclass
@@ -85,7 +88,25 @@ def _copy_entry(top: int, rel: str, live: str, dest: Path, out: Copied) -> None:
         os.close(dir_fd)
 
 
-def _copy_at(dir_fd: int, name: str, live_path: str, dest: Path, out: Copied) -> None:
+def _copy_at(dir_fd: int, name: str, live_path: str, dest: Path, out: Copied,
+             depth: int = 0) -> None:
+    """Save entry ``name`` of the folder ``dir_fd``. What cannot be read is skipped and
+    said (it vanished, its path is too long, a tree deeper than ``MAX_DEPTH``); a fault of
+    the backup's own filesystem (full, read-only) fails the step."""
+    if depth > MAX_DEPTH:
+        out.skipped.append(f"{live_path} (deeper than {MAX_DEPTH} folders)")
+        return
+    try:
+        _copy_entry_at(dir_fd, name, live_path, dest, out, depth)
+    except OSError as exc:
+        found = os_error(exc, f"save {live_path} into the backup folder {dest}")
+        if found is not None:
+            raise found from None
+        out.skipped.append(f"{live_path} ({exc.strerror or exc})")
+
+
+def _copy_entry_at(dir_fd: int, name: str, live_path: str, dest: Path, out: Copied,
+                   depth: int) -> None:
     st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     target = dest / live_path.lstrip("/")
     if stat.S_ISLNK(st.st_mode):
@@ -109,7 +130,7 @@ def _copy_at(dir_fd: int, name: str, live_path: str, dest: Path, out: Copied) ->
                       dir_fd=dir_fd)
         try:
             for entry in sorted(os.listdir(sub)):
-                _copy_at(sub, entry, f"{live_path}/{entry}", dest, out)
+                _copy_at(sub, entry, f"{live_path}/{entry}", dest, out, depth + 1)
         finally:
             os.close(sub)
     else:
@@ -133,14 +154,21 @@ def _copy_fd(src: int, target: Path) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
                  0o600)
     try:
-        while chunk := os.read(src, 1 << 20):
-            os.write(fd, chunk)
-        os.fchown(fd, st.st_uid, st.st_gid)
-        os.fchmod(fd, stat.S_IMODE(st.st_mode))
-        os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
-    finally:
-        os.close(fd)
-    os.replace(tmp, target)
+        try:
+            while chunk := os.read(src, 1 << 20):
+                view = memoryview(chunk)
+                while view:  # a short write (a filling disk) goes on until it fails
+                    view = view[os.write(fd, view):]
+            os.fchown(fd, st.st_uid, st.st_gid)
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))
+            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def backup_folder(base: Path, name: str) -> Path:

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from activeupgrade.api.server import daemon_of
+from activeupgrade.api.server import daemon_of, int_param
 from activeupgrade.bus import Event, EventKind
 
 KEEPALIVE = 15.0
@@ -22,6 +22,9 @@ async def events(request: Request) -> StreamingResponse:
     Query ``after=ID`` first replays the log entries after that id.
     """
     d = daemon_of(request)
+    # Checked before the stream starts: a bad value is a 400, not a broken stream.
+    after = int_param(request, "after", -1, low=0) if request.query_params.get(
+        "after") else -1
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=10_000)
 
@@ -29,14 +32,13 @@ async def events(request: Request) -> StreamingResponse:
         loop.call_soon_threadsafe(queue.put_nowait, event)
 
     unsubscribe = d.bus.subscribe(listener)
-    after = request.query_params.get("after")
 
     async def stream() -> AsyncIterator[str]:
         try:
             status = await asyncio.to_thread(d.engine.status_view)
             yield f"event: status\ndata: {json.dumps(status)}\n\n"
-            if after is not None and after.isdigit():
-                for e in await asyncio.to_thread(d.log.entries, after=int(after)):
+            if after >= 0:
+                for e in await asyncio.to_thread(d.log.entries, after=after):
                     yield f"event: log\ndata: {json.dumps(e.to_dict())}\n\n"
             while True:
                 try:
