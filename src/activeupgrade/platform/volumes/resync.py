@@ -33,7 +33,7 @@ from typing import Any
 
 from activeupgrade import proc
 from activeupgrade.errors import VolumeError
-from activeupgrade.platform.volumes import bulk
+from activeupgrade.platform.volumes import bulk, reserve
 from activeupgrade.platform.volumes.copy import CopyFlags, apply_meta, copy_file, copy_special
 from activeupgrade.platform.volumes.manifest import Entries, Journal, Manifest, Pair
 from activeupgrade.platform.volumes.state import Last, SyncState
@@ -384,6 +384,9 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
         journal.add(rel, new[rel])
 
     bulk_files = bulk_bytes = 0
+    if first and not job.storage.clones:
+        reserve.ensure_room(dst_r, sum(st.st_size for st in src.values()
+                                       if stat.S_ISREG(st.st_mode)))
     if first:
         # The first copy is most of an adoption's time: say how far it is as each cp
         # group is taken (its entries counted as they are vouched for).
@@ -398,6 +401,7 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
                 copying.bytes_done += src[rel].st_size
 
         def group_done() -> None:
+            reserve.check(dst_r)
             if progress is not None:
                 progress(copying)
             if check is not None:
@@ -419,11 +423,16 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
 
     def report(force: bool = False) -> None:
         nonlocal last_report
-        if progress is not None and (force or time.monotonic() - last_report > 0.1):
+        if force or time.monotonic() - last_report > 0.1:
             last_report = time.monotonic()
-            progress(prog)
+            if not completed:
+                reserve.check(dst_r)
+            if progress is not None:
+                progress(prog)
 
     completed = False
+    if not job.storage.clones:
+        reserve.ensure_room(dst_r, p.copy_bytes)
     try:
         # 1. deletions (a deleted directory takes its contents with it); in parallel:
         # freeing a file's blocks waits on the filesystem journal
