@@ -105,3 +105,43 @@ def test_quick_verify_reads_only_what_the_manifest_does_not_vouch_for(
     with pytest.raises(VerifyMismatch):
         verify(standby, live, trusted=trusted_by(known, first_is_a=False))
     assert read == ["f2"]
+
+
+def test_au_volume_verify_means_duplex_as_the_status_does(tmp_path: Path) -> None:
+    """A data volume written by its application in Idle: `au volume verify` is not a
+    failure for the live side's lag (the pending resync) — only for a difference the
+    standby does not owe to the live side (item 10 of the hostile-input issue)."""
+    from activeupgrade.config.model import VolumeRole
+    from activeupgrade.instance import Instance
+    from activeupgrade.platform.volumes import adoption, registry, replica
+    from activeupgrade.platform.volumes.livepath import SYMLINK
+
+    from .helpers import engine_for
+
+    data = tmp_path / "var" / "app"
+    data.mkdir(parents=True)
+    for i in range(10):
+        (data / f"row{i}").write_text(f"row {i}\n")
+    _engine, store = engine_for(tmp_path / "home")
+    try:
+        adoption.adopt(Instance(tmp_path / "home"), store, str(data), VolumeRole.DATA,
+                       mode=SYMLINK)
+        vol = registry.require(store, str(data))
+        assert replica.verify_in_use(vol)[1] == []
+        # the application writes on: a new row and an update of one
+        (data / "row10").write_text("row 10\n")
+        (data / "row3").write_text("row 3, updated\n")
+        entries, lagging = replica.verify_in_use(vol)
+        assert entries == 12  # the folder and its eleven rows, as the live side has them
+        assert any(line.endswith(": row10") for line in lagging), lagging
+        assert any(line.startswith("row3: ") for line in lagging), lagging
+        # the standby written behind the tool's back: a real difference
+        standby = vol.replica(registry.Volume.other(vol.live_or_fail()))
+        old = (Path(standby) / "row5").stat()
+        (Path(standby) / "row5").write_text("ROW 5\n")
+        os.utime(Path(standby) / "row5", ns=(old.st_atime_ns, old.st_mtime_ns))
+        with pytest.raises(VerifyMismatch) as err:
+            replica.verify_in_use(vol, full=True)
+        assert "row5" in err.value.message and "row10" not in err.value.message
+    finally:
+        store.close()

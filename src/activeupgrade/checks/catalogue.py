@@ -42,8 +42,9 @@ class CheckDef:
 E, W = CheckSeverity.ERROR, CheckSeverity.WARNING
 
 CHECKS: tuple[CheckDef, ...] = (
-    CheckDef("AU-C001", "duplex", E, "Every volume's two replicas are identical (duplex mode)",
-             "A resync is pending or running, a replica differs from its partner, or a live "
+    CheckDef("AU-C001", "duplex", E, "Every volume's two replicas are identical but for "
+             "what the applications changed since the last resync (duplex mode)",
+             "A resync is running or stopped, a volume is still in a session, or a live "
              "path lost its mount (`umount`, a reboot before the boot unit ran).",
              "Wait for the resync to finish (`au status`), or run `au volume resync NAME`; "
              "for a live path, `au volume attach NAME`."),

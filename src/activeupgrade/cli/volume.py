@@ -79,7 +79,9 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         for r in results:
             how = "byte for byte" if r.get("full") else "quick"
-            print(f"{r['name']}: replicas identical ({r['entries']} entries, {how})")
+            lag = (f"; {r['pending']} changed by the applications since the last resync: "
+                   "pending resync" if r.get("pending") else "")
+            print(f"{r['name']}: replicas identical ({r['entries']} entries, {how}{lag})")
     return 0
 
 

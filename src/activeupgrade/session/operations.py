@@ -174,12 +174,15 @@ def verify_steps(store: Store, args: dict[str, Any],
             ctx.progress(100.0 * i / max(1, len(vols)),
                          f"comparing the replicas of {vol.name} ({i + 1} of {len(vols)})",
                          files_done=checked)
-            entries = replica.verify_volume(vol, full=full, state=sync)
+            entries, lagging = replica.verify_in_use(vol, full=full, state=sync)
             checked += entries
             ctx.write("volume.verify", f"{vol.name}: replicas identical ({entries} entries, "
-                      + ("byte for byte)" if full else "quick)"))
+                      + ("byte for byte" if full else "quick")
+                      + (f"; {len(lagging)} changed by the applications since the last "
+                         "resync began: pending resync" if lagging else "") + ")",
+                      details={"volume": vol.name, "lagging": lagging[:50]})
             results.append({"name": vol.name, "entries": entries, "identical": True,
-                            "full": full})
+                            "full": full, "pending": len(lagging)})
         ctx.results["volumes"] = results
 
     return [Step("volume.verify", run, 24 * 3600.0, "verify replicas")]

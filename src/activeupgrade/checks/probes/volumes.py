@@ -41,9 +41,14 @@ def duplex(env: CheckEnv) -> Verdict:
         return Verdict(False, "not in duplex mode: " + "; ".join(
             f"{p}: run `au volume attach {name}`" for name, p in problems),
             details={"facts": facts, "live_paths": dict(problems)})
-    if facts.get("duplex"):
-        return Verdict(True, "every volume is in duplex mode", details={"facts": facts})
     pending = facts.get("pending_resync")
+    if facts.get("duplex"):
+        lag = ""
+        if isinstance(pending, dict) and (pending.get("bytes") or pending.get("files")):
+            lag = (f" ({pending.get('files', 0)} files, "
+                   f"{human_bytes(float(pending.get('bytes') or 0))} changed on the live "
+                   "replicas since the last resync: pending, taken up by the next resync)")
+        return Verdict(True, "every volume is in duplex mode" + lag, details={"facts": facts})
     text = ""
     if isinstance(pending, dict) and pending.get("bytes"):
         text = (f": resync pending ({human_bytes(float(pending['bytes']))}, "

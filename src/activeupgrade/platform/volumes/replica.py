@@ -11,7 +11,7 @@ from activeupgrade.platform.volumes import livepath, registry
 from activeupgrade.platform.volumes.registry import Volume
 from activeupgrade.platform.volumes.resync import Progress, Result, resync
 from activeupgrade.platform.volumes.state import SyncState
-from activeupgrade.platform.volumes.verify import trusted_by, verify
+from activeupgrade.platform.volumes.verify import trusted_by, verify, verify_settled
 from activeupgrade.store.db import Store
 
 
@@ -73,6 +73,30 @@ def verify_volume(vol: Volume, *, full: bool = True, state: SyncState | None = N
         known, _ = (state or SyncState.once()).load(vol.manifest)
         trusted = trusted_by(known)
     return verify(vol.replica("a"), vol.replica("b"), name=vol.name, trusted=trusted)
+
+
+def verify_in_use(vol: Volume, *, full: bool = True, state: SyncState | None = None
+                  ) -> tuple[int, list[str]]:
+    """``au volume verify``: what *duplex* means everywhere (the status, AU-C001 and here).
+
+    The two replicas hold the same content except what the applications changed on the
+    live replica since the last resync began: that lag is the pending resync, taken up by
+    the next one, and is returned (not a failure). Any other difference — the standby
+    written behind the tool's back, an entry neither side explains — raises
+    VerifyMismatch. In a session (or before the first resync) the replicas are compared
+    as they are."""
+    live = vol.live()
+    began = vol.last_resync.get("at")
+    if vol.session or live is None or not isinstance(began, int | float):
+        return verify_volume(vol, full=full, state=state), []
+    since_ns = int((float(began) - float(vol.last_resync.get("seconds") or 0.0)) * 1e9)
+    standby = Volume.other(live)
+    trusted = None
+    if not full:
+        known, _ = (state or SyncState.once()).load(vol.manifest)
+        trusted = trusted_by(known, first_is_a=live == "a")
+    return verify_settled(vol.replica(live), vol.replica(standby), since_ns, name=vol.name,
+                          trusted=trusted)
 
 
 def switch(vol: Volume, to: str) -> bool:
