@@ -18,6 +18,7 @@ from activeupgrade.store.db import Store
 
 if TYPE_CHECKING:
     from activeupgrade.engine.steps import StepContext
+    from activeupgrade.platform.volumes.state import SyncState
 
 
 @dataclass
@@ -37,6 +38,9 @@ class CheckEnv:
     """False for a read-only plan: readiness-check actions are listed, not run."""
     dry_run: bool = False
     """Actions run with ACTIVE_UPGRADE_DRY_RUN=1."""
+    sync: SyncState | None = None
+    """The daemon's volume sync state: figures without a walk of the trees (None: a
+    one-off caller, figures computed now)."""
 
 
 @dataclass

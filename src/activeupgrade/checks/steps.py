@@ -13,6 +13,7 @@ contract), so they are idempotent: a rerun gives a fresh verdict.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from activeupgrade.checks import catalogue
 from activeupgrade.checks.catalogue import CheckSeverity
@@ -21,6 +22,9 @@ from activeupgrade.config.model import Config, ControlType
 from activeupgrade.engine.steps import Step, StepContext
 from activeupgrade.errors import CheckFailed
 from activeupgrade.model.states import Severity, Side
+
+if TYPE_CHECKING:
+    from activeupgrade.platform.volumes.state import SyncState
 
 BASE_TIMEOUT = 300.0
 """Seconds for the checks themselves (free-space walks the volumes)."""
@@ -52,11 +56,12 @@ def log_report(ctx: StepContext, report: Report) -> None:
     ctx.results.update(ready=report.ready, failed=failed, warnings=len(warned))
 
 
-def _runner(ids: tuple[str, ...], side: Side, *, blocking: bool) -> Callable[[StepContext], None]:
+def _runner(ids: tuple[str, ...], side: Side, *, blocking: bool,
+            sync: SyncState | None = None) -> Callable[[StepContext], None]:
     def run(ctx: StepContext) -> None:
         env = CheckEnv(
             instance=ctx.instance, store=ctx.store, config=ctx.config, state=ctx.state,
-            session=ctx.session, side=side, step=ctx,
+            session=ctx.session, side=side, step=ctx, sync=sync,
         )
         report = run_checks(env, ids)
         save_report(ctx.store, report)
@@ -73,14 +78,15 @@ def _runner(ids: tuple[str, ...], side: Side, *, blocking: bool) -> Callable[[St
     return run
 
 
-def on_demand(cfg: Config) -> list[Step]:
+def on_demand(cfg: Config, sync: SyncState | None = None) -> list[Step]:
     return [Step("checks.readiness", _runner(catalogue.ON_DEMAND, Side.PRODUCTION,
-                                             blocking=False),
+                                             blocking=False, sync=sync),
                  timeout=_timeout(cfg), description="readiness checks")]
 
 
-def final(cfg: Config) -> list[Step]:
-    return [Step("checks.final", _runner(catalogue.FINAL, Side.PRODUCTION, blocking=True),
+def final(cfg: Config, sync: SyncState | None = None) -> list[Step]:
+    return [Step("checks.final", _runner(catalogue.FINAL, Side.PRODUCTION, blocking=True,
+                                         sync=sync),
                  timeout=_timeout(cfg), description="final readiness checks")]
 
 

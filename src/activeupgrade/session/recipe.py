@@ -53,9 +53,9 @@ def request_steps(request: Request, cfg: Config, sync: SyncState | None = None) 
     later = _advanced(cfg, request, LATER, sides)
     match request:
         case Request.CHECK_READINESS:
-            own = checks.on_demand(cfg)
+            own = checks.on_demand(cfg, sync)
         case Request.PREPARE_SPLIT:
-            own = [*checks.final(cfg), *volumes.prepare_split(cfg, sync)]
+            own = [*checks.final(cfg, sync), *volumes.prepare_split(cfg, sync)]
         case Request.EXECUTE_SPLIT:
             # The Upgrade Side exists only once side.start ran: its early actions follow it.
             early = _advanced(cfg, request, EARLY, (Side.PRODUCTION,))

@@ -31,10 +31,9 @@ def _none_selected(warn: bool = False) -> Verdict:
 
 
 def duplex(env: CheckEnv) -> Verdict:
-    fresh = getattr(registry, "invalidate_facts", None)
-    if fresh is not None:
-        fresh()  # the status bar may reuse facts for a few seconds; a check must not
-    facts = registry.facts(env.store)
+    # With the daemon's sync state the pending figures are the background ones (never a
+    # walk of the trees: a split must not wait on it); duplex itself is the registry's.
+    facts = registry.facts(env.store, env.sync)
     problems = [(v.name, p) for v in registry.all_volumes(env.store)
                 if (p := v.problem()) is not None]
     if problems:
