@@ -128,7 +128,10 @@ def test_operator_guard_rails_progress_and_log(browser: Any, web: Web,  # noqa: 
     c.shot("web-merge-confirm-abort")
     page.click("#confirm-no")
     assert not dialog.is_visible()
-    assert "Abort not sent" in page.locator("#notice").inner_text()
+    # (the dialog's close event, and so the notice, comes after the click returns)
+    page.wait_for_function(
+        "document.getElementById('notice').innerText.includes('Abort not sent')",
+        timeout=30_000)
     with web.api() as http:
         s = http.get("/api/status").json()
     assert (s["upgrade_state"], s["operational_state"], s["action"]) == (
