@@ -207,12 +207,19 @@ class Client:
                                   hint=f"See `journalctl -u {PACKAGED_UNIT}`.")
         elif under_systemd and proc.which("systemd-run"):
             unit = daemon_unit(self.instance)
-            proc.run(["systemctl", "reset-failed", unit], check=False, timeout=30)
-            proc.run(["systemd-run", "--quiet", "--collect", f"--unit={unit}",
-                      "--property=KillMode=process", f"--property=StandardOutput=append:"
-                      f"{log_path}", f"--property=StandardError=append:{log_path}",
-                      *(f"--setenv={k}={v}" for k, v in env.items()), "--", *argv],
-                     timeout=60)
+            # Another command may have started it a moment ago (or it is slow to answer):
+            # a unit that runs is waited for, never started twice.
+            if not self._unit_active(unit):
+                proc.run(["systemctl", "reset-failed", unit], check=False, timeout=30)
+                done = proc.run(
+                    ["systemd-run", "--quiet", "--collect", f"--unit={unit}",
+                     "--property=KillMode=process", f"--property=StandardOutput=append:"
+                     f"{log_path}", f"--property=StandardError=append:{log_path}",
+                     *(f"--setenv={k}={v}" for k, v in env.items()), "--", *argv],
+                    check=False, timeout=60)
+                if done.returncode != 0 and not self._unit_active(unit):
+                    raise DaemonError(f"systemd-run failed: {done.explain()}",
+                                      hint=f"See `journalctl -u {unit}` and {log_path}.")
         else:
             # The daemon outlives this command: its own session, no terminal, no stdin.
             proc.spawn(argv, env=env, log=log_path)
@@ -227,6 +234,11 @@ class Client:
             f"the daemon did not start within {START_TIMEOUT:.0f}s",
             hint=f"See {log_path}." + (f" Last lines:\n{tail}" if tail else ""),
         )
+
+    @staticmethod
+    def _unit_active(unit: str) -> bool:
+        done = proc.run(["systemctl", "is-active", "--quiet", unit], check=False, timeout=30)
+        return done.returncode == 0
 
     def _room_to_start(self) -> None:
         """A daemon cannot open its database (nor write why to its log) on a full
