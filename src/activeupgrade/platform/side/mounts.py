@@ -7,57 +7,9 @@ are as this process sees them, so a daemon in a chroot sees its own root's mount
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from activeupgrade.platform.volumes.mounts import Mount, current, mounted, parse, unescape
 
-
-@dataclass(frozen=True)
-class Mount:
-    """One line of mountinfo."""
-
-    id: int
-    parent: int
-    device: str
-    """major:minor of the filesystem."""
-    root: str
-    """The folder of the filesystem shown at the mount point."""
-    point: str
-    """Where it is mounted (as this process sees it)."""
-    fstype: str
-    source: str
-
-
-def unescape(field: str) -> str:
-    """mountinfo writes space, tab, newline and backslash as octal escapes."""
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and i + 3 < len(field) + 1 and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def parse(text: str) -> list[Mount]:
-    found = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) < 10 or "-" not in fields:
-            continue
-        sep = fields.index("-")
-        found.append(Mount(
-            id=int(fields[0]), parent=int(fields[1]), device=fields[2],
-            root=unescape(fields[3]), point=os.path.normpath(unescape(fields[4])),
-            fstype=fields[sep + 1], source=unescape(fields[sep + 2]),
-        ))
-    return found
-
-
-def current() -> list[Mount]:
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
-        return parse(fh.read())
+__all__ = ["Mount", "current", "mounted_at", "parse", "under", "unescape", "visible"]
 
 
 def visible(mounts: list[Mount]) -> list[Mount]:
@@ -106,7 +58,5 @@ def under(path: str, prefix: str) -> bool:
     return prefix == "/" or path == prefix or path.startswith(prefix.rstrip("/") + "/")
 
 
-def mounted_at(path: str) -> bool:
-    """Something is mounted exactly at ``path`` (in this mount namespace)."""
-    target = os.path.realpath(path)
-    return any(m.point == target for m in current())
+mounted_at = mounted
+"""Something is mounted exactly at ``path`` (in this mount namespace)."""

@@ -139,11 +139,27 @@ def bind_underlying(path: str, target: str) -> None:
     make_private(target)
 
 
-def _unescape(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as three octal digits
+@dataclass(frozen=True)
+class Mount:
+    """One line of mountinfo."""
+
+    id: int
+    parent: int
+    device: str
+    """major:minor of the filesystem."""
+    root: str
+    """The folder of the filesystem shown at the mount point."""
+    point: str
+    """Where it is mounted (as this process sees it)."""
+    fstype: str
+    source: str
+
+
+def unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
     out, i = [], 0
     while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit() and len(field[i + 1:i + 4]) == 3:
+        if field[i] == "\\" and i + 3 < len(field) + 1 and field[i + 1:i + 4].isdigit():
             out.append(chr(int(field[i + 1:i + 4], 8)))
             i += 4
         else:
@@ -152,26 +168,29 @@ def _unescape(field: str) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True)
-class Mount:
-    """One line of ``/proc/self/mountinfo``."""
+def parse(text: str) -> list[Mount]:
+    found = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 10 or "-" not in fields:
+            continue
+        sep = fields.index("-")
+        found.append(Mount(
+            id=int(fields[0]), parent=int(fields[1]), device=fields[2],
+            root=unescape(fields[3]), point=os.path.normpath(unescape(fields[4])),
+            fstype=fields[sep + 1], source=unescape(fields[sep + 2]),
+        ))
+    return found
 
-    id: int
-    parent: int
-    point: str
-    fstype: str
+
+def current() -> list[Mount]:
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
+        return parse(fh.read())
 
 
 def table() -> list[Mount]:
     """The mounts of this mount namespace, in mount order."""
-    out = []
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
-        for line in fh:
-            fields = line.split()
-            sep = fields.index("-")
-            out.append(Mount(int(fields[0]), int(fields[1]), _unescape(fields[4]),
-                             fields[sep + 1]))
-    return out
+    return current()
 
 
 def mounted(path: str) -> bool:
