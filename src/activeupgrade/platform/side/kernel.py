@@ -9,8 +9,9 @@ and the operation in words, so that whoever builds the side can say exactly what
 from __future__ import annotations
 
 import ctypes
-import os
 import platform
+
+from activeupgrade.libc import LIBC, checked, path_bytes
 
 # clone/unshare flags (linux/sched.h)
 CLONE_NEWNS = 0x00020000
@@ -52,52 +53,40 @@ _PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s39
                "i686": 217, "armv7l": 218}
 """pivot_root's system call number per machine (glibc has no wrapper)."""
 
-_libc = ctypes.CDLL(None, use_errno=True)
-"""The C library this process already runs with (no search: ``find_library`` would start
-``ldconfig``)."""
 
 
-def _check(result: int, what: str) -> int:
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-    return result
-
-
-def _b(path: str | None) -> bytes | None:
-    return None if path is None else os.fsencode(path)
 
 
 def mount(source: str | None, target: str, fstype: str | None = None, flags: int = 0,
           data: str | None = None) -> None:
     """mount(2); the message names the target and the filesystem type."""
     what = f"mount {fstype or ('bind' if flags & MS_BIND else 'change')} on {target}"
-    _check(_libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags),
-                       _b(data)), what)
+    checked(LIBC.mount(path_bytes(source), path_bytes(target), path_bytes(fstype),
+                       ctypes.c_ulong(flags), path_bytes(data)), what)
 
 
 def umount(target: str, flags: int = 0) -> None:
-    _check(_libc.umount2(_b(target), ctypes.c_int(flags)), f"unmount {target}")
+    checked(LIBC.umount2(path_bytes(target), ctypes.c_int(flags)), f"unmount {target}")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
     number = _PIVOT_ROOT.get(platform.machine())
     if number is None:
         raise OSError(38, f"pivot_root: unknown system call number on {platform.machine()}")
-    _check(_libc.syscall(ctypes.c_long(number), _b(new_root), _b(put_old)),
+    checked(LIBC.syscall(ctypes.c_long(number), path_bytes(new_root), path_bytes(put_old)),
            f"pivot_root into {new_root}")
 
 
 def unshare(flags: int) -> None:
-    _check(_libc.unshare(ctypes.c_int(flags)), f"unshare {flags:#x}")
+    checked(LIBC.unshare(ctypes.c_int(flags)), f"unshare {flags:#x}")
 
 
 def setns(fd: int, nstype: int = 0) -> None:
-    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
+    checked(LIBC.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
 
 
 def prctl(option: int, arg: int) -> None:
-    _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg), ctypes.c_ulong(0),
+    checked(LIBC.prctl(ctypes.c_int(option), ctypes.c_ulong(arg), ctypes.c_ulong(0),
                        ctypes.c_ulong(0), ctypes.c_ulong(0)), f"prctl {option}")
 
 

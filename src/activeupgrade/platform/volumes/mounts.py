@@ -25,6 +25,8 @@ import os
 import platform
 from dataclasses import dataclass
 
+from activeupgrade.libc import LIBC, checked, path_bytes
+
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
@@ -41,52 +43,41 @@ _SYSCALLS = {"open_tree": 428, "move_mount": 429, "mount_setattr": 442}
 """System call numbers (the same on every architecture since Linux 5.2's unified table)."""
 _ARCHES = ("x86_64", "aarch64", "riscv64", "ppc64le", "s390x", "armv7l", "i686")
 
-_libc = ctypes.CDLL(None, use_errno=True)
-"""The C library this process already runs with."""
 
 
-def _check(result: int, what: str) -> int:
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-    return result
-
-
-def _b(path: str | None) -> bytes | None:
-    return None if path is None else os.fsencode(path)
 
 
 def _syscall(name: str, *args: object) -> int:
     if platform.machine() not in _ARCHES:
         raise OSError(errno.ENOSYS, f"{name}: unknown system call number on "
                       f"{platform.machine()}")
-    return int(_libc.syscall(ctypes.c_long(_SYSCALLS[name]), *args))
+    return int(LIBC.syscall(ctypes.c_long(_SYSCALLS[name]), *args))
 
 
 def bind(source: str, target: str, *, recursive: bool = False) -> None:
     """mount(2) with MS_BIND: ``target`` shows ``source`` (its submounts when recursive)."""
     flags = MS_BIND | (MS_REC if recursive else 0)
-    _check(_libc.mount(_b(source), _b(target), None, ctypes.c_ulong(flags), None),
+    checked(LIBC.mount(path_bytes(source), path_bytes(target), None, ctypes.c_ulong(flags), None),
            f"bind {source} on {target}")
 
 
 def make_private(target: str) -> None:
     """Mount events under ``target`` no longer propagate to or from other mounts."""
-    _check(_libc.mount(None, _b(target), None, ctypes.c_ulong(MS_PRIVATE), None),
+    checked(LIBC.mount(None, path_bytes(target), None, ctypes.c_ulong(MS_PRIVATE), None),
            f"make {target} private")
 
 
 def detach(target: str) -> None:
     """umount2(2) with MNT_DETACH: the mount on ``target`` leaves the tree in one step;
     processes holding files or a working directory in it keep them."""
-    _check(_libc.umount2(_b(target), ctypes.c_int(MNT_DETACH)), f"unmount {target}")
+    checked(LIBC.umount2(path_bytes(target), ctypes.c_int(MNT_DETACH)), f"unmount {target}")
 
 
 def clone(path: str, *, recursive: bool = False, at: int = AT_FDCWD) -> int:
     """open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at ``path`` (relative
     to the detached tree ``at`` when given); returns its descriptor (close it)."""
     flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
-    return _check(_syscall("open_tree", ctypes.c_int(at), _b(path), ctypes.c_uint(flags)),
+    return checked(_syscall("open_tree", ctypes.c_int(at), path_bytes(path), ctypes.c_uint(flags)),
                   f"clone the mount at {path}")
 
 
@@ -101,14 +92,14 @@ def make_tree_private(tree: int) -> None:
     in the mount it was cloned from (a submount carried onto B would land in replica B's
     own folder, read-only, and stop its next resync)."""
     attr = _MountAttr(0, 0, MS_PRIVATE, 0)
-    _check(_syscall("mount_setattr", ctypes.c_int(tree), b"",
+    checked(_syscall("mount_setattr", ctypes.c_int(tree), b"",
                     ctypes.c_uint(AT_EMPTY_PATH | AT_RECURSIVE), ctypes.byref(attr),
                     ctypes.c_size_t(ctypes.sizeof(attr))), "make a detached tree private")
 
 
 def move(tree: int, target: str, *, at: int = AT_FDCWD) -> None:
     """move_mount(2): attach the detached ``tree`` on ``target`` (inside ``at``)."""
-    _check(_syscall("move_mount", ctypes.c_int(tree), b"", ctypes.c_int(at), _b(target),
+    checked(_syscall("move_mount", ctypes.c_int(tree), b"", ctypes.c_int(at), path_bytes(target),
                     ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)), f"attach a mount on {target}")
 
 
