@@ -5,28 +5,43 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 
-def write_durably(target: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``target`` with ``data`` atomically and durably, with file mode ``mode``."""
-    tmp = target.with_name(f".{target.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+@contextlib.contextmanager
+def replacing(target: Path, suffix: str = "tmp", mode: int = 0o600) -> Iterator[int]:
+    """Write ``target`` anew through the descriptor yielded: a temporary file beside it
+    (never a link followed), renamed over ``target`` when the block ends. A failure at any
+    point (a full disk) leaves the old file and no half-written copy."""
+    tmp = target.with_name(f".{target.name}.{suffix}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 mode)
     try:
         try:
-            os.fchmod(fd, mode)  # the umask must not loosen or tighten it
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            yield fd
         finally:
             os.close(fd)
         os.replace(tmp, target)
     except BaseException:
-        # A full disk (or any failure) leaves the old file and no half-written copy.
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """All of ``data`` (a short write, on a filling disk, goes on until it fails)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def write_durably(target: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``target`` with ``data`` atomically and durably, with file mode ``mode``."""
+    with replacing(target, mode=mode) as fd:
+        os.fchmod(fd, mode)  # the umask must not loosen or tighten it
+        write_all(fd, data)
+        os.fsync(fd)
     dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dfd)

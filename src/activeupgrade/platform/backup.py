@@ -10,7 +10,6 @@ system volumes during split but was not saved (it is lost at commit).
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
 import stat
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from activeupgrade import safepath
 from activeupgrade.config.model import Config, VolumeRole
+from activeupgrade.durable import replacing, write_all
 from activeupgrade.engine.journal import Journal
 from activeupgrade.engine.steps import Step, StepContext
 from activeupgrade.errors import VolumeError, os_error
@@ -150,25 +150,12 @@ def _make_parents(folder: Path, dest: Path) -> None:
 
 def _copy_fd(src: int, target: Path) -> None:
     st = os.fstat(src)
-    tmp = target.with_name(f".{target.name}.au-backup")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 0o600)
-    try:
-        try:
-            while chunk := os.read(src, 1 << 20):
-                view = memoryview(chunk)
-                while view:  # a short write (a filling disk) goes on until it fails
-                    view = view[os.write(fd, view):]
-            os.fchown(fd, st.st_uid, st.st_gid)
-            os.fchmod(fd, stat.S_IMODE(st.st_mode))
-            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with replacing(target, "au-backup") as fd:
+        while chunk := os.read(src, 1 << 20):
+            write_all(fd, chunk)
+        os.fchown(fd, st.st_uid, st.st_gid)
+        os.fchmod(fd, stat.S_IMODE(st.st_mode))
+        os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def backup_folder(base: Path, name: str) -> Path:
