@@ -82,6 +82,13 @@ def broken_failure(status):
                  "reason": status.get("reason")})
 
 
+COMMON_OPTIONS = {
+    "au_home": {"type": "path", "default": ""},
+    "executable": {"type": "str", "default": "au"},
+}
+"""The options every module takes (documented once, in doc_fragments/au.py)."""
+
+
 class Au:
     """One host's ``au`` (instance ``au_home`` when given, else the default one)."""
 

@@ -28,6 +28,8 @@ description:
     also when a request ends Broken (its error from C(au status --json)) or the wait
     times out.
 version_added: "0.1.0"
+extends_documentation_fragment:
+  - activeupgrade.fleet.au
 author:
   - Active Upgrade for Linux (@activeupgrade)
 options:
@@ -65,16 +67,6 @@ options:
       - Seconds to wait for the action (or the command of C(exec)) to end.
     type: int
     default: 1800
-  au_home:
-    description:
-      - The instance folder (C(AU_HOME)); the default instance when empty.
-    type: path
-    default: ""
-  executable:
-    description:
-      - The C(au) command (a name on the PATH or a path).
-    type: str
-    default: au
 notes:
   - C(commit) is the point of no return and C(abort) from Merge restarts the
     applications; the module confirms both (C(--yes)), as the playbook asked for them.
@@ -165,6 +157,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.activeupgrade.fleet.plugins.module_utils.au import (
     BROKEN,
     BUSY,
+    COMMON_OPTIONS,
     CONFIRMED,
     READY,
     TARGETS,
@@ -315,6 +308,7 @@ def run_action(module, au, status):
 def main():
     module = AnsibleModule(
         argument_spec={
+            **COMMON_OPTIONS,
             "action": {"type": "str", "required": True,
                        "choices": ["split", "exec", "merge", "commit", "abort", "finish"]},
             "argv": {"type": "list", "elements": "str", "default": []},
@@ -322,8 +316,6 @@ def main():
             "env": {"type": "dict", "default": {}},
             "config": {"type": "path", "default": ""},
             "timeout": {"type": "int", "default": 1800},
-            "au_home": {"type": "path", "default": ""},
-            "executable": {"type": "str", "default": "au"},
         },
         supports_check_mode=True,
     )

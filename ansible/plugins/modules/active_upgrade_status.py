@@ -17,19 +17,11 @@ description:
     and returns them as the C(active_upgrade) fact.
   - Changes nothing; runs the same in check mode.
 version_added: "0.1.0"
+extends_documentation_fragment:
+  - activeupgrade.fleet.au
 author:
   - Active Upgrade for Linux (@activeupgrade)
 options:
-  au_home:
-    description:
-      - The instance folder (C(AU_HOME)); the default instance when empty.
-    type: path
-    default: ""
-  executable:
-    description:
-      - The C(au) command (a name on the PATH or a path).
-    type: str
-    default: au
   probe:
     description:
       - Probe the health of each service (C(au service list --probe)).
@@ -75,6 +67,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.activeupgrade.fleet.plugins.module_utils.au import (
     Au,
     AuFailure,
+    COMMON_OPTIONS,
     facts,
 )
 
@@ -82,8 +75,7 @@ from ansible_collections.activeupgrade.fleet.plugins.module_utils.au import (
 def main():
     module = AnsibleModule(
         argument_spec={
-            "au_home": {"type": "path", "default": ""},
-            "executable": {"type": "str", "default": "au"},
+            **COMMON_OPTIONS,
             "probe": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
