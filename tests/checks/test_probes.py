@@ -18,6 +18,8 @@ from activeupgrade.config.model import (
     BackupSpec,
     Config,
     ControlType,
+    HealthKind,
+    HealthSpec,
     ServiceBackend,
     ServiceSpec,
     UpgradeSideSpec,
@@ -252,3 +254,37 @@ def test_link_address_of_another_instance_warns_a_foreign_one_blocks(
     assert "another Active Upgrade instance" in out["au0123abh"][2]
     assert out["eth9"][:2] == [False, "error"]
     assert "169.254.77.1 is already used on eth9" in out["eth9"][2]
+
+
+def test_a_service_program_anyone_could_replace_fails_the_services_check(
+        env_for: EnvFor, tmp_path: Path) -> None:
+    """The program a service runs as root is a trusted path like an action's file: a
+    folder on its path writable by others fails AU-C010, naming that folder."""
+    shared = tmp_path / "shared"
+    app = executable(shared / "app")
+    shared.chmod(0o777)
+    named = executable(tmp_path / "bin" / "named-app")
+    cfg = Config(services=(
+        ServiceSpec("open", command=(str(app),)),
+        ServiceSpec("by-name", command=("named-app",),
+                    env=(("PATH", f"{tmp_path / 'nothing'}:{named.parent}"),)),
+    ))
+    exist = run_one("AU-C010", env_for(cfg))
+    assert not exist.ok
+    assert f"open: {app}: refused: {shared} is writable by others" in exist.message
+    assert "by-name" not in exist.message  # found on its own PATH, trusted
+    shared.chmod(0o755)
+    assert run_one("AU-C010", env_for(cfg)).ok
+
+
+def test_a_health_command_anyone_could_replace_fails_the_services_check(
+        env_for: EnvFor, tmp_path: Path) -> None:
+    app = executable(tmp_path / "bin" / "app")
+    shared = tmp_path / "shared"
+    probe = executable(shared / "probe")
+    shared.chmod(0o777)
+    cfg = Config(services=(ServiceSpec(
+        "web", command=(str(app),), health=HealthSpec(HealthKind.COMMAND, argv=(str(probe),))),))
+    exist = run_one("AU-C010", env_for(cfg))
+    assert not exist.ok
+    assert f"web: health check: {probe}: refused: {shared} is writable" in exist.message

@@ -88,9 +88,12 @@ CHECKS: tuple[CheckDef, ...] = (
              "Choose unused addresses of one small subnet in [upgrade_side] (e.g. "
              "169.254.77.1/30 and 169.254.77.2/30)."),
     CheckDef("AU-C010", "services-exist", E, "Every service can be started",
-             "A supervised service's command is missing or not executable, or a systemd "
-             "unit is unknown (or systemd is not running).",
-             "Install the application or fix `command`/`unit` in the [[service]] table."),
+             "A supervised service's command (or its health check's) is missing or not "
+             "executable, or it, a folder or a link on its path could be changed by "
+             "someone other than root (owned by another user, group/other-writable); or a "
+             "systemd unit is unknown (or systemd is not running).",
+             "Install the application or fix `command`/`unit` in the [[service]] table; "
+             "`chown root: PATH` and `chmod go-w PATH` for the file or folder named."),
     CheckDef("AU-C011", "services-running", W, "Every enabled service is running now",
              "An enabled service is not running on Production (it will be started at merge "
              "anyway).",

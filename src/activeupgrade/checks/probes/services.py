@@ -11,8 +11,9 @@ import signal
 
 from activeupgrade import proc
 from activeupgrade.checks.probe import CheckEnv, Verdict
-from activeupgrade.config.model import ServiceBackend, ServiceSpec
+from activeupgrade.config.model import HealthKind, ServiceBackend, ServiceSpec
 from activeupgrade.errors import AUError
+from activeupgrade.platform.services import program
 from activeupgrade.platform.services.backend import backend_kind, systemd_is_pid1
 from activeupgrade.platform.services.backends import backend_for
 
@@ -31,6 +32,12 @@ def _systemctl_show(unit: str, prop: str) -> str:
 
 
 def _problem(spec: ServiceSpec) -> str:
+    if spec.health.kind is HealthKind.COMMAND:
+        try:
+            program.trusted(spec.health.argv, what=f"{spec.name}: health check",
+                            env=proc.base_env())
+        except AUError as exc:
+            return exc.message
     if backend_kind(spec) is ServiceBackend.SYSTEMD:
         if not systemd_is_pid1():
             return f"{spec.name}: systemd is not running on this host"
@@ -38,12 +45,11 @@ def _problem(spec: ServiceSpec) -> str:
         return "" if state == "loaded" else f"{spec.name}: unit {spec.unit} is {state or 'unknown'}"
     if not spec.command:
         return f"{spec.name}: no command to start it (and no systemd)"
-    exe = spec.command[0]
-    path = exe if "/" in exe else proc.which(exe)
-    if path is None or not os.path.isfile(path):
-        return f"{spec.name}: {exe} not found"
-    if not os.access(path, os.X_OK):
-        return f"{spec.name}: {path} is not executable"
+    try:
+        program.trusted(spec.command, what=spec.name, env=proc.base_env(dict(spec.env)),
+                        workdir=spec.workdir)
+    except AUError as exc:
+        return exc.message
     if spec.workdir and not os.path.isdir(spec.workdir):
         return f"{spec.name}: working directory {spec.workdir} is missing"
     return ""

@@ -12,6 +12,7 @@ from activeupgrade import proc
 from activeupgrade.config.model import HealthKind, HealthSpec
 from activeupgrade.errors import AUError, ServiceError
 from activeupgrade.instance import unix_path
+from activeupgrade.platform.services import program
 from activeupgrade.platform.services.sockets import parse_listen
 
 
@@ -26,6 +27,7 @@ def probe(spec: HealthSpec) -> tuple[bool, str]:
             case HealthKind.HTTP:
                 return _http(spec.target, spec.timeout)
             case HealthKind.COMMAND:
+                program.trusted(spec.argv, what="health check", env=proc.base_env())
                 done = proc.run(spec.argv, timeout=spec.timeout, check=False)
                 return done.returncode == 0, done.explain() if done.returncode else "exit 0"
     except (OSError, http.client.HTTPException) as exc:

@@ -23,7 +23,7 @@ from activeupgrade.config.model import Handover, ServiceSpec, Switchover
 from activeupgrade.errors import KeeperGone, ServiceError
 from activeupgrade.instance import Instance, unix_path
 from activeupgrade.model.states import Side
-from activeupgrade.platform.services import health, keeper
+from activeupgrade.platform.services import health, keeper, program
 from activeupgrade.platform.services.backend import (
     Check,
     ServiceStatus,
@@ -180,12 +180,15 @@ class Supervisor:
         healthy; a proxy's relay opens once the application is healthy. ``started`` hears
         the new pid before the wait (so that a rerun after a crash finds it)."""
         _check_handover(spec)
+        env = proc.base_env(dict(spec.env))
+        program.trusted(spec.command, what=f"cannot start {spec.name}", env=env,
+                        workdir=spec.workdir)
         began = time.time()
         self.ensure_keeper(spec)
         control = self.control_path(spec.name)
         reply = call(control, {
             "cmd": "start", "argv": list(spec.command), "cwd": spec.workdir or "/",
-            "env": proc.base_env(dict(spec.env)), "user": spec.user, "overlap": overlap,
+            "env": env, "user": spec.user, "overlap": overlap,
             "ready": spec.ready.value,
         })
         if not reply.get("ok"):
