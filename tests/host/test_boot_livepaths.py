@@ -8,7 +8,10 @@ A power cut in the middle of Commit's resync: the upgraded replicas are live aga
 boot, the request is Broken (interrupted) and a Retry completes it; a file written after
 the boot is kept, and the old replicas end identical to the upgraded ones.
 
-One host for the module; two reboots and a power cut.
+A power cut in the middle of Abort's resync (from Merge): the original software is live again
+at boot, a Retry completes the abort, what Production wrote during the split is kept.
+
+One host for the module; two reboots and two power cuts.
 """
 
 from __future__ import annotations
@@ -229,3 +232,61 @@ def test_reboot_in_the_middle_of_commits_resync(host: Host) -> None:
         count = host.run(["sh", "-c", f"ls {HOME}/replicas/usr/{replica}/share/au-bulk | wc -l"],
                          check=True).stdout.strip()
         assert count == str(BULK), f"replica {replica} holds every file of the upgrade"
+
+
+UPGRADE_BULK = MAKE_BULK.replace("au-bulk", "au-upgrade")
+PRODUCTION_BULK = MAKE_BULK.replace("au-bulk", "au-production")
+
+
+def test_power_cut_in_the_middle_of_aborts_resync(host: Host) -> None:
+    """Abort from Merge is cut off while it resyncs: at boot the original software is live
+    again before anything starts (the switch back held), the request is Broken, a Retry
+    completes it; what Production wrote during the split is kept, the upgrade is gone."""
+    # After the tests above: /etc and /usr adopted, the boot unit installed, Idle.
+    _au(host, "split")
+    live = _ino(host, "/usr/sbin/nginx")  # Production's binary in this session
+    _au(host, "exec", "--", "python3", "-c", UPGRADE_BULK)  # the upgrade's files
+    # Production writes into its own /usr during the split: abort must carry every one of
+    # them into the other replica, so its resync is seen under way.
+    host.run(["python3", "-c", PRODUCTION_BULK], check=True)
+    _au(host, "merge")
+    assert host.run(["test", "-e", f"/usr/share/au-upgrade/{BULK - 1}"]).returncode == 0
+    aborting = subprocess.Popen(
+        ["nsenter", "-t", str(host.leader), "-a", "--", "au", "abort", "--yes"],
+        env={"PATH": HOST_PATH, "LANG": "C.UTF-8", "HOME": "/root"},
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def resyncing() -> bool:
+            st = json.loads(_au(host, "status", "--json"))
+            assert not (st["upgrade_state"] == "Abort" and st["operational_state"] == "Ready"), (
+                "Abort ended before the power cut: make BULK larger")
+            return st["step"] == "volumes.resync-abort"
+
+        wait_until(resyncing, 120, "Abort's resync to be under way")
+        host.power_cut()
+        report = host.boot()
+        assert report.state == "running", report.failed
+    finally:
+        aborting.wait(timeout=60)
+    _attached_before_everything(host)
+    # The original replica is live again from the first unit on: nginx runs its binary.
+    assert _ino(host, "/usr/sbin/nginx") == live
+    pid = host.run(["systemctl", "show", "-p", "MainPID", "--value", "nginx"]).stdout.strip()
+    assert _ino(host, f"/proc/{pid}/exe") == live, "nginx runs Production's binary"
+    assert host.run(["test", "-e", "/usr/share/au-upgrade"]).returncode != 0
+    st = json.loads(_au(host, "status", "--json"))
+    assert (st["upgrade_state"], st["operational_state"]) == ("Abort", "Broken"), st
+
+    _au(host, "retry")
+    st = json.loads(_au(host, "status", "--json"))
+    assert (st["upgrade_state"], st["operational_state"]) == ("Abort", "Ready"), st
+    _au(host, "finish")
+    _au(host, "volume", "verify", "--full")
+    assert json.loads(_au(host, "status", "--json"))["duplex"]
+    for replica in "ab":
+        top = f"{HOME}/replicas/usr/{replica}/share"
+        assert host.run(["test", "-e", f"{top}/au-upgrade"]).returncode != 0, (
+            f"the upgrade's files are gone from replica {replica}")
+        count = host.run(["sh", "-c", f"ls {top}/au-production | wc -l"],
+                         check=True).stdout.strip()
+        assert count == str(BULK), f"replica {replica} keeps every file Production wrote"
