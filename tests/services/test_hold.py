@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import socket
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -20,16 +18,7 @@ from activeupgrade.config.model import Handover, HealthKind, HealthSpec, Service
 from activeupgrade.errors import ServiceError
 from activeupgrade.platform.services.supervisor import Supervisor
 
-from .helpers import HTTPAPP, app_spec, free_port, open_instance
-
-
-@pytest.fixture
-def sup(tmp_path: Path) -> Iterator[Supervisor]:
-    inst, store = open_instance(tmp_path / "home")
-    s = Supervisor(inst, store)
-    yield s
-    for name in list(store.docs("services")):
-        s.shutdown(ServiceSpec(name=name, stop_grace=2))
+from .helpers import HTTPAPP, app_spec, free_port
 
 
 def spec_for(handover: Handover, port: int) -> ServiceSpec:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,6 @@ from activeupgrade.config.model import HealthKind, HealthSpec, ServiceSpec
 from activeupgrade.errors import SecurityError, ServiceError
 from activeupgrade.platform.services import health, program
 from activeupgrade.platform.services.supervisor import Supervisor
-
-from .helpers import open_instance
-
-
-@pytest.fixture
-def sup(tmp_path: Path) -> Iterator[Supervisor]:
-    inst, store = open_instance(tmp_path / "home")
-    s = Supervisor(inst, store)
-    yield s
-    for name in list(store.docs("services")):
-        s.shutdown(ServiceSpec(name=name, stop_grace=2))
 
 
 def script(path: Path, body: str = "import time\ntime.sleep(60)\n") -> Path:

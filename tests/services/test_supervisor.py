@@ -10,7 +10,6 @@ import sys
 import textwrap
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,6 @@ from activeupgrade.platform.services.supervisor import Supervisor, adopt_all
 
 from .helpers import app_spec, free_port, open_instance
 from .load import Load
-
-
-@pytest.fixture
-def sup(tmp_path: Path) -> Iterator[Supervisor]:
-    inst, store = open_instance(tmp_path / "home")
-    s = Supervisor(inst, store)
-    yield s
-    for name in list(store.docs("services")):
-        s.shutdown(ServiceSpec(name=name, stop_grace=2))
 
 
 def get(port: int) -> str:
