@@ -99,12 +99,6 @@ def scan(root: str | Path) -> Stats:
     return out
 
 
-def scan_pair(a: str | Path, b: str | Path) -> tuple[Stats, Stats]:
-    """Scan two trees. One after the other: ``lstat`` is so short that two scanning
-    threads spend more time handing the GIL over than they gain."""
-    return scan(a), scan(b)
-
-
 def kind(mode: int) -> str:
     """The file type of ``mode`` as a word (for messages and comparisons)."""
     return {
