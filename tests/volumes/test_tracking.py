@@ -35,7 +35,7 @@ def synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     full_plan = resync_mod.plan
 
     def spy(*args: object, **kwargs: object) -> resync_mod.Plan:
-        seen.append(args[6] if len(args) > 6 else None)  # type: ignore[arg-type]
+        seen.append(args[4] if len(args) > 4 else None)  # type: ignore[arg-type]
         return full_plan(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(resync_mod, "plan", spy)

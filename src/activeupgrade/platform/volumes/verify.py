@@ -36,7 +36,7 @@ def trusted_by(known: Entries, first_is_a: bool = True) -> Trusted:
         pair = known.get(rel)
         if pair is None:
             return False
-        return pair == ((sig(x), sig(y)) if first_is_a else (sig(y), sig(x)))
+        return pair == (sig(x) + sig(y) if first_is_a else sig(y) + sig(x))
 
     return trusted
 
