@@ -89,7 +89,8 @@ its disk; the mirror copies between replicas of one filesystem)."""
 
 
 # -- volumes ----------------------------------------------------------------------------
-def adopt_steps(instance: Instance, store: Store, args: dict[str, Any]) -> list[Step]:
+def adopt_steps(instance: Instance, store: Store, args: dict[str, Any],
+                sync: SyncState | None = None) -> list[Step]:
     path = os.path.normpath(_text(args, "path"))
     if not os.path.isabs(path):
         raise UsageError(f"`path` must be absolute, not {path!r}")
@@ -102,7 +103,7 @@ def adopt_steps(instance: Instance, store: Store, args: dict[str, Any]) -> list[
     def run(ctx: StepContext) -> None:
         vol = adoption.adopt(instance, store, path, role, mode=mode,
                              progress=_volume_progress(ctx, path, ADOPT_PHASES),
-                             report=_say(ctx, "volume.adopt"), check=ctx.check)
+                             report=_say(ctx, "volume.adopt"), check=ctx.check, state=sync)
         ctx.results["volume"] = vol.view()
 
     return [Step("volume.adopt", run, 24 * 3600.0, f"adopt {path} as a {role} volume")]
@@ -283,7 +284,7 @@ def steps_for(instance: Instance, store: Store, operation: Operation, args: dict
     """The steps of ``operation`` with ``args`` (refused with a UsageError when bad)."""
     match operation:
         case Operation.ADOPT:
-            return adopt_steps(instance, store, args)
+            return adopt_steps(instance, store, args, sync)
         case Operation.RELEASE:
             return release_steps(store, args)
         case Operation.RESYNC:
