@@ -66,6 +66,10 @@ KEEP = 16
 HISTORY = 256
 """Generations that changed something whose re-read names a tracker remembers (for
 ``changed_since``); looks that found nothing new are not counted."""
+HISTORY_NAMES = 20_000
+"""A generation that re-read more names than this (a whole tree copied in, a full
+re-read) is remembered as "anything may have changed": its names would cost more memory
+than a full compare of a mark older than it costs time."""
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _libc: Final = ctypes.CDLL(None, use_errno=True)
@@ -386,7 +390,8 @@ class Tracker:
         if transient or touched:
             if len(self.history) == self.history.maxlen:
                 self.complete_from = self.history[0][0] + 1
-            self.history.append((self.gen, None if transient else touched))
+            self.history.append(
+                (self.gen, None if transient or len(touched) > HISTORY_NAMES else touched))
         return self.tree
 
     def mark(self) -> Mark:
