@@ -109,12 +109,14 @@ def adopt_steps(instance: Instance, store: Store, args: dict[str, Any],
     return [Step("volume.adopt", run, 24 * 3600.0, f"adopt {path} as a {role} volume")]
 
 
-def release_steps(store: Store, args: dict[str, Any]) -> list[Step]:
+def release_steps(store: Store, args: dict[str, Any],
+                  sync: SyncState | None = None) -> list[Step]:
     vol = registry.require(store, _text(args, "name"))
 
     def run(ctx: StepContext) -> None:
         adoption.release(store, vol, report=_say(ctx, "volume.release"),
-                         progress=_volume_progress(ctx, vol.name), check=ctx.check)
+                         progress=_volume_progress(ctx, vol.name), check=ctx.check,
+                         state=sync)
         ctx.results["released"] = vol.path
 
     return [Step("volume.release", run, 24 * 3600.0, f"release {vol.path}")]
@@ -286,7 +288,7 @@ def steps_for(instance: Instance, store: Store, operation: Operation, args: dict
         case Operation.ADOPT:
             return adopt_steps(instance, store, args, sync)
         case Operation.RELEASE:
-            return release_steps(store, args)
+            return release_steps(store, args, sync)
         case Operation.RESYNC:
             return resync_steps(store, args, sync)
         case Operation.VERIFY:

@@ -250,31 +250,36 @@ def _remove_folder(vol: Volume, state: SyncState | None = None) -> None:
 
 def release(store: Store, vol: Volume, *, report: Report | None = None,
             progress: Callable[[Progress], None] | None = None,
-            check: Callable[[], None] | None = None) -> None:
-    """Give back a plain directory at the volume's path with the live content."""
+            check: Callable[[], None] | None = None,
+            state: SyncState | None = None) -> None:
+    """Give back a plain directory at the volume's path with the live content.
+    ``state``: the daemon's sync state (the last resync looks only at what changed; the
+    replicas' tracking ends)."""
     say = report or (lambda _m: None)
     if vol.session:
         raise VolumeError(f"{vol.name} is part of session {vol.session.get('id')}",
                           hint="Finish the session first.")
     if vol.mode == livepath.BIND:
-        _release_bound(store, vol, say, progress, check)
+        _release_bound(store, vol, say, progress, check, state)
     else:
         _release_symlinked(store, vol, say, progress, check)
-    _remove_folder(vol)
+    _remove_folder(vol, state)
+    if state is not None:
+        state.forget(vol.manifest)
     registry.forget(store, vol)
-    registry.invalidate_facts()
+    registry.invalidate_facts(state)
     say(f"{vol.path} is a plain directory again")
 
 
 def _release_bound(store: Store, vol: Volume, say: Report,
                    progress: Callable[[Progress], None] | None,
-                   check: Callable[[], None] | None) -> None:
+                   check: Callable[[], None] | None, state: SyncState | None) -> None:
     """The original directory (A) gets the live content and stays alone at the path."""
     if vol.phase != "releasing":
         if vol.phase != "new":
             livepath.bind_original(vol.path, vol.replica("a"))
         if vol.live() == "b":
-            replica.sync(store, vol, "b", "a", progress=progress, check=check)
+            replica.sync(store, vol, "b", "a", progress=progress, check=check, state=state)
             livepath.show(vol.path, vol.replicas, "a", vol.mode)
             say(f"{vol.name}: the original directory has the live content again")
         vol.phase = "releasing"
