@@ -76,6 +76,33 @@ def matches(s: bytes, d: bytes) -> bool:
     return s[24:32] == d[24:32] and s[48:56] == d[48:56]
 
 
+Pairs = list[tuple[str, dict[str, bytes], dict[str, bytes]]]
+"""(directory, its source entries, the copy's entries) to match."""
+
+
+def _below(src: Listing) -> dict[str, list[str]]:
+    """Top-level name → the source's directories below it."""
+    below: dict[str, list[str]] = {}
+    for key in src.dirs:
+        if key != ROOT and key:
+            below.setdefault(key.partition("/")[0], []).append(key)
+    return below
+
+
+def _match(pairs: Pairs, record: Callable[[str, bytes, bytes], None]) -> tuple[int, int]:
+    files = size = 0
+    for key, kids, ckids in pairs:
+        prefix = f"{key}/" if key else ""
+        for child, s in kids.items():
+            d = ckids.get(child)
+            if d is not None and matches(s, d):
+                record(prefix + child, s, d)
+                if stat.S_ISREG(rec_mode(s)):
+                    files += 1
+                    size += rec_size(s)
+    return files, size
+
+
 def take_copies(running: dict[Future[proc.Completed], list[str]], src: Listing,
                 dst_root: str, record: Callable[[str, bytes, bytes], None], made: set[str],
                 check: Callable[[], None] | None = None) -> tuple[int, int]:
@@ -84,11 +111,7 @@ def take_copies(running: dict[Future[proc.Completed], list[str]], src: Listing,
     what the scan ``src`` of the source saw; top-level names copied go to ``made``. A
     group whose ``cp`` failed is skipped whole (the resync compares what it left).
     Returns the files and bytes taken."""
-    below: dict[str, list[str]] = {}
-    for key in src.dirs:
-        if key != ROOT and key:
-            below.setdefault(key.partition("/")[0], []).append(key)
-    top = src.dirs.get("", {})
+    below, top = _below(src), src.dirs.get("", {})
     files = size = 0
     for job in as_completed(running):
         if job.result().returncode != 0:
@@ -98,25 +121,42 @@ def take_copies(running: dict[Future[proc.Completed], list[str]], src: Listing,
             if was is None:
                 continue  # gone from the source since it was listed
             copied = _scan_copy(join(dst_root, name), stat.S_ISDIR(rec_mode(was)))
-            pairs: list[tuple[str, dict[str, bytes], dict[str, bytes]]] = [
-                ("", {name: was}, {name: rec} if (rec := copied.rec("")) else {})]
+            pairs: Pairs = [("", {name: was}, {name: rec} if (rec := copied.rec("")) else {})]
             cut = len(name) + 1
             pairs += [(key, src.dirs[key], copied.dirs.get(key[cut:] if key != name else "",
                                                              {}))
                       for key in below.get(name, ())]
-            for key, kids, ckids in pairs:
-                prefix = f"{key}/" if key else ""
-                for child, s in kids.items():
-                    d = ckids.get(child)
-                    if d is not None and matches(s, d):
-                        record(prefix + child, s, d)
-                        if stat.S_ISREG(rec_mode(s)):
-                            files += 1
-                            size += rec_size(s)
+            f, b = _match(pairs, record)
+            files, size = files + f, size + b
             made.add(name)
         if check is not None:
             check()
     return files, size
+
+
+def finished(running: dict[Future[proc.Completed], list[str]], src: Listing,
+             made: set[str], done: Callable[[list[str]], None]) -> None:
+    """Wait for every group's ``cp``; the top-level names of those that succeeded (and
+    are still in the source) go to ``made``, and to ``done`` as each group ends."""
+    top = src.dirs.get("", {})
+    for job in as_completed(running):
+        if job.result().returncode == 0:
+            names = [n for n in running[job] if n in top]
+            made.update(names)
+            done(names)
+
+
+def take_listed(names: set[str], src: Listing, copy: Listing,
+                record: Callable[[str, bytes, bytes], None]) -> tuple[int, int]:
+    """``take_copies`` once every ``cp`` ended, from a listing ``copy`` of the whole
+    target (the change tracker's: the copy is not read a second time) for the top-level
+    ``names`` copied."""
+    below, top = _below(src), src.dirs.get("", {})
+    ctop = copy.dirs.get("", {})
+    pairs: Pairs = [("", {n: top[n] for n in names if n in top}, ctop)]
+    pairs += [(key, src.dirs[key], copy.dirs.get(key, {}))
+              for name in names for key in below.get(name, ())]
+    return _match(pairs, record)
 
 
 def _scan_copy(path: str, folder: bool) -> Listing:

@@ -220,6 +220,21 @@ def plan(src: Listing, dst: Listing, known: Entries, src_is_a: bool,
     return Plan(sorted(candidates), sorted(deletions), groups, members, copy_bytes)
 
 
+def _per_top(src: Listing) -> dict[str, tuple[int, int]]:
+    """Top-level name → the entries and regular-file bytes of the source below it (and
+    itself)."""
+    out: dict[str, list[int]] = {}
+    for rel, rec in src.recs():
+        top = rel.partition("/")[0]
+        if not top:
+            continue
+        cell = out.setdefault(top, [0, 0])
+        cell[0] += 1
+        if stat.S_ISREG(rec_mode(rec)):
+            cell[1] += rec_size(rec)
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
 def _racy_window(state: SyncState, manifest: Manifest, src: str, dst: str) -> int:
     """The racy window of the replicas' filesystem, probed in the manifest's folder (never
     in a live tree); the safe default when the trees are on different filesystems."""
@@ -444,8 +459,26 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
             if check is not None:
                 check()
 
-        bulk_files, bulk_bytes = bulk.take_copies(first, src, dst_r, taken, made, group_done)
-        dsnap = trackers.take(dst_r, tracked, own=frozenset(made))
+        if tracked:
+            # every cp first, then one look at the target (the tracker lists the copy
+            # once) and the copied entries vouched for from it; progress by group
+            counts = _per_top(src)
+
+            def group_ended(names: list[str]) -> None:
+                for name in names:
+                    files_in, bytes_in = counts.get(name, (0, 0))
+                    copying.files_done += files_in
+                    copying.bytes_done += bytes_in
+                group_done()
+
+            bulk.finished(first, src, made, group_ended)
+            dsnap = trackers.take(dst_r, tracked, own=frozenset(made))
+            bulk_files, bulk_bytes = bulk.take_listed(
+                made, src, dsnap.stats, lambda rel, was, now: record(rel, now, s=was))
+        else:
+            bulk_files, bulk_bytes = bulk.take_copies(first, src, dst_r, taken, made,
+                                                      group_done)
+            dsnap = trackers.take(dst_r, tracked, own=frozenset(made))
         known = new
     dst = dsnap.stats
     p = plan(src, dst, known, src_is_a, only, None if only is None else ssnap.multi)
