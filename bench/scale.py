@@ -158,6 +158,7 @@ def _measure(work: Path, home: Path, vol: Path, files: int) -> dict[str, float]:
     au(home, "init")
     au(home, "status")  # the daemon started: not part of the adoption's time
     out["adopt"] = timed(lambda: au(home, "volume", "adopt", str(vol), "--role", "system"))
+    out["rss adopt"] = peak_rss_mib(home)
     name = str(vol).strip("/").replace("/", "-")
     run(["rsync", "-a", "--delete", f"{vol}/", f"{theirs}/"])
     lat = [timed(lambda: au(home, "status")) for _ in range(5)]
@@ -215,7 +216,8 @@ def report(rows: list[dict[str, float]]) -> None:
         print("session          " + "   ".join(
             f"{v} {r[v]:.2f}s (daemon CPU {r[f'{v} cpu']:.2f}s)"
             for v in ("split", "merge", "commit", "finish")))
-        print(f"daemon peak RSS  {r['rss']:8.0f} MiB")
+        print(f"daemon peak RSS  {r['rss']:8.0f} MiB   "
+              f"(after the adoption {r['rss adopt']:.0f} MiB)")
     print("\ngrowth by size (seconds; status in ms; RSS in MiB):")
     keys = ["adopt", "cp", "resync 0.1%", "rsync 0.1%", "resync 1%", "rsync 1%",
             "resync idle", "inner first", "inner 0.1%", "inner 1%", "inner idle", "status",
@@ -235,8 +237,9 @@ def main() -> None:
     base = Path(args.dir) / "scale"
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
+        print(f"measuring {n} files, load average {os.getloadavg()}", file=sys.stderr)
         rows.append(one_size(base, n))
-        print(f"measured {n} files", file=sys.stderr)
+        print(f"measured {n} files, load average {os.getloadavg()}", file=sys.stderr)
     report(rows)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -36,11 +36,13 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[os.write(fd, view):]
 
 
-def write_durably(target: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``target`` with ``data`` atomically and durably, with file mode ``mode``."""
+def write_durably(target: Path, data: bytes | Iterable[bytes], mode: int = 0o600) -> None:
+    """Replace ``target`` with ``data`` (or its pieces, written as they come: a large
+    document is never held whole) atomically and durably, with file mode ``mode``."""
     with replacing(target, mode=mode) as fd:
         os.fchmod(fd, mode)  # the umask must not loosen or tighten it
-        write_all(fd, data)
+        for piece in (data,) if isinstance(data, bytes) else data:
+            write_all(fd, piece)
         os.fsync(fd)
     dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:

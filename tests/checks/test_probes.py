@@ -12,6 +12,7 @@ import pytest
 
 from activeupgrade.checks import catalogue
 from activeupgrade.checks.probes import PROBES
+from activeupgrade.checks.probes import volumes as volume_probes
 from activeupgrade.checks.runner import CheckEnv, Verdict, run_checks, run_one
 from activeupgrade.config.model import (
     ActionSpec,
@@ -27,6 +28,9 @@ from activeupgrade.config.model import (
     VolumeSpec,
 )
 from activeupgrade.instance import Instance
+from activeupgrade.platform.volumes import adoption, registry
+from activeupgrade.platform.volumes.livepath import SYMLINK
+from activeupgrade.platform.volumes.state import SyncState
 from activeupgrade.store.db import Store
 
 EnvFor = Callable[[Config], CheckEnv]
@@ -288,3 +292,35 @@ def test_a_health_command_anyone_could_replace_fails_the_services_check(
     exist = run_one("AU-C010", env_for(cfg))
     assert not exist.ok
     assert f"web: health check: {probe}: refused: {shared} is writable" in exist.message
+
+
+def test_free_space_of_a_tracked_volume_needs_no_walk(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the daemon's sync state, an adopted volume's size comes from its change
+    tracking: the tree is not walked again, and a change since is counted."""
+    instance = Instance(tmp_path / "home")
+    instance.ensure()
+    store = Store(instance.db)
+    state = SyncState()
+    app = tmp_path / "opt" / "app"
+    (app / "lib").mkdir(parents=True)
+    (app / "lib" / "one").write_bytes(b"x" * 100_000)
+    (app / "two").write_bytes(b"y" * 50_000)
+    try:
+        adoption.adopt(instance, store, str(app), VolumeRole.SYSTEM, mode=SYMLINK, state=state)
+        if not state.tracked(registry.by_path(store, str(app)).folder):  # type: ignore[union-attr]
+            pytest.fail("the test filesystem's timestamps are coarse: no change tracking")
+        (app / "three").write_bytes(b"z" * 30_000)
+
+        def walked(root: str) -> int:
+            raise AssertionError(f"{root} walked")
+
+        monkeypatch.setattr(volume_probes, "tree_size", walked)
+        env = CheckEnv(instance=instance, store=store, config=Config(
+            volumes=(VolumeSpec(str(app)),)), sync=state)
+        free = run_one("AU-C006", env)
+        assert free.ok and free.details["needed_bytes"] == int(
+            180_000 * volume_probes.MARGIN), free.details
+    finally:
+        state.close()
+        store.close()

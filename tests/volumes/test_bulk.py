@@ -16,6 +16,7 @@ from activeupgrade import proc
 from activeupgrade.platform.volumes import bulk, tree
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.resync import resync
+from activeupgrade.platform.volumes.state import SyncState
 from activeupgrade.platform.volumes.verify import differences
 
 
@@ -40,8 +41,11 @@ def source(tmp_path: Path, needs_root: None) -> Iterator[Path]:
     yield a
 
 
+@pytest.mark.parametrize("tracked", [False, True])
 def test_first_sync_by_cp_groups(source: Path, tmp_path: Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                 monkeypatch: pytest.MonkeyPatch, tracked: bool) -> None:
+    """Untracked, each group's copy is read back as it ends; tracked (the daemon), every
+    copy is read once by the target's change tracker after the last group."""
     calls: list[list[str]] = []
     real = bulk.copy_group
 
@@ -53,7 +57,8 @@ def test_first_sync_by_cp_groups(source: Path, tmp_path: Path,
     b, meta = tmp_path / "b", tmp_path / "m"
     meta.mkdir()
     m = Manifest(meta)
-    res = resync(source, b, m, src_is_a=True, workers=2)
+    state = SyncState() if tracked else None
+    res = resync(source, b, m, src_is_a=True, workers=2, state=state)
     assert len(calls) > 1  # several groups
     assert sorted(n for g in calls for n in g) == sorted(os.listdir(source))
     assert differences(source, b) == []
@@ -63,6 +68,9 @@ def test_first_sync_by_cp_groups(source: Path, tmp_path: Path,
     # everything cp copied is known identical: the next resync has nothing to compare
     again = resync(source, b, m, src_is_a=True, workers=2)
     assert (again.copied_files, again.compared_files, again.deleted) == (0, 0, 0)
+    assert res.copied_files > 100  # taken from cp's copies, not copied again
+    if state is not None:
+        state.close()
 
 
 def test_a_failed_group_is_compared_and_fixed(source: Path, tmp_path: Path,

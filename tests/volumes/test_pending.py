@@ -56,9 +56,9 @@ def test_status_facts_never_look_at_a_tree(host: tuple[Store, SyncState, Path, P
     store, state, _, data_path = host
     caller = threading.get_ident()
     looked: list[str] = []
-    real_scan, real_take = tree.scan, watch.Trackers.take
+    real_scan, real_take = tree.listing, watch.Trackers.take
 
-    def scan(root: object) -> tree.Stats:
+    def scan(root: object) -> tree.Listing:
         if threading.get_ident() == caller:
             looked.append(f"scan {root}")
         return real_scan(root)  # type: ignore[arg-type]
@@ -68,8 +68,8 @@ def test_status_facts_never_look_at_a_tree(host: tuple[Store, SyncState, Path, P
             looked.append(f"take {root}")
         return real_take(self, root, *args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(tree, "scan", scan)
-    monkeypatch.setattr(watch, "scan", scan)
+    monkeypatch.setattr(tree, "listing", scan)
+    monkeypatch.setattr(watch, "listing", scan)
     monkeypatch.setattr(watch.Trackers, "take", take)
     first = registry.facts(store, state)
     assert first["pending_resync"]["as_of"] == 0  # not computed yet: said so, not zero

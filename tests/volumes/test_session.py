@@ -10,7 +10,7 @@ import pytest
 from activeupgrade.config.model import VolumeRole
 from activeupgrade.instance import Instance
 from activeupgrade.model.states import OperatorAction, UpgradeState
-from activeupgrade.platform.volumes import adoption, livepath, registry, replica
+from activeupgrade.platform.volumes import adoption, livepath, registry, replica, tree
 
 from .helpers import act, engine_for, session_config, tree_hash, unmount_under
 
@@ -23,6 +23,8 @@ def _setup(tmp_path: Path, mode: str) -> tuple[Path, Path, Path]:
     (sysv / "bin").mkdir(parents=True)
     (sysv / "bin" / "app").write_text("version 1\n")
     (sysv / "etc.conf").write_text("setting=1\n")
+    (sysv / "lib").mkdir()
+    (sysv / "lib" / "old.so").write_text("old\n")
     datav.mkdir(parents=True)
     (datav / "db").write_text("row 1\n")
     return home, sysv, datav
@@ -57,6 +59,7 @@ def test_session(tmp_path: Path, mode: str, outcome: str, request: pytest.Fixtur
         assert (sysv / "bin" / "app").read_text() == "version 1\n"
         (datav / "db").write_text("row 1\nrow 2 during split\n")
         (sysv / "etc.conf").write_text("setting=2 on production\n")
+        (sysv / "lib" / "old.so").unlink()  # still in the upgraded replica
         original = tree_hash(sysv)
         if outcome == "abort-split":
             act(engine, OperatorAction.ABORT)
@@ -68,7 +71,13 @@ def test_session(tmp_path: Path, mode: str, outcome: str, request: pytest.Fixtur
             changes = store.query(
                 "SELECT details FROM log WHERE event = 'volume.production-changes'")
             listed = [json.loads(row["details"])["paths"] for row in changes]
-            assert ["etc.conf"] in listed  # exactly the file Production changed
+            # exactly the files Production changed
+            assert ["etc.conf", "lib/old.so"] in listed, listed
+            if tree.racy_window(tmp_path) == 0:
+                # the daemon's change tracking ran since the split: only the names
+                # changed since were looked at, no whole-tree read
+                assert not store.query("SELECT id FROM log WHERE "
+                                       "event = 'volume.production-changes.read'")
             act(engine, OperatorAction.COMMIT if outcome == "commit" else OperatorAction.ABORT)
         act(engine, OperatorAction.FINISH)
         assert engine.status().upgrade_state is UpgradeState.IDLE

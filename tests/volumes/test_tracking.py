@@ -35,7 +35,7 @@ def synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     full_plan = resync_mod.plan
 
     def spy(*args: object, **kwargs: object) -> resync_mod.Plan:
-        seen.append(args[6] if len(args) > 6 else None)  # type: ignore[arg-type]
+        seen.append(args[4] if len(args) > 4 else None)  # type: ignore[arg-type]
         return full_plan(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(resync_mod, "plan", spy)
@@ -111,3 +111,33 @@ def test_a_look_reads_only_what_changed(
     assert {f"d{i % 30}/f{i}" for i in range(10, 15)} <= set(puts)
     assert len(puts) <= 3 * 5 + 2, puts
     assert changed.stats[f"d{10 % 30}/f10"].st_size == len(b"v2 10")
+
+
+def test_a_generation_with_many_names_is_remembered_as_unknown(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A look that re-read more than HISTORY_NAMES names keeps no list of them (memory):
+    a mark older than it gets None (compare everything); a later mark is still exact."""
+    if tree.racy_window(tmp_path) != 0:
+        pytest.fail("the test filesystem's timestamps are coarse: no change tracking")
+    monkeypatch.setattr(watch, "HISTORY_NAMES", 10)
+    root = tmp_path / "t"
+    root.mkdir()
+    trackers = watch.Trackers()
+    try:
+        before = trackers.take(root).mark
+        assert before is not None
+        (root / "few").write_bytes(b"1")
+        few = trackers.take(root).mark
+        assert trackers.changed_since(root, before) == {"", "few"}
+        sub = root / "many"
+        sub.mkdir()
+        for i in range(30):
+            (sub / f"f{i}").write_bytes(b"x")
+        after = trackers.take(root).mark
+        assert trackers.changed_since(root, before) is None
+        assert trackers.changed_since(root, few) is None
+        (root / "few").write_bytes(b"2")
+        trackers.take(root)
+        assert trackers.changed_since(root, after) == {"", "few"}
+    finally:
+        trackers.close()

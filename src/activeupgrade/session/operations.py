@@ -89,7 +89,8 @@ its disk; the mirror copies between replicas of one filesystem)."""
 
 
 # -- volumes ----------------------------------------------------------------------------
-def adopt_steps(instance: Instance, store: Store, args: dict[str, Any]) -> list[Step]:
+def adopt_steps(instance: Instance, store: Store, args: dict[str, Any],
+                sync: SyncState | None = None) -> list[Step]:
     path = os.path.normpath(_text(args, "path"))
     if not os.path.isabs(path):
         raise UsageError(f"`path` must be absolute, not {path!r}")
@@ -102,18 +103,20 @@ def adopt_steps(instance: Instance, store: Store, args: dict[str, Any]) -> list[
     def run(ctx: StepContext) -> None:
         vol = adoption.adopt(instance, store, path, role, mode=mode,
                              progress=_volume_progress(ctx, path, ADOPT_PHASES),
-                             report=_say(ctx, "volume.adopt"), check=ctx.check)
+                             report=_say(ctx, "volume.adopt"), check=ctx.check, state=sync)
         ctx.results["volume"] = vol.view()
 
     return [Step("volume.adopt", run, 24 * 3600.0, f"adopt {path} as a {role} volume")]
 
 
-def release_steps(store: Store, args: dict[str, Any]) -> list[Step]:
+def release_steps(store: Store, args: dict[str, Any],
+                  sync: SyncState | None = None) -> list[Step]:
     vol = registry.require(store, _text(args, "name"))
 
     def run(ctx: StepContext) -> None:
         adoption.release(store, vol, report=_say(ctx, "volume.release"),
-                         progress=_volume_progress(ctx, vol.name), check=ctx.check)
+                         progress=_volume_progress(ctx, vol.name), check=ctx.check,
+                         state=sync)
         ctx.results["released"] = vol.path
 
     return [Step("volume.release", run, 24 * 3600.0, f"release {vol.path}")]
@@ -283,9 +286,9 @@ def steps_for(instance: Instance, store: Store, operation: Operation, args: dict
     """The steps of ``operation`` with ``args`` (refused with a UsageError when bad)."""
     match operation:
         case Operation.ADOPT:
-            return adopt_steps(instance, store, args)
+            return adopt_steps(instance, store, args, sync)
         case Operation.RELEASE:
-            return release_steps(store, args)
+            return release_steps(store, args, sync)
         case Operation.RESYNC:
             return resync_steps(store, args, sync)
         case Operation.VERIFY:

@@ -147,6 +147,20 @@ def tree_size(root: str) -> int:
 
 
 
+def _tracked_size(env: CheckEnv, path: str) -> int | None:
+    """The bytes of an adopted volume's live replica from the daemon's change tracking
+    (its kept entries summed: no walk of the tree once it is tracked); None without it."""
+    vol = registry.by_path(env.store, path)
+    live = None if vol is None or env.sync is None else vol.live()
+    if vol is None or env.sync is None or live is None or not env.sync.tracked(vol.folder):
+        return None
+    root = vol.replica(live)
+    with env.sync.holding(root, wait=False) as free:
+        if not free:
+            return None  # a resync holds it: walk instead of waiting
+        return env.sync.trackers.take(root).stats.regular_bytes()
+
+
 def free_space(env: CheckEnv) -> Verdict:
     paths = [p for p in _selected(env) if os.path.isdir(p)]
     if not paths:
@@ -154,7 +168,8 @@ def free_space(env: CheckEnv) -> Verdict:
     adopted = {v.path for v in registry.adopted_specs(env.store)}
     need = 0
     for path in paths:
-        size = tree_size(path)
+        known = _tracked_size(env, path) if path in adopted else None
+        size = tree_size(path) if known is None else known
         # A duplexed volume already has its copy; a resync only needs temporaries.
         need += int(size * MARGIN) if path in adopted else size
     where = _existing(replica_dirs(env, paths[0])[0])

@@ -39,6 +39,7 @@ from activeupgrade.platform.volumes import livepath, mounts, registry, replica, 
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.registry import Volume
 from activeupgrade.platform.volumes.resync import Progress, resync
+from activeupgrade.platform.volumes.state import SyncState
 from activeupgrade.store.db import Store
 
 Report = Callable[[str], None]
@@ -141,8 +142,11 @@ def adopt(
     progress: Callable[[Progress], None] | None = None,
     report: Report | None = None,
     check: Callable[[], None] | None = None,
+    state: SyncState | None = None,
 ) -> Volume:
-    """Adopt ``path`` (or resume its adoption); returns the ready volume."""
+    """Adopt ``path`` (or resume its adoption); returns the ready volume. ``state``: the
+    daemon's sync state (the copy of the replicas starts their change tracking, so the
+    first resync afterwards looks only at what changed)."""
     path = os.path.normpath(path)
     say = report or (lambda _m: None)
     vol = registry.by_path(store, path)
@@ -168,20 +172,20 @@ def adopt(
         say(f"{vol.name}: {name}")
 
     if vol.mode == livepath.BIND:
-        _adopt_bound(store, vol, phase, progress, check)
+        _adopt_bound(store, vol, phase, progress, check, state)
     else:
-        _adopt_symlinked(store, vol, phase, progress, check)
+        _adopt_symlinked(store, vol, phase, progress, check, state)
     if vol.phase == "mirrored":
         shutil.rmtree(Path(vol.folder) / "adopt", ignore_errors=True)
         vol.duplex = True
         phase("ready")
-    registry.invalidate_facts()
+    registry.invalidate_facts(state)
     return vol
 
 
 def _adopt_bound(store: Store, vol: Volume, phase: Report,
                  progress: Callable[[Progress], None] | None,
-                 check: Callable[[], None] | None) -> None:
+                 check: Callable[[], None] | None, state: SyncState | None) -> None:
     """The original directory stays in place as replica A; B is one copy of it."""
     a = vol.replica("a")
     if vol.phase == "new":
@@ -191,19 +195,19 @@ def _adopt_bound(store: Store, vol: Volume, phase: Report,
         except VolumeError:
             if bound:
                 mounts.detach(a)
-            _remove_folder(vol)
+            _remove_folder(vol, state)
             registry.forget(store, vol)
             raise
         phase("bound")
     if vol.phase == "bound":
         livepath.bind_original(vol.path, a)  # again after a reboot in the middle
-        replica.sync(store, vol, "a", "b", progress=progress, check=check)
+        replica.sync(store, vol, "a", "b", progress=progress, check=check, state=state)
         phase("mirrored")
 
 
 def _adopt_symlinked(store: Store, vol: Volume, phase: Report,
                      progress: Callable[[Progress], None] | None,
-                     check: Callable[[], None] | None) -> None:
+                     check: Callable[[], None] | None, state: SyncState | None) -> None:
     """Unprivileged: copy into A, set the original aside, link the path to A, copy B."""
     path = vol.path
     staging = Manifest(Path(vol.folder) / "adopt")
@@ -224,18 +228,18 @@ def _adopt_symlinked(store: Store, vol: Volume, phase: Report,
         livepath.show(path, vol.replicas, "a", vol.mode)
         phase("attached")
     if vol.phase == "attached":
-        replica.sync(store, vol, "a", "b", progress=progress, check=check)
+        replica.sync(store, vol, "a", "b", progress=progress, check=check, state=state)
         if aside.exists():
             shutil.rmtree(aside)
         phase("mirrored")
 
 
-def _remove_folder(vol: Volume) -> None:
+def _remove_folder(vol: Volume, state: SyncState | None = None) -> None:
     """Remove the replica folder, never through a mount (replica A is the original)."""
     for path in vol.replicas.values():
         while livepath.mounted(path):
             mounts.detach(path)
-        watch.forget(path)
+        watch.forget(path, None if state is None else state.trackers)
     folder = os.path.realpath(vol.folder)
     if any(m.point.startswith(folder + "/") for m in mounts.table()):
         raise VolumeError(f"something is still mounted below {folder}",
@@ -246,31 +250,36 @@ def _remove_folder(vol: Volume) -> None:
 
 def release(store: Store, vol: Volume, *, report: Report | None = None,
             progress: Callable[[Progress], None] | None = None,
-            check: Callable[[], None] | None = None) -> None:
-    """Give back a plain directory at the volume's path with the live content."""
+            check: Callable[[], None] | None = None,
+            state: SyncState | None = None) -> None:
+    """Give back a plain directory at the volume's path with the live content.
+    ``state``: the daemon's sync state (the last resync looks only at what changed; the
+    replicas' tracking ends)."""
     say = report or (lambda _m: None)
     if vol.session:
         raise VolumeError(f"{vol.name} is part of session {vol.session.get('id')}",
                           hint="Finish the session first.")
     if vol.mode == livepath.BIND:
-        _release_bound(store, vol, say, progress, check)
+        _release_bound(store, vol, say, progress, check, state)
     else:
         _release_symlinked(store, vol, say, progress, check)
-    _remove_folder(vol)
+    _remove_folder(vol, state)
+    if state is not None:
+        state.forget(vol.manifest)
     registry.forget(store, vol)
-    registry.invalidate_facts()
+    registry.invalidate_facts(state)
     say(f"{vol.path} is a plain directory again")
 
 
 def _release_bound(store: Store, vol: Volume, say: Report,
                    progress: Callable[[Progress], None] | None,
-                   check: Callable[[], None] | None) -> None:
+                   check: Callable[[], None] | None, state: SyncState | None) -> None:
     """The original directory (A) gets the live content and stays alone at the path."""
     if vol.phase != "releasing":
         if vol.phase != "new":
             livepath.bind_original(vol.path, vol.replica("a"))
         if vol.live() == "b":
-            replica.sync(store, vol, "b", "a", progress=progress, check=check)
+            replica.sync(store, vol, "b", "a", progress=progress, check=check, state=state)
             livepath.show(vol.path, vol.replicas, "a", vol.mode)
             say(f"{vol.name}: the original directory has the live content again")
         vol.phase = "releasing"

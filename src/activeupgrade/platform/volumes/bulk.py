@@ -25,7 +25,16 @@ from collections.abc import Callable
 from concurrent.futures import Future, as_completed
 
 from activeupgrade import proc
-from activeupgrade.platform.volumes.tree import Stats, join, scan
+from activeupgrade.platform.volumes.tree import (
+    ROOT,
+    Listing,
+    join,
+    listing,
+    rec_mode,
+    rec_mode_links,
+    rec_size,
+)
+from activeupgrade.platform.volumes.tree import record as record_of
 
 CP = ("cp", "-dR", "--preserve=mode,ownership,timestamps,links,xattr", "--reflink=auto",
       "--sparse=auto")
@@ -52,57 +61,111 @@ def copy_group(src_root: str, dst_root: str, names: list[str]) -> proc.Completed
     return proc.run(argv, timeout=None, check=False)
 
 
-def matches(s: os.stat_result, d: os.stat_result) -> bool:
-    """Whether copy ``d`` of source entry ``s`` can be taken as identical without reading
-    its content (the copy was just made by ``cp`` from this very entry)."""
-    if s.st_mode != d.st_mode or (s.st_uid, s.st_gid) != (d.st_uid, d.st_gid):
+def matches(s: bytes, d: bytes) -> bool:
+    """Whether copy ``d`` of source entry ``s`` (their records, ``tree.REC``) can be taken
+    as identical without reading its content (the copy was just made by ``cp`` from this
+    very entry): the same mode, owner, group and mtime; for other than directories (whose
+    entries are checked one by one) the same size and device, and a single link."""
+    if s[32:36] != d[32:36] or s[40:48] != d[40:48] or s[16:24] != d[16:24]:
         return False
-    if s.st_mtime_ns != d.st_mtime_ns:
+    mode, links = rec_mode_links(s)
+    if stat.S_ISDIR(mode):
+        return True
+    if stat.S_ISREG(mode) and links > 1:
         return False
-    if stat.S_ISDIR(s.st_mode):
-        return True  # its entries are checked one by one
-    if stat.S_ISREG(s.st_mode) and s.st_nlink > 1:
-        return False
-    return s.st_size == d.st_size and s.st_rdev == d.st_rdev
+    return s[24:32] == d[24:32] and s[48:56] == d[48:56]
 
 
-def take_copies(running: dict[Future[proc.Completed], list[str]], src: Stats,
-                dst_root: str, record: Callable[[str, os.stat_result], None], made: set[str],
+Pairs = list[tuple[str, dict[str, bytes], dict[str, bytes]]]
+"""(directory, its source entries, the copy's entries) to match."""
+
+
+def _below(src: Listing) -> dict[str, list[str]]:
+    """Top-level name → the source's directories below it."""
+    below: dict[str, list[str]] = {}
+    for key in src.dirs:
+        if key != ROOT and key:
+            below.setdefault(key.partition("/")[0], []).append(key)
+    return below
+
+
+def _match(pairs: Pairs, record: Callable[[str, bytes, bytes], None]) -> tuple[int, int]:
+    files = size = 0
+    for key, kids, ckids in pairs:
+        prefix = f"{key}/" if key else ""
+        for child, s in kids.items():
+            d = ckids.get(child)
+            if d is not None and matches(s, d):
+                record(prefix + child, s, d)
+                if stat.S_ISREG(rec_mode(s)):
+                    files += 1
+                    size += rec_size(s)
+    return files, size
+
+
+def take_copies(running: dict[Future[proc.Completed], list[str]], src: Listing,
+                dst_root: str, record: Callable[[str, bytes, bytes], None], made: set[str],
                 check: Callable[[], None] | None = None) -> tuple[int, int]:
     """As each group's ``cp`` ends (``running``: its future → its top-level names),
-    ``record`` every copied entry that ``matches`` what the scan ``src`` of the source saw;
-    top-level names copied go to ``made``. A group whose ``cp`` failed is skipped whole
-    (the resync compares what it left). Returns the files and bytes taken."""
-    below: dict[str, list[str]] = {}
-    for rel in src:
-        top, slash, _ = rel.partition("/")
-        if slash:
-            below.setdefault(top, []).append(rel)
+    ``record`` (path, source record, copy's record) every copied entry that ``matches``
+    what the scan ``src`` of the source saw; top-level names copied go to ``made``. A
+    group whose ``cp`` failed is skipped whole (the resync compares what it left).
+    Returns the files and bytes taken."""
+    below, top = _below(src), src.dirs.get("", {})
     files = size = 0
     for job in as_completed(running):
         if job.result().returncode != 0:
             continue
         for name in running[job]:
-            if name not in src:
+            was = top.get(name)
+            if was is None:
                 continue  # gone from the source since it was listed
-            copied = _scan_copy(join(dst_root, name), stat.S_ISDIR(src[name].st_mode))
+            copied = _scan_copy(join(dst_root, name), stat.S_ISDIR(rec_mode(was)))
+            pairs: Pairs = [("", {name: was}, {name: rec} if (rec := copied.rec("")) else {})]
             cut = len(name) + 1
-            for rel in (name, *below.get(name, ())):
-                was, now = src[rel], copied.get(rel[cut:] if rel != name else "")
-                if now is not None and matches(was, now):
-                    record(rel, now)
-                    if stat.S_ISREG(was.st_mode):
-                        files += 1
-                        size += was.st_size
+            pairs += [(key, src.dirs[key], copied.dirs.get(key[cut:] if key != name else "",
+                                                             {}))
+                      for key in below.get(name, ())]
+            f, b = _match(pairs, record)
+            files, size = files + f, size + b
             made.add(name)
         if check is not None:
             check()
     return files, size
 
 
-def _scan_copy(path: str, folder: bool) -> Stats:
+def finished(running: dict[Future[proc.Completed], list[str]], src: Listing,
+             made: set[str], done: Callable[[list[str]], None]) -> None:
+    """Wait for every group's ``cp``; the top-level names of those that succeeded (and
+    are still in the source) go to ``made``, and to ``done`` as each group ends."""
+    top = src.dirs.get("", {})
+    for job in as_completed(running):
+        if job.result().returncode == 0:
+            names = [n for n in running[job] if n in top]
+            made.update(names)
+            done(names)
+
+
+def take_listed(names: set[str], src: Listing, copy: Listing,
+                record: Callable[[str, bytes, bytes], None]) -> tuple[int, int]:
+    """``take_copies`` once every ``cp`` ended, from a listing ``copy`` of the whole
+    target (the change tracker's: the copy is not read a second time) for the top-level
+    ``names`` copied."""
+    below, top = _below(src), src.dirs.get("", {})
+    ctop = copy.dirs.get("", {})
+    pairs: Pairs = [("", {n: top[n] for n in names if n in top}, ctop)]
+    pairs += [(key, src.dirs[key], copy.dirs.get(key, {}))
+              for name in names for key in below.get(name, ())]
+    return _match(pairs, record)
+
+
+def _scan_copy(path: str, folder: bool) -> Listing:
     """What ``cp`` made at ``path``: a tree, one entry, or nothing."""
     try:
-        return scan(path) if folder else {"": os.lstat(path)}
+        if folder:
+            return listing(path)
+        one = Listing()
+        one.put("", record_of(os.lstat(path)))
+        return one
     except (FileNotFoundError, NotADirectoryError):
-        return {}
+        return Listing()

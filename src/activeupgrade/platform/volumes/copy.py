@@ -34,7 +34,7 @@ import stat
 from dataclasses import dataclass, field
 
 from activeupgrade.errors import VolumeError
-from activeupgrade.platform.volumes.tree import xattrs
+from activeupgrade.platform.volumes.tree import StatLike, xattrs
 
 FICLONE = 0x40049409
 """ioctl number of FICLONE (linux/fs.h)."""
@@ -190,7 +190,7 @@ def _set_xattrs(target: int | str, src_attrs: dict[str, bytes], dst_attrs: dict[
                 raise
 
 
-def _chown(target: int | str, st: os.stat_result, cur: os.stat_result | None,
+def _chown(target: int | str, st: os.stat_result, cur: StatLike | None,
            link: bool = False) -> None:
     if cur is not None and (cur.st_uid, cur.st_gid) == (st.st_uid, st.st_gid):
         return
@@ -220,7 +220,7 @@ def _unshared(fd: int) -> bool:
     return True
 
 
-def _open_target(dst: str, cur: os.stat_result | None, linked: bool = False,
+def _open_target(dst: str, cur: StatLike | None, linked: bool = False,
                  mode: int = 0o600) -> tuple[int, str | None]:
     """A descriptor to write ``dst``'s new content to, and the temporary name it has
     (None: it is ``dst`` itself). ``cur``: what the scan saw at ``dst`` (None: nothing);
@@ -250,7 +250,7 @@ def _open_target(dst: str, cur: os.stat_result | None, linked: bool = False,
 
 
 def copy_file(src: str, dst: str, st: os.stat_result, flags: CopyFlags,
-              cur: os.stat_result | None = None, linked: bool = False) -> os.stat_result:
+              cur: StatLike | None = None, linked: bool = False) -> os.stat_result:
     """Copy regular file ``src`` (lstat ``st``) to ``dst`` with all its metadata; returns
     the copy's final stat. ``cur``: the target's lstat from the scan (None: absent);
     ``linked``: the target is a hard-link group's leader (always through a temporary
@@ -330,7 +330,7 @@ def copy_special(src: str, dst: str, st: os.stat_result) -> None:
     os.replace(tmp, dst)
 
 
-def apply_meta(src: str, dst: str, st: os.stat_result, cur: os.stat_result | None) -> None:
+def apply_meta(src: str, dst: str, st: os.stat_result, cur: StatLike | None) -> None:
     """Make ``dst``'s owner, mode, xattrs and times those of ``src`` (lstat ``st``).
     ``cur`` is ``dst``'s lstat when known (saves syscalls that would change nothing)."""
     link = stat.S_ISLNK(st.st_mode)

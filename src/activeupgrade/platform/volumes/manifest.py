@@ -11,25 +11,47 @@ after a crash the next resync loads manifest + journal and skips the finished en
 A completed resync leaves its journal in place (cheaper than rewriting the manifest) until
 it grows to a quarter of the manifest, when both are folded into a new manifest.
 Formats are pinned by a golden test (``tests/volumes/test_manifest.py``).
+
+In memory each entry is one packed pair (``PAIR``: the two signatures as ``tree.SIG``
+packs them, 72 bytes): a few hundred thousand entries cost tens of MB, not hundreds. The
+manifest is read and written a piece at a time (never as one JSON document in memory).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from activeupgrade.durable import write_durably
-from activeupgrade.platform.volumes.tree import Sig
+from activeupgrade.platform.volumes.tree import SIG, Sig
 
 FORMAT = 1
 DONE = b'["#done"]\n'
 """Journal line written when a resync completes: entries after the last one are from an
 interrupted run."""
-Pair = tuple[Sig, Sig]
+PAIR = struct.Struct("=" + SIG.format.lstrip("=") * 2)
+Pair = bytes
+"""Replica A's signature then B's, packed (``PAIR``)."""
 Entries = dict[str, Pair]
+_HEAD = b'{"format":%d,"entries":{' % FORMAT
+_ENTRY = re.compile(rb'"((?:[^"\\]|\\.)*)":\[(-?\d+(?:,-?\d+){9})\],?')
+PIECE = 4096
+"""Entries per piece written."""
+
+
+def pair(a: Sig, b: Sig) -> Pair:
+    """The pair of signatures ``a`` (replica A's) and ``b``."""
+    return a + b
+
+
+def numbers(p: Pair) -> tuple[int, ...]:
+    """The ten numbers of a pair, as the files store them."""
+    return PAIR.unpack(p)
 
 
 _quote = json.encoder.encode_basestring_ascii
@@ -38,20 +60,50 @@ are not UTF-8 carry lone surrogates; they are escaped and read back intact)."""
 
 
 def _pair(values: list[int]) -> Pair:
-    a = (values[0], values[1], values[2], values[3], values[4])
-    b = (values[5], values[6], values[7], values[8], values[9])
-    return a, b
+    return PAIR.pack(*values)
+
+
+def pieces(entries: Entries) -> Iterator[bytes]:
+    """The manifest file, a piece at a time (as ``json.dumps`` with compact separators
+    writes the document)."""
+    yield _HEAD
+    batch: list[str] = []
+    first = True
+    for rel, p in entries.items():
+        batch.append(f"{_quote(rel)}:[{','.join(map(str, PAIR.unpack(p)))}]")
+        if len(batch) >= PIECE:
+            yield (("" if first else ",") + ",".join(batch)).encode()
+            batch, first = [], False
+    if batch:
+        yield (("" if first else ",") + ",".join(batch)).encode()
+    yield b"}}"
 
 
 def encode(entries: Entries) -> bytes:
-    doc: dict[str, Any] = {
-        "format": FORMAT,
-        "entries": {rel: [*a, *b] for rel, (a, b) in entries.items()},
-    }
-    return json.dumps(doc, separators=(",", ":")).encode()
+    return b"".join(pieces(entries))
 
 
 def decode(data: bytes) -> Entries:
+    """The entries of a manifest file (entry by entry; a document this writer would not
+    have written is read by the json module instead)."""
+    if not (data.startswith(_HEAD) and data.endswith(b"}}")):
+        return _decode_json(data)
+    out: Entries = {}
+    pos, end = len(_HEAD), len(data) - 2
+    pack = PAIR.pack
+    for m in _ENTRY.finditer(data, pos, end):
+        if m.start() != pos:
+            return _decode_json(data)
+        pos = m.end()
+        raw = m.group(1)
+        rel = json.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode("ascii")
+        out[rel] = pack(*map(int, m.group(2).split(b",")))
+    if pos != end:
+        return _decode_json(data)
+    return out
+
+
+def _decode_json(data: bytes) -> Entries:
     doc = json.loads(data)
     if doc.get("format") != FORMAT:
         return {}
@@ -113,7 +165,7 @@ class Manifest:
             self.save(entries)
 
     def save(self, entries: Entries) -> None:
-        write_durably(self.path, encode(entries))
+        write_durably(self.path, pieces(entries))
         self.journal_path.unlink(missing_ok=True)
 
     def forget(self) -> None:
@@ -147,9 +199,9 @@ class Journal:
         # the JSON of each line written by hand: json.dumps per entry would cost more
         # than the copy of a small file
         lines = [
-            (f"[{_quote(rel)},{','.join(map(str, (*pair[0], *pair[1])))}]\n" if pair
+            (f"[{_quote(rel)},{','.join(map(str, PAIR.unpack(p)))}]\n" if p
              else f"[{_quote(rel)}]\n").encode()
-            for rel, pair in self._pending
+            for rel, p in self._pending
         ]
         self.written += len(lines)
         if done:

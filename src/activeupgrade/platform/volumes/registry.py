@@ -246,8 +246,7 @@ def _estimate(vol: Volume, src: str, dst: str, state: SyncState) -> dict[str, fl
         known, _ = state.load(manifest)
         s, d = state.trackers.take(sp, track), state.trackers.take(dp, track)
         only = state.narrowed(manifest, known, sp, dp, keep=True) if track else None
-        p = plan(s.stats, d.stats, known, src == "a", s.sigs, d.sigs, only,
-                 None if only is None else s.multi)
+        p = plan(s.stats, d.stats, known, src == "a", only, None if only is None else s.multi)
     files = len(p.candidates) + len(p.deletions)
     return {"bytes": p.copy_bytes, "files": files,
             "seconds_estimate": seconds_for(vol, p.copy_bytes, files)}

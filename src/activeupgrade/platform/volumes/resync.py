@@ -26,7 +26,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -35,10 +35,25 @@ from activeupgrade import proc
 from activeupgrade.errors import VolumeError
 from activeupgrade.platform.volumes import bulk, reserve
 from activeupgrade.platform.volumes.copy import CopyFlags, apply_meta, copy_file, copy_special
-from activeupgrade.platform.volumes.manifest import Entries, Journal, Manifest, Pair
+from activeupgrade.platform.volumes.manifest import Entries, Journal, Manifest
 from activeupgrade.platform.volumes.state import Last, SyncState
 from activeupgrade.platform.volumes.storage import Storage, detect
-from activeupgrade.platform.volumes.tree import RACY_NS, Sig, Stats, join, same_content, sig
+from activeupgrade.platform.volumes.tree import (
+    RACY_NS,
+    ROOT,
+    SIG_LEN,
+    Info,
+    Listing,
+    StatLike,
+    join,
+    rec_ctime,
+    rec_ino,
+    rec_mode,
+    rec_mode_links,
+    rec_size,
+    same_content,
+)
+from activeupgrade.platform.volumes.tree import record as record_of
 from activeupgrade.units import human_bytes
 
 _RESUMES = "what was copied is kept: the next resync (Retry) goes on from there."
@@ -139,40 +154,52 @@ class Plan:
     copy_bytes: int
 
 
-def _oriented(a: os.stat_result, b: os.stat_result, src_is_a: bool) -> Pair:
-    return (sig(a), sig(b)) if src_is_a else (sig(b), sig(a))
-
-
-def plan(src: Stats, dst: Stats, known: Entries, src_is_a: bool,
-         ssig: dict[str, Sig] | None = None, dsig: dict[str, Sig] | None = None,
+def plan(src: Listing, dst: Listing, known: Entries, src_is_a: bool,
          only: set[str] | None = None, multi: set[str] | None = None) -> Plan:
-    """Compare the scans against the manifest: what must be deleted, created or checked.
-    ``ssig``/``dsig``: the entries' signatures when already known. ``only``: the names
-    that can differ from the manifest (every other name is known identical: see
-    ``state.Last``); ``multi``: the source's names with several links (both None: all)."""
-    if ssig is None:
-        ssig = {rel: sig(st) for rel, st in src.items()}
-    if dsig is None:
-        dsig = {rel: sig(st) for rel, st in dst.items()}
+    """Compare the trees' entries against the manifest: what must be deleted, created or
+    checked. ``only``: the names that can differ from the manifest (every other name is
+    known identical: see ``state.Last``); ``multi``: the source's names with several
+    links (both None: all)."""
     # One pass over each side with locals only: this runs over every entry of both trees
-    # on every resync where change tracking cannot narrow it down.
+    # on every resync where change tracking cannot narrow it down. Signatures are the
+    # records' first bytes: compared as bytes, nothing decoded.
+    n = SIG_LEN
     candidates: set[str] = set()
     by_inode: dict[int, list[str]] = {}
-    sget, dget, kget, add = ssig.get, dsig.get, known.get, candidates.add
-    s_isreg = stat.S_ISREG
+    kget, add = known.get, candidates.add
+    s_isreg, fmt = stat.S_ISREG, 0o170000
+    deletions: list[str] = []
     if only is None:
-        src_side, dst_side = ssig, dsig
+        for head, kids in src.dirs.items():
+            dk = dst.dirs.get(head, {})
+            prefix = "" if head == ROOT else f"{head}/" if head else ""
+            for name, a in kids.items():
+                b = dk.get(name)
+                rel = prefix + name
+                if b is None or kget(rel) != (a[:n] + b[:n] if src_is_a else b[:n] + a[:n]):
+                    add(rel)
+        for head, kids in dst.dirs.items():
+            sk = src.dirs.get(head, {})
+            prefix = "" if head == ROOT else f"{head}/" if head else ""
+            for name, rb in kids.items():
+                ra = sk.get(name)
+                if ra is None or (rec_mode(ra) ^ rec_mode(rb)) & fmt:
+                    deletions.append(prefix + name)
+        linked: Iterator[tuple[str, bytes]] = src.recs()
     else:
-        src_side = {r: ssig[r] for r in only if r in ssig}
-        dst_side = {r: dsig[r] for r in only if r in dsig}
-    for rel, a in src_side.items():
-        b = dget(rel)
-        if b is None or kget(rel) != ((a, b) if src_is_a else (b, a)):
-            add(rel)
-    for rel in (src if multi is None else multi):
-        s = src.get(rel)
-        if s is not None and s.st_nlink > 1 and s_isreg(s.st_mode):
-            by_inode.setdefault(s.st_ino, []).append(rel)
+        srec, drec = src.rec, dst.rec
+        for rel in only:
+            sa, sb = srec(rel), drec(rel)
+            if sa is not None and (sb is None or kget(rel) != (
+                    sa[:n] + sb[:n] if src_is_a else sb[:n] + sa[:n])):
+                add(rel)
+            if sb is not None and (sa is None or (rec_mode(sa) ^ rec_mode(sb)) & fmt):
+                deletions.append(rel)
+        linked = ((rel, r) for rel in (multi or ()) if (r := srec(rel)) is not None)
+    for rel, r in linked:
+        mode, links = rec_mode_links(r)
+        if links > 1 and s_isreg(mode):
+            by_inode.setdefault(rec_ino(r), []).append(rel)
     groups: dict[str, list[str]] = {}
     members: dict[str, str] = {}
     for paths in by_inode.values():
@@ -183,9 +210,6 @@ def plan(src: Stats, dst: Stats, known: Entries, src_is_a: bool,
         groups[paths[0]] = paths[1:]
         for p in paths[1:]:
             members[p] = paths[0]
-    # the signature's last field is the mode: a type change is read from it
-    deletions = [rel for rel, b in dst_side.items()
-                 if (sa := sget(rel)) is None or (sa[4] ^ b[4]) & 0o170000]
     copy_bytes = 0
     for rel in candidates:
         s = src[rel]
@@ -194,6 +218,21 @@ def plan(src: Stats, dst: Stats, known: Entries, src_is_a: bool,
             if d is None or d.st_size != s.st_size or d.st_mtime_ns != s.st_mtime_ns:
                 copy_bytes += s.st_size
     return Plan(sorted(candidates), sorted(deletions), groups, members, copy_bytes)
+
+
+def _per_top(src: Listing) -> dict[str, tuple[int, int]]:
+    """Top-level name → the entries and regular-file bytes of the source below it (and
+    itself)."""
+    out: dict[str, list[int]] = {}
+    for rel, rec in src.recs():
+        top = rel.partition("/")[0]
+        if not top:
+            continue
+        cell = out.setdefault(top, [0, 0])
+        cell[0] += 1
+        if stat.S_ISREG(rec_mode(rec)):
+            cell[1] += rec_size(rec)
+    return {k: (v[0], v[1]) for k, v in out.items()}
 
 
 def _racy_window(state: SyncState, manifest: Manifest, src: str, dst: str) -> int:
@@ -209,12 +248,12 @@ def _mkdirs(root: str, rels: list[str]) -> None:
         os.mkdir(join(root, rel), 0o700)
 
 
-def _delete_all(root: str, rels: list[str], stats: Stats) -> None:
+def _delete_all(root: str, rels: list[str], stats: Listing) -> None:
     for rel in rels:
         _delete(join(root, rel), stats[rel])
 
 
-def _delete(path: str, st: os.stat_result) -> None:
+def _delete(path: str, st: StatLike) -> None:
     if stat.S_ISDIR(st.st_mode):
         shutil.rmtree(path)
     else:
@@ -222,7 +261,7 @@ def _delete(path: str, st: os.stat_result) -> None:
 
 
 class _Run:
-    def __init__(self, src_root: str, dst_root: str, src: Stats, dst: Stats, p: Plan,
+    def __init__(self, src_root: str, dst_root: str, src: Listing, dst: Listing, p: Plan,
                  storage: Storage) -> None:
         self.src_root, self.dst_root = src_root, dst_root
         self.src, self.dst, self.plan = src, dst, p
@@ -231,12 +270,19 @@ class _Run:
         self.flags = CopyFlags(reflink=storage.clones)
         self.result = Result(storage=storage.value)
 
-    def file_job(self, rel: str) -> tuple[str, int, str, os.stat_result]:
+    def file_job(self, rel: str) -> tuple[str, int, str, os.stat_result | None]:
         """Bring one non-directory entry up to date.
-        Returns (rel, bytes copied, action, the target's stat afterwards)."""
-        s = self.src[rel]
+        Returns (rel, bytes copied, action, the target's stat afterwards); action "gone"
+        (nothing done, nothing vouched): the source entry vanished or changed its type
+        since the scan (the next look at the tree sees it)."""
         sp, dp = join(self.src_root, rel), join(self.dst_root, rel)
-        d: os.stat_result | None = None if rel in self.gone else self.dst.get(rel)
+        try:
+            s = os.lstat(sp)  # the scan kept only a record; the copy needs every field
+        except FileNotFoundError:
+            return rel, 0, "gone", None
+        if stat.S_IFMT(s.st_mode) != stat.S_IFMT(self.src[rel].st_mode):
+            return rel, 0, "gone", None
+        d: Info | None = None if rel in self.gone else self.dst.get(rel)
         if d is not None and stat.S_IFMT(d.st_mode) != stat.S_IFMT(s.st_mode):
             d = None  # deleted already: a different type stood here
         if not stat.S_ISREG(s.st_mode):
@@ -262,7 +308,7 @@ class _Run:
             return rel, 0, "compare", os.lstat(dp)
         return rel, s.st_size, "copy", copy_file(sp, dp, s, self.flags, d, group is not None)
 
-    def chunk_job(self, rels: list[str]) -> list[tuple[str, int, str, os.stat_result]]:
+    def chunk_job(self, rels: list[str]) -> list[tuple[str, int, str, os.stat_result | None]]:
         return [self.file_job(rel) for rel in rels]
 
 
@@ -355,50 +401,56 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
         first = {pool.submit(bulk.copy_group, src_r, dst_r, g): g
                  for g in bulk.groups(names, workers)}
     ssnap = trackers.take(src_r, tracked)
-    src, ssig = ssnap.stats, ssnap.sigs
+    src = ssnap.stats
     only = job.state.narrowed(manifest, known, src_r, dst_r) if tracked else None
     new: Entries = dict(known)
     # (narrowed: the last resync left only source names, and a name gone since changed)
-    for rel in (known.keys() - src.keys() if only is None
+    for rel in ([r for r in known if r not in src] if only is None
                 else [r for r in only if r in known and r not in src]):
         del new[rel]
     journal = Journal(manifest)
     unsettled: list[str] = []
     made: set[str] = set()
 
-    def record(rel: str, after: os.stat_result | None = None, retry: bool = True) -> None:
+    n = SIG_LEN
+
+    def record(rel: str, after: StatLike | bytes | None = None, retry: bool = True,
+               s: bytes | None = None) -> None:
         """Vouch for ``rel`` being identical now, if its signatures can be trusted.
-        ``after``: the target's stat just taken (only used where timestamps are
-        fine-grained: with a racy window the stat must follow the reference time)."""
+        ``after``: the target's stat (or record) just taken (only used where timestamps
+        are fine-grained: with a racy window the stat must follow the reference time);
+        ``s``: the source's record, when at hand."""
         new.pop(rel, None)
-        s = src[rel]
-        if s.st_ctime_ns >= scan_start - window:
+        if s is None:
+            s = src.rec(rel)
+        if s is None or rec_ctime(s) >= scan_start - window:
             return  # changed on the source too recently (or since the scan)
         t = time.time_ns()
-        d = after if after is not None and window == 0 else os.lstat(join(dst_r, rel))
-        if d.st_ctime_ns >= t - window:
+        if after is None or window != 0:
+            d = record_of(os.lstat(join(dst_r, rel)))
+        else:
+            d = after if isinstance(after, bytes) else record_of(after)
+        if rec_ctime(d) >= t - window:
             if retry:
                 unsettled.append(rel)
             return
-        new[rel] = _oriented(s, d, src_is_a)
-        journal.add(rel, new[rel])
+        new[rel] = p = s[:n] + d[:n] if src_is_a else d[:n] + s[:n]
+        journal.add(rel, p)
 
     bulk_files = bulk_bytes = 0
     if first and not job.storage.clones:
-        reserve.ensure_room(dst_r, sum(st.st_size for st in src.values()
-                                       if stat.S_ISREG(st.st_mode)))
+        reserve.ensure_room(dst_r, src.regular_bytes())
     if first:
         # The first copy is most of an adoption's time: say how far it is as each cp
         # group is taken (its entries counted as they are vouched for).
-        copying = Progress(bytes_total=sum(st.st_size for st in src.values()
-                                           if stat.S_ISREG(st.st_mode)),
-                           files_total=len(src), started=job.started)
+        copying = Progress(bytes_total=src.regular_bytes(), files_total=len(src),
+                           started=job.started)
 
-        def taken(rel: str, after: os.stat_result | None = None) -> None:
-            record(rel, after)
+        def taken(rel: str, was: bytes, now: bytes) -> None:
+            record(rel, now, s=was)
             copying.files_done += 1
-            if stat.S_ISREG(src[rel].st_mode):
-                copying.bytes_done += src[rel].st_size
+            if stat.S_ISREG(rec_mode(was)):
+                copying.bytes_done += rec_size(was)
 
         def group_done() -> None:
             reserve.check(dst_r)
@@ -407,12 +459,29 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
             if check is not None:
                 check()
 
-        bulk_files, bulk_bytes = bulk.take_copies(first, src, dst_r, taken, made, group_done)
-        dsnap = trackers.take(dst_r, tracked, own=frozenset(made))
+        if tracked:
+            # every cp first, then one look at the target (the tracker lists the copy
+            # once) and the copied entries vouched for from it; progress by group
+            counts = _per_top(src)
+
+            def group_ended(names: list[str]) -> None:
+                for name in names:
+                    files_in, bytes_in = counts.get(name, (0, 0))
+                    copying.files_done += files_in
+                    copying.bytes_done += bytes_in
+                group_done()
+
+            bulk.finished(first, src, made, group_ended)
+            dsnap = trackers.take(dst_r, tracked, own=frozenset(made))
+            bulk_files, bulk_bytes = bulk.take_listed(
+                made, src, dsnap.stats, lambda rel, was, now: record(rel, now, s=was))
+        else:
+            bulk_files, bulk_bytes = bulk.take_copies(first, src, dst_r, taken, made,
+                                                      group_done)
+            dsnap = trackers.take(dst_r, tracked, own=frozenset(made))
         known = new
-    dst, dsig = dsnap.stats, dsnap.sigs
-    p = plan(src, dst, known, src_is_a, ssig, dsig, only,
-             None if only is None else ssnap.multi)
+    dst = dsnap.stats
+    p = plan(src, dst, known, src_is_a, only, None if only is None else ssnap.multi)
     run = _Run(src_r, dst_r, src, dst, p, job.storage)
     res = run.result
     res.scanned, res.candidates, res.resumed = len(src), len(p.candidates), resumed
@@ -480,6 +549,9 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
         futures = [pool.submit(run.chunk_job, c) for c in chunks]
         for fut in futures:
             for rel, nbytes, action, after in fut.result():
+                if action == "gone":
+                    prog.files_done += 1
+                    continue
                 if action == "copy" or action == "special":
                     res.copied_files += 1
                     res.copied_bytes += nbytes
@@ -516,11 +588,16 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
         # 4. directory metadata: every entry is in place by now (in this thread: a few
         # system calls per directory gain nothing from the pool)
         for rel in set(dirs) | touched:
-            s = src.get(rel)
-            if s is None:
+            if rel not in src:
                 continue
-            dp = join(dst_r, rel)
-            apply_meta(join(src_r, rel), dp, s, os.lstat(dp))
+            sp, dp = join(src_r, rel), join(dst_r, rel)
+            try:
+                s = os.lstat(sp)
+            except FileNotFoundError:
+                continue  # gone since the scan: the next look sees it
+            if not stat.S_ISDIR(s.st_mode):
+                continue
+            apply_meta(sp, dp, s, os.lstat(dp))
             record(rel)
         if unsettled:
             time.sleep(window / 1e9)  # out of the racy window of our own last writes
@@ -541,10 +618,9 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
     if ssnap.mark is not None and final.mark is not None and written is not None:
         # Names re-read since the scan (our writes, and anything else written meanwhile):
         # settled where the target still has the signature the manifest now holds.
-        side = 1 if src_is_a else 0
-        fsig, nget = final.sigs, new.get
+        fsig, nget, n = final.stats.sig, new.get, SIG_LEN
         unsure = {rel for rel in written
-                  if (pair := nget(rel)) is None or fsig.get(rel) != pair[side]}
+                  if (pr := nget(rel)) is None or fsig(rel) != (pr[n:] if src_is_a else pr[:n])}
         unsure.update(rel for rel in (*p.candidates, *touched) if rel not in new)
         job.state.leave(manifest, Last({src_r: ssnap.mark, dst_r: final.mark}, new, unsure))
     res.seconds = time.monotonic() - job.started

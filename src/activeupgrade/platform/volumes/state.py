@@ -23,6 +23,7 @@ from __future__ import annotations
 import gc
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -99,6 +100,9 @@ class SyncState:
     def __init__(self, *, track: bool = True) -> None:
         self.track = track
         """False: never track changes (every look at a tree reads all of it)."""
+        self.epoch = f"{os.getpid()}.{time.time_ns()}"
+        """This state's identity: a tracker mark recorded on disk is only meaningful to
+        the state that made it (after a restart of the daemon the trackers are new)."""
         self.trackers = watch.Trackers()
         self.windows: dict[int, int] = {}
         """Device → racy window (ns) measured there."""

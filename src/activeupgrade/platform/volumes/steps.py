@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,21 @@ from activeupgrade.durable import write_durably
 from activeupgrade.engine.steps import Step, StepContext
 from activeupgrade.errors import VerifyMismatch
 from activeupgrade.model.states import Severity
-from activeupgrade.platform.volumes import registry, replica
+from activeupgrade.platform.volumes import registry, replica, watch
+from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.registry import Volume
 from activeupgrade.platform.volumes.resync import Progress
 from activeupgrade.platform.volumes.state import SyncState
-from activeupgrade.platform.volumes.tree import RACY_NS, join, same_content, scan, sig
+from activeupgrade.platform.volumes.tree import (
+    RACY_NS,
+    SIG,
+    SIG_LEN,
+    Sig,
+    join,
+    listing,
+    rec_mode,
+    same_content,
+)
 from activeupgrade.platform.volumes.verify import trusted_by, verify_settled
 from activeupgrade.units import human_bytes
 
@@ -51,30 +62,53 @@ def _snapshot_path(vol: Volume) -> Path:
     return Path(vol.folder) / "split.json"
 
 
-def _snapshot(vol: Volume, live: str, state: SyncState) -> int:
-    """Record the live tree's signatures of the entries the Upgrade Side got identical.
+def _baseline(vol: Volume) -> Manifest:
+    """The manifest as it was at the split (its files linked, the journal copied)."""
+    return Manifest(Path(vol.folder) / "split")
 
-    Entries the resync manifest vouches for are taken from it; the few it does not (changed
-    within the coarse-clock window of the last resync, or since) are compared with the
-    standby replica. Returns how many entries differ already (Production changes since
+
+SPLIT_FORMAT = 2
+
+
+def _snapshot(vol: Volume, live: str, state: SyncState) -> int:
+    """Record what the live tree held at the split, to tell later what Production changed.
+
+    PrepareSplit's resync left the replicas identical and the manifest holds the live
+    side's signatures: the manifest (its files kept aside) is the record of the split.
+    Only the entries it does not vouch for are looked at: compared with the standby
+    replica, those found identical are recorded with their signatures, the others as
+    differing. With change tracking those entries are the few changed since the last
+    resync, and the live tracker's mark is kept: the report then looks only at the names
+    changed since. Returns how many entries differ already (Production changes since
     PrepareSplit: reported at PrepareMerge)."""
-    entries, _ = state.load(vol.manifest)
+    manifest = vol.manifest
+    entries, _ = state.load(manifest)
     side = 0 if live == "a" else 1
     live_root, standby_root = vol.replica(live), vol.replica(Volume.other(live))
-    with state.holding(live_root):
-        now, sigs = state.trackers.snapshot(live_root, state.tracked(vol.folder))
-    snap: dict[str, list[int]] = {}
-    for rel, st in now.items():
-        if stat.S_ISDIR(st.st_mode):
+    track = state.tracked(vol.folder)
+    with state.holding(live_root, standby_root):
+        snap = state.trackers.take(live_root, track)
+        state.trackers.take(standby_root, track)
+        only = (state.narrowed(manifest, entries, live_root, standby_root, keep=True)
+                if track else None)
+    now = snap.stats
+    n = SIG_LEN
+    extra: dict[str, list[int]] = {}
+    differing: list[str] = []
+    names = (rel for rel, _ in now.recs()) if only is None else iter(sorted(only))
+    for rel in names:
+        rec = now.rec(rel)
+        if rec is None or stat.S_ISDIR(rec_mode(rec)):
             continue
         known = entries.get(rel)
-        if known is not None and known[side] == sigs[rel]:
-            snap[rel] = list(sigs[rel])
-            continue
+        if known is not None and known[side * n:side * n + n] == rec[:n]:
+            continue  # vouched for by the manifest
+        st = now[rel]
         lp, sp = join(live_root, rel), join(standby_root, rel)
         try:
             other = os.lstat(sp)
         except FileNotFoundError:
+            differing.append(rel)
             continue
         if stat.S_ISREG(st.st_mode) and stat.S_ISREG(other.st_mode):
             same = other.st_size == st.st_size and same_content(lp, sp)
@@ -83,9 +117,75 @@ def _snapshot(vol: Volume, live: str, state: SyncState) -> int:
         else:
             same = stat.S_IFMT(st.st_mode) == stat.S_IFMT(other.st_mode)
         if same:
-            snap[rel] = list(sig(st))
-    write_durably(_snapshot_path(vol), json.dumps(snap, separators=(",", ":")).encode())
-    return sum(1 for rel, st in now.items() if not stat.S_ISDIR(st.st_mode) and rel not in snap)
+            extra[rel] = list(SIG.unpack(rec[:n]))
+        else:
+            differing.append(rel)
+    base = _baseline(vol)
+    shutil.rmtree(base.path.parent, ignore_errors=True)
+    base.path.parent.mkdir()
+    if manifest.path.exists():
+        os.link(manifest.path, base.path)  # replaced by rename, never written in place
+    if manifest.journal_path.exists():
+        shutil.copyfile(manifest.journal_path, base.journal_path)
+    doc = {"format": SPLIT_FORMAT, "side": side, "key": [list(k) for k in manifest.key()],
+           "epoch": state.epoch if snap.mark is not None else None,
+           "mark": [snap.mark.tracker, snap.mark.gen] if snap.mark is not None else None,
+           "extra": extra, "differing": differing}
+    write_durably(_snapshot_path(vol), json.dumps(doc, separators=(",", ":")).encode())
+    return len(differing)
+
+
+def _production_changed(vol: Volume, doc: dict[str, Any], state: SyncState
+                        ) -> tuple[list[str], bool]:
+    """The files Production changed since the split (``doc``: what ``_snapshot``
+    recorded), and whether only the names changed since were looked at (False: change
+    tracking was lost since, after a restart of the daemon, say: the tree was read)."""
+    live_root = vol.replica(vol.session["original"])
+    upgraded = vol.replica(vol.session["upgrade"])
+    side, n = int(doc["side"]), SIG_LEN
+    manifest = vol.manifest
+    key = [list(k) for k in manifest.key()]
+    base = manifest if key == doc["key"] else _baseline(vol)
+    entries, _ = state.load(base) if base is manifest else base.load()
+    extra: dict[str, bytes] = {rel: SIG.pack(*v) for rel, v in doc["extra"].items()}
+    differing = set(doc["differing"])
+
+    def expected(rel: str) -> Sig | None:
+        if rel in extra:
+            return extra[rel]
+        if rel in differing:
+            return None
+        known = entries.get(rel)
+        return None if known is None else known[side * n:side * n + n]
+
+    names: set[str] | None = None
+    mark = doc.get("mark")
+    track = state.tracked(vol.folder)
+    changed: set[str] = set()
+    with state.holding(live_root):
+        if track and mark is not None and doc.get("epoch") == state.epoch:
+            now = state.trackers.take(live_root, track).stats
+            names = state.trackers.changed_since(live_root, watch.Mark(mark[0], mark[1]))
+        else:
+            now = listing(live_root)
+        changed.update(rel for rel in differing if rel in now)  # differing at the split
+        if names is None:
+            present: Iterable[tuple[str, bytes]] = now.recs()
+            gone: Iterable[str] = (rel for rel in (*entries, *extra) if rel not in now)
+        else:
+            present = ((rel, rec) for rel in names if (rec := now.rec(rel)) is not None)
+            gone = (rel for rel in names if rel not in now)
+        for rel, rec in present:
+            if not stat.S_ISDIR(rec_mode(rec)) and expected(rel) != rec[:n]:
+                changed.add(rel)
+        for rel in gone:
+            # a file deleted on Production but still in the upgraded replica: back at
+            # commit
+            was = expected(rel)
+            if (was is not None and not stat.S_ISDIR(SIG.unpack(was)[4])
+                    and os.path.lexists(join(upgraded, rel))):
+                changed.add(rel)
+    return sorted(changed), names is not None
 
 
 def sync_standby(ctx: StepContext, state: SyncState | None = None) -> None:
@@ -134,18 +234,19 @@ def production_changes(ctx: StepContext, state: SyncState | None = None) -> None
         if vol.intended == vol.session["upgrade"]:
             continue  # already switched (a Retry of ExecuteMerge): the last report stands
         try:
-            before = json.loads(_snapshot_path(vol).read_text())
+            doc = json.loads(_snapshot_path(vol).read_text())
         except FileNotFoundError:
             continue
-        now = scan(vol.replica(vol.session["original"]))
-        upgraded = vol.replica(vol.session["upgrade"])
-        changed = sorted(
-            {rel for rel, st in now.items()
-             if not stat.S_ISDIR(st.st_mode)
-             and before.get(rel) != list(sig(st))}
-            # deleted on Production but still in the upgraded replica: back at commit
-            | {rel for rel in before if rel not in now and os.path.lexists(join(upgraded, rel))}
-        )
+        if not isinstance(doc, dict) or doc.get("format") != SPLIT_FORMAT:
+            changed, tracked = _changed_from_snapshot(vol, doc), False
+        else:
+            changed, tracked = _production_changed(
+                vol, doc, state if state is not None else SyncState.once())
+        if not tracked:
+            ctx.write("volume.production-changes.read",
+                      f"{vol.name}: change tracking since the split was lost (the daemon "
+                      "restarted, or the tracking overflowed): the whole tree was compared",
+                      severity=Severity.INFO, details={"volume": vol.name})
         counts[vol.name] = len(changed)
         ctx.write(
             "volume.production-changes",
@@ -155,6 +256,17 @@ def production_changes(ctx: StepContext, state: SyncState | None = None) -> None
             details={"volume": vol.name, "paths": changed[:LISTED], "count": len(changed)},
         )
     ctx.results["production_changes"] = counts
+
+
+def _changed_from_snapshot(vol: Volume, before: dict[str, list[int]]) -> list[str]:
+    """The report from a split snapshot of every entry's signature (format 1: a split
+    made before the tool was updated)."""
+    now = listing(vol.replica(vol.session["original"]))
+    upgraded = vol.replica(vol.session["upgrade"])
+    return sorted(
+        {rel for rel, rec in now.recs()
+         if not stat.S_ISDIR(rec_mode(rec)) and before.get(rel) != list(SIG.unpack(rec[:SIG_LEN]))}
+        | {rel for rel in before if rel not in now and os.path.lexists(join(upgraded, rel))})
 
 
 def switch(ctx: StepContext, state: SyncState | None = None) -> None:
@@ -236,6 +348,7 @@ def verify_duplex(ctx: StepContext, state: SyncState | None = None) -> None:
         vol.session, vol.duplex = {}, True
         registry.save(ctx.store, vol)
         _snapshot_path(vol).unlink(missing_ok=True)
+        shutil.rmtree(_baseline(vol).path.parent, ignore_errors=True)
         ctx.write("volume.duplex",
                   f"{vol.name}: duplex ({checked} entries verified"
                   + (f"; {len(lagging)} changed by the applications since the resync "

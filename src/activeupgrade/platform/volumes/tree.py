@@ -1,8 +1,14 @@
-"""A replica's tree read as a flat map ``relative path → lstat``, plus the per-entry facts
+"""A replica's tree read as a map ``relative path → entry``, plus the per-entry facts
 resync and verify compare (type, xattrs, link targets).
 
 Only ``lstat`` is used for the scan: it is the one syscall per entry that every decision
 needs; xattrs, link targets and contents are read only for entries that may differ.
+
+A tree held between calls (``Listing``: what change tracking keeps of every replica) is
+compact: per directory, each name → one packed record (``REC``: inode, ctime, mtime,
+size, mode, links, owner, group, device), about 60 bytes with no Python object per
+field; an ``os.stat_result`` with its numbers costs 700. The first ``SIG_LEN`` bytes of
+a record are the entry's signature (``sig``), as the manifest stores it.
 """
 
 from __future__ import annotations
@@ -11,13 +17,191 @@ import errno
 import itertools
 import os
 import stat
+import struct
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import NamedTuple, Protocol
 
-Stats = dict[str, os.stat_result]
-"""Relative path ("" is the root itself) → lstat result."""
+Sig = bytes
+"""(inode, ctime_ns, mtime_ns, size, mode) packed (``SIG``): changes whenever content or
+metadata change."""
+SIG = struct.Struct("=QqqqI")
+SIG_LEN = SIG.size
+REC = struct.Struct("=QqqqIIIIQ")
+"""An entry's record: its signature, then links, owner, group, device number."""
+_MODE_LINKS = struct.Struct("=II")
+_MODE_AT = SIG_LEN - 4
+_INO = struct.Struct("=Q")
+_SIZE = struct.Struct("=q")
 
-Sig = tuple[int, int, int, int, int]
-"""(inode, ctime_ns, mtime_ns, size, mode): changes whenever content or metadata change."""
+
+class StatLike(Protocol):
+    """What resync, verify and copy read of an entry: an ``os.stat_result`` or an
+    ``Info`` decoded from a record."""
+
+    @property
+    def st_ino(self) -> int: ...
+    @property
+    def st_ctime_ns(self) -> int: ...
+    @property
+    def st_mtime_ns(self) -> int: ...
+    @property
+    def st_size(self) -> int: ...
+    @property
+    def st_mode(self) -> int: ...
+    @property
+    def st_nlink(self) -> int: ...
+    @property
+    def st_uid(self) -> int: ...
+    @property
+    def st_gid(self) -> int: ...
+    @property
+    def st_rdev(self) -> int: ...
+
+
+class Info(NamedTuple):
+    """A record decoded (the fields an ``os.stat_result`` has under the same names)."""
+
+    st_ino: int
+    st_ctime_ns: int
+    st_mtime_ns: int
+    st_size: int
+    st_mode: int
+    st_nlink: int
+    st_uid: int
+    st_gid: int
+    st_rdev: int
+
+
+def record(st: StatLike) -> bytes:
+    """The packed record of ``st``."""
+    return REC.pack(st.st_ino, st.st_ctime_ns, st.st_mtime_ns, st.st_size, st.st_mode,
+                    st.st_nlink, st.st_uid, st.st_gid, st.st_rdev)
+
+
+def info(rec: bytes) -> Info:
+    return Info._make(REC.unpack(rec))
+
+
+def rec_mode(rec: bytes) -> int:
+    mode: int = _MODE_LINKS.unpack_from(rec, _MODE_AT)[0]
+    return mode
+
+
+def rec_mode_links(rec: bytes) -> tuple[int, int]:
+    out: tuple[int, int] = _MODE_LINKS.unpack_from(rec, _MODE_AT)
+    return out
+
+
+def rec_ino(rec: bytes) -> int:
+    ino: int = _INO.unpack_from(rec, 0)[0]
+    return ino
+
+
+def rec_ctime(rec: bytes) -> int:
+    ctime: int = _SIZE.unpack_from(rec, 8)[0]
+    return ctime
+
+
+def rec_size(rec: bytes) -> int:
+    size: int = _SIZE.unpack_from(rec, 24)[0]
+    return size
+
+
+ROOT = "\0"
+"""The key under which a ``Listing`` keeps the root's own record (no name has a NUL)."""
+
+
+def split(rel: str) -> tuple[str, str]:
+    """(directory key, name) of ``rel`` in a ``Listing``."""
+    if not rel:
+        return ROOT, ""
+    head, _, tail = rel.rpartition("/")
+    return head, tail
+
+
+class Listing(Mapping[str, Info]):
+    """A tree's entries by directory: ``dirs[directory][name]`` is the entry's record
+    (``dirs[ROOT][""]`` the root's own). As a mapping: relative path → ``Info``."""
+
+    __slots__ = ("dirs",)
+
+    def __init__(self) -> None:
+        self.dirs: dict[str, dict[str, bytes]] = {}
+
+    def rec(self, rel: str) -> bytes | None:
+        head, name = split(rel)
+        kids = self.dirs.get(head)
+        return None if kids is None else kids.get(name)
+
+    def __getitem__(self, rel: str) -> Info:
+        rec = self.rec(rel)
+        if rec is None:
+            raise KeyError(rel)
+        return info(rec)
+
+    def __contains__(self, rel: object) -> bool:
+        return isinstance(rel, str) and self.rec(rel) is not None
+
+    def __len__(self) -> int:
+        return sum(len(kids) for kids in self.dirs.values())
+
+    def __iter__(self) -> Iterator[str]:
+        for rel, _ in self.recs():
+            yield rel
+
+    def recs(self) -> Iterator[tuple[str, bytes]]:
+        """(relative path, record) of every entry."""
+        for head, kids in self.dirs.items():
+            if head == ROOT:
+                yield from kids.items()
+                continue
+            prefix = f"{head}/" if head else ""
+            for name, rec in kids.items():
+                yield prefix + name, rec
+
+    def sig(self, rel: str) -> Sig | None:
+        rec = self.rec(rel)
+        return None if rec is None else rec[:SIG_LEN]
+
+    def put(self, rel: str, rec: bytes) -> None:
+        head, name = split(rel)
+        kids = self.dirs.get(head)
+        if kids is None:
+            kids = self.dirs[head] = {}
+        kids[name] = rec
+
+    def regular_bytes(self) -> int:
+        """The size of every regular file."""
+        return sum(rec_size(r) for _, r in self.recs() if stat.S_ISREG(rec_mode(r)))
+
+
+class Sigs(Mapping[str, Sig]):
+    """The signatures of a ``Listing``'s entries (a view: nothing copied)."""
+
+    __slots__ = ("listing",)
+
+    def __init__(self, listing: Listing) -> None:
+        self.listing = listing
+
+    def __getitem__(self, rel: str) -> Sig:
+        out = self.listing.sig(rel)
+        if out is None:
+            raise KeyError(rel)
+        return out
+
+    def get(self, rel: str, default: Sig | None = None) -> Sig | None:  # type: ignore[override]
+        out = self.listing.sig(rel)
+        return default if out is None else out
+
+    def __contains__(self, rel: object) -> bool:
+        return rel in self.listing
+
+    def __len__(self) -> int:
+        return len(self.listing)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.listing)
 
 RACY_NS = 50_000_000
 """Where the clock granularity of a filesystem is unknown: a signature recorded within this
@@ -60,49 +244,49 @@ def racy_window(folder: str | os.PathLike[str], known: dict[int, int] | None = N
     return window
 
 
-def sig(st: os.stat_result) -> Sig:
-    return (st.st_ino, st.st_ctime_ns, st.st_mtime_ns, st.st_size, st.st_mode)
+def sig(st: StatLike) -> Sig:
+    return SIG.pack(st.st_ino, st.st_ctime_ns, st.st_mtime_ns, st.st_size, st.st_mode)
 
 
 def join(root: str, rel: str) -> str:
     return os.path.join(root, rel) if rel else root
 
 
-def scan(root: str | Path) -> Stats:
-    """Every entry under ``root`` (not following symlinks, not crossing into other trees).
+def listing(root: str | Path) -> Listing:
+    """Every entry under ``root`` (not following symlinks, not crossing into other
+    trees), as a ``Listing``.
 
     Directories are opened and entries stat'ed relative to their directory's descriptor:
-    the kernel resolves one name per ``lstat`` instead of a whole path.
-    """
+    the kernel resolves one name per ``lstat`` instead of a whole path."""
     base = os.fspath(root)
-    out: Stats = {"": os.lstat(base)}
+    out = Listing()
+    out.dirs[ROOT] = {"": record(os.lstat(base))}
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    pack, s_isdir = REC.pack, stat.S_ISDIR
     stack = [("", os.open(base, flags))]
     while stack:
         rel, fd = stack.pop()
+        kids: dict[str, bytes] = {}
+        out.dirs[rel] = kids
         try:
             with os.scandir(fd) as it:
                 for de in it:
-                    child = f"{rel}/{de.name}" if rel else de.name
                     try:
                         st = de.stat(follow_symlinks=False)
                     except FileNotFoundError:
                         continue
-                    out[child] = st
-                    if stat.S_ISDIR(st.st_mode):
+                    if s_isdir(st.st_mode):
                         try:
-                            stack.append((child, os.open(de.name, flags, dir_fd=fd)))
+                            stack.append((f"{rel}/{de.name}" if rel else de.name,
+                                          os.open(de.name, flags, dir_fd=fd)))
                         except FileNotFoundError:
-                            del out[child]
+                            continue
+                    kids[de.name] = pack(st.st_ino, st.st_ctime_ns, st.st_mtime_ns,
+                                         st.st_size, st.st_mode, st.st_nlink, st.st_uid,
+                                         st.st_gid, st.st_rdev)
         finally:
             os.close(fd)
     return out
-
-
-def scan_pair(a: str | Path, b: str | Path) -> tuple[Stats, Stats]:
-    """Scan two trees. One after the other: ``lstat`` is so short that two scanning
-    threads spend more time handing the GIL over than they gain."""
-    return scan(a), scan(b)
 
 
 def kind(mode: int) -> str:
@@ -148,7 +332,3 @@ def same_content(a: str, b: str, chunk: int = 1 << 20) -> bool:
                 return False
             if not x:
                 return True
-
-
-def tree_bytes(stats: Stats) -> int:
-    return sum(st.st_size for st in stats.values() if stat.S_ISREG(st.st_mode))

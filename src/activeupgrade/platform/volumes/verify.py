@@ -18,20 +18,12 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from activeupgrade.errors import VerifyMismatch
 from activeupgrade.platform.volumes.manifest import Entries
-from activeupgrade.platform.volumes.tree import (
-    Stats,
-    join,
-    kind,
-    same_content,
-    scan_pair,
-    sig,
-    xattrs,
-)
+from activeupgrade.platform.volumes.tree import join, kind, same_content, sig, xattrs
 
 Trusted = Callable[[str, os.stat_result, os.stat_result], bool]
 """Whether the contents of entry ``rel`` (lstat on each side) are known identical."""
@@ -44,23 +36,22 @@ def trusted_by(known: Entries, first_is_a: bool = True) -> Trusted:
         pair = known.get(rel)
         if pair is None:
             return False
-        return pair == ((sig(x), sig(y)) if first_is_a else (sig(y), sig(x)))
+        return pair == (sig(x) + sig(y) if first_is_a else sig(y) + sig(x))
 
     return trusted
 
 LIMIT = 200
 """Differences listed in full; beyond this only counted."""
+READ_BATCH = 64
+"""Files whose contents are compared per pool task."""
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _links(stats: Stats) -> dict[str, str]:
-    """Each hard-linked path → the first path of its inode (the structure to compare)."""
+def _links(linked: list[tuple[str, int]]) -> dict[str, str]:
+    """Each hard-linked path (``linked``: path, inode, in path order) → the first path of
+    its inode (the structure to compare)."""
     first: dict[int, str] = {}
-    out: dict[str, str] = {}
-    for rel in sorted(stats):
-        st = stats[rel]
-        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
-            out[rel] = first.setdefault(st.st_ino, rel)
-    return out
+    return {rel: first.setdefault(ino, rel) for rel, ino in linked}
 
 
 def differences(a: str | Path, b: str | Path, *, content: bool = True) -> list[str]:
@@ -78,20 +69,97 @@ def compare(a: str | Path, b: str | Path, *, content: bool = True,
 
 def _compare(a: str | Path, b: str | Path, *, content: bool = True,
              trusted: Trusted | None = None) -> tuple[list[tuple[str, str]], int]:
-    ra, rb = os.fspath(a), os.fspath(b)
-    sa, sb = scan_pair(ra, rb)
-    diffs: list[tuple[str, str]] = []
-    for rel in sorted(sa.keys() - sb.keys()):
-        diffs.append((rel, f"only in {ra}: {rel or '.'}"))
-    for rel in sorted(sb.keys() - sa.keys()):
-        diffs.append((rel, f"only in {rb}: {rel or '.'}"))
-    to_compare: list[str] = []
-    for rel in sorted(sa.keys() & sb.keys()):
-        x, y = sa[rel], sb[rel]
-        name = rel or "."
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        walk = _Walk(os.fspath(a), os.fspath(b), content, trusted, pool)
+        walk.run()
+        diffs, checked = walk.result()
+    diffs.sort(key=lambda d: d[0])
+    return diffs, checked
+
+
+def _listing(root: str, rel: str) -> dict[str, os.stat_result]:
+    """The entries of directory ``rel`` of ``root``: name → lstat (nothing when it cannot
+    be listed as a directory any more)."""
+    out: dict[str, os.stat_result] = {}
+    try:
+        fd = os.open(join(root, rel), _DIR_FLAGS)
+    except (FileNotFoundError, NotADirectoryError):
+        return out
+    try:
+        with os.scandir(fd) as it:
+            for de in it:
+                try:
+                    out[de.name] = de.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+    finally:
+        os.close(fd)
+    return out
+
+
+class _Walk:
+    """Both trees compared a directory at a time: what is held is one directory's
+    listings per side (and the few multi-link entries), never a whole tree."""
+
+    def __init__(self, ra: str, rb: str, content: bool, trusted: Trusted | None,
+                 pool: ThreadPoolExecutor) -> None:
+        self.ra, self.rb, self.content, self.trusted, self.pool = ra, rb, content, trusted, pool
+        self.diffs: list[tuple[str, str]] = []
+        self.checked = 0
+        self.links: tuple[list[tuple[str, int]], list[tuple[str, int]]] = ([], [])
+        self.both: set[str] = set()
+        self.reads: list[Future[list[str]]] = []
+        self.batch: list[str] = []
+
+    def run(self) -> None:
+        stack = [("", os.lstat(self.ra), os.lstat(self.rb))]
+        while stack:
+            rel, x, y = stack.pop()
+            self.checked += 1
+            self._note(rel, x, 0)
+            self._note(rel, y, 1)
+            if self._linked(x) or self._linked(y):
+                self.both.add(rel)  # (the link structure is compared where both have it)
+            dir_x, dir_y = stat.S_ISDIR(x.st_mode), stat.S_ISDIR(y.st_mode)
+            self._entry(rel, x, y)
+            if not (dir_x or dir_y):
+                continue
+            la = _listing(self.ra, rel) if dir_x else {}
+            lb = _listing(self.rb, rel) if dir_y else {}
+            prefix = f"{rel}/" if rel else ""
+            for name in la.keys() - lb.keys():
+                self._only(0, prefix + name, la[name])
+            for name in lb.keys() - la.keys():
+                self._only(1, prefix + name, lb[name])
+            for name in la.keys() & lb.keys():
+                stack.append((prefix + name, la[name], lb[name]))
+        self._flush()
+
+    @staticmethod
+    def _linked(st: os.stat_result) -> bool:
+        return stat.S_ISREG(st.st_mode) and st.st_nlink > 1
+
+    def _note(self, rel: str, st: os.stat_result, side: int) -> None:
+        if self._linked(st):
+            self.links[side].append((rel, st.st_ino))
+
+    def _only(self, side: int, rel: str, st: os.stat_result) -> None:
+        """``rel`` and everything below it exist on one side only."""
+        root = self.ra if side == 0 else self.rb
+        stack = [(rel, st)]
+        while stack:
+            r, s = stack.pop()
+            self.checked += side == 0
+            self._note(r, s, side)
+            self.diffs.append((r, f"only in {root}: {r or '.'}"))
+            if stat.S_ISDIR(s.st_mode):
+                stack.extend((f"{r}/{n}", cs) for n, cs in _listing(root, r).items())
+
+    def _entry(self, rel: str, x: os.stat_result, y: os.stat_result) -> None:
+        diffs, name = self.diffs, rel or "."
         if stat.S_IFMT(x.st_mode) != stat.S_IFMT(y.st_mode):
             diffs.append((rel, f"{name}: type {kind(x.st_mode)} vs {kind(y.st_mode)}"))
-            continue
+            return
         if stat.S_IMODE(x.st_mode) != stat.S_IMODE(y.st_mode):
             mx, my = stat.S_IMODE(x.st_mode), stat.S_IMODE(y.st_mode)
             diffs.append((rel, f"{name}: mode {mx:o} vs {my:o}"))
@@ -99,12 +167,12 @@ def _compare(a: str | Path, b: str | Path, *, content: bool = True,
             diffs.append((rel, f"{name}: owner {x.st_uid}:{x.st_gid} vs {y.st_uid}:{y.st_gid}"))
         if x.st_mtime_ns != y.st_mtime_ns:
             diffs.append((rel, f"{name}: mtime {x.st_mtime_ns} vs {y.st_mtime_ns}"))
-        pa, pb = join(ra, rel), join(rb, rel)
+        pa, pb = join(self.ra, rel), join(self.rb, rel)
         if stat.S_ISLNK(x.st_mode):
             ta, tb = os.readlink(pa), os.readlink(pb)
             if ta != tb:
                 diffs.append((rel, f"{name}: symlink target {ta!r} vs {tb!r}"))
-            continue
+            return
         if stat.S_ISCHR(x.st_mode) or stat.S_ISBLK(x.st_mode):
             if x.st_rdev != y.st_rdev:
                 diffs.append((rel, f"{name}: device {x.st_rdev} vs {y.st_rdev}"))
@@ -113,19 +181,30 @@ def _compare(a: str | Path, b: str | Path, *, content: bool = True,
         if stat.S_ISREG(x.st_mode):
             if x.st_size != y.st_size:
                 diffs.append((rel, f"{name}: size {x.st_size} vs {y.st_size}"))
-            elif content and x.st_size and not (trusted is not None and trusted(rel, x, y)):
-                to_compare.append(rel)
-    if to_compare:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            same = pool.map(lambda r: same_content(join(ra, r), join(rb, r)), to_compare,
-                            chunksize=32)
-            diffs.extend((rel, f"{rel}: content differs")
-                         for rel, ok in zip(to_compare, same, strict=True) if not ok)
-    la, lb = _links(sa), _links(sb)
-    for rel in sorted(la.keys() | lb.keys()):
-        if rel in sa and rel in sb and la.get(rel) != lb.get(rel):
-            diffs.append((rel, f"{rel}: hard links differ ({la.get(rel)} vs {lb.get(rel)})"))
-    return diffs, len(sa)
+            elif (self.content and x.st_size
+                  and not (self.trusted is not None and self.trusted(rel, x, y))):
+                self.batch.append(rel)
+                if len(self.batch) >= READ_BATCH:
+                    self._flush()
+
+    def _flush(self) -> None:
+        if self.batch:
+            self.reads.append(self.pool.submit(self._read, self.batch))
+            self.batch = []
+
+    def _read(self, rels: list[str]) -> list[str]:
+        """Of ``rels``, those whose contents differ."""
+        return [r for r in rels if not same_content(join(self.ra, r), join(self.rb, r))]
+
+    def result(self) -> tuple[list[tuple[str, str]], int]:
+        for fut in self.reads:
+            self.diffs.extend((rel, f"{rel}: content differs") for rel in fut.result())
+        la, lb = (_links(sorted(side)) for side in self.links)
+        for rel in sorted(la.keys() | lb.keys()):
+            if rel in self.both and la.get(rel) != lb.get(rel):
+                self.diffs.append(
+                    (rel, f"{rel}: hard links differ ({la.get(rel)} vs {lb.get(rel)})"))
+        return self.diffs, self.checked
 
 
 def _raise(diffs: list[str], name: str) -> None:

@@ -32,9 +32,18 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Final
 
-from activeupgrade.platform.volumes.tree import Sig, Stats, join, scan, sig
-
-Sigs = dict[str, Sig]
+from activeupgrade.platform.volumes.tree import (
+    REC,
+    Listing,
+    Sigs,
+    join,
+    listing,
+    rec_ino,
+    rec_mode,
+    rec_mode_links,
+    record,
+    split,
+)
 
 IN_MODIFY = 0x2
 IN_ATTRIB = 0x4
@@ -57,6 +66,10 @@ KEEP = 16
 HISTORY = 256
 """Generations that changed something whose re-read names a tracker remembers (for
 ``changed_since``); looks that found nothing new are not counted."""
+HISTORY_NAMES = 20_000
+"""A generation that re-read more names than this (a whole tree copied in, a full
+re-read) is remembered as "anything may have changed": its names would cost more memory
+than a full compare of a mark older than it costs time."""
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _libc: Final = ctypes.CDLL(None, use_errno=True)
@@ -76,7 +89,7 @@ class Snapshot:
     """A tree's entries now, the names with several hard links, and its mark (None when
     the tree is not tracked)."""
 
-    stats: Stats
+    stats: Listing
     sigs: Sigs
     multi: set[str]
     mark: Mark | None
@@ -91,7 +104,8 @@ def _parent(rel: str) -> str:
 
 
 class Tracker:
-    """One tree: its last known entries and the inotify watches that keep them true."""
+    """One tree: its last known entries (a compact ``tree.Listing``) and the inotify
+    watches that keep them true."""
 
     def __init__(self, root: str, serial: int) -> None:
         self.root = root
@@ -99,9 +113,8 @@ class Tracker:
         if fd < 0:
             raise Untrackable(os.strerror(ctypes.get_errno()))
         self.fd = fd
-        self.stats: Stats = {}
-        self.sigs: Sigs = {}
-        self.children: dict[str, set[str]] = {}
+        self.tree = Listing()
+        """The entries: a directory's names are those of its ``tree.dirs`` key."""
         self.wd_rel: dict[int, str] = {}
         self.rel_wd: dict[str, int] = {}
         self.multi: set[str] = set()
@@ -137,8 +150,7 @@ class Tracker:
 
     def _put(self, rel: str, st: os.stat_result) -> None:
         self._touched.add(rel)
-        self.stats[rel] = st
-        self.sigs[rel] = sig(st)
+        self.tree.put(rel, record(st))
         if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
             self.multi.add(rel)
         else:
@@ -150,16 +162,16 @@ class Tracker:
         The hot loop of a first scan: entries are stat'ed relative to their directory's
         descriptor (one name resolved per ``lstat``) and recorded inline."""
         stack = [top]
-        stats, sigs, multi, touched = self.stats, self.sigs, self.multi, self._touched
-        s_isdir = stat.S_ISDIR
+        dirs, multi, touched = self.tree.dirs, self.multi, self._touched
+        s_isdir, pack = stat.S_ISDIR, REC.pack
         while stack:
             rel = stack.pop()
-            for name in self.children.pop(rel, set()):
-                self._drop(f"{rel}/{name}" if rel else name)  # what was known is stale
+            prefix = f"{rel}/" if rel else ""
+            for name, rec in dirs.pop(rel, {}).items():
+                self._forget(prefix + name, rec)  # what was known is stale
             try:
                 self._watch(rel)  # before listing: no change can fall in between
-                names: set[str] = set()
-                prefix = f"{rel}/" if rel else ""
+                kids: dict[str, bytes] = {}
                 fd = os.open(join(self.root, rel), _DIR_FLAGS)
                 try:
                     with os.scandir(fd) as it:
@@ -169,11 +181,10 @@ class Tracker:
                             except FileNotFoundError:
                                 continue
                             child = prefix + de.name
-                            names.add(de.name)
                             touched.add(child)
-                            stats[child] = st
-                            sigs[child] = (st.st_ino, st.st_ctime_ns, st.st_mtime_ns,
-                                           st.st_size, st.st_mode)
+                            kids[de.name] = pack(st.st_ino, st.st_ctime_ns, st.st_mtime_ns,
+                                                 st.st_size, st.st_mode, st.st_nlink,
+                                                 st.st_uid, st.st_gid, st.st_rdev)
                             if st.st_nlink > 1 and not s_isdir(st.st_mode):
                                 multi.add(child)
                             else:
@@ -182,7 +193,7 @@ class Tracker:
                                     stack.append(child)
                 finally:
                     os.close(fd)
-                self.children[rel] = names
+                dirs[rel] = kids
             except OSError as exc:
                 if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                     raise
@@ -190,14 +201,20 @@ class Tracker:
 
     def _drop(self, rel: str) -> None:
         """Forget ``rel`` and everything below it."""
+        head, name = split(rel)
+        kids = self.tree.dirs.get(head)
+        rec = None if kids is None else kids.pop(name, None)
+        self._forget(rel, rec)
+
+    def _forget(self, rel: str, rec: bytes | None) -> None:
+        """``rel`` (its record ``rec``, already taken out) and what was below it."""
         self._touched.add(rel)
-        st = self.stats.pop(rel, None)
-        self.sigs.pop(rel, None)
         self.multi.discard(rel)
-        if st is None or not stat.S_ISDIR(st.st_mode):
+        if rec is None or not stat.S_ISDIR(rec_mode(rec)):
             return
-        for name in self.children.pop(rel, set()):
-            self._drop(f"{rel}/{name}" if rel else name)
+        prefix = f"{rel}/" if rel else ""
+        for name, child in self.tree.dirs.pop(rel, {}).items():
+            self._forget(prefix + name, child)
         wd = self.rel_wd.pop(rel, None)
         if wd is not None and self.wd_rel.get(wd) == rel:
             del self.wd_rel[wd]
@@ -269,29 +286,27 @@ class Tracker:
 
     def _refresh_names(self, rel: str, names: set[str]) -> None:
         """Re-read directory ``rel``'s own entry and the children events named."""
-        if rel not in self.stats and rel:
+        if rel and rel not in self.tree:
             return
         try:
             self._put(rel, os.lstat(join(self.root, rel)))
         except FileNotFoundError:
             self._drop(rel)
             return
-        known = self.children.setdefault(rel, set())
+        self.tree.dirs.setdefault(rel, {})
         for name in names:
             child = f"{rel}/{name}" if rel else name
             try:
                 cst = os.lstat(join(self.root, child))
             except FileNotFoundError:
                 self._drop(child)
-                known.discard(name)
                 continue
             self._take(child, cst)
-            known.add(name)
 
     def _take(self, child: str, cst: os.stat_result) -> None:
-        old = self.stats.get(child)
-        if old is not None and stat.S_ISDIR(old.st_mode) and (
-            not stat.S_ISDIR(cst.st_mode) or old.st_ino != cst.st_ino
+        old = self.tree.rec(child)
+        if old is not None and stat.S_ISDIR(rec_mode(old)) and (
+            not stat.S_ISDIR(cst.st_mode) or rec_ino(old) != cst.st_ino
         ):
             self._drop(child)  # replaced: a different directory or not one at all
         self._put(child, cst)
@@ -299,7 +314,7 @@ class Tracker:
             self._scan_dir(child)
 
     def _refresh(self, rel: str) -> None:
-        if rel not in self.stats and rel:
+        if rel and rel not in self.tree:
             return  # below a directory dropped earlier in this pass
         path = join(self.root, rel)
         try:
@@ -307,8 +322,8 @@ class Tracker:
         except FileNotFoundError:
             self._drop(rel)
             return
-        old = self.stats.get(rel)
-        if not stat.S_ISDIR(st.st_mode) or (old is not None and old.st_ino != st.st_ino):
+        old = self.tree.rec(rel)
+        if not stat.S_ISDIR(st.st_mode) or (old is not None and rec_ino(old) != st.st_ino):
             self._drop(rel)  # replaced by something else: forget what was below
             self._put(rel, st)
             if not stat.S_ISDIR(st.st_mode):
@@ -322,19 +337,17 @@ class Tracker:
         except FileNotFoundError:
             self._drop(rel)
             return
-        for gone in self.children.get(rel, set()) - names:
+        for gone in list(self.tree.dirs.setdefault(rel, {}).keys() - names):
             self._drop(f"{rel}/{gone}" if rel else gone)
         for name in names:
             child = f"{rel}/{name}" if rel else name
             try:
                 cst = os.lstat(join(self.root, child))
             except FileNotFoundError:
-                names.discard(name)
                 continue
             self._take(child, cst)
-        self.children[rel] = names
 
-    def current(self, own: frozenset[str] = frozenset()) -> tuple[Stats, Sigs]:
+    def current(self, own: frozenset[str] = frozenset()) -> Listing:
         """The tree as it is now: the tracker's own maps, not copies (copying them would
         make every look O(entries)); read-only, and valid until the next look at this tree.
         ``own``: directories the caller created and filled itself (nothing unseen can have
@@ -358,12 +371,15 @@ class Tracker:
         # A link made in one directory changes the link count (and ctime) of entries in
         # others that no event names: where an inode's count changed since its names were
         # last read, every entry of that inode is read again (a walk of the map, rare).
-        counts = {self.stats[rel].st_ino: self.stats[rel].st_nlink
-                  for rel in self.multi if rel in self.stats}
+        counts: dict[int, int] = {}
+        for rel in self.multi:
+            rec = self.tree.rec(rel)
+            if rec is not None:
+                counts[rec_ino(rec)] = rec_mode_links(rec)[1]
         moved = {ino for ino, n in counts.items() if self.links.get(ino) != n}
         if moved:
-            for rel, st in list(self.stats.items()):
-                if st.st_ino in moved and rel not in self.multi:
+            for rel, rec in list(self.tree.recs()):
+                if rec_ino(rec) in moved and rel not in self.multi:
                     try:
                         self._put(rel, os.lstat(join(self.root, rel)))
                     except FileNotFoundError:
@@ -374,8 +390,9 @@ class Tracker:
         if transient or touched:
             if len(self.history) == self.history.maxlen:
                 self.complete_from = self.history[0][0] + 1
-            self.history.append((self.gen, None if transient else touched))
-        return self.stats, self.sigs
+            self.history.append(
+                (self.gen, None if transient or len(touched) > HISTORY_NAMES else touched))
+        return self.tree
 
     def mark(self) -> Mark:
         return Mark(self.serial, self.gen)
@@ -400,11 +417,18 @@ class Tracker:
         return out
 
 
+def _multi(tree: Listing) -> set[str]:
+    out: set[str] = set()
+    for rel, rec in tree.recs():
+        mode, links = rec_mode_links(rec)
+        if links > 1 and not stat.S_ISDIR(mode):
+            out.add(rel)
+    return out
+
+
 def _scan_plain(root: str) -> Snapshot:
-    stats = scan(root)
-    multi = {rel for rel, st in stats.items()
-             if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode)}
-    return Snapshot(stats, {rel: sig(st) for rel, st in stats.items()}, multi, None)
+    tree = listing(root)
+    return Snapshot(tree, Sigs(tree), _multi(tree), None)
 
 
 def take_plain(root: str | os.PathLike[str]) -> Snapshot:
@@ -451,18 +475,18 @@ class Trackers:
                     self._trees[key] = tracker
                     while len(self._trees) > self.keep:
                         self._trees.popitem(last=False)[1].close()
-                    return Snapshot(tracker.stats, tracker.sigs, set(tracker.multi),
+                    return Snapshot(tracker.tree, Sigs(tracker.tree), set(tracker.multi),
                                     tracker.mark())
                 self._trees[key] = tracker
             with tracker.lock:
-                stats, sigs = tracker.current(own)
-                return Snapshot(stats, sigs, set(tracker.multi), tracker.mark())
+                tree = tracker.current(own)
+                return Snapshot(tree, Sigs(tree), set(tracker.multi), tracker.mark())
         except Untrackable:
             self.forget(key)
             return _scan_plain(key)
 
     def snapshot(self, root: str | os.PathLike[str], track: bool = True,
-                 own: frozenset[str] = frozenset()) -> tuple[Stats, Sigs]:
+                 own: frozenset[str] = frozenset()) -> tuple[Listing, Sigs]:
         """``take`` without the mark: the entries and their signatures."""
         snap = self.take(root, track, own)
         return snap.stats, snap.sigs
