@@ -19,9 +19,9 @@ loop devices bound in. Its console goes to ``WORKDIR/console.log``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -204,7 +204,7 @@ class Host:
         self.root = root
         """The host's root folder: files put here are seen inside at the same path."""
         self.name = name
-        """Machine name and hostname (unique per work folder)."""
+        """Machine name and hostname (unique on the machine)."""
         self.workdir = workdir
         self.network: Network = network or PrivateNetwork()
         self.loop_devices = loop_devices
@@ -221,9 +221,12 @@ class Host:
                name: str = "", network: Network | None = None, loop_devices: bool = False,
                nspawn_options: Sequence[str] = (), persistent: bool = False) -> Host:
         """A new host for ``workdir`` (state, console log; its root a copy of the recipe's
-        cached root, built first on a cache miss). ``name`` defaults to one derived from
-        ``workdir``. A host whose creating process ended without destroying it (a test run
-        killed) is removed by the next ``create``, unless it was made ``persistent`` (the
+        cached root, built first on a cache miss). ``name`` defaults to a random one
+        (``au-`` and 10 hex digits), never one derived from ``workdir``: two runs whose
+        private ``/tmp`` folders both hold ``pytest-of-root/pytest-0`` would otherwise
+        give two hosts one name, one root folder, one cgroup and one nspawn folder. A host
+        whose creating process ended without destroying it (a test run killed) is removed
+        by the next ``create``, unless it was made ``persistent`` (the
         hosts of ``python -m tests.host``)."""
         if workdir is None:
             raise HostError("Host.create needs a work folder (e.g. pytest's tmp_path)")
@@ -231,7 +234,7 @@ class Host:
         if (workdir / "host.json").exists():
             raise HostError(f"{workdir} has a host already: one host per work folder")
         cached = ensure_root(recipe)
-        name = name or "au-" + hashlib.sha256(str(workdir.resolve()).encode()).hexdigest()[:10]
+        name = name or f"au-{secrets.token_hex(5)}"
         area = reflink_area()
         # On the cache's XFS a copy shares the cached root's extents; else a full copy.
         root = area / "hosts" / name if area else workdir / "root"

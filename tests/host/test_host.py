@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,7 +154,7 @@ def _nspawn_pids(root: Path) -> list[int]:
 
 
 def test_teardown_leaves_nothing(tmp_path: Path) -> None:
-    netns = f"au-th-{os.getpid()}"
+    netns = f"au-th-{os.getpid()}-{secrets.token_hex(3)}"
     proc.run(["ip", "netns", "add", netns], timeout=30)
     try:
         with booted_host(BASE, tmp_path / "h", project=False,
