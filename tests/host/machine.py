@@ -140,6 +140,11 @@ def _start_time(pid: int) -> str:
         return ""
 
 
+def _pid_namespace() -> int:
+    """This process's PID namespace (its inode): pids are only comparable within one."""
+    return os.stat("/proc/self/ns/pid").st_ino
+
+
 def _owner_file(root: Path) -> Path:
     return root.parent / f"{root.name}.owner.json"
 
@@ -162,7 +167,8 @@ def _cmdline_has(pid: int, text: str) -> bool:
 def sweep_stale(hosts: Path) -> list[str]:
     """Remove the hosts under ``hosts`` whose creating process is gone (a killed test
     run): their nspawn and PID 1 are killed (only when they are that host's), then their
-    root removed. Returns the names removed."""
+    root removed. Returns the names removed. A host made in another PID namespace is left
+    alone: its creator's pid means nothing here (the sweep of a run there removes it)."""
     removed = []
     for owner_file in hosts.glob("*.owner.json"):
         try:
@@ -170,6 +176,8 @@ def sweep_stale(hosts: Path) -> list[str]:
         except (OSError, ValueError):
             continue
         creator = int(owner.get("creator", 0))
+        if owner.get("creator_pidns", _pid_namespace()) != _pid_namespace():
+            continue
         if owner.get("persistent") or (
                 proc.alive(creator) and _start_time(creator) == owner.get("creator_start")):
             continue
@@ -341,6 +349,7 @@ class Host:
         if self.root.exists():
             me = os.getpid()
             owner = {**state, "creator": me, "creator_start": _start_time(me),
+                     "creator_pidns": _pid_namespace(),
                      "persistent": self.persistent}
             _owner_file(self.root).write_text(json.dumps(owner) + "\n")
 

@@ -202,3 +202,20 @@ def test_a_killed_run_leaves_its_host_to_the_next(tmp_path: Path) -> None:
         assert not proc.alive(leader)
         assert not h.root.exists() and not owner_file.exists()
     assert not mounts_under(tmp_path)
+
+
+def test_a_sweep_judges_only_hosts_of_its_own_pid_namespace(tmp_path: Path) -> None:
+    """A creator's pid says nothing in another PID namespace (a run in a container, or
+    under ``unshare --pid``, sharing the cache): such a host is never taken for stale."""
+    dead = proc.spawn(["true"], env={})
+    dead.wait()
+    here = os.stat("/proc/self/ns/pid").st_ino
+    for name, pidns in (("au-here", here), ("au-there", here + 1)):
+        (tmp_path / name / "etc").mkdir(parents=True)
+        (tmp_path / f"{name}.owner.json").write_text(json.dumps({
+            "name": name, "root": str(tmp_path / name), "nspawn": 0, "leader": 0,
+            "creator": dead.pid, "creator_start": "1", "creator_pidns": pidns}))
+    assert sweep_stale(tmp_path) == ["au-here"]  # its creator is gone: stale
+    assert not (tmp_path / "au-here").exists()
+    assert (tmp_path / "au-there" / "etc").is_dir()
+    assert (tmp_path / "au-there.owner.json").exists()
