@@ -5,11 +5,16 @@ controller (where ``ansible-playbook`` runs, so its SSH traffic never leaves nam
 the test made) and one per host, joined by ``systemd-nspawn
 --network-namespace-path=/run/netns/NAME`` (``tests.host.NetnsPath``). Host ``i`` is
 ``10.248.i.2/24`` on its ``eth0``; the controller is ``10.248.i.1`` on its end of the link.
+
+The addresses are the same in every run (each run's are in namespaces of its own); the
+namespaces' names are not: ``aufl`` + this process's pid + a random part, so that two runs
+never share one, also when they see different pid namespaces.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +31,7 @@ class FleetNetwork:
     """The namespaces and links of ``size`` hosts and their controller."""
 
     size: int
-    prefix: str = field(default_factory=lambda: f"aufl{os.getpid() % 100000}")
+    prefix: str = field(default_factory=lambda: f"aufl{os.getpid()}-{secrets.token_hex(3)}")
     made: list[str] = field(default_factory=list)
 
     @property

@@ -3,16 +3,27 @@
 ``installed_collection(workdir)`` builds ``ansible/`` with ``ansible-galaxy collection
 build`` and installs the tarball into ``workdir/collections`` (as an operator installs it).
 ``Ansible(collections, workdir).playbook(...)`` runs ``ansible-playbook`` with a clean
-Ansible home and temp folders under ``workdir``, the project's ``au`` first on PATH, and
-a test callback (``callback_plugins/record_results.py``) that writes every task's result
-as a JSON line; ``results`` reads one host's results of a run, in order.
+Ansible home, temp folders and SSH connection masters under ``workdir``, the project's
+``au`` first on PATH, and a test callback (``callback_plugins/record_results.py``) that
+writes every task's result as a JSON line; ``results`` reads one host's results of a run,
+in order.
+
+Nothing of a run is shared with another run on the same machine. The SSH connection
+masters need saying: Ansible keeps them in ``~/.ansible/cp`` whatever ``ANSIBLE_HOME``
+says (``ANSIBLE_SSH_CONTROL_PATH_DIR``), each named by a hash of the host's address, port
+and user only. Two fleet tests at once reach ``root@10.248.1.2`` each in a network
+namespace of its own, so with that default the second run's ``ssh`` joined the first
+run's master and its commands ran on the *other* run's host (apt locks taken, a split
+refused as already under way, the host shut down under it when the other run ended).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +34,9 @@ COLLECTION = Path(__file__).resolve().parents[2] / "ansible"
 """The collection's source (``galaxy.yml`` at its top)."""
 BIN = Path(sys.executable).parent
 """The test environment's programs: ansible-*, au."""
+CONTROL_DIR_MAX = 107 - len("/0123456789") - len(".0123456789abcdef")
+"""The longest folder of SSH connection masters: a Unix socket path has 107 bytes; Ansible
+adds ``/`` and a 10-character hash, ``ssh`` a 17-character suffix while it creates one."""
 
 
 def tool(name: str) -> str:
@@ -56,6 +70,17 @@ class Ansible:
     """Put before ``ansible-playbook`` (e.g. ``ip netns exec NAME``)."""
     runs: int = 0
 
+    def control_dir(self) -> Path:
+        """This run's folder of SSH connection masters (``ControlPath``): ``WORKDIR/cp``,
+        or, when that path is too long for a Unix socket, a short folder in the temp
+        directory named by a hash of ``WORKDIR`` (as unique as the work folder)."""
+        folder = self.workdir / "cp"
+        if len(os.fsencode(folder)) > CONTROL_DIR_MAX:
+            tag = hashlib.sha256(os.fsencode(self.workdir.resolve())).hexdigest()[:16]
+            folder = Path(tempfile.gettempdir()) / f"au-ansible-cp-{tag}"
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return folder
+
     def environment(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         home = self.workdir / "ansible-home"
         return proc.base_env({
@@ -63,6 +88,8 @@ class Ansible:
             "ANSIBLE_HOME": str(home),
             "ANSIBLE_COLLECTIONS_PATH": str(self.collections),
             "ANSIBLE_LOCAL_TEMP": str(home / "tmp"),
+            # Not under ANSIBLE_HOME by default (see the module docstring).
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.control_dir()),
             "ANSIBLE_RETRY_FILES_ENABLED": "0",
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORCE_COLOR": "0",

@@ -29,7 +29,9 @@ By hand: ``python -m tests.host --help`` (build, boot, enter, run, reboot, stop,
   ``NetnsPath(Path("/run/netns/NAME"))`` for a namespace the test made.
 - Roots of hosts live on the cache's XFS filesystem (reflink copies); a host whose
   creating process died without ``destroy()`` (a killed run) is killed and removed by the
-  next ``Host.create`` (``sweep_stale``), unless made with ``persistent=True``.
+  next ``Host.create`` in the same PID namespace (``sweep_stale``), unless made with
+  ``persistent=True``. Each host has a random name (``au-`` + 10 hex digits), so runs
+  side by side share no name, root folder, cgroup or nspawn folder.
 
 What works inside a booted host (``python -m tests.host probe``; checked by
 ``tests/host/test_host.py``). "nsenter" is a command run by ``Host.run``: it has root's

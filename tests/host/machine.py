@@ -19,9 +19,9 @@ loop devices bound in. Its console goes to ``WORKDIR/console.log``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -140,6 +140,11 @@ def _start_time(pid: int) -> str:
         return ""
 
 
+def _pid_namespace() -> int:
+    """This process's PID namespace (its inode): pids are only comparable within one."""
+    return os.stat("/proc/self/ns/pid").st_ino
+
+
 def _owner_file(root: Path) -> Path:
     return root.parent / f"{root.name}.owner.json"
 
@@ -162,7 +167,8 @@ def _cmdline_has(pid: int, text: str) -> bool:
 def sweep_stale(hosts: Path) -> list[str]:
     """Remove the hosts under ``hosts`` whose creating process is gone (a killed test
     run): their nspawn and PID 1 are killed (only when they are that host's), then their
-    root removed. Returns the names removed."""
+    root removed. Returns the names removed. A host made in another PID namespace is left
+    alone: its creator's pid means nothing here (the sweep of a run there removes it)."""
     removed = []
     for owner_file in hosts.glob("*.owner.json"):
         try:
@@ -170,6 +176,8 @@ def sweep_stale(hosts: Path) -> list[str]:
         except (OSError, ValueError):
             continue
         creator = int(owner.get("creator", 0))
+        if owner.get("creator_pidns", _pid_namespace()) != _pid_namespace():
+            continue
         if owner.get("persistent") or (
                 proc.alive(creator) and _start_time(creator) == owner.get("creator_start")):
             continue
@@ -204,7 +212,7 @@ class Host:
         self.root = root
         """The host's root folder: files put here are seen inside at the same path."""
         self.name = name
-        """Machine name and hostname (unique per work folder)."""
+        """Machine name and hostname (unique on the machine)."""
         self.workdir = workdir
         self.network: Network = network or PrivateNetwork()
         self.loop_devices = loop_devices
@@ -221,9 +229,12 @@ class Host:
                name: str = "", network: Network | None = None, loop_devices: bool = False,
                nspawn_options: Sequence[str] = (), persistent: bool = False) -> Host:
         """A new host for ``workdir`` (state, console log; its root a copy of the recipe's
-        cached root, built first on a cache miss). ``name`` defaults to one derived from
-        ``workdir``. A host whose creating process ended without destroying it (a test run
-        killed) is removed by the next ``create``, unless it was made ``persistent`` (the
+        cached root, built first on a cache miss). ``name`` defaults to a random one
+        (``au-`` and 10 hex digits), never one derived from ``workdir``: two runs whose
+        private ``/tmp`` folders both hold ``pytest-of-root/pytest-0`` would otherwise
+        give two hosts one name, one root folder, one cgroup and one nspawn folder. A host
+        whose creating process ended without destroying it (a test run killed) is removed
+        by the next ``create``, unless it was made ``persistent`` (the
         hosts of ``python -m tests.host``)."""
         if workdir is None:
             raise HostError("Host.create needs a work folder (e.g. pytest's tmp_path)")
@@ -231,7 +242,7 @@ class Host:
         if (workdir / "host.json").exists():
             raise HostError(f"{workdir} has a host already: one host per work folder")
         cached = ensure_root(recipe)
-        name = name or "au-" + hashlib.sha256(str(workdir.resolve()).encode()).hexdigest()[:10]
+        name = name or f"au-{secrets.token_hex(5)}"
         area = reflink_area()
         # On the cache's XFS a copy shares the cached root's extents; else a full copy.
         root = area / "hosts" / name if area else workdir / "root"
@@ -338,6 +349,7 @@ class Host:
         if self.root.exists():
             me = os.getpid()
             owner = {**state, "creator": me, "creator_start": _start_time(me),
+                     "creator_pidns": _pid_namespace(),
                      "persistent": self.persistent}
             _owner_file(self.root).write_text(json.dumps(owner) + "\n")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,7 +154,7 @@ def _nspawn_pids(root: Path) -> list[int]:
 
 
 def test_teardown_leaves_nothing(tmp_path: Path) -> None:
-    netns = f"au-th-{os.getpid()}"
+    netns = f"au-th-{os.getpid()}-{secrets.token_hex(3)}"
     proc.run(["ip", "netns", "add", netns], timeout=30)
     try:
         with booted_host(BASE, tmp_path / "h", project=False,
@@ -201,3 +202,20 @@ def test_a_killed_run_leaves_its_host_to_the_next(tmp_path: Path) -> None:
         assert not proc.alive(leader)
         assert not h.root.exists() and not owner_file.exists()
     assert not mounts_under(tmp_path)
+
+
+def test_a_sweep_judges_only_hosts_of_its_own_pid_namespace(tmp_path: Path) -> None:
+    """A creator's pid says nothing in another PID namespace (a run in a container, or
+    under ``unshare --pid``, sharing the cache): such a host is never taken for stale."""
+    dead = proc.spawn(["true"], env={})
+    dead.wait()
+    here = os.stat("/proc/self/ns/pid").st_ino
+    for name, pidns in (("au-here", here), ("au-there", here + 1)):
+        (tmp_path / name / "etc").mkdir(parents=True)
+        (tmp_path / f"{name}.owner.json").write_text(json.dumps({
+            "name": name, "root": str(tmp_path / name), "nspawn": 0, "leader": 0,
+            "creator": dead.pid, "creator_start": "1", "creator_pidns": pidns}))
+    assert sweep_stale(tmp_path) == ["au-here"]  # its creator is gone: stale
+    assert not (tmp_path / "au-here").exists()
+    assert (tmp_path / "au-there" / "etc").is_dir()
+    assert (tmp_path / "au-there.owner.json").exists()

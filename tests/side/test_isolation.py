@@ -35,7 +35,7 @@ def split_host(request: pytest.FixtureRequest, tmp_path: Path,  # type: ignore[n
     (sysv / "version").write_text("1\n")
     (datav / "secret").write_text("customer data\n")
     cfg = session_config(tmp_path / "configs", [(sysv, "system"), (datav, "data")])
-    cfg.write_text(cfg.read_text() + f'outside = "{request.param}"\n')
+    cfg.write_text(cfg.read_text() + f'[upgrade_side]\noutside = "{request.param}"\n')
     engine, store = engine_for(home, cfg)
     inst = Instance(home)
     adoption.adopt(inst, store, str(sysv), VolumeRole.SYSTEM)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,22 @@ def test_a_free_slash_30_is_chosen_around_what_the_host_uses(tmp_path: Path) -> 
         assert net.broadcast_address <= ipaddress.ip_address("169.254.99.255")
     other = Instance(tmp_path / "other")
     assert link.start_of(inst) != link.start_of(other)
+
+
+def test_link_names_differ_for_two_folders_at_one_path(tmp_path: Path) -> None:
+    """Chroots or containers sharing the network namespace each have an instance at
+    ``/var/lib/activeupgrade``: same path, different folders, so different link names
+    (named by the path alone, the second split deleted the first one's link)."""
+    home = tmp_path / "var/lib/activeupgrade"
+    home.mkdir(parents=True)
+    first = link.link_names(Instance(home))
+    assert link.link_names(Instance(home)) == first  # stable for one folder
+    home.rename(tmp_path / "first-root")
+    home.mkdir()
+    second = link.link_names(Instance(home))
+    assert second != first
+    for name in (*first, *second):
+        assert len(name) <= 15 and re.fullmatch(r"au[0-9a-f]{6}[hs]", name), name
 
 
 def test_check_reports_the_chosen_addresses(tmp_path: Path) -> None:

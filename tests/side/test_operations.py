@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import secrets
 import select
 import signal
 import sys
@@ -135,19 +136,19 @@ def test_shell_on_a_terminal_is_logged(split: tuple[Path, Path]) -> None:
 
 def test_restart_is_logged_keeps_installs_and_empties_tmp(split: tuple[Path, Path]) -> None:
     home, software = split
+    kept = f"/var/log/au-restart-test-{secrets.token_hex(4)}"  # another run may run this now
     setup = au(home, "exec", "--", "sh", "-c", f"echo 2 > {software}/version; "
-               "echo kept > /var/log/au-restart-test; echo gone > /tmp/au-restart-test")
+               f"echo kept > {kept}; echo gone > /tmp/au-restart-test")
     assert setup.returncode == 0, setup.stderr
     done = au(home, "restart-upgrade-side", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["partner_state"] == "OS Up"
-    after = au(home, "exec", "--", "sh", "-c", f"cat {software}/version "
-               "/var/log/au-restart-test; ls -A /tmp")
+    after = au(home, "exec", "--", "sh", "-c", f"cat {software}/version {kept}; ls -A /tmp")
     assert after.stdout.split()[:2] == ["2", "kept"], after.stdout
     assert "au-restart-test" not in after.stdout.split()[2:]
     restarts = entries(home, "side.restart")
     assert restarts and "OS Up" in restarts[-1]["message"]
-    assert not Path("/var/log/au-restart-test").exists()
+    assert not Path(kept).exists()
 
 
 def test_a_side_that_cannot_be_built_says_why(split: tuple[Path, Path]) -> None:

@@ -49,13 +49,10 @@ def unmount_under(folder: Path) -> None:
 
 
 def session_config(folder: Path, volumes: list[tuple[Path, str]]) -> Path:
-    """A configuration file for ``volumes`` whose private link uses addresses no other
-    test on this host uses at the same time (a /30 chosen from the test's process id)."""
-    n = (os.getpid() * 7 + len(list(folder.parent.iterdir()))) % (140 * 64)
-    third, fourth = 100 + n // 64, (n % 64) * 4  # 169.254.100.0 - 169.254.239.255
+    """A configuration file for ``volumes``. Its private link's addresses are left to the
+    tool, which takes a free /30 under a host-wide lock: addresses a test picked itself
+    (once from its pid) could be another run's at the same time."""
     lines = [f'[[volume]]\npath = "{p}"\nrole = "{role}"\n' for p, role in volumes]
-    lines.append(f'[upgrade_side]\nhost_address = "169.254.{third}.{fourth + 1}/30"\n'
-                 f'side_address = "169.254.{third}.{fourth + 2}/30"\n')
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "session.toml"
     path.write_text("\n".join(lines))

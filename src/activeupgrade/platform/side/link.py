@@ -14,6 +14,7 @@ import errno
 import hashlib
 import ipaddress
 import json
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -36,8 +37,17 @@ Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 
 def link_names(instance: Instance) -> tuple[str, str]:
-    """Names of the veth ends (host, side): ``au<6 hex>h`` / ``au<6 hex>s``."""
-    tag = hashlib.sha1(str(instance.home).encode()).hexdigest()[:6]
+    """Names of the veth ends (host, side): ``au<6 hex>h`` / ``au<6 hex>s``, from the
+    instance folder's path and identity (device and inode). Instances in chroots or
+    containers that share this network namespace have the same path
+    (``/var/lib/activeupgrade``) but never the same folder: named by the path alone, the
+    second one's split deleted the first one's link and then failed with "File exists"."""
+    try:
+        st = os.stat(instance.home)
+        identity = f"{st.st_dev}:{st.st_ino}:"
+    except OSError:
+        identity = ""  # no folder yet: nothing of ours can be on the host either
+    tag = hashlib.sha1(f"{identity}{instance.home}".encode()).hexdigest()[:6]
     return f"au{tag}h", f"au{tag}s"
 
 
@@ -144,6 +154,8 @@ def create(instance: Instance, cfg: Config, pid: int) -> dict[str, str]:
             "side_address": side_addr}
 
 
-def remove(instance: Instance) -> None:
-    proc.run([proc.which("ip") or "ip", "link", "del", link_names(instance)[0]], check=False,
-             timeout=10)
+def remove(instance: Instance, host_link: str = "") -> None:
+    """Delete the host end (the pair goes with it): ``host_link`` as the record names it,
+    else this instance's name now."""
+    proc.run([proc.which("ip") or "ip", "link", "del", host_link or link_names(instance)[0]],
+             check=False, timeout=10)

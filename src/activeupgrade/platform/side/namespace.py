@@ -363,7 +363,7 @@ def _halt(instance: Instance, rec: dict[str, Any]) -> None:
             time.sleep(0.05)
         if _our_child(outer) and alive(outer):
             proc.signal_pid(outer, signal.SIGKILL)
-    link.remove(instance)
+    link.remove(instance, str(rec.get("host_link") or ""))
     for placeholder in rec.get("placeholders", []):
         _remove_placeholder(placeholder)
 
