@@ -63,8 +63,11 @@ def test_notify_ready_and_stopping_and_the_stop_is_logged(tmp_path: Path) -> Non
             daemon.kill()
         listener.close()
     assert not (home / "api.sock").exists()
-    # (`au log` starts a daemon again: its start is the last entry)
-    log = json.loads(au(home, "log", "--json", "--event", "daemon.").stdout)
+    # (`au log` starts a daemon again: its start is the last entry; it is stopped after)
+    try:
+        log = json.loads(au(home, "log", "--json", "--event", "daemon.").stdout)
+    finally:
+        au(home, "daemon", "--stop")
     assert [e["event"] for e in log] == ["daemon.start", "daemon.stop", "daemon.start"], log
 
 
