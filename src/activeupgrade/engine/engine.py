@@ -30,7 +30,13 @@ from activeupgrade.engine.journal import Journal
 from activeupgrade.engine.platform import Platform
 from activeupgrade.engine.progress import ProgressTracker
 from activeupgrade.engine.runner import Run, run_steps
-from activeupgrade.engine.status import Status, load_status, new_id, save_status
+from activeupgrade.engine.status import (
+    ABORT_OPTIONS,
+    Status,
+    load_status,
+    new_id,
+    save_status,
+)
 from activeupgrade.engine.steps import CancelToken, Step
 from activeupgrade.engine.view import VIEW_FORMAT, StatusView
 from activeupgrade.errors import AUError, Interrupted, StateError, StepError
@@ -132,7 +138,10 @@ class Engine:
             "allowed_actions": [a.value for a in allowed],
             "allowed_operations": [o.value for o in self.graph.allowed_operations(
                 s.upgrade_state, s.operational_state)],
-            "costs": {a.value: self.graph.cost(a, s.upgrade_state) for a in allowed},
+            # The platform may say more than the graph (an abort that returns data to its
+            # checkpoint says to when, and where the writes since are kept).
+            "costs": {a.value: str((facts.get("costs") or {}).get(a.value)
+                                   or self.graph.cost(a, s.upgrade_state)) for a in allowed},
             "duplex": bool(facts.get("duplex", False)),
             "facts": facts,
             "progress": self.progress.doc(),
@@ -213,12 +222,22 @@ class Engine:
 
     # -- operator actions ---------------------------------------------------------------
     def submit(
-        self, action: OperatorAction, *, config: str | None = None, force: bool = False
+        self, action: OperatorAction, *, config: str | None = None, force: bool = False,
+        keep_data: bool = False,
     ) -> Status:
-        """Validate ``action`` against the state graph and start it in the background."""
+        """Validate ``action`` against the state graph and start it in the background.
+        ``keep_data`` (abort only): an abort from Merge keeps the live data of checkpointed
+        data volumes instead of returning them to their checkpoint."""
         with self._lock:
             s = self._status
             transition = self.graph.require(action, s.upgrade_state, s.operational_state)
+            if keep_data and action is not OperatorAction.ABORT:
+                raise StateError("keep_data is an option of abort only",
+                                 hint=f"Run `au {action}` without --keep-data.")
+            if action is OperatorAction.ABORT and s.session:
+                # Recorded before the abort starts (and before an abort requested while
+                # Busy): its steps read it, also when resumed after a crash.
+                self.store.put_doc(ABORT_OPTIONS, s.session, {"keep_data": keep_data})
             if action is OperatorAction.ABORT and s.operational_state is OperationalState.BUSY:
                 if s.operation is not None:
                     raise StateError(

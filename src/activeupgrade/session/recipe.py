@@ -18,6 +18,7 @@ from activeupgrade.platform import backup
 from activeupgrade.platform.actions import steps as actions
 from activeupgrade.platform.services import steps as services
 from activeupgrade.platform.side import steps as side
+from activeupgrade.platform.volumes import checkpoint
 from activeupgrade.platform.volumes import steps as volumes
 from activeupgrade.platform.volumes.state import SyncState
 from activeupgrade.session import usage
@@ -69,7 +70,8 @@ def request_steps(request: Request, cfg: Config, sync: SyncState | None = None) 
             ]
         case Request.PREPARE_MERGE:
             own = [*checks.upgrade_side(cfg), *volumes.prepare_merge(cfg, sync),
-                   *side.prepare_merge(cfg), *usage.steps(cfg)]
+                   *checkpoint.prepare_merge(cfg, sync), *side.prepare_merge(cfg),
+                   *usage.steps(cfg)]
         case Request.EXECUTE_MERGE:
             own = [
                 *_phase(Request.STOP,
@@ -77,6 +79,9 @@ def request_steps(request: Request, cfg: Config, sync: SyncState | None = None) 
                                         request),
                         services.stop_production(cfg)),
                 *volumes.report_production_changes(cfg, sync),
+                # The applications are stopped (every service is stop-start when a volume
+                # has a checkpoint): the data is quiescent.
+                *checkpoint.execute_merge(cfg, sync),
                 *side.stop(cfg),
                 *volumes.execute_merge(cfg, sync),
                 *_phase(Request.BACKUP, backup.save(cfg)),
@@ -89,7 +94,7 @@ def request_steps(request: Request, cfg: Config, sync: SyncState | None = None) 
                         actions.control(cfg, ControlType.BACKUP, Side.PRODUCTION, request)),
             ]
         case Request.COMMIT:
-            own = volumes.commit(cfg, sync)
+            own = [*checkpoint.commit(cfg, sync), *volumes.commit(cfg, sync)]
         case Request.ABORT:
             # Application actions here run only when the applications move back (abort
             # from merge); the action steps decide from the recorded facts.
@@ -100,6 +105,9 @@ def request_steps(request: Request, cfg: Config, sync: SyncState | None = None) 
                                         request),
                         services.stop_for_abort(cfg)),
                 *volumes.abort_switch_back(cfg, sync),
+                # With the applications stopped: the writes since the checkpoints saved
+                # aside, then the data volumes shown at their checkpoints.
+                *checkpoint.abort(cfg, sync),
                 *_phase(Request.START,
                         services.start_for_abort(cfg),
                         actions.control(cfg, ControlType.START_APPLICATION, Side.PRODUCTION,

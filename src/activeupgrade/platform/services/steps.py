@@ -30,7 +30,7 @@ from activeupgrade.platform.services.backend import Backend
 from activeupgrade.platform.services.backends import backend_for
 from activeupgrade.platform.services.overlap import overlaps, start_beside
 from activeupgrade.platform.services.supervisor import Supervisor
-from activeupgrade.platform.volumes import registry
+from activeupgrade.platform.volumes import checkpoint, registry
 
 SAVED = "startup-saved"
 """Store namespace: the startup type saved at split, key ``<session>:<service>``."""
@@ -203,7 +203,9 @@ def switched(ctx: StepContext) -> bool:
 
 
 def _abort_stop(ctx: StepContext, spec: ServiceSpec) -> None:
-    if not switched(ctx) and "was_running" not in switchover.get(ctx, "abort", spec.name):
+    # Data returning to its checkpoint is never changed under a running application.
+    if (not switched(ctx) and not checkpoint.restoring(ctx)
+            and "was_running" not in switchover.get(ctx, "abort", spec.name)):
         ctx.write("service.abort.nothing",
                   f"{spec.name} keeps running: the live paths were not switched",
                   severity=Severity.DEBUG)
