@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from activeupgrade.checks import steps as checks
 from activeupgrade.config.model import Config, ControlType, Timing
+from activeupgrade.engine import confirm
 from activeupgrade.engine.steps import Step
 from activeupgrade.model.states import Request, Side
 from activeupgrade.platform import backup
@@ -93,8 +94,11 @@ def request_steps(request: Request, cfg: Config, sync: SyncState | None = None) 
                 *_phase(Request.BACKUP,
                         actions.control(cfg, ControlType.BACKUP, Side.PRODUCTION, request)),
             ]
+        case Request.CONFIRM:
+            own = confirm.confirm(cfg)
         case Request.COMMIT:
-            own = [*checkpoint.commit(cfg, sync), *volumes.commit(cfg, sync)]
+            own = [*confirm.commit(cfg), *checkpoint.commit(cfg, sync),
+                   *volumes.commit(cfg, sync)]
         case Request.ABORT:
             # Application actions here run only when the applications move back (abort
             # from merge); the action steps decide from the recorded facts.
@@ -118,4 +122,7 @@ def request_steps(request: Request, cfg: Config, sync: SyncState | None = None) 
             own = [*side.cleanup(cfg), *volumes.finish(cfg, sync)]
         case _:
             own = []
+    if request is Request.EXECUTE_MERGE:
+        # Last: the window opens once the applications run upgraded.
+        return [*early, *own, *later, *confirm.open_window(cfg)]
     return [*early, *own, *later]
