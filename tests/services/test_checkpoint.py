@@ -120,8 +120,9 @@ def test_abort_from_merge_returns_the_data_to_the_checkpoint(shop: Shop) -> None
     assert isinstance(writes, dict) and writes["changed"] + writes["created"] >= 1
     assert any("appendonly" in line for line in writes["lines"]), writes
     home = shop.engine.instance.home
-    assert str(facts["cost"]).startswith("applications restart, data returns to the "
-                                         f"checkpoint of {time.strftime('%H:%M', time.localtime(at))}")
+    when = time.strftime("%H:%M", time.localtime(at))
+    assert str(facts["cost"]).startswith(
+        f"applications restart, data returns to the checkpoint of {when}")
     assert f"are kept in {home / 'saved-writes'}" in str(facts["cost"])
 
     ok(shop.engine, OperatorAction.ABORT)
