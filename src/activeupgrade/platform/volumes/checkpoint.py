@@ -343,9 +343,9 @@ def release(ctx: StepContext, state: SyncState | None = None) -> None:
 
 
 # -- what the status shows --------------------------------------------------------------
-def view(vol: Volume) -> dict[str, Any] | None:
-    """The checkpoint of ``vol`` and the writes since (for ``au volume show`` and the
-    status), or None."""
+def view(vol: Volume, listed: int = SHOWN) -> dict[str, Any] | None:
+    """The checkpoint of ``vol`` and the writes since, ``listed`` paths of them (for ``au
+    volume show`` and the status), or None."""
     ck = vol.session.get("checkpoint")
     if not ck:
         return None
@@ -353,7 +353,7 @@ def view(vol: Volume) -> dict[str, Any] | None:
                            "time": hhmm(float(ck["at"]))}
     if ck.get("phase") == "frozen":
         try:
-            out["writes"] = writes_since(vol).to_dict()
+            out["writes"] = writes_since(vol).to_dict(listed)
         except OSError as exc:
             out["writes_error"] = str(exc)
     return out
