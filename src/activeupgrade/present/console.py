@@ -63,6 +63,13 @@ POINT_OF_NO_RETURN = "point of no return"
 """What Commit is: once it begins, the original software can no longer be restored."""
 
 
+ABORT_TO_CHECKPOINT = ("Abort now: {cost}. The applications restart on the original software "
+                       "and the upgrade is discarded (`au abort --keep-data` keeps the live "
+                       "data instead). Abort now?")
+"""The question before an abort from Merge that returns data volumes to their checkpoint
+(``{cost}``: the abort's cost, which says to when and where the writes since are kept)."""
+
+
 def confirmation(action: OperatorAction, status: Mapping[str, Any], *,
                  keep_data: bool = False) -> str:
     """The question to ask before ``action`` is sent ("" when it needs none): Commit (the
@@ -76,9 +83,7 @@ def confirmation(action: OperatorAction, status: Mapping[str, Any], *,
     if action is OperatorAction.ABORT and status.get("upgrade_state") == "Merge":
         cost = str((status.get("costs") or {}).get("abort", ""))
         if "checkpoint" in cost and not keep_data:
-            return (f"Abort now: {cost}. The applications restart on the original "
-                    "software and the upgrade is discarded (`au abort --keep-data` keeps "
-                    "the live data instead). Abort now?")
+            return ABORT_TO_CHECKPOINT.replace("{cost}", cost)
         return ("Abort from Merge restarts the applications on the original software and "
                 "discards the upgrade (what the applications wrote to data volumes is kept). "
                 "Abort now?")
@@ -96,6 +101,8 @@ def confirmations() -> dict[str, str]:
             text = confirmation(action, {"upgrade_state": state.value})
             if text:
                 out[f"{action.value}@{state.value}"] = text
+    out[f"{OperatorAction.ABORT.value}@{UpgradeState.MERGE.value}#checkpoint"] = \
+        ABORT_TO_CHECKPOINT
     return out
 
 

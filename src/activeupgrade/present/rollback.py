@@ -7,9 +7,11 @@ The web console's ``static/console.js`` (``rollbackLines``) words them the same 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
+from activeupgrade.engine.confirm import left
 from activeupgrade.units import human_bytes
 
 SHOWN = 20
@@ -17,11 +19,16 @@ SHOWN = 20
 more)."""
 
 
-def confirm_line(status: Mapping[str, Any]) -> str:
-    """The confirmation window in one line ("" when the session has none)."""
+def confirm_line(status: Mapping[str, Any], now: float | None = None) -> str:
+    """The confirmation window in one line, the time left counted to ``now`` ("" when the
+    session has none)."""
     window = (status.get("facts") or {}).get("confirm_window")
     if not isinstance(window, Mapping):
         return ""
+    if window.get("outcome") == "open" and window.get("deadline"):
+        remaining = float(window["deadline"]) - (time.time() if now is None else now)
+        return (f"confirm by {window.get('deadline_time')} ({left(remaining)} left), or the "
+                "merge is aborted automatically")
     return str(window.get("text", ""))
 
 
