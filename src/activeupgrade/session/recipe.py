@@ -74,24 +74,29 @@ def request_steps(request: Request, cfg: Config, sync: SyncState | None = None) 
                    *checkpoint.prepare_merge(cfg, sync), *side.prepare_merge(cfg),
                    *usage.steps(cfg)]
         case Request.EXECUTE_MERGE:
+            # Between the stop of the services and their start only what must happen
+            # there: the data checkpoints and the switch. The Upgrade Side is shut down
+            # before (after the stop actions, which still see it, as the original's saw the
+            # host split); the last report of Production's changes and the backup read the
+            # old replicas after the start: nothing writes them once the live paths show
+            # the upgraded ones.
             own = [
                 *_phase(Request.STOP,
                         actions.control(cfg, ControlType.STOP_APPLICATION, Side.PRODUCTION,
-                                        request),
-                        services.stop_production(cfg)),
-                *volumes.report_production_changes(cfg, sync),
+                                        request)),
+                *side.stop(cfg),
+                *_phase(Request.STOP, services.stop_production(cfg)),
                 # The applications are stopped (every service is stop-start when a volume
                 # has a checkpoint): the data is quiescent.
                 *checkpoint.execute_merge(cfg, sync),
-                *side.stop(cfg),
                 *volumes.execute_merge(cfg, sync),
-                *_phase(Request.BACKUP, backup.save(cfg)),
                 *_phase(Request.START,
                         services.restore_startup(cfg),
                         services.start_upgraded(cfg),
                         actions.control(cfg, ControlType.START_APPLICATION, Side.PRODUCTION,
                                         request)),
-                *_phase(Request.BACKUP,
+                *volumes.report_production_changes(cfg, sync),
+                *_phase(Request.BACKUP, backup.save(cfg),
                         actions.control(cfg, ControlType.BACKUP, Side.PRODUCTION, request)),
             ]
         case Request.CONFIRM:
