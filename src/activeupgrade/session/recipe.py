@@ -90,9 +90,12 @@ def request_steps(request: Request, cfg: Config, sync: SyncState | None = None) 
                 # has a checkpoint): the data is quiescent.
                 *checkpoint.execute_merge(cfg, sync),
                 *volumes.execute_merge(cfg, sync),
+                # The startup type (what starts at boot) is restored once the application
+                # serves: the start does not depend on it (systemd reloads the unit files
+                # before a start by itself).
                 *_phase(Request.START,
-                        services.restore_startup(cfg),
                         services.start_upgraded(cfg),
+                        services.restore_startup(cfg),
                         actions.control(cfg, ControlType.START_APPLICATION, Side.PRODUCTION,
                                         request)),
                 *volumes.report_production_changes(cfg, sync),

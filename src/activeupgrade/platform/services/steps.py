@@ -1,8 +1,8 @@
 """Application service steps of the requests (SPEC §3, §5).
 
 ExecuteSplit: save each service's startup type and disable it on the Upgrade Side.
-ExecuteMerge: stop on Production (sockets stay held), [volume switch], restore the startup
-type, start on the upgraded software and wait until healthy; the switchover is measured.
+ExecuteMerge: stop on Production (sockets stay held), [volume switch], start on the upgraded
+software and wait until healthy, restore the startup type; the switchover is measured.
 With ``switchover = "overlap"`` the stop is deferred: the new version starts beside the old
 one, and the old one gets its stop signal once the new one is healthy. With ``"late-stop"``
 the old one serves through the switch and is stopped by the start step, right before the
