@@ -200,6 +200,16 @@ def test_confirmation_window_and_checkpoint_in_the_terminal_console(
                         "the writes since the checkpoint", timeout=60)
             assert "created  order-2.json" in shown() and "changed  orders.log" in shown()
             app.save_screenshot("tui-06-merge-confirm-window.svg", str(screenshots))
+            # The CLI lists the same: au volume show, au status, au plan.
+            show = au(web.home, "volume", "show", str(rollback.data))
+            assert "checkpoint: taken at merge" in show.stdout, show.stdout + show.stderr
+            assert "2 file(s) written since" in show.stdout and "order-2.json" in show.stdout
+            status = au(web.home, "status").stdout
+            assert "Data checkpoints:" in status and "2 file(s) written since" in status
+            assert "Confirmation:      confirm by" in status
+            plan = au(web.home, "plan").stdout
+            assert "checkpoint at merge" in plan and "2 file(s) written since" in plan
+            assert "Confirmation after merge: within 600s" in plan
             await pilot.press("c")
             await until(pilot, lambda: ((app.status.get("facts") or {}).get(
                 "confirm_window") or {}).get("outcome") == "confirmed", "the confirmation")
