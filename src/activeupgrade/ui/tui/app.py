@@ -220,7 +220,7 @@ class ConsoleApp(App[None]):
         if (open_window or frozen) and self._ticks % 5 == 0:
             self.load_status()
 
-    @work(thread=True, exclusive=True, group="status")
+    @work(thread=True, exclusive=True, group="status", exit_on_error=False)
     def load_status(self) -> None:
         self.call_from_thread(self.show_status, self.client.get("/status"))
 
@@ -243,7 +243,9 @@ class ConsoleApp(App[None]):
     def action_tab(self, name: str) -> None:
         self.query_one("#nav", TabbedContent).active = name
 
-    @work(thread=True, exclusive=True, group="load")
+    # A load still running when the console closes finds no widgets to fill: that must not
+    # fail the console (exit_on_error=False), it is simply dropped.
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load_all(self) -> None:
         status = self.client.get("/status")
         self.call_from_thread(self.show_status, status)
