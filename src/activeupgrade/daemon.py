@@ -20,6 +20,7 @@ from typing import Any
 from activeupgrade.activity import ActivityLog
 from activeupgrade.bus import Bus, Event, EventKind
 from activeupgrade.engine.engine import MAX_ATTEMPTS, Engine
+from activeupgrade.errors import AUError
 from activeupgrade.instance import EngineLock, Instance, unix_path
 from activeupgrade.model.states import OperatorAction, Severity
 from activeupgrade.platform.actions import groups as action_groups
@@ -31,6 +32,8 @@ from activeupgrade.systemd import Journal, field_name, notify
 
 PRIORITY = {"debug": 7, "info": 6, "notice": 5, "warning": 4, "error": 3, "critical": 2}
 """syslog priority of each activity log severity (the journal's PRIORITY field)."""
+CONFIRM_POLL = 0.5
+"""Seconds between the daemon's looks at the confirmation window after merge."""
 DETAIL_FIELDS = 24
 """Scalar details of an entry sent as journal fields of their own (all are in AU_DETAILS)."""
 
@@ -112,6 +115,21 @@ class Daemon:
                 severity=Severity.WARNING, details={"request": status.request.value,
                                                     "step": status.step})
             self.engine.submit(OperatorAction.RETRY)
+        # The confirmation window after merge is watched for the daemon's lifetime; a
+        # deadline that passed while the daemon was down aborts at the first look.
+        threading.Thread(target=self._watch_confirmation, name="au-confirm-window",
+                         daemon=True).start()
+
+    def _watch_confirmation(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.engine.expire_confirmation()
+            except AUError as exc:
+                self.log.write("merge.confirm.error", f"the automatic abort after the "
+                               f"confirmation window could not start: {exc.message}",
+                               severity=Severity.ERROR, details=exc.to_dict())
+                self.stopping.wait(10.0)
+            self.stopping.wait(CONFIRM_POLL)
 
     async def open_web_console(self, listen: str, remote: bool) -> dict[str, Any]:
         """Open (or find) the web console's TCP listener (``au web``)."""
@@ -120,6 +138,7 @@ class Daemon:
         return await open_listener(self, self.web_listeners, listen, remote)
 
     def close(self) -> None:
+        self.stopping.set()
         self._unsubscribe()
         self.journal.close()
         self.store.close()
@@ -190,6 +209,7 @@ def serve(instance: Instance) -> int:
         notify("STOPPING=1\nSTATUS=stopping")
         for extra in daemon.servers[1:]:
             extra.should_exit = True
+        daemon.stopping.set()
         daemon.log.write("daemon.stop", "daemon stopped", severity=Severity.INFO)
         daemon.close()
         sock.close()

@@ -35,6 +35,8 @@ def transition_table() -> str:
     ]
     for t in GRAPH.transitions:
         when = "/".join(o.value for o in OperationalState if o in t.when)
+        if t.only_when:
+            when += f" (only with {t.only_when.replace('_', ' ')} open)"
         stages = " → ".join(f"{s.request} ({s.state})" for s in t.stages)
         sources = ", ".join(s.value for s in sorted(t.sources, key=list(type(t.target)).index))
         costs = sorted(set(t.cost.values()))

@@ -42,8 +42,9 @@ def test_au_plan_with_volumes_on_the_command_line(tmp_path: Path) -> None:
         r = au(home, "plan", "--json", "--volume", str(tmp_path), "--volume", "/nonexistent:data")
         assert r.returncode == 0, r.stderr
         plan = json.loads(r.stdout)
-        assert plan["volumes"] == [{"path": str(tmp_path), "role": "system"},
-                                   {"path": "/nonexistent", "role": "data"}]
+        assert plan["volumes"] == [
+            {"path": str(tmp_path), "role": "system", "checkpoint": False},
+            {"path": "/nonexistent", "role": "data", "checkpoint": False}]
         failed = {c["id"] for c in plan["checks"] if not c["ok"]}
         assert "AU-C002" in failed
     finally:

@@ -92,6 +92,15 @@ def test_provenance_names_the_file_of_every_setting() -> None:
         ('[[service]]\nname = "a"\ncommand = ["/bin/a"]\nhealth = { kind = "tcp" }\n', 4,
          "service.a.health.target", "HOST:PORT"),
         ('[backup]\npaths = ["/var/log/a", "log/b"]\n', 2, "backup.paths[2]", "relative"),
+        ('[[volume]]\npath = "/opt/shop"\ncheckpoint = true\n', 3, "volume[1].checkpoint",
+         "a checkpoint is only for data volumes"),
+        ('[[volume]]\npath = "/var/lib/db"\nrole = "data"\ncheckpoint = "yes"\n', 4,
+         "volume[1].checkpoint", "true or false"),
+        ('[[volume]]\npath = "/var/lib/db"\nrole = "data"\ncheckpoint = true\n'
+         '[[service]]\nname = "db"\ncommand = ["/bin/db"]\nswitchover = "late-stop"\n', 4,
+         "volume[1].checkpoint", "service(s) db (late-stop) keep running through the switch"),
+        ('[merge]\nconfirm_within = "ten minutes"\n', 2, "merge.confirm_within", "duration"),
+        ('[merge]\nconfirm_in = "10m"\n', 2, "merge.confirm_in", "did you mean"),
         ('[backup]\npaths = [\n  "/var/log/a",  # ok\n  # "x",\n  "log/b",\n]\n', 5,
          "backup.paths[2]", "relative"),
         ('[[service]]\nname = "a"\ncommand = [\n  "/bin/a", "-x",\n  3,\n]\n', 5,
@@ -109,6 +118,16 @@ def test_errors_name_file_line_field_and_expectation(
     assert words in err.message
     assert err.message.startswith(f"{path}:{line}: ")
     assert err.hint
+
+
+def test_checkpoint_and_confirmation_window(write: Write) -> None:
+    cfg = load_file(write("ok.toml", '[[volume]]\npath = "/var/lib/db"\nrole = "data"\n'
+                          'checkpoint = true\n[[volume]]\npath = "/opt/db"\n'
+                          '[merge]\nconfirm_within = "1h30m"\n'))
+    assert [v.checkpoint for v in cfg.volumes] == [True, False]
+    assert [v.path for v in cfg.checkpointed] == ["/var/lib/db"]
+    assert cfg.merge.confirm_within == 5400
+    assert load_file(write("none.toml", 'description = "x"\n')).merge.confirm_within == 0
 
 
 def test_durations() -> None:

@@ -100,3 +100,24 @@ def test_activity_log_tree_filters_and_rotation(tmp_path: Path) -> None:
     archive = log.rotate(keep=2)
     assert archive is not None and archive.exists()
     assert [e.message for e in log.entries()] == ["stopping", "unrelated"]
+
+
+def test_a_batch_commits_its_writes_once_or_not_at_all(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
+    other = Store(tmp_path / "state.db")  # another connection: sees only what is committed
+    try:
+        with store.batch():
+            store.put_doc("t", "a", 1)
+            save_status(store, Status(step="inside"))
+            assert other.get_doc("t", "a") is None  # not committed yet
+            assert store.get_doc("t", "a") == 1  # its own writes are seen inside
+        assert other.get_doc("t", "a") == 1 and load_status(other).step == "inside"
+        with pytest.raises(RuntimeError), store.batch():
+            store.put_doc("t", "b", 2)
+            raise RuntimeError("a failure inside the batch")
+        assert store.get_doc("t", "b") is None and other.get_doc("t", "b") is None
+        store.put_doc("t", "c", 3)  # transactions work as before after a batch
+        assert other.get_doc("t", "c") == 3
+    finally:
+        other.close()
+        store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,11 @@ from activeupgrade.config.model import (
     BackupSpec,
     Config,
     ControlType,
+    MergeSpec,
     ServiceSpec,
     SocketSpec,
     Timing,
+    VolumeRole,
     VolumeSpec,
 )
 from activeupgrade.instance import Instance
@@ -140,3 +143,31 @@ def test_au_plan_json_through_the_entry_point(tmp_path: Path) -> None:
         assert "drain@Production" in text.stdout
     finally:
         au(home, "daemon", "--stop")
+
+
+def test_plan_tells_the_checkpoints_and_the_confirmation_window(
+    world: tuple[Instance, Store, ActivityLog], tmp_path: Path
+) -> None:
+    instance, store, log = world
+    cfg, _ = _config(tmp_path)
+    data = tmp_path / "var-db"
+    cfg = replace(cfg, volumes=(*cfg.volumes, VolumeSpec(str(data), VolumeRole.DATA,
+                                                         checkpoint=True)),
+                  merge=MergeSpec(600.0))
+    plan = build_plan(instance, store, log, cfg)
+    assert plan["volumes"][-1] == {"path": str(data), "role": "data", "checkpoint": True}
+    assert plan["confirm_within"] == 600.0
+    assert plan["checkpoints"] == [{"path": str(data), "checkpoint": None}]
+    text = "\n".join(plan_lines(plan))
+    assert f"{data} (data, checkpoint at merge: restorable by an abort from Merge)" in text
+    assert "Confirmation after merge: within 600s" in text
+    assert f"{data}: not taken yet" in text
+    steps = {(r["request"], r["abort_from"]): [s["name"] for s in r["steps"]]
+             for r in plan["requests"]}
+    assert "volumes.checkpoint-presync" in steps[("PrepareMerge", None)]
+    merge = steps[("ExecuteMerge", None)]
+    assert merge.index("volumes.checkpoint") < merge.index("volumes.switch")
+    assert merge[-1] == "merge.confirm-window"
+    assert {"volumes.checkpoint-save", "volumes.checkpoint-restore"} <= set(
+        steps[("Abort", "Merge")])
+    assert "volumes.checkpoint-release" in steps[("Commit", None)]

@@ -133,3 +133,32 @@ def web(tmp_path: Path) -> Iterator[Web]:
 def screenshots() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+@dataclass
+class Rollback:
+    """``rollback.toml`` in the instance of ``web``: shop.toml plus an adopted data volume
+    with a checkpoint and a 10-minute confirmation window after merge."""
+
+    name: str
+    data: Path
+
+
+@pytest.fixture
+def rollback(web: Web, tmp_path: Path) -> Iterator[Rollback]:
+    data = tmp_path / "var-shop"
+    data.mkdir()
+    (data / "orders.log").write_text("order 1\n")
+    r = au(web.home, "volume", "adopt", str(data), "--role", "data")
+    assert r.returncode == 0, r.stderr
+    configs = web.home / "configs"
+    (configs / "rollback.toml").write_text(
+        (configs / "shop.toml").read_text()
+        + f'\n[[volume]]\npath = "{data}"\nrole = "data"\ncheckpoint = true\n'
+        + '\n[merge]\nconfirm_within = "10m"\n')
+    try:
+        yield Rollback("rollback.toml", data)
+    finally:
+        for action in ("abort", "finish"):
+            au(web.home, action)
+        au(web.home, "volume", "release", str(data))

@@ -21,7 +21,7 @@ from activeupgrade.instance import Instance
 from activeupgrade.ui.tui.app import Confirm, ConsoleApp, StatusBar
 from tests.support import au
 
-from .conftest import Web
+from .conftest import Rollback, Web
 
 ACTIONS = ["check", "split", "merge", "commit", "abort", "finish"]
 
@@ -164,3 +164,72 @@ def test_sessions_in_the_terminal_console(web: Web, screenshots: Path, tmp_path:
     entries = json.loads(saved.read_text())
     events = {e["event"] for e in entries}
     assert {"request.start", "step.start"} <= events, sorted(events)[:20]
+
+
+def test_confirmation_window_and_checkpoint_in_the_terminal_console(
+        web: Web, rollback: Rollback, screenshots: Path) -> None:
+    """Merge with a confirmation window and a checkpointed data volume: the console shows
+    the time left and the writes since the checkpoint; key c confirms; the abort's question
+    says where the data returns and where the writes are kept; then the saved folder."""
+    client = Client.for_instance(Instance(web.home), start=False)
+
+    async def drive() -> None:
+        app = ConsoleApp(client)
+        async with app.run_test(size=(170, 48)) as pilot:
+            await until(pilot, lambda: bool(app.status), "the first status")
+            await pilot.press("1")
+            app.query_one("#config-path", Input).value = rollback.name
+            app.query_one("#config-load", Button).press()
+            await until(pilot, lambda: rollback.name in app.sub_title, "the loaded file")
+            await pilot.press("3")
+            await act(pilot, app, "split", "Split")
+            assert app.query_one("#btn-confirm", Button).disabled
+            await act(pilot, app, "merge", "Merge")
+
+            def shown() -> str:
+                return str(app.query_one("#rollback", Static).render())
+
+            await until(pilot, lambda: "left), or the merge is aborted automatically"
+                        in shown(), "the confirmation window")
+            confirm = app.query_one("#btn-confirm", Button)
+            assert not confirm.disabled and str(confirm.label).startswith("Confirm now")
+            # The application writes after the checkpoint: listed without a status event.
+            (rollback.data / "orders.log").write_text("order 1\norder 2\n")
+            (rollback.data / "order-2.json").write_text("{}")
+            await until(pilot, lambda: "2 file(s) written since" in shown(),
+                        "the writes since the checkpoint", timeout=60)
+            assert "created  order-2.json" in shown() and "changed  orders.log" in shown()
+            app.save_screenshot("tui-06-merge-confirm-window.svg", str(screenshots))
+            # The CLI lists the same: au volume show, au status, au plan.
+            show = au(web.home, "volume", "show", str(rollback.data))
+            assert "checkpoint: taken at merge" in show.stdout, show.stdout + show.stderr
+            assert "2 file(s) written since" in show.stdout and "order-2.json" in show.stdout
+            status = au(web.home, "status").stdout
+            assert "Data checkpoints:" in status and "2 file(s) written since" in status
+            assert "Confirmation:      confirm by" in status
+            plan = au(web.home, "plan").stdout
+            assert "checkpoint at merge" in plan and "2 file(s) written since" in plan
+            assert "Confirmation after merge: within 600s" in plan
+            await pilot.press("c")
+            await until(pilot, lambda: ((app.status.get("facts") or {}).get(
+                "confirm_window") or {}).get("outcome") == "confirmed", "the confirmation")
+            await until(pilot, lambda: "merge confirmed" in shown(), "the confirmed window")
+            assert app.query_one("#btn-confirm", Button).disabled
+            await pilot.click("#btn-abort")
+            await until(pilot, lambda: isinstance(app.screen, Confirm), "the abort question")
+            question = str(app.screen.query_one("#confirm-question", Static).render())
+            assert "data returns to the checkpoint of" in question, question
+            assert "2 file(s) written since are kept in" in question, question
+            app.screen.query_one("#confirm-yes", Button).press()
+            await until(pilot, lambda: app.status.get("action") == "abort"
+                        and app.status.get("operational_state") == "Ready", "the abort")
+            await until(pilot, lambda: "Writes saved aside by an abort" in shown(),
+                        "the saved folder")
+            app.save_screenshot("tui-07-abort-saved-writes.svg", str(screenshots))
+
+    try:
+        asyncio.run(drive())
+    finally:
+        client.close()
+    assert (rollback.data / "orders.log").read_text() == "order 1\n"
+    assert not (rollback.data / "order-2.json").exists()

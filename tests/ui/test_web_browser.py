@@ -19,7 +19,7 @@ import pytest
 
 from tests.support import au
 
-from .conftest import Web
+from .conftest import Rollback, Web
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -361,4 +361,57 @@ def test_whole_sessions_through_the_web_console(browser: Any, web: Web,
     assert narrow.locator("#btn-split").is_enabled()
     assert narrow.evaluate("document.documentElement.scrollWidth") <= 380
     n.shot("13-active-upgrade-narrow")
+    context.close()
+
+
+def test_confirm_button_and_checkpoint_listing_in_the_web_console(
+        browser: Any, web: Web, rollback: Rollback, screenshots: Path) -> None:
+    """Merge with a confirmation window and a checkpointed data volume: the page shows the
+    time left (ticking) and the writes since the checkpoint (refreshed without a status
+    event); the Confirm button ends the window; the abort's question says where the data
+    returns and where the writes since are kept."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    c = Console(page, web, screenshots)
+    page.goto(c.base + "/login")
+    page.fill("#token", web.token)
+    page.click("button[type=submit]")
+    page.wait_for_url(c.base + "/upgrade")
+    with web.api() as http:
+        assert http.post("/api/config/loaded", json={"path": rollback.name}).status_code == 200
+    c.go("/upgrade")
+    c.act("split", "Split")
+    assert not page.locator("#btn-confirm").is_enabled()
+    assert page.locator("#rollback").is_hidden()
+    c.act("merge", "Merge")
+    window = page.locator("#confirm-window")
+    window.wait_for(state="visible")
+    assert "left), or the merge is aborted automatically" in window.inner_text()
+    first = window.inner_text()
+    page.wait_for_function("t => document.getElementById('confirm-window').textContent !== t",
+                           arg=first, timeout=10_000)  # the time left ticks
+    button = page.locator("#btn-confirm")
+    assert button.is_enabled() and button.inner_text().startswith("Confirm now")
+    (rollback.data / "orders.log").write_text("order 1\norder 2\n")
+    page.wait_for_function("document.getElementById('checkpoints').textContent"
+                           ".includes('1 file(s) written since')", timeout=30_000)
+    assert "changed  orders.log" in page.locator("#checkpoints").inner_text()
+    c.shot("13-merge-confirm-window-checkpoint")
+    button.click()
+    page.wait_for_function("document.getElementById('confirm-window').textContent"
+                           " === 'merge confirmed'", timeout=30_000)
+    page.wait_for_function("document.getElementById('btn-confirm').disabled", timeout=30_000)
+    page.locator("#btn-abort").click()
+    question = page.locator("#confirm-question")
+    question.wait_for(state="visible")
+    text = question.inner_text()
+    assert "data returns to the checkpoint of" in text, text
+    assert "1 file(s) written since are kept in" in text, text
+    page.locator("#confirm-yes").click()
+    status = web.wait_ready("abort")
+    assert status["upgrade_state"] == "Abort", status
+    page.wait_for_function("document.getElementById('checkpoints').textContent"
+                           ".includes('Writes saved aside by an abort')", timeout=30_000)
+    c.shot("14-abort-saved-writes")
+    assert (rollback.data / "orders.log").read_text() == "order 1\n"
     context.close()

@@ -294,13 +294,16 @@ class Client:
 
     # -- operator actions and operations --------------------------------------------------
     def act(self, action: OperatorAction, *, config: str | None = None, force: bool = False,
-            wait: bool = True, on_progress: ProgressSink | None = None) -> StatusView:
+            wait: bool = True, on_progress: ProgressSink | None = None,
+            keep_data: bool = False) -> StatusView:
         """Submit an operator action; unless ``wait`` is false, follow it to its end.
 
         A refused action raises StateError (naming the allowed ones); a request that ends
         Broken — or a check that failed — raises the error that broke it, with its class,
         hint and exit code."""
         body: dict[str, Any] = {"force": force}
+        if keep_data:
+            body["keep_data"] = True
         if config is not None:
             body["config"] = config
         stream = self.events() if wait else None

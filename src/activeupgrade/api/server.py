@@ -253,7 +253,9 @@ def int_param(request: Request, name: str, default: int, *, low: int = 0,
     try:
         value = int(raw)
     except ValueError:
-        raise UsageError(f"query parameter `{name}` must be an integer, got {raw[:40]!r}",
+        # Quoted as JSON: a Python repr of a cut value could end in "{'" and read as a dict.
+        raise UsageError(f"query parameter `{name}` must be an integer, got "
+                         f"{json.dumps(raw[:40])}",
                          hint=f"Give a whole number from {low} to {high}.") from None
     if not low <= value <= high:
         raise UsageError(f"query parameter `{name}` must be from {low} to {high}, got "

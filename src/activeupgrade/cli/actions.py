@@ -20,6 +20,8 @@ from activeupgrade.model.states import OperatorAction
 HELP = {
     "split": "divide the host into Production and Upgrade Sides (PrepareSplit, ExecuteSplit)",
     "merge": "move the applications onto the upgraded software (PrepareMerge, ExecuteMerge)",
+    "confirm": "confirm the upgrade within the confirmation window after merge ([merge] "
+               "confirm_within); otherwise the merge is aborted automatically",
     "commit": "the point of no return: make the upgrade permanent (the old replicas are "
               "resynchronised from the upgraded ones; no abort after it)",
     "abort": "restore the original software and resync (allowed until Commit begins)",
@@ -32,12 +34,13 @@ CONFIRMED = ("commit", "abort")
 """Actions that may ask first (``present.console.confirmation`` says when)."""
 
 
-def confirm(client: Client, action: OperatorAction, yes: bool) -> None:
+def confirm(client: Client, action: OperatorAction, yes: bool, *,
+            keep_data: bool = False) -> None:
     """Ask before the point of no return (commit) and before an abort from Merge; without
     a terminal, ``--yes`` says it instead."""
     from activeupgrade.present.console import confirmation
 
-    question = confirmation(action, client.status().to_dict())
+    question = confirmation(action, client.status().to_dict(), keep_data=keep_data)
     if not question or yes:
         return
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
@@ -63,12 +66,14 @@ def make_handler(action: str) -> Any:
             from activeupgrade.config import adhoc  # reads configuration files
 
             config = str(adhoc.volumes_file(client.instance, volumes))
+        keep_data = bool(getattr(args, "keep_data", False))
         if action in CONFIRMED:
-            confirm(client, OperatorAction(action), args.yes)
+            confirm(client, OperatorAction(action), args.yes, keep_data=keep_data)
+        options = {"keep_data": True} if keep_data else {}
         with progress(quiet=args.json or args.no_wait) as bar:
             status = act(client, OperatorAction(action), config=config,
                          force=getattr(args, "force", False), wait=not args.no_wait,
-                         display=bar)
+                         display=bar, **options)
         if args.json:
             print_json(status.to_dict())
         else:
@@ -94,6 +99,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                            help="confirm without asking (needed when not on a terminal"
                            + (": commit is the point of no return)" if action == "commit"
                               else " and the session is in Merge)"))
+        if action == "abort":
+            p.add_argument("--keep-data", action="store_true",
+                           help="from Merge: keep the live data of checkpointed data volumes "
+                           "(default: they return to their checkpoint, the writes since "
+                           "saved aside)")
         if action == "retry":
             p.add_argument("--force", action="store_true",
                            help="retry even past the attempt cap")

@@ -62,6 +62,14 @@ def status_text(view: StatusView) -> str:
     )
     if isinstance(facts.get("isolation"), str):
         lines.append(f"Isolation:         {facts['isolation']}")
+    from activeupgrade.present.rollback import checkpoint_lines, confirm_line
+
+    if window := confirm_line(s):
+        lines.append(f"Confirmation:      {window}")
+    checkpoints = checkpoint_lines(s)
+    if checkpoints:
+        lines.append("Data checkpoints:")
+        lines += [f"  {line}" for line in checkpoints]
     return "\n".join(lines)
 
 

@@ -33,7 +33,8 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 COMMANDS: dict[str, str] = {
     "status": "core", "init": "core", "daemon": "core", "history": "core", "cancel": "core",
-    "split": "actions", "merge": "actions", "commit": "actions", "abort": "actions",
+    "split": "actions", "merge": "actions", "confirm": "actions", "commit": "actions",
+    "abort": "actions",
     "finish": "actions", "retry": "actions",
     "log": "log", "demo": "demo", "web": "web", "console": "console", "service": "service",
     "volume": "volume", "host": "host", "exec": "side", "shell": "side",

@@ -40,8 +40,18 @@ def _show(args: argparse.Namespace) -> int:
         print(f"  storage:    {v['storage']}")
     if v.get("problem"):
         print(f"  problem:    {v['problem']} — run `au volume attach {v['name']}`")
+    if v.get("checkpoint_at_merge"):
+        print("  checkpoint: taken at merge (rollback-safe data: an abort from Merge "
+              "returns the data to it)")
     if v.get("session"):
         print(f"  session:    {v['session']}")
+    if v.get("checkpoint"):
+        from activeupgrade.present.rollback import checkpoint_lines
+
+        for line in checkpoint_lines({"facts": {"checkpoints": [v["checkpoint"]]}},
+                                     shown=len((v["checkpoint"].get("writes") or {}).get(
+                                         "lines") or [])):
+            print(f"  {line}")
     estimated = v.get("pending_as_of", 1)
     for outcome, p in v.get("pending_resync", {}).items():
         if not estimated:

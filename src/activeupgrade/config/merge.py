@@ -23,6 +23,7 @@ from activeupgrade.config.model import (
     Handover,
     HealthKind,
     HealthSpec,
+    MergeSpec,
     Readiness,
     ServiceBackend,
     ServiceSpec,
@@ -34,7 +35,15 @@ from activeupgrade.config.model import (
     VolumeSpec,
 )
 from activeupgrade.config.reader import FileSettings
-from activeupgrade.config.schema import ACTION, BACKUP, HEALTH, SERVICE, SOCKET, UPGRADE_SIDE
+from activeupgrade.config.schema import (
+    ACTION,
+    BACKUP,
+    HEALTH,
+    MERGE,
+    SERVICE,
+    SOCKET,
+    UPGRADE_SIDE,
+)
 from activeupgrade.config.validate import several
 from activeupgrade.errors import ConfigError
 
@@ -63,6 +72,30 @@ def _check_volumes(fs: FileSettings) -> None:
                     hint="Remove the duplicate." if same else
                     "Select either the parent folder or the folders inside it, not both.",
                 )
+        if vol.get("checkpoint") and vol.get("role", "system") != VolumeRole.DATA.value:
+            raise fs.source.error(
+                ("volume", i, "checkpoint"), f"volume[{i + 1}].checkpoint",
+                f"{vol['path']} is a {vol.get('role', 'system')} volume: a checkpoint is only "
+                "for data volumes (system volumes keep their original replica until Commit "
+                "anyway)",
+                hint='Set role = "data", or remove checkpoint = true.')
+
+
+def _check_checkpoints(top: FileSettings, services: list[ServiceSpec]) -> None:
+    """A checkpoint is taken while the applications are stopped: every service must stop
+    before the switch (stop-start), or the checkpoint would copy data being written."""
+    running = [s for s in services if s.switchover is not Switchover.STOP_START]
+    if not running:
+        return
+    for i, vol in enumerate(top.data.get("volume", [])):
+        if vol.get("checkpoint"):
+            names = ", ".join(f"{s.name} ({s.switchover.value})" for s in running)
+            raise top.source.error(
+                ("volume", i, "checkpoint"), f"volume[{i + 1}].checkpoint",
+                f"the checkpoint of {vol['path']} is taken while the applications are "
+                f"stopped, but service(s) {names} keep running through the switch",
+                hint='Use switchover = "stop-start" for those services, or remove '
+                'checkpoint = true from this volume.')
 
 
 def _unique(fs: FileSettings, table: str, items: list[dict[str, Any]], names: list[str],
@@ -246,8 +279,8 @@ class Merger:
                 self._service(svc, f, services)
             for act in data.get("action", []):
                 self._action(act, f, actions)
-            for section, fields in (("backup", BACKUP.fields), ("upgrade_side",
-                                                                 UPGRADE_SIDE.fields)):
+            for section, fields in (("backup", BACKUP.fields), ("merge", MERGE.fields),
+                                    ("upgrade_side", UPGRADE_SIDE.fields)):
                 table = data.get(section, {})
                 for field in fields:
                     if field.key in ("paths", "packages") or field.key not in table:
@@ -271,9 +304,13 @@ class Merger:
             key = f"volume.{vol['path']}"
             self.provenance[key] = str(top.path)
             self.provenance[f"{key}.role"] = str(top.path) if "role" in vol else DEFAULT
-            volumes.append(VolumeSpec(vol["path"], VolumeRole(vol.get("role", "system"))))
-        for section, fields in (("backup", BACKUP.fields), ("upgrade_side",
-                                                            UPGRADE_SIDE.fields)):
+            self.provenance[f"{key}.checkpoint"] = (str(top.path) if "checkpoint" in vol
+                                                    else DEFAULT)
+            volumes.append(VolumeSpec(vol["path"], VolumeRole(vol.get("role", "system")),
+                                      checkpoint=bool(vol.get("checkpoint", False))))
+        _check_checkpoints(top, list(services.values()))
+        for section, fields in (("backup", BACKUP.fields), ("merge", MERGE.fields),
+                                ("upgrade_side", UPGRADE_SIDE.fields)):
             for field in fields:
                 if field.key not in ("paths", "packages"):
                     self.provenance.setdefault(f"{section}.{field.key}", DEFAULT)
@@ -288,6 +325,7 @@ class Merger:
             actions=tuple(actions.values()),
             backup=BackupSpec(tuple(backup_paths), scalars.get("backup.folder", "")),
             upgrade_side=UpgradeSideSpec(**side, packages=tuple(packages)),
+            merge=MergeSpec(float(scalars.get("merge.confirm_within", 0.0))),
             source=str(top.path),
             files=tuple(str(fs.path) for fs in self.files),
             provenance=dict(sorted(self.provenance.items())),

@@ -134,6 +134,9 @@ class VolumeSpec:
     """Absolute path of the volume's live directory."""
     role: VolumeRole = VolumeRole.SYSTEM
     """system (upgraded) or data (follows the applications)."""
+    checkpoint: bool = False
+    """Data volumes: a checkpoint taken at merge (applications stopped), restorable by an
+    abort from Merge; the writes made since are listed and saved aside on restore."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,13 @@ class BackupSpec:
 
 
 @dataclass(frozen=True)
+class MergeSpec:
+    confirm_within: float = 0.0
+    """Seconds the operator has after merge to confirm (``au confirm`` or commit) before
+    the daemon aborts from Merge by itself; 0: no window."""
+
+
+@dataclass(frozen=True)
 class UpgradeSideSpec:
     host_address: str = ""
     """Host end of the private link (CIDR); "" chooses a free /30 for this instance when the
@@ -268,6 +278,8 @@ class Config:
     """Files saved from the old Production replicas at merge."""
     upgrade_side: UpgradeSideSpec = field(default_factory=UpgradeSideSpec)
     """Upgrade Side settings."""
+    merge: MergeSpec = field(default_factory=MergeSpec)
+    """Merge settings (the confirmation window)."""
     source: str = ""
     """The top configuration file ("" for a session without a file)."""
     files: tuple[str, ...] = ()
@@ -277,6 +289,11 @@ class Config:
     setting no file gives)."""
     notices: tuple[str, ...] = ()
     """What nesting ignored (children's volume selections, settings the parent overrides)."""
+
+    @property
+    def checkpointed(self) -> tuple[VolumeSpec, ...]:
+        """The data volumes with a checkpoint at merge."""
+        return tuple(v for v in self.volumes if v.checkpoint)
 
     def actions_of(self, control: ControlType) -> list[ActionSpec]:
         """Actions of one control type, ordered by timing then declaration order."""

@@ -244,6 +244,27 @@ VOLUME = Setting(
         Setting("role", Kind.ENUM, "system (software, configuration: upgraded) or data "
                 "(persistent data: never visible to the Upgrade Side).", default="system",
                 choices=_values(VolumeRole)),
+        Setting("checkpoint", Kind.BOOL, "Data volumes only: rollback-safe data. PrepareMerge "
+                "pre-syncs the volume's stale replica; ExecuteMerge, once the applications "
+                "stopped, brings it up to date and freezes it as the checkpoint (its copies "
+                "are reflink clones where the storage allows). In Merge the writes made since "
+                "are listed; an abort from Merge saves them aside (AU_HOME/saved-writes), "
+                "then returns the volume to the checkpoint (`au abort --keep-data` keeps the "
+                "live data instead); Commit releases it. Every service must then use "
+                "switchover = \"stop-start\" (the data is quiescent at the checkpoint).",
+                default=False),
+    ),
+)
+
+MERGE = Setting(
+    "merge", Kind.TABLE,
+    "Settings of the merge.",
+    fields=(
+        Setting("confirm_within", Kind.DURATION, "Confirmation window after merge: the "
+                "operator must confirm the upgrade (`au confirm`, the consoles' Confirm "
+                "button, or `au commit`) within this time once the applications run upgraded, "
+                "otherwise the daemon aborts from Merge by itself (logged with the reason). "
+                "0: no window.", default=0.0, example="10m"),
     ),
 )
 
@@ -296,6 +317,7 @@ FILE_SCHEMA = Setting(
         SERVICE,
         ACTION,
         BACKUP,
+        MERGE,
         UPGRADE_SIDE,
     ),
 )

@@ -80,8 +80,14 @@ def summary_lines(cfg: Config) -> list[str]:
         role = ("system: upgraded on the Upgrade Side" if vol.role is VolumeRole.SYSTEM
                 else "data: never seen by the Upgrade Side, follows the applications")
         out.append(f"  - {vol.path} ({role})")
+        if vol.checkpoint:
+            out.append("      checkpoint at merge (applications stopped): an abort from Merge "
+                       "returns it there, the writes since saved aside")
     if not cfg.volumes:
         out.append("  none selected: a session uses every adopted volume")
+    if cfg.merge.confirm_within:
+        out += ["", f"Confirmation after merge: within {seconds(cfg.merge.confirm_within)} "
+                "(`au confirm` or `au commit`), otherwise the merge is aborted automatically"]
     out += ["", f"Services ({len(cfg.services)}): stopped and disabled on the Upgrade Side at "
             "split; at merge stopped on Production and started on the upgraded software"]
     for svc in cfg.services:

@@ -25,17 +25,23 @@ from activeupgrade.activity import ActivityLog, Context
 from activeupgrade.bus import Bus, EventKind
 from activeupgrade.config.model import Config
 from activeupgrade.durable import write_durably
-from activeupgrade.engine import maintenance
+from activeupgrade.engine import confirm, maintenance
 from activeupgrade.engine.journal import Journal
 from activeupgrade.engine.platform import Platform
 from activeupgrade.engine.progress import ProgressTracker
 from activeupgrade.engine.runner import Run, run_steps
-from activeupgrade.engine.status import Status, load_status, new_id, save_status
+from activeupgrade.engine.status import (
+    ABORT_OPTIONS,
+    Status,
+    load_status,
+    new_id,
+    save_status,
+)
 from activeupgrade.engine.steps import CancelToken, Step
 from activeupgrade.engine.view import VIEW_FORMAT, StatusView
 from activeupgrade.errors import AUError, Interrupted, StateError, StepError
 from activeupgrade.instance import Instance
-from activeupgrade.model.graph import GRAPH, StateGraph, Transition
+from activeupgrade.model.graph import CONFIRM_WINDOW, GRAPH, StateGraph, Transition
 from activeupgrade.model.states import (
     Operation,
     OperationalState,
@@ -99,9 +105,16 @@ class Engine:
         with self._lock:
             return Status.from_dict(self._status.to_dict())
 
+    def conditions(self) -> frozenset[str]:
+        """The conditions the graph's ``only_when`` actions need that hold now."""
+        s = self._status
+        if s.upgrade_state is UpgradeState.MERGE and confirm.is_open(self.store, s.session):
+            return frozenset({CONFIRM_WINDOW})
+        return frozenset()
+
     def allowed(self) -> list[OperatorAction]:
         s = self._status
-        return self.graph.allowed(s.upgrade_state, s.operational_state)
+        return self.graph.allowed(s.upgrade_state, s.operational_state, self.conditions())
 
     def allowed_operations(self) -> list[Operation]:
         s = self._status
@@ -124,7 +137,10 @@ class Engine:
         partner_text = partner.value
         if partner is PartnerState.HUNG:
             partner_text = f"Hung: {detail}" if detail else "Hung"
-        allowed = self.graph.allowed(s.upgrade_state, s.operational_state)
+        allowed = self.graph.allowed(s.upgrade_state, s.operational_state, self.conditions())
+        window = confirm.shown(self.store, s.session) if s.session else None
+        if window is not None:
+            facts = {**facts, "confirm_window": window}
         return StatusView.from_dict({
             **s.to_dict(),
             "partner_state": partner_text,
@@ -132,7 +148,10 @@ class Engine:
             "allowed_actions": [a.value for a in allowed],
             "allowed_operations": [o.value for o in self.graph.allowed_operations(
                 s.upgrade_state, s.operational_state)],
-            "costs": {a.value: self.graph.cost(a, s.upgrade_state) for a in allowed},
+            # The platform may say more than the graph (an abort that returns data to its
+            # checkpoint says to when, and where the writes since are kept).
+            "costs": {a.value: str((facts.get("costs") or {}).get(a.value)
+                                   or self.graph.cost(a, s.upgrade_state)) for a in allowed},
             "duplex": bool(facts.get("duplex", False)),
             "facts": facts,
             "progress": self.progress.doc(),
@@ -213,12 +232,23 @@ class Engine:
 
     # -- operator actions ---------------------------------------------------------------
     def submit(
-        self, action: OperatorAction, *, config: str | None = None, force: bool = False
+        self, action: OperatorAction, *, config: str | None = None, force: bool = False,
+        keep_data: bool = False,
     ) -> Status:
-        """Validate ``action`` against the state graph and start it in the background."""
+        """Validate ``action`` against the state graph and start it in the background.
+        ``keep_data`` (abort only): an abort from Merge keeps the live data of checkpointed
+        data volumes instead of returning them to their checkpoint."""
         with self._lock:
             s = self._status
-            transition = self.graph.require(action, s.upgrade_state, s.operational_state)
+            transition = self.graph.require(action, s.upgrade_state, s.operational_state,
+                                            self.conditions())
+            if keep_data and action is not OperatorAction.ABORT:
+                raise StateError("keep_data is an option of abort only",
+                                 hint=f"Run `au {action}` without --keep-data.")
+            if action is OperatorAction.ABORT and s.session:
+                # Recorded before the abort starts (and before an abort requested while
+                # Busy): its steps read it, also when resumed after a crash.
+                self.store.put_doc(ABORT_OPTIONS, s.session, {"keep_data": keep_data})
             if action is OperatorAction.ABORT and s.operational_state is OperationalState.BUSY:
                 if s.operation is not None:
                     raise StateError(
@@ -250,6 +280,32 @@ class Engine:
                     self.platform.idle_config(config if config is not None else s.config)
                 self._start(transition, config)
             return self.status()
+
+    def expire_confirmation(self, now: float | None = None) -> bool:
+        """The daemon's look at the confirmation window after merge (every second, and at
+        start): past its deadline in Merge with nothing running, the window is marked
+        expired, the reason logged, and the abort from Merge started. True when it did."""
+        with self._lock:
+            s = self._status
+            if (s.upgrade_state is not UpgradeState.MERGE
+                    or s.operational_state is OperationalState.BUSY
+                    or not confirm.is_open(self.store, s.session)):
+                return False
+            doc = confirm.window(self.store, s.session)
+            now = time.time() if now is None else now
+            if now < float(doc["deadline"]):
+                return False
+            confirm.end(self.store, s.session, "expired")
+            late = now - float(doc["deadline"])
+            self.log.write(
+                "merge.confirm.expired",
+                f"the merge was not confirmed within {confirm.left(float(doc['seconds']))} "
+                f"(deadline {confirm.clock(float(doc['deadline']))}"
+                + (f", {confirm.left(late)} ago: the daemon was not running" if late > 5
+                   else "") + "): aborting from Merge automatically",
+                severity=Severity.WARNING, ctx=self._ctx(), details=doc)
+            self.submit(OperatorAction.ABORT)
+            return True
 
     def cancel_work(self, reason: str = "the operator cancelled it") -> Status:
         """Stop the running maintenance operation or readiness check at its next check
@@ -382,8 +438,7 @@ class Engine:
                 pass
         if self._abort_requested:
             self._abort_requested = False
-            s = self.status()
-            if OperatorAction.ABORT in self.graph.allowed(s.upgrade_state, s.operational_state):
+            if OperatorAction.ABORT in self.allowed():
                 with self._lock:
                     self._start(self.graph.transition(OperatorAction.ABORT), None)
 

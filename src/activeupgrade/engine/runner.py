@@ -62,14 +62,18 @@ def run_steps(engine: Engine, steps: list[Step], run: Run, *,
             continue
         if engine.cancel.cancelled:
             return Failure(step.name, Interrupted(engine.cancel.reason), run.node)
-        on_step(step, index)
-        engine.journal.mark(run.session, run.run, run.request.value, step.name, "begin",
-                            run.attempt)
+        # The status, the journal's begin mark and the log entry in one commit: the
+        # bookkeeping between two steps (between a service's stop and its start, say)
+        # waits for the disk once per phase, not once per write.
+        with engine.store.batch():
+            on_step(step, index)
+            engine.journal.mark(run.session, run.run, run.request.value, step.name, "begin",
+                                run.attempt)
+            step_node = engine.log.write(
+                "step.start", step.description or step.name, parent=run.node, ctx=ctx_log,
+                details={"step": step.name}, side=step.side.value,
+            )
         engine.fault_point(run.request, step.name, "begin")
-        step_node = engine.log.write(
-            "step.start", step.description or step.name, parent=run.node, ctx=ctx_log,
-            details={"step": step.name}, side=step.side.value,
-        )
         ctx = StepContext(
             instance=engine.instance, store=engine.store, log=engine.log, config=run.config,
             session=run.session, request=run.request, state=run.state,
@@ -97,13 +101,15 @@ def run_steps(engine: Engine, steps: list[Step], run: Run, *,
             )
             return Failure(step.name, err, step_node)
         took = time.monotonic() - t0
-        engine.journal.mark(run.session, run.run, run.request.value, step.name, "end",
-                            run.attempt)
-        engine.log.write(
-            "step.done", f"{step.name} done in {took:.3f}s", parent=step_node, ctx=ctx_log,
-            details={"step": step.name, "seconds": round(took, 4), **ctx.results},
-            side=step.side.value,
-        )
+        with engine.store.batch():
+            engine.journal.mark(run.session, run.run, run.request.value, step.name, "end",
+                                run.attempt)
+            engine.log.write(
+                "step.done", f"{step.name} done in {took:.3f}s", parent=step_node,
+                ctx=ctx_log, details={"step": step.name, "seconds": round(took, 4),
+                                      **ctx.results},
+                side=step.side.value,
+            )
         run_results = engine.results_of(run.run)
         run_results.update(ctx.results)
         engine.fault_point(run.request, step.name, "end")

@@ -96,6 +96,17 @@ class Status:
         )
 
 
+ABORT_OPTIONS = "abort-options"
+"""Store namespace: ``<session>`` → what the operator chose for the session's abort
+(``keep_data``: an abort from Merge keeps the live data instead of returning checkpointed
+data volumes to their checkpoint)."""
+
+
+def abort_options(store: Store, session: str) -> dict[str, Any]:
+    doc = store.get_doc(ABORT_OPTIONS, session) if session else None
+    return dict(doc) if isinstance(doc, dict) else {}
+
+
 def load_status(store: Store) -> Status:
     rows = store.query("SELECT doc FROM status WHERE id=1")
     if not rows:

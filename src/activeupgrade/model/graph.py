@@ -52,6 +52,9 @@ class Transition:
     breaks: bool = True
     """A failure makes the request Broken (Retry or Abort). False for the readiness check:
     it only reports, and a failure leaves the instance Ready with the error shown."""
+    only_when: str = ""
+    """A condition the engine must report true (``StateGraph.allowed``'s ``conditions``)
+    for the action to be offered at all: ``confirm_window`` for Confirm."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class Maintenance:
     """Why it is allowed only there, and what to do instead (the refusal's hint)."""
 
 
+CONFIRM_WINDOW = "confirm_window"
+"""Condition: the confirmation window after merge is open (not confirmed, not expired)."""
 NO_DISRUPTION = "no disruption"
 APPS_RESTART = "applications restart"
 
@@ -87,6 +92,12 @@ TRANSITIONS: tuple[Transition, ...] = (
         # Merge/Busy while the merge runs, Merge/Ready once the applications run upgraded.
         (Stage(R.PREPARE_MERGE, U.PREPARE_MERGE), Stage(R.EXECUTE_MERGE, U.MERGE)),
         U.MERGE, cost={U.SPLIT: APPS_RESTART},
+    ),
+    Transition(
+        # Only while the confirmation window after merge is open; Commit confirms too.
+        A.CONFIRM, frozenset({U.MERGE}), (Stage(R.CONFIRM, U.MERGE),), U.MERGE,
+        cost={U.MERGE: "no disruption; ends the confirmation window"},
+        only_when=CONFIRM_WINDOW,
     ),
     Transition(
         A.COMMIT, frozenset({U.MERGE}), (Stage(R.COMMIT, U.COMMIT),), U.COMMIT,
@@ -216,9 +227,12 @@ class StateGraph:
                 return t
         raise KeyError(action)
 
-    def allowed(self, state: UpgradeState, op: OperationalState) -> list[OperatorAction]:
-        """The operator actions allowed in (state, operational state), in display order."""
-        allowed = [t.action for t in self.transitions if state in t.sources and op in t.when]
+    def allowed(self, state: UpgradeState, op: OperationalState,
+                conditions: frozenset[str] = frozenset()) -> list[OperatorAction]:
+        """The operator actions allowed in (state, operational state), in display order;
+        an action with ``only_when`` only when that condition is in ``conditions``."""
+        allowed = [t.action for t in self.transitions if state in t.sources and op in t.when
+                   and (not t.only_when or t.only_when in conditions)]
         if op is O.BROKEN:
             allowed.append(A.RETRY)
         return allowed
@@ -245,15 +259,23 @@ class StateGraph:
         )
 
     def require(
-        self, action: OperatorAction, state: UpgradeState, op: OperationalState
+        self, action: OperatorAction, state: UpgradeState, op: OperationalState,
+        conditions: frozenset[str] = frozenset(),
     ) -> Transition | None:
         """The transition for ``action`` or a StateError naming the allowed actions.
 
         Returns None for retry, which has no transition of its own.
         """
-        allowed = self.allowed(state, op)
+        allowed = self.allowed(state, op, conditions)
         if action not in allowed:
             names = ", ".join(a.value for a in allowed) or "none (wait for the running request)"
+            if action is A.CONFIRM and state is U.MERGE and op is O.READY:
+                raise StateError(
+                    "no confirmation window is open: there is nothing to confirm",
+                    hint="A window opens at merge when the configuration sets [merge] "
+                    "confirm_within; it ends when confirmed, at Commit, or when it expires. "
+                    f"Allowed now: {names}.",
+                    details={"allowed_actions": [a.value for a in allowed]})
             raise StateError(
                 f"`{action}` is not allowed in {state} / {op}",
                 hint=f"Allowed now: {names}.",

@@ -51,6 +51,8 @@ class Request(StrEnum):
     """Upgrade Side readiness; report Production changes since split."""
     EXECUTE_MERGE = "ExecuteMerge"
     """Stop on Production, switch system volumes, back up, start upgraded."""
+    CONFIRM = "Confirm"
+    """Record the operator's confirmation of the merge (ends the confirmation window)."""
     COMMIT = "Commit"
     """Resync old replicas from the upgraded ones."""
     ABORT = "Abort"
@@ -129,6 +131,10 @@ class OperatorAction(StrEnum):
     """Divide the host into a Production Side and an Upgrade Side."""
     MERGE = "merge"
     """Move the applications onto the upgraded software."""
+    CONFIRM = "confirm"
+    """Confirm the upgrade within the confirmation window after merge (``[merge]
+    confirm_within``); without it the daemon aborts from Merge by itself. Offered only
+    while a window is open; Commit confirms too."""
     COMMIT = "commit"
     """Make the upgrade permanent: resync old replicas from new."""
     ABORT = "abort"

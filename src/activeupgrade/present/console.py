@@ -20,6 +20,7 @@ TITLES = {
     OperatorAction.CHECK: "Check readiness",
     OperatorAction.SPLIT: "Split",
     OperatorAction.MERGE: "Merge",
+    OperatorAction.CONFIRM: "Confirm",
     OperatorAction.COMMIT: "Commit",
     OperatorAction.ABORT: "Abort",
     OperatorAction.FINISH: "Finish",
@@ -62,15 +63,27 @@ POINT_OF_NO_RETURN = "point of no return"
 """What Commit is: once it begins, the original software can no longer be restored."""
 
 
-def confirmation(action: OperatorAction, status: Mapping[str, Any]) -> str:
+ABORT_TO_CHECKPOINT = ("Abort now: {cost}. The applications restart on the original software "
+                       "and the upgrade is discarded (`au abort --keep-data` keeps the live "
+                       "data instead). Abort now?")
+"""The question before an abort from Merge that returns data volumes to their checkpoint
+(``{cost}``: the abort's cost, which says to when and where the writes since are kept)."""
+
+
+def confirmation(action: OperatorAction, status: Mapping[str, Any], *,
+                 keep_data: bool = False) -> str:
     """The question to ask before ``action`` is sent ("" when it needs none): Commit (the
     point of no return) and Abort from Merge (the applications restart on the original
-    software) ask first, in both consoles and on the CLI."""
+    software) ask first, in both consoles and on the CLI. An abort that returns data
+    volumes to their checkpoint says so (to when, and where the writes since are kept)."""
     if action is OperatorAction.COMMIT:
         return ("Commit is the point of no return: the old replicas are resynchronised from "
                 "the upgraded ones and the original software can no longer be restored "
                 "(Abort is no longer possible). Commit now?")
     if action is OperatorAction.ABORT and status.get("upgrade_state") == "Merge":
+        cost = str((status.get("costs") or {}).get("abort", ""))
+        if "checkpoint" in cost and not keep_data:
+            return ABORT_TO_CHECKPOINT.replace("{cost}", cost)
         return ("Abort from Merge restarts the applications on the original software and "
                 "discards the upgrade (what the applications wrote to data volumes is kept). "
                 "Abort now?")
@@ -88,6 +101,8 @@ def confirmations() -> dict[str, str]:
             text = confirmation(action, {"upgrade_state": state.value})
             if text:
                 out[f"{action.value}@{state.value}"] = text
+    out[f"{OperatorAction.ABORT.value}@{UpgradeState.MERGE.value}#checkpoint"] = \
+        ABORT_TO_CHECKPOINT
     return out
 
 

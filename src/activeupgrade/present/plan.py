@@ -19,13 +19,35 @@ def _checks(plan: dict[str, Any]) -> list[str]:
     return out
 
 
+def _rollback(plan: dict[str, Any]) -> list[str]:
+    """The confirmation window and the data checkpoints."""
+    from activeupgrade.present.rollback import checkpoint_lines
+
+    out = []
+    within = float(plan.get("confirm_within") or 0)
+    if within:
+        out += ["", f"Confirmation after merge: within {within:g}s (`au confirm`, or `au "
+                "commit`); otherwise the daemon aborts from Merge by itself"]
+    cks = plan.get("checkpoints") or []
+    if cks:
+        out += ["", "Data checkpoints (pre-synced at PrepareMerge, taken at ExecuteMerge "
+                "while the applications are stopped; the copy of what changed since the "
+                "pre-sync adds to the disruption):"]
+        frozen = [c["checkpoint"] for c in cks if c.get("checkpoint")]
+        out += [f"  {line}" for line in checkpoint_lines({"facts": {"checkpoints": frozen}})]
+        out += [f"  {c['path']}: not taken yet" for c in cks if not c.get("checkpoint")]
+    return out
+
+
 def plan_lines(plan: dict[str, Any]) -> list[str]:
     cfg = plan["config"]
     out = [f"Plan of {cfg['source'] or 'a session without a configuration file'}"]
     if cfg["description"]:
         out.append(f"  {cfg['description']}")
     out += ["", *_checks(plan), "", "Volumes:"]
-    out += [f"  {v['path']} ({v['role']})" for v in plan["volumes"]] or ["  none"]
+    out += [f"  {v['path']} ({v['role']}"
+            + (", checkpoint at merge: restorable by an abort from Merge)"
+               if v.get("checkpoint") else ")") for v in plan["volumes"]] or ["  none"]
     out += ["", "Requests and their steps:"]
     for r in plan["requests"]:
         title = r["request"] + (f" (from {r['abort_from']})" if r["abort_from"] else "")
@@ -63,6 +85,7 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
     out += ["", f"Expected disruption at merge: {plan['disruption']['text']}"]
     r = plan["resync"]
     out += [f"Resync at commit and abort: {r.get('text') or r}"]
+    out += _rollback(plan)
     side = plan.get("upgrade_side", {})
     if side.get("exists"):
         out += ["", f"Upgrade Side: {side['text']}"]

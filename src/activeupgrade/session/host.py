@@ -19,7 +19,7 @@ from activeupgrade.errors import ConfigError
 from activeupgrade.instance import Instance
 from activeupgrade.model.states import Operation, PartnerState, Request
 from activeupgrade.platform.side import partner
-from activeupgrade.platform.volumes import registry
+from activeupgrade.platform.volumes import checkpoint, registry
 from activeupgrade.platform.volumes.state import SyncState
 from activeupgrade.session import operations, recipe
 from activeupgrade.store.db import Store
@@ -34,6 +34,8 @@ class HostPlatform:
         self.sync = SyncState()
         """The volumes' sync state (change tracking, pending-resync figures): owned here,
         for the daemon's lifetime, and handed to every volume step."""
+        self.checkpoints = checkpoint.Checkpoints(store, instance)
+        """What the status shows of the data checkpoints (the writes since each)."""
 
     def _without_file(self) -> Config:
         return Config(
@@ -95,7 +97,7 @@ class HostPlatform:
         return partner.partner_state(self.instance)
 
     def facts(self) -> dict[str, Any]:
-        return dict(registry.facts(self.store, self.sync))
+        return {**registry.facts(self.store, self.sync), **self.checkpoints.facts()}
 
     def end_session(self, session: str) -> None:
         staging.forget(self.instance, session)

@@ -32,7 +32,7 @@ from activeupgrade.platform.actions.runner import run_action
 from activeupgrade.platform.actions.steps import step_name
 from activeupgrade.platform.services.backend import backend_kind
 from activeupgrade.platform.side import writes
-from activeupgrade.platform.volumes import registry
+from activeupgrade.platform.volumes import checkpoint, registry
 from activeupgrade.session import recipe
 from activeupgrade.store.db import Store
 from activeupgrade.units import human_bytes
@@ -218,6 +218,17 @@ def resync_plan(store: Store, cfg: Config) -> dict[str, Any]:
     return {"known": True, **found, "text": "; ".join(parts) or "nothing to resync"}
 
 
+def checkpoint_plan(store: Store, cfg: Config) -> list[dict[str, Any]]:
+    """The data checkpoints: each checkpointed volume, with its checkpoint and the writes
+    since when one is frozen (in Merge)."""
+    out = []
+    for spec in cfg.checkpointed:
+        vol = registry.by_path(store, spec.path)
+        out.append({"path": spec.path,
+                    "checkpoint": checkpoint.view(vol) if vol is not None else None})
+    return out
+
+
 def side_plan(instance: Instance) -> dict[str, Any]:
     """What the Upgrade Side, when one exists, wrote outside the managed volumes: none of
     it is kept (listed before merge)."""
@@ -278,7 +289,10 @@ def build_plan(instance: Instance, store: Store, log: ActivityLog, cfg: Config, 
                    "description": cfg.description, "notices": list(cfg.notices)},
         "ready": report.ready,
         "checks": [c.to_dict() for c in report.checks],
-        "volumes": [{"path": v.path, "role": v.role.value} for v in cfg.volumes],
+        "volumes": [{"path": v.path, "role": v.role.value, "checkpoint": v.checkpoint}
+                    for v in cfg.volumes],
+        "checkpoints": checkpoint_plan(store, cfg),
+        "confirm_within": cfg.merge.confirm_within,
         "requests": requests_plan(cfg),
         "services": services,
         "actions": actions,

@@ -12,12 +12,14 @@ from dataclasses import replace
 
 from activeupgrade.checks import steps as checks
 from activeupgrade.config.model import Config, ControlType, Timing
+from activeupgrade.engine import confirm
 from activeupgrade.engine.steps import Step
 from activeupgrade.model.states import Request, Side
 from activeupgrade.platform import backup
 from activeupgrade.platform.actions import steps as actions
 from activeupgrade.platform.services import steps as services
 from activeupgrade.platform.side import steps as side
+from activeupgrade.platform.volumes import checkpoint
 from activeupgrade.platform.volumes import steps as volumes
 from activeupgrade.platform.volumes.state import SyncState
 from activeupgrade.session import usage
@@ -69,27 +71,42 @@ def request_steps(request: Request, cfg: Config, sync: SyncState | None = None) 
             ]
         case Request.PREPARE_MERGE:
             own = [*checks.upgrade_side(cfg), *volumes.prepare_merge(cfg, sync),
-                   *side.prepare_merge(cfg), *usage.steps(cfg)]
+                   *checkpoint.prepare_merge(cfg, sync), *side.prepare_merge(cfg),
+                   *usage.steps(cfg)]
         case Request.EXECUTE_MERGE:
+            # Between the stop of the services and their start only what must happen
+            # there: the data checkpoints and the switch. The Upgrade Side is shut down
+            # before (after the stop actions, which still see it, as the original's saw the
+            # host split); the last report of Production's changes and the backup read the
+            # old replicas after the start: nothing writes them once the live paths show
+            # the upgraded ones.
             own = [
                 *_phase(Request.STOP,
                         actions.control(cfg, ControlType.STOP_APPLICATION, Side.PRODUCTION,
-                                        request),
-                        services.stop_production(cfg)),
-                *volumes.report_production_changes(cfg, sync),
+                                        request)),
                 *side.stop(cfg),
+                *_phase(Request.STOP, services.stop_production(cfg)),
+                # The applications are stopped (every service is stop-start when a volume
+                # has a checkpoint): the data is quiescent.
+                *checkpoint.execute_merge(cfg, sync),
                 *volumes.execute_merge(cfg, sync),
-                *_phase(Request.BACKUP, backup.save(cfg)),
+                # The startup type (what starts at boot) is restored once the application
+                # serves: the start does not depend on it (systemd reloads the unit files
+                # before a start by itself).
                 *_phase(Request.START,
-                        services.restore_startup(cfg),
                         services.start_upgraded(cfg),
+                        services.restore_startup(cfg),
                         actions.control(cfg, ControlType.START_APPLICATION, Side.PRODUCTION,
                                         request)),
-                *_phase(Request.BACKUP,
+                *volumes.report_production_changes(cfg, sync),
+                *_phase(Request.BACKUP, backup.save(cfg),
                         actions.control(cfg, ControlType.BACKUP, Side.PRODUCTION, request)),
             ]
+        case Request.CONFIRM:
+            own = confirm.confirm(cfg)
         case Request.COMMIT:
-            own = volumes.commit(cfg, sync)
+            own = [*confirm.commit(cfg), *checkpoint.commit(cfg, sync),
+                   *volumes.commit(cfg, sync)]
         case Request.ABORT:
             # Application actions here run only when the applications move back (abort
             # from merge); the action steps decide from the recorded facts.
@@ -100,6 +117,9 @@ def request_steps(request: Request, cfg: Config, sync: SyncState | None = None) 
                                         request),
                         services.stop_for_abort(cfg)),
                 *volumes.abort_switch_back(cfg, sync),
+                # With the applications stopped: the writes since the checkpoints saved
+                # aside, then the data volumes shown at their checkpoints.
+                *checkpoint.abort(cfg, sync),
                 *_phase(Request.START,
                         services.start_for_abort(cfg),
                         actions.control(cfg, ControlType.START_APPLICATION, Side.PRODUCTION,
@@ -110,4 +130,7 @@ def request_steps(request: Request, cfg: Config, sync: SyncState | None = None) 
             own = [*side.cleanup(cfg), *volumes.finish(cfg, sync)]
         case _:
             own = []
+    if request is Request.EXECUTE_MERGE:
+        # Last: the window opens once the applications run upgraded.
+        return [*early, *own, *later, *confirm.open_window(cfg)]
     return [*early, *own, *later]

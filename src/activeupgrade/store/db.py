@@ -134,6 +134,8 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self._batch = 0
+        """Depth of the running ``batch`` (only its thread, which holds the lock, sees it)."""
         try:
             self._db = sqlite3.connect(
                 str(path), check_same_thread=False, isolation_level=None, timeout=30
@@ -179,7 +181,12 @@ class Store:
     # -- transactions -------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One durable transaction; inside a ``batch`` of this thread it joins the batch's
+        (committed once, at the batch's end)."""
         with self._lock:
+            if self._batch:
+                yield self._db
+                return
             try:
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -197,6 +204,18 @@ class Store:
                 except sqlite3.Error as exc:
                     self._rollback()
                     raise store_error(exc, self.path) from exc
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Writes that belong together (a step's journal mark, its log entry, the status)
+        in one transaction: one commit, so one wait for the disk instead of one each.
+        Nothing inside is durable before the batch ends; a failure rolls all back."""
+        with self.transaction():
+            self._batch += 1
+            try:
+                yield
+            finally:
+                self._batch -= 1
 
     def _rollback(self) -> None:
         if self._db.in_transaction:

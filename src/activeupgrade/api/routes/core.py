@@ -37,8 +37,9 @@ async def schema(request: Request) -> JSONResponse:
 async def action(request: Request) -> JSONResponse:
     """Run an operator action (check, split, merge, commit, abort, finish, retry).
 
-    Body: ``{"config": PATH, "force": bool}`` (both optional). Returns at once with the
-    status; follow progress with GET /status or /events.
+    Body: ``{"config": PATH, "force": bool, "keep_data": bool}`` (all optional;
+    ``keep_data``: an abort from Merge keeps the live data of checkpointed data volumes).
+    Returns at once with the status; follow progress with GET /status or /events.
     """
     d = daemon_of(request)
     name = request.path_params["action"]
@@ -55,7 +56,11 @@ async def action(request: Request) -> JSONResponse:
         raise UsageError("`config` must be a path string")
     if config:
         config = str(loader.resolve_in_folder(d.instance, config))
-    d.engine.submit(op, config=config, force=bool(body.get("force", False)))
+    keep_data = body.get("keep_data", False)
+    if not isinstance(keep_data, bool):
+        raise UsageError("`keep_data` must be true or false")
+    d.engine.submit(op, config=config, force=bool(body.get("force", False)),
+                    keep_data=keep_data)
     return JSONResponse(await asyncio.to_thread(d.engine.status_view))
 
 

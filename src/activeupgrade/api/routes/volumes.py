@@ -11,7 +11,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from activeupgrade.api.server import daemon_of
-from activeupgrade.platform.volumes import registry
+from activeupgrade.errors import AUError
+from activeupgrade.platform.volumes import checkpoint, registry
 
 
 async def list_volumes(request: Request) -> JSONResponse:
@@ -35,9 +36,23 @@ async def show(request: Request) -> JSONResponse:
         view["pending_resync"] = {o: mine.get(o, dict(registry.ZERO))
                                   for o in registry.OUTCOMES}
         view["pending_as_of"] = (facts.get("pending_resync") or {}).get("as_of", 0)
+        view["checkpoint"] = checkpoint.view(vol, checkpoint.LISTED)
+        view["checkpoint_at_merge"] = _checkpointed(daemon, vol.path)
         return view
 
     return JSONResponse(await asyncio.to_thread(work))
+
+
+def _checkpointed(daemon: Any, path: str) -> bool | None:
+    """Whether the session's (or the loaded) configuration sets ``checkpoint = true`` on
+    the volume at ``path`` (None: the configuration cannot be read now)."""
+    s = daemon.engine.status()
+    try:
+        cfg = (daemon.platform.session_config(s.session, s.config, stage=False) if s.session
+               else daemon.platform.idle_config(s.config))
+    except AUError:
+        return None
+    return any(v.path == path and v.checkpoint for v in cfg.volumes)
 
 
 routes = [

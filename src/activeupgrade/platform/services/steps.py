@@ -1,8 +1,8 @@
 """Application service steps of the requests (SPEC §3, §5).
 
 ExecuteSplit: save each service's startup type and disable it on the Upgrade Side.
-ExecuteMerge: stop on Production (sockets stay held), [volume switch], restore the startup
-type, start on the upgraded software and wait until healthy; the switchover is measured.
+ExecuteMerge: stop on Production (sockets stay held), [volume switch], start on the upgraded
+software and wait until healthy, restore the startup type; the switchover is measured.
 With ``switchover = "overlap"`` the stop is deferred: the new version starts beside the old
 one, and the old one gets its stop signal once the new one is healthy. With ``"late-stop"``
 the old one serves through the switch and is stopped by the start step, right before the
@@ -30,7 +30,7 @@ from activeupgrade.platform.services.backend import Backend
 from activeupgrade.platform.services.backends import backend_for
 from activeupgrade.platform.services.overlap import overlaps, start_beside
 from activeupgrade.platform.services.supervisor import Supervisor
-from activeupgrade.platform.volumes import registry
+from activeupgrade.platform.volumes import checkpoint, registry
 
 SAVED = "startup-saved"
 """Store namespace: the startup type saved at split, key ``<session>:<service>``."""
@@ -203,7 +203,9 @@ def switched(ctx: StepContext) -> bool:
 
 
 def _abort_stop(ctx: StepContext, spec: ServiceSpec) -> None:
-    if not switched(ctx) and "was_running" not in switchover.get(ctx, "abort", spec.name):
+    # Data returning to its checkpoint is never changed under a running application.
+    if (not switched(ctx) and not checkpoint.restoring(ctx)
+            and "was_running" not in switchover.get(ctx, "abort", spec.name)):
         ctx.write("service.abort.nothing",
                   f"{spec.name} keeps running: the live paths were not switched",
                   severity=Severity.DEBUG)

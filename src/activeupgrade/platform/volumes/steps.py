@@ -225,14 +225,14 @@ def split(ctx: StepContext, state: SyncState | None = None) -> None:
 
 def production_changes(ctx: StepContext, state: SyncState | None = None) -> None:
     """PrepareMerge and ExecuteMerge: list files changed on Production's system volumes
-    since the split. Run again on every Retry and once more at ExecuteMerge after the
-    applications stopped, so the last report covers every change up to the switch."""
+    since the split. Run again on every Retry and once more at ExecuteMerge once the
+    applications run upgraded: the original replicas are no longer written then (the live
+    paths show the upgraded ones), so the last report covers every change up to the
+    switch, and reading them costs the applications no time."""
     counts: dict[str, int] = {}
     for vol in registry.for_config(ctx.store, ctx.config):
         if vol.role is not VolumeRole.SYSTEM or not vol.session.get("upgrade"):
             continue
-        if vol.intended == vol.session["upgrade"]:
-            continue  # already switched (a Retry of ExecuteMerge): the last report stands
         try:
             doc = json.loads(_snapshot_path(vol).read_text())
         except FileNotFoundError:
@@ -395,10 +395,11 @@ def prepare_merge(cfg: Config, state: SyncState | None = None) -> list[Step]:
 
 
 def report_production_changes(cfg: Config, state: SyncState | None = None) -> list[Step]:
-    """ExecuteMerge, once the applications stopped: the final report before the switch."""
+    """ExecuteMerge, once the applications run upgraded: the final report."""
     if not cfg.volumes:
         return []
-    return [_production_changes(state, "list files changed on Production up to the switch")]
+    return [_production_changes(state, "list files changed on the original replicas up to "
+                                "the switch")]
 
 
 def execute_merge(cfg: Config, state: SyncState | None = None) -> list[Step]:

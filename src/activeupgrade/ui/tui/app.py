@@ -42,6 +42,7 @@ from activeupgrade.api.client import Client
 from activeupgrade.errors import AUError
 from activeupgrade.model.states import OperatorAction, Severity
 from activeupgrade.present import console as pages
+from activeupgrade.present import rollback
 
 SEVERITY_STYLE = {
     "debug": ("·", "dim"), "info": ("ℹ", "cyan"), "notice": ("●", "green"),
@@ -149,6 +150,7 @@ class ConsoleApp(App[None]):
         Binding("2", "tab('summary')", "Summary"),
         Binding("3", "tab('upgrade')", "Active Upgrade"),
         Binding("4", "tab('log')", "Activity Log"),
+        Binding("c", "confirm_merge", "Confirm merge"),
     ]
 
     def __init__(self, client: Client) -> None:
@@ -160,6 +162,7 @@ class ConsoleApp(App[None]):
         self.status: dict[str, Any] = {}
         self.log_rows: list[dict[str, Any]] = []
         self.depths: dict[int, int] = {}
+        self._ticks = 0
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -185,6 +188,7 @@ class ConsoleApp(App[None]):
                 yield Static("", id="now")
                 yield ProgressBar(total=100, show_eta=False, id="progress")
                 yield Static("", id="progress-detail")
+                yield Static("", id="rollback")
                 yield Static("", id="side-writes")
             with TabPane("Activity Log", id="log"):
                 with Horizontal(classes="row"):
@@ -202,6 +206,35 @@ class ConsoleApp(App[None]):
         table.add_columns("Time", "Severity", "Message", "Event")
         self.action_refresh()
         self.follow_events()
+        self.set_interval(1.0, self.tick)
+
+    def tick(self) -> None:
+        """The confirmation window's time left ticks; the writes since a checkpoint change
+        without a status event: the status is fetched again every few seconds then."""
+        facts = self.status.get("facts") or {}
+        open_window = (facts.get("confirm_window") or {}).get("outcome") == "open"
+        frozen = any(c.get("phase") == "frozen" for c in facts.get("checkpoints") or [])
+        if open_window:
+            self.show_rollback(self.status)
+        self._ticks += 1
+        if (open_window or frozen) and self._ticks % 5 == 0:
+            self.load_status()
+
+    @work(thread=True, exclusive=True, group="status", exit_on_error=False)
+    def load_status(self) -> None:
+        self.call_from_thread(self.show_status, self.client.get("/status"))
+
+    def action_confirm_merge(self) -> None:
+        if "confirm" in (self.status.get("allowed_actions") or []):
+            self.ask_then_submit("confirm")
+        else:
+            self.show_notice("Confirm: no confirmation window is open.")
+
+    def show_rollback(self, status: dict[str, Any]) -> None:
+        window = rollback.confirm_line(status)
+        lines = ([f"Confirmation: {window} (key c confirms)"] if window else []) + \
+            rollback.checkpoint_lines(status)
+        self.query_one("#rollback", Static).update(escape("\n".join(lines)))
 
     # -- data ---------------------------------------------------------------------------
     def action_refresh(self) -> None:
@@ -210,7 +243,9 @@ class ConsoleApp(App[None]):
     def action_tab(self, name: str) -> None:
         self.query_one("#nav", TabbedContent).active = name
 
-    @work(thread=True, exclusive=True, group="load")
+    # A load still running when the console closes finds no widgets to fill: that must not
+    # fail the console (exit_on_error=False), it is simply dropped.
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load_all(self) -> None:
         status = self.client.get("/status")
         self.call_from_thread(self.show_status, status)
@@ -333,6 +368,7 @@ class ConsoleApp(App[None]):
             f"Session: {status.get('session') or '-'}   Attempt: {status.get('attempt')}")
         self.query_one("#config-loaded", Label).update(
             escape(f"Loaded configuration: {bar['config']}"))
+        self.show_rollback(status)
         self._show_progress_bar()
 
     def show_progress(self, progress: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ from activeupgrade.api.server import build_app
 from activeupgrade.errors import SecurityError
 from activeupgrade.model.states import OperatorAction, Severity
 from activeupgrade.present import console as pages
+from activeupgrade.present import rollback
 from activeupgrade.ui.web import configs
 from activeupgrade.ui.web.auth import (
     AuthGate,
@@ -97,7 +98,9 @@ async def upgrade(request: Request) -> Response:
     return await render(request, "upgrade", "Active Upgrade",
                         buttons=pages.action_buttons(status or {}),
                         retry=pages.retry_button(status or {}),
-                        writes=pages.side_writes(writes))
+                        writes=pages.side_writes(writes),
+                        rollback={"confirm": rollback.confirm_line(status or {}),
+                                  "checkpoints": rollback.checkpoint_lines(status or {})})
 
 
 async def summary(request: Request) -> Response:

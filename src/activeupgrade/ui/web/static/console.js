@@ -96,8 +96,74 @@
 
   const CONFIRMS = JSON.parse($("confirm-texts")?.textContent || "{}");
   function confirmText(action, s) {
+    // An abort that returns data to its checkpoint says to when and where the writes since
+    // are kept (present/console.py: confirmation).
+    const cost = (s.costs || {})[action] || "";
+    const withCheckpoint = CONFIRMS[`${action}@${s.upgrade_state}#checkpoint`];
+    if (withCheckpoint && cost.includes("checkpoint")) return withCheckpoint.replace("{cost}", cost);
     return CONFIRMS[`${action}@${s.upgrade_state}`] || "";
   }
+
+  // The confirmation window and the data checkpoints (present/rollback.py words them).
+  function timeLeft(sec) {
+    const t = Math.max(0, Math.ceil(sec));
+    if (t >= 3600) return `${Math.floor(t / 3600)}h ${Math.floor((t % 3600) / 60)}m`;
+    if (t >= 60) return `${Math.floor(t / 60)}m ${t % 60}s`;
+    return `${t}s`;
+  }
+  function confirmLine(s) {
+    const w = (s.facts || {}).confirm_window;
+    if (!w) return "";
+    if (w.outcome !== "open") return w.text || "";
+    const left = Number(w.deadline) - Date.now() / 1000;
+    return `confirm by ${w.deadline_time} (${timeLeft(left)} left), or the merge is aborted automatically`;
+  }
+  function checkpointLines(s) {
+    const facts = s.facts || {};
+    const out = [];
+    for (const ck of facts.checkpoints || []) {
+      const head = `${ck.path}: checkpoint of ${ck.time} (replica ${ck.replica}` + (ck.storage === "reflink" ? ", reflink clones)" : ")");
+      const w = ck.writes || {};
+      if (ck.phase === "frozen") {
+        out.push(`${head}: ${w.files || 0} file(s) written since — ${w.created || 0} created, ${w.changed || 0} changed, ${w.deleted || 0} deleted (${humanBytes(Number(w.bytes || 0))})`);
+        const listed = (w.lines || []).slice(0, 20);
+        for (const line of listed) out.push(`  ${line}`);
+        const more = Number(w.files || 0) - listed.length;
+        if (more > 0) out.push(`  … and ${more} more (au volume show ${ck.volume})`);
+      } else if (ck.phase === "restored") {
+        out.push(`${head}: data returned to the checkpoint; the writes since are in ${ck.saved}`);
+      } else if (ck.phase === "saved") {
+        out.push(`${head}: writes since saved in ${ck.saved}`);
+      } else if (ck.phase === "released") {
+        out.push(`${head}: released, the live data stays`);
+      }
+    }
+    for (const saved of facts.saved_writes || [])
+      out.push(`Writes saved aside by an abort: ${saved.folder} (${saved.files || 0} file(s), ${humanBytes(Number(saved.bytes || 0))})`);
+    return out;
+  }
+  function showRollback(s) {
+    const box = $("rollback");
+    if (!box) return;
+    const line = confirmLine(s), lines = checkpointLines(s);
+    const windowEl = $("confirm-window"), list = $("checkpoints");
+    if (windowEl) { windowEl.textContent = line; windowEl.hidden = !line; }
+    if (list) { list.textContent = lines.join("\n"); list.hidden = !lines.length; }
+    box.hidden = !line && !lines.length;
+  }
+  // The time left ticks; the writes since a checkpoint change without a status event.
+  let refreshed = 0;
+  setInterval(() => {
+    if (!last) return;
+    const facts = last.facts || {};
+    const open = (facts.confirm_window || {}).outcome === "open";
+    const frozen = (facts.checkpoints || []).some((c) => c.phase === "frozen");
+    if (open) showRollback(last);
+    if ((open || frozen) && Date.now() - refreshed > 5000) {
+      refreshed = Date.now();
+      fetch("/api/status").then((r) => r.ok ? r.json() : null).then((s) => { if (s) showStatus(s); }).catch(() => {});
+    }
+  }, 1000);
 
   function label(btn, s) {
     const action = btn.dataset.action, title = btn.dataset.title;
@@ -138,6 +204,7 @@
     document.body.dataset.upgradeState = s.upgrade_state;
     document.body.dataset.operationalState = s.operational_state;
     document.body.dataset.action = s.action || "";
+    showRollback(s);
   }
 
   function progressEvent(p) {
