@@ -82,10 +82,11 @@ def _volume_progress(ctx: StepContext, name: str,
     return report
 
 
-ADOPT_PHASES = (("copying into replica a", 60.0), ("checking the copy", 5.0),
+ADOPT_PHASES = (("making the first copy", 60.0), ("checking the copy", 5.0),
                 ("mirroring into replica b", 35.0))
 """The passes of an adoption and their part of it (the first copy reads the tree from
-its disk; the mirror copies between replicas of one filesystem)."""
+its disk: into replica b when the original folder stays as replica a, into replica a when
+the live path becomes a link; the mirror copies between replicas of one filesystem)."""
 
 
 # -- volumes ----------------------------------------------------------------------------
