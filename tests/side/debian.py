@@ -154,12 +154,18 @@ class Chroot:
                         check=check)
 
     def close(self) -> None:
+        import json
+
         self.au("abort", "--yes", check=False, timeout=120)
         self.au("finish", check=False, timeout=120)
+        # Applications and their keepers outlive the daemon by design: end them, or they
+        # stay behind in the host's namespaces after the chroot is gone.
+        services = self.au("service", "list", "--json", check=False)
+        if services.returncode == 0 and services.stdout.strip().startswith("["):
+            for svc in json.loads(services.stdout):
+                self.au("service", "stop", str(svc["name"]), "--release", check=False)
         listed = self.au("volume", "list", "--json", check=False)
         if listed.returncode == 0 and listed.stdout.strip().startswith("["):
-            import json
-
             for vol in json.loads(listed.stdout):
                 self.au("volume", "release", vol["name"], check=False)
         self.au("daemon", "--stop", check=False)
