@@ -98,6 +98,29 @@ def _boot_id(host: Host) -> str:
     return host.run(["cat", "/proc/sys/kernel/random/boot_id"], check=True).stdout
 
 
+def _power_cut_during(host: Host, verb: str, state: str, step: str) -> None:
+    """Run ``au VERB --yes`` on the host, cut the power once ``step`` is under way, boot
+    again. A crash, not a clean reboot (which lets the daemon end its step first): every
+    process of the host is killed at once."""
+    running = subprocess.Popen(
+        ["nsenter", "-t", str(host.leader), "-a", "--", "au", verb, "--yes"],
+        env={"PATH": HOST_PATH, "LANG": "C.UTF-8", "HOME": "/root"},
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def under_way() -> bool:
+            st = json.loads(_au(host, "status", "--json"))
+            assert not (st["upgrade_state"] == state and st["operational_state"] == "Ready"), (
+                f"{state} ended before the power cut: make BULK larger")
+            return bool(st["step"] == step)
+
+        wait_until(under_way, 120, f"{step} to be under way")
+        host.power_cut()
+        report = host.boot()
+        assert report.state == "running", report.failed
+    finally:
+        running.wait(timeout=60)
+
+
 def test_reboots_in_split_and_merge(host: Host) -> None:
     times: dict[str, float] = {}
     host.write_file("/etc/systemd/system/au-writer.service", WRITER)
@@ -192,25 +215,7 @@ def test_reboot_in_the_middle_of_commits_resync(host: Host) -> None:
     _au(host, "split")
     _au(host, "exec", "--", "python3", "-c", MAKE_BULK)
     _au(host, "merge")
-    committing = subprocess.Popen(
-        ["nsenter", "-t", str(host.leader), "-a", "--", "au", "commit", "--yes"],
-        env={"PATH": HOST_PATH, "LANG": "C.UTF-8", "HOME": "/root"},
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        def resyncing() -> bool:
-            st = json.loads(_au(host, "status", "--json"))
-            assert not (st["upgrade_state"] == "Commit" and st["operational_state"] == "Ready"), (
-                "Commit ended before the reboot: make BULK larger")
-            return st["step"] == "volumes.resync-commit"
-
-        wait_until(resyncing, 120, "Commit's resync to be under way")
-        # A crash, not a clean reboot (which lets the daemon end its step first): every
-        # process of the host killed at once, then it boots again.
-        host.power_cut()
-        report = host.boot()
-        assert report.state == "running", report.failed
-    finally:
-        committing.wait(timeout=60)
+    _power_cut_during(host, "commit", "Commit", "volumes.resync-commit")
     _attached_before_everything(host)
     # Commit keeps the upgraded replica (here A, the original folders: the first test
     # committed B, so this session upgraded A): it is live again before anything starts.
@@ -251,23 +256,7 @@ def test_power_cut_in_the_middle_of_aborts_resync(host: Host) -> None:
     host.run(["python3", "-c", PRODUCTION_BULK], check=True)
     _au(host, "merge")
     assert host.run(["test", "-e", f"/usr/share/au-upgrade/{BULK - 1}"]).returncode == 0
-    aborting = subprocess.Popen(
-        ["nsenter", "-t", str(host.leader), "-a", "--", "au", "abort", "--yes"],
-        env={"PATH": HOST_PATH, "LANG": "C.UTF-8", "HOME": "/root"},
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        def resyncing() -> bool:
-            st = json.loads(_au(host, "status", "--json"))
-            assert not (st["upgrade_state"] == "Abort" and st["operational_state"] == "Ready"), (
-                "Abort ended before the power cut: make BULK larger")
-            return st["step"] == "volumes.resync-abort"
-
-        wait_until(resyncing, 120, "Abort's resync to be under way")
-        host.power_cut()
-        report = host.boot()
-        assert report.state == "running", report.failed
-    finally:
-        aborting.wait(timeout=60)
+    _power_cut_during(host, "abort", "Abort", "volumes.resync-abort")
     _attached_before_everything(host)
     # The original replica is live again from the first unit on: nginx runs its binary.
     assert _ino(host, "/usr/sbin/nginx") == live

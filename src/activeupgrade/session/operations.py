@@ -82,7 +82,7 @@ def _volume_progress(ctx: StepContext, name: str,
     return report
 
 
-ADOPT_PHASES = (("making the first copy", 60.0), ("checking the copy", 5.0),
+ADOPT_PHASES = (("copying into a new replica", 60.0), ("checking the copy", 5.0),
                 ("mirroring into replica b", 35.0))
 """The passes of an adoption and their part of it (the first copy reads the tree from
 its disk: into replica b when the original folder stays as replica a, into replica a when
