@@ -44,7 +44,12 @@ def write_durably(target: Path, data: bytes | Iterable[bytes], mode: int = 0o600
         for piece in (data,) if isinstance(data, bytes) else data:
             write_all(fd, piece)
         os.fsync(fd)
-    dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+    fsync_dir(target.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make the names in ``folder`` (a rename into it, a new entry) durable."""
+    dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dfd)
     finally:

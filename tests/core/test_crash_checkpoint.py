@@ -10,6 +10,8 @@ saved-aside folder; after the commit every write is kept; the replicas are ident
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -90,3 +92,32 @@ def test_kill_at_the_checkpoint_release_of_a_commit(setup: tuple[Instance, Path,
         assert f"order kept {n}\n" in (data / "orders").read_text(), point
         inst.au("volume", "verify")
     assert not (inst.home / "saved-writes").exists()
+
+
+def test_saving_the_writes_aside_follows_no_link_and_opens_no_fifo(
+    setup: tuple[Instance, Path, Path],
+) -> None:
+    """What an application made in Merge is saved as it is: a link to a root-only file as
+    the link (never the file's content), a FIFO listed but not opened (it would block)."""
+    inst, system, data = setup
+    configure(inst, system, data)
+    inst.au("split")
+    inst.au("merge")
+    (data / "secret").symlink_to("/etc/shadow")
+    os.mkfifo(data / "queue")
+    with open(data / "orders", "a") as fh:
+        fh.write("order after the checkpoint\n")
+    inst.au("abort", "--yes")
+    st = inst.status()
+    assert st["upgrade_state"] == "Abort" and st["operational_state"] == "Ready", st
+    inst.au("finish")
+    assert not (data / "secret").is_symlink() and not (data / "queue").exists()
+    [saved] = (inst.home / "saved-writes").glob("*/*/writes.json")
+    files = saved.parent / "files"
+    assert (files / "secret").is_symlink() and os.readlink(files / "secret") == "/etc/shadow"
+    assert not (files / "queue").exists()
+    assert (files / "orders").read_text().endswith("order after the checkpoint\n")
+    doc = json.loads(saved.read_text())
+    assert {w["path"] for w in doc["created"]} >= {"secret", "queue"}
+    assert [why for why in doc["not_copied"] if "queue" in why], doc["not_copied"]
+    assert "not copied: queue (not a regular file)" in (saved.parent / "writes.txt").read_text()

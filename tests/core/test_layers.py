@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "activeupgrade"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("activeupgrade", "errors", "units", "durable", "proc", "instance", "bus", "systemd",
-     "safepath", "libc"),
+     "safepath", "safecopy", "libc"),
     ("model",),
     ("store",),
     ("config",),

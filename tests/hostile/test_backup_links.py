@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from activeupgrade.errors import DiskFullError, SecurityError
-from activeupgrade.platform.backup import MAX_DEPTH, backup_folder, copy_matches
+from activeupgrade.platform.backup import backup_folder, copy_matches
+from activeupgrade.safecopy import MAX_DEPTH
 from tests.support import cannot_run
 
 

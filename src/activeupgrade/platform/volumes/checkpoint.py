@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from activeupgrade.config.model import Config, VolumeRole
-from activeupgrade.durable import write_durably
+from activeupgrade.durable import fsync_dir, write_durably
 from activeupgrade.engine.status import abort_options
 from activeupgrade.engine.steps import Step, StepContext
 from activeupgrade.errors import VolumeError
@@ -50,7 +50,9 @@ from activeupgrade.platform.volumes import registry, replica
 from activeupgrade.platform.volumes.registry import Volume
 from activeupgrade.platform.volumes.resync import Progress
 from activeupgrade.platform.volumes.state import SyncState
+from activeupgrade.platform.volumes.steps import step
 from activeupgrade.platform.volumes.tree import StatLike, join, listing
+from activeupgrade.safecopy import Copied, copy_entry
 from activeupgrade.store.db import Store
 from activeupgrade.units import human_bytes
 
@@ -226,14 +228,6 @@ def take(ctx: StepContext, state: SyncState | None = None) -> None:
     registry.invalidate_facts(state)
 
 
-def _copy(src: str, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    shutil.copy2(src, dst, follow_symlinks=False)
-    st = os.lstat(src)
-    if os.geteuid() == 0:
-        os.lchown(dst, st.st_uid, st.st_gid)
-
-
 def _save_aside(ctx: StepContext, vol: Volume, ck: dict[str, Any]) -> dict[str, Any]:
     """Copy the writes since the checkpoint into a folder renamed into place when whole."""
     root = saved_root(ctx.instance, ctx.session)
@@ -246,30 +240,34 @@ def _save_aside(ctx: StepContext, vol: Volume, ck: dict[str, Any]) -> dict[str, 
     shutil.rmtree(partial, ignore_errors=True)
     (partial / "files").mkdir(parents=True, mode=0o700)
     writes = writes_since(vol)
-    live_root = vol.replica(vol.live_or_fail())
     for rel in writes.dirs:
         (partial / "files" / rel).mkdir(parents=True, exist_ok=True, mode=0o700)
-    for i, (rel, _) in enumerate([*writes.created, *writes.changed]):
-        if i % 64 == 0:
-            ctx.check()
-        _copy(join(live_root, rel), partial / "files" / rel)
+    # Nothing followed out of the live data (an application may have made any entry a
+    # link); a FIFO or device is listed, not copied.
+    copied = Copied()
+    top = os.open(vol.replica(vol.live_or_fail()),
+                  os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for i, (rel, _) in enumerate([*writes.created, *writes.changed]):
+            if i % 64 == 0:
+                ctx.check()
+            copy_entry(top, rel, rel, partial / "files", copied)
+    finally:
+        os.close(top)
     doc = {"volume": vol.name, "path": vol.path, "session": ctx.session,
            "checkpoint_at": ck["at"], "saved_at": time.time(), "folder": str(dest),
            **{k: [{"path": rel, "bytes": n} for rel, n in getattr(writes, k)]
               for k in ("created", "changed", "deleted")},
-           "files": writes.files, "bytes": writes.bytes}
+           "not_copied": copied.skipped, "files": writes.files, "bytes": writes.bytes}
     text = (f"Writes to {vol.path} after its checkpoint of {hhmm(ck['at'])}, saved aside by "
             f"the abort of session {ctx.session} (the volume returned to the checkpoint).\n"
             f"Created and changed files are under files/; deleted ones came back with the "
-            f"checkpoint.\n{writes.summary()}\n\n" + "\n".join(writes.lines()) + "\n")
+            f"checkpoint.\n{writes.summary()}\n\n" + "\n".join(writes.lines()) + "\n"
+            + "".join(f"not copied: {why}\n" for why in copied.skipped))
     write_durably(partial / "writes.txt", text.encode())
     write_durably(partial / "writes.json", json.dumps(doc, indent=1).encode())
     os.rename(partial, dest)
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(root)
     return doc
 
 
@@ -433,40 +431,31 @@ class Checkpoints:
 
 
 # -- step builders ----------------------------------------------------------------------
-def _step(name: str, fn: Any, state: SyncState | None, description: str,
-          timeout: float = 3600.0) -> Step:
-    def run(ctx: StepContext) -> None:
-        fn(ctx, state)
-
-    run.__doc__ = fn.__doc__
-    return Step(name=name, run=run, timeout=timeout, description=description)
-
-
 def prepare_merge(cfg: Config, state: SyncState | None = None) -> list[Step]:
     if not cfg.checkpointed:
         return []
-    return [_step("volumes.checkpoint-presync", presync, state,
-                  "pre-sync the data checkpoints (Production serves)")]
+    return [step("volumes.checkpoint-presync", presync, state,
+                 "pre-sync the data checkpoints (Production serves)")]
 
 
 def execute_merge(cfg: Config, state: SyncState | None = None) -> list[Step]:
     if not cfg.checkpointed:
         return []
-    return [_step("volumes.checkpoint", take, state,
-                  "take the data checkpoints (applications stopped)", 1800.0)]
+    return [step("volumes.checkpoint", take, state,
+                 "take the data checkpoints (applications stopped)", 1800.0)]
 
 
 def abort(cfg: Config, state: SyncState | None = None) -> list[Step]:
     if not cfg.checkpointed:
         return []
-    return [_step("volumes.checkpoint-save", save, state,
-                  "save the writes since the checkpoints aside (or release them)"),
-            _step("volumes.checkpoint-restore", restore, state,
-                  "return the data volumes to their checkpoints", 120.0)]
+    return [step("volumes.checkpoint-save", save, state,
+                 "save the writes since the checkpoints aside (or release them)"),
+            step("volumes.checkpoint-restore", restore, state,
+                 "return the data volumes to their checkpoints", 120.0)]
 
 
 def commit(cfg: Config, state: SyncState | None = None) -> list[Step]:
     if not cfg.checkpointed:
         return []
-    return [_step("volumes.checkpoint-release", release, state,
-                  "release the data checkpoints", 600.0)]
+    return [step("volumes.checkpoint-release", release, state,
+                 "release the data checkpoints", 600.0)]

@@ -360,8 +360,10 @@ def verify_duplex(ctx: StepContext, state: SyncState | None = None) -> None:
 StepFn = Callable[[StepContext, SyncState | None], None]
 
 
-def _step(name: str, fn: StepFn, state: SyncState | None, description: str,
-          timeout: float = 3600.0, *, rerun: bool = False) -> Step:
+def step(name: str, fn: StepFn, state: SyncState | None, description: str,
+         timeout: float = 3600.0, *, rerun: bool = False) -> Step:
+    """A step that runs ``fn`` with the daemon's sync state ``state`` (volume steps and
+    the data checkpoints' steps)."""
     def run(ctx: StepContext) -> None:
         fn(ctx, state)
 
@@ -370,22 +372,22 @@ def _step(name: str, fn: StepFn, state: SyncState | None, description: str,
 
 
 def _production_changes(state: SyncState | None, description: str) -> Step:
-    return _step("volumes.production-changes", production_changes, state, description, 600,
-                 rerun=True)
+    return step("volumes.production-changes", production_changes, state, description, 600,
+                rerun=True)
 
 
 def prepare_split(cfg: Config, state: SyncState | None = None) -> list[Step]:
     if not cfg.volumes:
         return []
-    return [_step("volumes.sync-standby", sync_standby, state,
-                  "bring standby replicas up to date")]
+    return [step("volumes.sync-standby", sync_standby, state,
+                 "bring standby replicas up to date")]
 
 
 def execute_split(cfg: Config, state: SyncState | None = None) -> list[Step]:
     if not cfg.volumes:
         return []
-    return [_step("volumes.split", split, state,
-                  "give the Upgrade Side its system replicas")]
+    return [step("volumes.split", split, state,
+                 "give the Upgrade Side its system replicas")]
 
 
 def prepare_merge(cfg: Config, state: SyncState | None = None) -> list[Step]:
@@ -405,33 +407,33 @@ def report_production_changes(cfg: Config, state: SyncState | None = None) -> li
 def execute_merge(cfg: Config, state: SyncState | None = None) -> list[Step]:
     if not cfg.volumes:
         return []
-    return [_step("volumes.switch", switch, state,
-                  "switch system volumes to the upgraded replicas", 60)]
+    return [step("volumes.switch", switch, state,
+                 "switch system volumes to the upgraded replicas", 60)]
 
 
 def commit(cfg: Config, state: SyncState | None = None) -> list[Step]:
     if not cfg.volumes:
         return []
-    return [_step("volumes.resync-commit", commit_resync, state,
-                  "resync old replicas from upgraded")]
+    return [step("volumes.resync-commit", commit_resync, state,
+                 "resync old replicas from upgraded")]
 
 
 def abort_switch_back(cfg: Config, state: SyncState | None = None) -> list[Step]:
     if not cfg.volumes:
         return []
-    return [_step("volumes.switch-back", switch_back, state,
-                  "switch back to the original replicas", 60)]
+    return [step("volumes.switch-back", switch_back, state,
+                 "switch back to the original replicas", 60)]
 
 
 def abort_resync(cfg: Config, state: SyncState | None = None) -> list[Step]:
     if not cfg.volumes:
         return []
-    return [_step("volumes.resync-abort", abort_resync_run, state,
-                  "resync upgraded replicas")]
+    return [step("volumes.resync-abort", abort_resync_run, state,
+                 "resync upgraded replicas")]
 
 
 def finish(cfg: Config, state: SyncState | None = None) -> list[Step]:
     if not cfg.volumes:
         return []
-    return [_step("volumes.verify-duplex", verify_duplex, state,
-                  "verify duplex, clear the session")]
+    return [step("volumes.verify-duplex", verify_duplex, state,
+                 "verify duplex, clear the session")]
