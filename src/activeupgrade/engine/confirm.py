@@ -3,7 +3,7 @@
 ExecuteMerge's last step opens it: a durable document in the store (namespace
 ``confirm-window``, key ``<session>``) with its deadline. While it is open the operator
 confirms with the Confirm action (``au confirm``, the consoles' Confirm button or key) or
-with Commit. The daemon looks at it every second (``Engine.expire_confirmation``): once the
+with Commit. The daemon looks at it twice a second (``Engine.expire_confirmation``): once the
 deadline passed in Merge with nothing running, the window is marked expired, the reason is
 logged and the abort from Merge starts, as if the operator had asked for it. The deadline
 survives a restart or a crash of the daemon: the first look after the restart aborts.

@@ -282,7 +282,7 @@ class Engine:
             return self.status()
 
     def expire_confirmation(self, now: float | None = None) -> bool:
-        """The daemon's look at the confirmation window after merge (every second, and at
+        """The daemon's look at the confirmation window after merge (``CONFIRM_POLL``, and at
         start): past its deadline in Merge with nothing running, the window is marked
         expired, the reason logged, and the abort from Merge started. True when it did."""
         with self._lock:
