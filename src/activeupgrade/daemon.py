@@ -97,8 +97,11 @@ class Daemon:
             self.log.write("action.leftover", line, parent=node, severity=Severity.WARNING)
         # After a reboot the live paths are plain folders again: show the right replicas
         # before anything (an application, a session step) looks at them.
-        for line in volume_registry.reattach(self.store):
+        attached, failed = volume_registry.reattach(self.store)
+        for line in attached:
             self.log.write("volume.reattach", line, parent=node, severity=Severity.NOTICE)
+        for line in failed:
+            self.log.write("volume.reattach.error", line, parent=node, severity=Severity.ERROR)
         # Applications never depend on the daemon: their keepers are found and re-adopted.
         for name, verdict in supervisor.adopt_all(self.instance, self.store).items():
             self.log.write(

@@ -16,7 +16,7 @@ import pytest
 
 from activeupgrade.config.model import VolumeRole
 from activeupgrade.errors import VolumeError
-from activeupgrade.instance import Instance
+from activeupgrade.instance import EngineLock, Instance
 from activeupgrade.platform.volumes import adoption, livepath, mounts, registry, replica
 from activeupgrade.store.db import Store
 from tests.support import au, wait_until
@@ -166,12 +166,48 @@ def test_reboot_shows_the_original_then_reattach_restores_the_intended_replica(
     assert (live_tree / "marker").read_text() == "A"
     assert vol.problem() is not None
     assert not registry.facts(store)["duplex"]
-    done = registry.reattach(store)
-    assert len(done) == 1 and "replica b" in done[0]
+    done, failed = registry.reattach(store)
+    assert len(done) == 1 and "replica b" in done[0] and failed == []
     assert (live_tree / "marker").read_text() == "B" and vol.problem() is None
-    assert registry.reattach(store) == []
+    assert registry.reattach(store) == ([], [])
     store.close()
 
+
+
+def test_a_live_path_that_cannot_be_attached_is_said_and_the_daemon_starts(
+        tmp_path: Path, live_tree: Path) -> None:
+    """A replica that cannot be shown (its folder gone) is an error line of its own in the
+    daemon's start, never a crash of the daemon and never an "attached again"."""
+    home = tmp_path / "home"
+    try:
+        assert au(home, "volume", "adopt", str(live_tree), "--role", "system").returncode == 0
+        r = au(home, "daemon", "--stop")
+        assert r.returncode == 0 and "daemon stopped" in r.stdout, r.stderr
+        assert EngineLock(Instance(home)).holder() is None, "--stop returns once it is gone"
+        store = Store(Instance(home).db)
+        vol = registry.all_volumes(store)[0]
+        vol.intended = "b"  # as after a commit
+        registry.save(store, vol)
+        store.close()
+        for point in (str(live_tree), vol.replica("a")):
+            while livepath.mounted(point):
+                subprocess.run(["umount", "-l", point], check=True)
+        aside = Path(vol.replica("b") + ".aside")
+        os.rename(vol.replica("b"), aside)
+        try:
+            assert au(home, "status").returncode == 0, "the daemon started all the same"
+            errors = au(home, "log", "--event", "volume.reattach.error").stdout
+            assert f"{live_tree}: not attached" in errors, errors
+            assert "attached again" not in au(home, "log", "--event", "volume.reattach").stdout
+            assert (live_tree / "marker").read_text() == "A", "the original is shown"
+        finally:
+            au(home, "daemon", "--stop")
+            os.rename(aside, vol.replica("b"))
+        r = au(home, "volume", "attach", str(live_tree))
+        assert r.returncode == 0 and (live_tree / "marker").read_text() == "A", r.stderr
+    finally:
+        au(home, "daemon", "--stop")
+        unmount_under(tmp_path)
 
 FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
 FS_IMMUTABLE_FL, FS_APPEND_FL = 0x10, 0x20

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import time
 from datetime import datetime
 from typing import Any
 
@@ -14,8 +15,8 @@ from activeupgrade.activity import iso_time
 from activeupgrade.api.client import Client
 from activeupgrade.cli.output import STATE_COLOURS, paint, print_json
 from activeupgrade.engine.view import StatusView
-from activeupgrade.errors import InstanceError
-from activeupgrade.instance import Instance
+from activeupgrade.errors import DaemonError, InstanceError
+from activeupgrade.instance import EngineLock, Instance
 from activeupgrade.units import human_bytes
 
 
@@ -164,6 +165,23 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+STOP_TIMEOUT = 120.0
+"""How long `au daemon --stop` waits for the daemon to end."""
+
+
+def _wait_stopped(instance: Instance) -> None:
+    """Return once no engine holds ``instance``: the daemon has closed its store and let the
+    instance go, so a command started next never meets the old daemon on its way out."""
+    lock = EngineLock(instance)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while (pid := lock.holder()) is not None:
+        if time.monotonic() > deadline:
+            raise DaemonError(f"the daemon (pid {pid}) did not stop within "
+                              f"{STOP_TIMEOUT:.0f}s of being asked",
+                              hint=f"See {instance.logs / 'daemon.log'} and `au log`.")
+        time.sleep(0.05)
+
+
 def cmd_daemon(args: argparse.Namespace) -> int:
     if args.stop:
         if not Instance.from_env().exists():
@@ -172,7 +190,8 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         client = Client.from_env(start=False)
         if client.alive():
             client.post("/daemon/shutdown")
-            print("daemon stopping")
+            _wait_stopped(Instance.from_env())
+            print("daemon stopped")
         else:
             print("no daemon running")
         return 0

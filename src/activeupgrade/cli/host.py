@@ -167,7 +167,7 @@ def _attach(args: argparse.Namespace) -> int:
     try:
         store = Store(instance.db)
         try:
-            done = registry.reattach(store)
+            done, _ = registry.reattach(store)  # what failed is still a problem, below
             left = [f"{v.path}: {p}" for v in registry.all_volumes(store)
                     if (p := v.problem()) is not None]
         finally:

@@ -113,9 +113,22 @@ def show(path: str | Path, replicas: dict[str, str], letter: str, mode: str) -> 
         return
     if letter == "b":
         _show_b(live, replica)
-        return
-    while mounted(live) and current(live, replicas) != "a":
-        mounts.detach(live)  # each step leaves the tree below it whole: in the end A
+    else:
+        while mounted(live) and current(live, replicas) != "a":
+            mounts.detach(live)  # each step leaves the tree below it whole: in the end A
+    _check_shown(live, replicas, letter)
+
+
+def _check_shown(live: str, replicas: dict[str, str], letter: str) -> None:
+    """The mount calls succeeded: a new lookup of ``live`` must now reach replica
+    ``letter``. Otherwise say so, never report a switch that did not happen."""
+    shown = current(live, replicas)
+    if shown != letter:
+        raise VolumeError(
+            f"{live} does not show replica {letter} after switching to it (it shows "
+            f"{'replica ' + shown if shown else 'neither replica'})",
+            hint=ATTACH_HINT.format(name=live) + " If it fails again, see "
+                 "/proc/self/mountinfo for what is mounted on the path.")
 
 
 def unbind(path: str | Path, replicas: dict[str, str], mode: str) -> None:

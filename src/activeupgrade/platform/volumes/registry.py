@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from activeupgrade.config.model import Config, VolumeRole, VolumeSpec
-from activeupgrade.errors import VolumeError
+from activeupgrade.errors import AUError, VolumeError
 from activeupgrade.platform.volumes import livepath
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.resync import plan
@@ -390,13 +390,25 @@ def invalidate_facts(state: SyncState | None = None) -> None:
         state.invalidate()
 
 
-def reattach(store: Store) -> list[str]:
+def reattach(store: Store) -> tuple[list[str], list[str]]:
     """After a reboot (or a lost mount): attach every adopted volume's live path to the
-    replica it must show. Returns what was done, one line per volume attached again."""
-    done = [line for vol in all_volumes(store) if (line := attach(vol)) is not None]
+    replica it must show. Returns what was done (one line per volume attached again) and
+    what failed (one line per volume left as it was: the others are attached all the
+    same, and whoever started this, the daemon most of all, goes on)."""
+    done: list[str] = []
+    failed: list[str] = []
+    for vol in all_volumes(store):
+        try:
+            line = attach(vol)
+        except (AUError, OSError) as exc:
+            failed.append(f"{vol.path}: not attached: "
+                          f"{exc.message if isinstance(exc, AUError) else exc}")
+            continue
+        if line is not None:
+            done.append(line)
     if done:
         invalidate_facts()
-    return done
+    return done, failed
 
 
 def attach(vol: Volume) -> str | None:
