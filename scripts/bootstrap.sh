@@ -26,10 +26,10 @@ runtime_packages=(iproute2 util-linux procps coreutils python3-venv)
 # package's build and install test; the shells and man whose completion and manual page
 # are tested; Debian's nginx, Redis and PostgreSQL that the services tests drive as plain
 # processes (tests/services/test_nginx.py, test_data.py; bench/daemons.py); the SSH client
-# Ansible reaches the fleet tests' hosts with.
+# Ansible reaches the fleet tests' hosts with; rsync, the benchmarks' baseline (bench/).
 test_packages=(chromium xfsprogs btrfs-progs mmdebstrap systemd-container dpkg-dev apt-utils zsh
   fish nginx redis-server postgresql openssh-client
-  man-db groff-base)
+  man-db groff-base rsync)
 wanted=("${runtime_packages[@]}")
 [ "$mode" = test ] && wanted+=("${test_packages[@]}")
 
@@ -59,3 +59,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   fi
   touch "$stamp"
 fi
+# Byte-compile the tool (quietly, only what changed): every `au` command imports it, and
+# where PYTHONDONTWRITEBYTECODE is set nothing would ever be cached, each command compiling
+# its modules again (a Debian install compiles them too, at installation).
+.venv/bin/python -m compileall -q -j 0 src >&2 || true

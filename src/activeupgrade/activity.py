@@ -13,22 +13,18 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from activeupgrade.bus import Bus, EventKind
 from activeupgrade.model.states import Severity
 from activeupgrade.store.db import Store
+from activeupgrade.units import iso_time
 
 ROTATE_AT = 200_000
 """Entries kept in the database; beyond this the oldest are archived."""
 
 
-def iso_time(at: float) -> str:
-    """``at`` (seconds since the epoch) as ISO 8601 local time with its offset:
-    ``2025-03-01T14:05:09.123+01:00``."""
-    return datetime.fromtimestamp(at).astimezone().isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)

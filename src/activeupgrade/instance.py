@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import os
 import threading
 from dataclasses import dataclass
@@ -153,6 +152,8 @@ def register(home: Path) -> None:
     """Note ``home`` in the host's index of instances (as root; elsewhere nothing to do)."""
     if not is_root():
         return
+    import hashlib  # rarely needed: a command's start stays short
+
     key = hashlib.sha1(os.fsencode(home)).hexdigest()[:16]
     try:
         INSTANCE_INDEX.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import socket
@@ -27,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from activeupgrade import proc
 from activeupgrade.engine.view import StatusView
 from activeupgrade.errors import AUError, DaemonError, DiskFullError, InstanceError, error_from_dict
 from activeupgrade.instance import Instance, unix_path
@@ -188,6 +186,8 @@ class Client:
         the session, unit or ssh login that ran this command (systemd would otherwise stop
         it with the caller's cgroup); only its own process is stopped with it
         (``KillMode=process``): the applications' keepers never depend on the daemon."""
+        from activeupgrade import proc  # only to start one: a command's start stays short
+
         self.instance.ensure()
         self._room_to_start()
         log_path = self.instance.logs / "daemon.log"
@@ -237,6 +237,8 @@ class Client:
 
     @staticmethod
     def _unit_active(unit: str) -> bool:
+        from activeupgrade import proc
+
         done = proc.run(["systemctl", "is-active", "--quiet", unit], check=False, timeout=30)
         return done.returncode == 0
 
@@ -411,6 +413,8 @@ def packaged_unit(instance: Instance) -> bool:
 
 def daemon_unit(instance: Instance) -> str:
     """The systemd unit a daemon started by the CLI runs as (one per instance folder)."""
+    import hashlib
+
     tag = hashlib.sha1(str(instance.home).encode()).hexdigest()[:10]
     return f"activeupgrade-daemon-{tag}.service"
 

@@ -11,13 +11,12 @@ import time
 from datetime import datetime
 from typing import Any
 
-from activeupgrade.activity import iso_time
 from activeupgrade.api.client import Client
 from activeupgrade.cli.output import STATE_COLOURS, paint, print_json
 from activeupgrade.engine.view import StatusView
 from activeupgrade.errors import DaemonError, InstanceError
 from activeupgrade.instance import EngineLock, Instance
-from activeupgrade.units import human_bytes
+from activeupgrade.units import human_bytes, iso_time
 
 
 def status_text(view: StatusView) -> str:

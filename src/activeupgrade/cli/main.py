@@ -6,7 +6,6 @@ import argparse
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 
 from activeupgrade import __version__
@@ -91,6 +90,12 @@ def render_error(exc: AUError) -> None:
         print(f"{bold}hint:{end} {exc.hint}", file=sys.stderr)
 
 
+def _print_traceback() -> None:
+    import traceback  # only with --debug: a command's start stays short
+
+    traceback.print_exc()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list or os.environ.get("AU_DEBUG") == "1"
@@ -107,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except AUError as exc:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         render_error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -120,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if found is None:
             raise
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         render_error(found)
         return found.exit_code
 

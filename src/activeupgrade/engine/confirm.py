@@ -18,6 +18,7 @@ from activeupgrade.config.model import Config
 from activeupgrade.engine.steps import Step, StepContext
 from activeupgrade.model.states import Severity
 from activeupgrade.store.db import Store
+from activeupgrade.units import human_left
 
 NAMESPACE = "confirm-window"
 """Store namespace: ``<session>`` → ``seconds``, ``opened``, ``deadline`` and ``outcome``
@@ -47,14 +48,7 @@ def clock(at: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(at))
 
 
-def left(seconds: float) -> str:
-    """``9m 58s``, ``1h 2m``, ``4s``."""
-    s = max(0, int(seconds + 0.999))
-    if s >= 3600:
-        return f"{s // 3600}h {s % 3600 // 60}m"
-    if s >= 60:
-        return f"{s // 60}m {s % 60}s"
-    return f"{s}s"
+left = human_left
 
 
 def shown(store: Store, session: str, now: float | None = None) -> dict[str, Any] | None:

@@ -11,8 +11,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from activeupgrade.engine.confirm import left
 from activeupgrade.units import human_bytes
+from activeupgrade.units import human_left as left
 
 SHOWN = 20
 """Paths of the writes since a checkpoint listed per volume (``au volume show`` lists

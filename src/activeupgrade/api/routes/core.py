@@ -12,7 +12,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from activeupgrade.activity import iso_time
 from activeupgrade.api.metrics import metrics_text
 from activeupgrade.api.server import MAX_ID, daemon_of, int_param, read_json
 from activeupgrade.config import loader
@@ -21,6 +20,7 @@ from activeupgrade.errors import UsageError
 from activeupgrade.model.graph import GRAPH
 from activeupgrade.model.states import OperatorAction, Severity
 from activeupgrade.session.plan import steps_of
+from activeupgrade.units import iso_time
 
 
 async def status(request: Request) -> JSONResponse:
