@@ -66,14 +66,15 @@ def matches(s: bytes, d: bytes) -> bool:
     as identical without reading its content (the copy was just made by ``cp`` from this
     very entry): the same mode, owner, group and mtime; for other than directories (whose
     entries are checked one by one) the same size and device, and a single link."""
-    if s[32:36] != d[32:36] or s[40:48] != d[40:48] or s[16:24] != d[16:24]:
+    # (REC: mtime at 16, size or device at 24, mode at 32, links at 34, owner, group at 38)
+    if s[32:34] != d[32:34] or s[38:46] != d[38:46] or s[16:24] != d[16:24]:
         return False
     mode, links = rec_mode_links(s)
     if stat.S_ISDIR(mode):
         return True
     if stat.S_ISREG(mode) and links > 1:
         return False
-    return s[24:32] == d[24:32] and s[48:56] == d[48:56]
+    return s[24:32] == d[24:32]
 
 
 Pairs = list[tuple[str, dict[str, bytes], dict[str, bytes]]]

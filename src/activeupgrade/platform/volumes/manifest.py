@@ -13,7 +13,7 @@ it grows to a quarter of the manifest, when both are folded into a new manifest.
 Formats are pinned by a golden test (``tests/volumes/test_manifest.py``).
 
 In memory each entry is one packed pair (``PAIR``: the two signatures as ``tree.SIG``
-packs them, 72 bytes): a few hundred thousand entries cost tens of MB, not hundreds. The
+packs them, 68 bytes): a few hundred thousand entries cost tens of MB, not hundreds. The
 manifest is read and written a piece at a time (never as one JSON document in memory).
 """
 
@@ -174,28 +174,30 @@ class Manifest:
 
 
 class Journal:
-    """Appends finished entries; writes them durably in batches."""
+    """Appends finished entries; writes them a piece at a time and durably at most once
+    a period."""
 
-    BATCH = 65536
+    PIECE = 4096
+    """Entries encoded and written at a time (no fsync): what is held in memory."""
     PERIOD = 1.0
     """An fsync costs milliseconds, and tens of them while a full sync fills the page
-    cache: at most one per second (or per BATCH entries). A crash redoes at most that."""
+    cache: at most one per second. A crash redoes at most that."""
 
     def __init__(self, manifest: Manifest) -> None:
         self._fh = open(manifest.journal_path, "ab")
         self._pending: list[tuple[str, Pair | None]] = []
         self._last = time.monotonic()
         self.written = 0
-        self._fresh = 0
 
     def add(self, rel: str, pair: Pair | None) -> None:
         """``pair`` None records that ``rel`` is no longer known identical."""
         self._pending.append((rel, pair))
-        self._fresh += 1
-        if self._fresh >= self.BATCH or time.monotonic() - self._last > self.PERIOD:
+        if len(self._pending) >= self.PIECE:
+            self._write()
+        if time.monotonic() - self._last > self.PERIOD:
             self.flush()
 
-    def flush(self, done: bool = False, durable: bool = True) -> None:
+    def _write(self, tail: bytes = b"") -> None:
         # the JSON of each line written by hand: json.dumps per entry would cost more
         # than the copy of a small file
         lines = [
@@ -204,15 +206,17 @@ class Journal:
             for rel, p in self._pending
         ]
         self.written += len(lines)
-        if done:
-            lines.append(DONE)
+        self._pending = []
+        if tail:
+            lines.append(tail)
         if lines:
             self._fh.write(b"".join(lines))
-            self._fh.flush()
-            if durable:
-                os.fsync(self._fh.fileno())
-        self._pending = []
-        self._fresh = 0
+
+    def flush(self, done: bool = False, durable: bool = True) -> None:
+        self._write(DONE if done else b"")
+        self._fh.flush()
+        if durable:
+            os.fsync(self._fh.fileno())
         self._last = time.monotonic()
 
     def close(self, done: bool) -> None:

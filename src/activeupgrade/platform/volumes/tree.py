@@ -6,9 +6,11 @@ needs; xattrs, link targets and contents are read only for entries that may diff
 
 A tree held between calls (``Listing``: what change tracking keeps of every replica) is
 compact: per directory, each name → one packed record (``REC``: inode, ctime, mtime,
-size, mode, links, owner, group, device), about 60 bytes with no Python object per
-field; an ``os.stat_result`` with its numbers costs 700. The first ``SIG_LEN`` bytes of
-a record are the entry's signature (``sig``), as the manifest stores it.
+size, mode, links, owner, group), 46 bytes (80 with the object's header) with no Python
+object per field; an ``os.stat_result`` with its numbers costs 700. A device's number
+takes the place of its size (a device has none), so that a record fits a smaller
+allocation. The first ``SIG_LEN`` bytes of a record are the entry's signature (``sig``),
+as the manifest stores it.
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 Sig = bytes
-"""(inode, ctime_ns, mtime_ns, size, mode) packed (``SIG``): changes whenever content or
-metadata change."""
-SIG = struct.Struct("=QqqqI")
+"""(inode, ctime_ns, mtime_ns, size or device number, mode) packed (``SIG``): changes
+whenever content or metadata change."""
+SIG = struct.Struct("=QqqqH")
 SIG_LEN = SIG.size
-REC = struct.Struct("=QqqqIIIIQ")
-"""An entry's record: its signature, then links, owner, group, device number."""
-_MODE_LINKS = struct.Struct("=II")
-_MODE_AT = SIG_LEN - 4
+REC = struct.Struct("=QqqqHIII")
+"""An entry's record: its signature, then links, owner, group."""
+_MODE_LINKS = struct.Struct("=HI")
+_MODE_AT = SIG_LEN - 2
 _INO = struct.Struct("=Q")
 _SIZE = struct.Struct("=q")
 
@@ -75,12 +77,15 @@ class Info(NamedTuple):
 
 def record(st: StatLike) -> bytes:
     """The packed record of ``st``."""
-    return REC.pack(st.st_ino, st.st_ctime_ns, st.st_mtime_ns, st.st_size, st.st_mode,
-                    st.st_nlink, st.st_uid, st.st_gid, st.st_rdev)
+    return REC.pack(st.st_ino, st.st_ctime_ns, st.st_mtime_ns, st.st_rdev or st.st_size,
+                    st.st_mode, st.st_nlink, st.st_uid, st.st_gid)
 
 
 def info(rec: bytes) -> Info:
-    return Info._make(REC.unpack(rec))
+    ino, ctime, mtime, size, mode, links, uid, gid = REC.unpack(rec)
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return Info(ino, ctime, mtime, 0, mode, links, uid, gid, size)
+    return Info(ino, ctime, mtime, size, mode, links, uid, gid, 0)
 
 
 def rec_mode(rec: bytes) -> int:
@@ -245,7 +250,8 @@ def racy_window(folder: str | os.PathLike[str], known: dict[int, int] | None = N
 
 
 def sig(st: StatLike) -> Sig:
-    return SIG.pack(st.st_ino, st.st_ctime_ns, st.st_mtime_ns, st.st_size, st.st_mode)
+    return SIG.pack(st.st_ino, st.st_ctime_ns, st.st_mtime_ns, st.st_rdev or st.st_size,
+                    st.st_mode)
 
 
 def join(root: str, rel: str) -> str:
@@ -282,8 +288,8 @@ def listing(root: str | Path) -> Listing:
                         except FileNotFoundError:
                             continue
                     kids[de.name] = pack(st.st_ino, st.st_ctime_ns, st.st_mtime_ns,
-                                         st.st_size, st.st_mode, st.st_nlink, st.st_uid,
-                                         st.st_gid, st.st_rdev)
+                                         st.st_rdev or st.st_size, st.st_mode, st.st_nlink,
+                                         st.st_uid, st.st_gid)
         finally:
             os.close(fd)
     return out

@@ -29,6 +29,7 @@ import stat
 import struct
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -107,8 +108,12 @@ class Tracker:
     """One tree: its last known entries (a compact ``tree.Listing``) and the inotify
     watches that keep them true."""
 
-    def __init__(self, root: str, serial: int) -> None:
+    def __init__(self, root: str, serial: int, like: Listing | None = None) -> None:
         self.root = root
+        self._like = like
+        """While the first scan runs: the listing of a tree like this one (the other
+        replica), whose name strings the entries found in both share: one object per
+        name, not one per replica."""
         fd = _libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
             raise Untrackable(os.strerror(ctypes.get_errno()))
@@ -127,10 +132,13 @@ class Tracker:
         self.history: deque[tuple[int, set[str] | None]] = deque(maxlen=HISTORY)
         self.complete_from = 1
         """The first generation ``history`` still covers."""
-        self._touched: set[str] = set()
+        self._touched: set[str] | None = None
+        """Names read again since the last look (None: more than ``HISTORY_NAMES``, as
+        good as everything; so is the first scan)."""
         self._put("", os.lstat(root))
         self._scan_dir("")
         self._touched = set()
+        self._like = None
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -148,8 +156,15 @@ class Tracker:
         self.wd_rel[wd] = rel
         self.rel_wd[rel] = wd
 
+    def _touch(self, rels: Iterable[str]) -> None:
+        touched = self._touched
+        if touched is not None:
+            touched.update(rels)
+            if len(touched) > HISTORY_NAMES:
+                self._touched = None  # so many: the names are not worth keeping
+
     def _put(self, rel: str, st: os.stat_result) -> None:
-        self._touched.add(rel)
+        self._touch((rel,))
         self.tree.put(rel, record(st))
         if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
             self.multi.add(rel)
@@ -162,16 +177,17 @@ class Tracker:
         The hot loop of a first scan: entries are stat'ed relative to their directory's
         descriptor (one name resolved per ``lstat``) and recorded inline."""
         stack = [top]
-        dirs, multi, touched = self.tree.dirs, self.multi, self._touched
+        dirs, multi = self.tree.dirs, self.multi
         s_isdir, pack = stat.S_ISDIR, REC.pack
         while stack:
             rel = stack.pop()
             prefix = f"{rel}/" if rel else ""
             for name, rec in dirs.pop(rel, {}).items():
-                self._forget(prefix + name, rec)  # what was known is stale
+                self._forget(prefix + name, rec)  # what was known is stale (and not multi)
             try:
                 self._watch(rel)  # before listing: no change can fall in between
                 kids: dict[str, bytes] = {}
+                canon = self._canon(rel)
                 fd = os.open(join(self.root, rel), _DIR_FLAGS)
                 try:
                     with os.scandir(fd) as it:
@@ -180,24 +196,35 @@ class Tracker:
                                 st = de.stat(follow_symlinks=False)
                             except FileNotFoundError:
                                 continue
-                            child = prefix + de.name
-                            touched.add(child)
-                            kids[de.name] = pack(st.st_ino, st.st_ctime_ns, st.st_mtime_ns,
-                                                 st.st_size, st.st_mode, st.st_nlink,
-                                                 st.st_uid, st.st_gid, st.st_rdev)
+                            name = de.name if canon is None else canon.get(de.name, de.name)
+                            kids[name] = pack(st.st_ino, st.st_ctime_ns, st.st_mtime_ns,
+                                              st.st_rdev or st.st_size, st.st_mode,
+                                              st.st_nlink, st.st_uid, st.st_gid)
                             if st.st_nlink > 1 and not s_isdir(st.st_mode):
-                                multi.add(child)
-                            else:
-                                multi.discard(child)
-                                if s_isdir(st.st_mode):
-                                    stack.append(child)
+                                multi.add(prefix + de.name)
+                            elif s_isdir(st.st_mode):
+                                stack.append(prefix + de.name)
                 finally:
                     os.close(fd)
                 dirs[rel] = kids
+                if self._touched is not None:
+                    self._touch(prefix + n for n in kids)
             except OSError as exc:
                 if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                     raise
                 self._drop(rel)  # gone, or replaced by something that is not a directory
+
+    def _canon(self, rel: str) -> dict[str, str] | None:
+        """The names of ``rel`` in the tree like this one, as their own keys (None: none
+        known, or that tree changed while they were read: its tracker may be reading
+        it again meanwhile, and sharing a name is only a saving)."""
+        same = None if self._like is None else self._like.dirs.get(rel)
+        if not same:
+            return None
+        try:
+            return {n: n for n in same}
+        except RuntimeError:
+            return None
 
     def _drop(self, rel: str) -> None:
         """Forget ``rel`` and everything below it."""
@@ -208,7 +235,7 @@ class Tracker:
 
     def _forget(self, rel: str, rec: bytes | None) -> None:
         """``rel`` (its record ``rec``, already taken out) and what was below it."""
-        self._touched.add(rel)
+        self._touch((rel,))
         self.multi.discard(rel)
         if rec is None or not stat.S_ISDIR(rec_mode(rec)):
             return
@@ -347,11 +374,19 @@ class Tracker:
                 continue
             self._take(child, cst)
 
-    def current(self, own: frozenset[str] = frozenset()) -> Listing:
+    def current(self, own: frozenset[str] = frozenset(),
+                like: Listing | None = None) -> Listing:
         """The tree as it is now: the tracker's own maps, not copies (copying them would
         make every look O(entries)); read-only, and valid until the next look at this tree.
         ``own``: directories the caller created and filled itself (nothing unseen can have
-        happened in them)."""
+        happened in them); ``like``: the listing of a tree like this one (see ``_like``)."""
+        self._like = like
+        try:
+            return self._current(own)
+        finally:
+            self._like = None
+
+    def _current(self, own: frozenset[str]) -> Listing:
         dirty, transient = self._events(own)
         if transient:
             # A name created and gone again between two looks: had it been a hard link to
@@ -387,11 +422,10 @@ class Tracker:
         self.links = counts
         self.gen += 1
         touched, self._touched = self._touched, set()
-        if transient or touched:
+        if transient or touched is None or touched:
             if len(self.history) == self.history.maxlen:
                 self.complete_from = self.history[0][0] + 1
-            self.history.append(
-                (self.gen, None if transient or len(touched) > HISTORY_NAMES else touched))
+            self.history.append((self.gen, None if transient else touched))
         return self.tree
 
     def mark(self) -> Mark:
@@ -471,19 +505,29 @@ class Trackers:
                 if tracker is None:
                     # built under the lock: two callers never build the same tree twice
                     self._serial += 1
-                    tracker = Tracker(key, self._serial)
+                    tracker = Tracker(key, self._serial, self._sibling(key))
                     self._trees[key] = tracker
                     while len(self._trees) > self.keep:
                         self._trees.popitem(last=False)[1].close()
                     return Snapshot(tracker.tree, Sigs(tracker.tree), set(tracker.multi),
                                     tracker.mark())
                 self._trees[key] = tracker
+                like = self._sibling(key)
             with tracker.lock:
-                tree = tracker.current(own)
+                tree = tracker.current(own, like)
                 return Snapshot(tree, Sigs(tree), set(tracker.multi), tracker.mark())
         except Untrackable:
             self.forget(key)
             return _scan_plain(key)
+
+    def _sibling(self, key: str) -> Listing | None:
+        """The listing of a tracked tree beside ``key`` (replica a for b, and the
+        reverse): the two hold the same names."""
+        parent = os.path.dirname(key)
+        for root, tracker in self._trees.items():
+            if root != key and os.path.dirname(root) == parent:
+                return tracker.tree
+        return None
 
     def snapshot(self, root: str | os.PathLike[str], track: bool = True,
                  own: frozenset[str] = frozenset()) -> tuple[Listing, Sigs]:
