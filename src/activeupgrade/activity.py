@@ -25,8 +25,6 @@ ROTATE_AT = 200_000
 """Entries kept in the database; beyond this the oldest are archived."""
 
 
-
-
 @dataclass(frozen=True)
 class Entry:
     id: int

@@ -48,9 +48,6 @@ def clock(at: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(at))
 
 
-left = human_left
-
-
 def shown(store: Store, session: str, now: float | None = None) -> dict[str, Any] | None:
     """What the status shows of the window (with ``seconds_left`` and ``text``), or None."""
     doc = window(store, session)
@@ -61,7 +58,7 @@ def shown(store: Store, session: str, now: float | None = None) -> dict[str, Any
     if doc.get("outcome") == "open":
         out["seconds_left"] = round(max(0.0, float(doc["deadline"]) - now), 1)
         out["text"] = (f"confirm by {out['deadline_time']} "
-                       f"({left(float(doc['deadline']) - now)} left), or the merge is "
+                       f"({human_left(float(doc['deadline']) - now)} left), or the merge is "
                        "aborted automatically")
     else:
         out["text"] = {"confirmed": "merge confirmed", "committed": "confirmed by Commit",
@@ -82,7 +79,7 @@ def _open(ctx: StepContext) -> None:
     ctx.results["confirm_by"] = doc["deadline"]
     ctx.write("merge.confirm.window",
               f"confirm the merge by {clock(float(doc['deadline']))} (within "
-              f"{left(float(doc['seconds']))}: `au confirm`, the consoles' Confirm, or "
+              f"{human_left(float(doc['seconds']))}: `au confirm`, the consoles' Confirm, or "
               "`au commit`), or it is aborted automatically", severity=Severity.NOTICE,
               details=doc)
 
@@ -90,7 +87,7 @@ def _open(ctx: StepContext) -> None:
 def _confirm(ctx: StepContext) -> None:
     doc = end(ctx.store, ctx.session, "confirmed")
     ctx.write("merge.confirm", "the operator confirmed the merge"
-              + (f" ({left(float(doc['deadline']) - float(doc['ended']))} before the "
+              + (f" ({human_left(float(doc['deadline']) - float(doc['ended']))} before the "
                  "deadline)" if doc.get("ended") else ""),
               severity=Severity.NOTICE, details=doc)
 

@@ -53,6 +53,7 @@ from activeupgrade.model.states import (
     UpgradeState,
 )
 from activeupgrade.store.db import Store
+from activeupgrade.units import human_left
 
 MAX_ATTEMPTS = 5
 """Retries of one request before Retry needs ``force`` (stops retry loops)."""
@@ -299,9 +300,9 @@ class Engine:
             late = now - float(doc["deadline"])
             self.log.write(
                 "merge.confirm.expired",
-                f"the merge was not confirmed within {confirm.left(float(doc['seconds']))} "
+                f"the merge was not confirmed within {human_left(float(doc['seconds']))} "
                 f"(deadline {confirm.clock(float(doc['deadline']))}"
-                + (f", {confirm.left(late)} ago: the daemon was not running" if late > 5
+                + (f", {human_left(late)} ago: the daemon was not running" if late > 5
                    else "") + "): aborting from Merge automatically",
                 severity=Severity.WARNING, ctx=self._ctx(), details=doc)
             self.submit(OperatorAction.ABORT)

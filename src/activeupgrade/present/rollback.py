@@ -11,8 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from activeupgrade.units import human_bytes
-from activeupgrade.units import human_left as left
+from activeupgrade.units import human_bytes, human_left
 
 SHOWN = 20
 """Paths of the writes since a checkpoint listed per volume (``au volume show`` lists
@@ -27,7 +26,7 @@ def confirm_line(status: Mapping[str, Any], now: float | None = None) -> str:
         return ""
     if window.get("outcome") == "open" and window.get("deadline"):
         remaining = float(window["deadline"]) - (time.time() if now is None else now)
-        return (f"confirm by {window.get('deadline_time')} ({left(remaining)} left), or the "
+        return (f"confirm by {window.get('deadline_time')} ({human_left(remaining)} left), or the "
                 "merge is aborted automatically")
     return str(window.get("text", ""))
 

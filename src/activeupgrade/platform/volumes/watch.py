@@ -207,8 +207,7 @@ class Tracker:
                 finally:
                     os.close(fd)
                 dirs[rel] = kids
-                if self._touched is not None:
-                    self._touch(prefix + n for n in kids)
+                self._touch(prefix + n for n in kids)
             except OSError as exc:
                 if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                     raise
