@@ -214,8 +214,9 @@ def serve(instance: Instance) -> int:
             extra.should_exit = True
         daemon.stopping.set()
         daemon.log.write("daemon.stop", "daemon stopped", severity=Severity.INFO)
-        daemon.close()
+        # the socket first: once the instance is let go a new daemon may bind its own
         sock.close()
         if path.exists():
             path.unlink()
+        daemon.close()
     return 0

@@ -223,21 +223,6 @@ class EngineLock:
             os.close(self._fd)
             self._fd = None
 
-    def holder(self) -> str | None:
-        """The pid written by the engine that holds the lock now, or None when no engine
-        holds it (looked at without taking it)."""
-        try:
-            fd = os.open(self.instance.lock_file, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        finally:
-            os.close(fd)  # a shared lock taken is released with the descriptor
-        return None
-
     def __enter__(self) -> EngineLock:
         self.acquire()
         return self

@@ -183,7 +183,8 @@ def test_a_live_path_that_cannot_be_attached_is_said_and_the_daemon_starts(
         assert au(home, "volume", "adopt", str(live_tree), "--role", "system").returncode == 0
         r = au(home, "daemon", "--stop")
         assert r.returncode == 0 and "daemon stopped" in r.stdout, r.stderr
-        assert EngineLock(Instance(home)).holder() is None, "--stop returns once it is gone"
+        with EngineLock(Instance(home)):  # --stop returns once the daemon let it go
+            pass
         store = Store(Instance(home).db)
         vol = registry.all_volumes(store)[0]
         vol.intended = "b"  # as after a commit

@@ -15,7 +15,7 @@ from activeupgrade.api.client import Client
 from activeupgrade.cli.output import STATE_COLOURS, paint, print_json
 from activeupgrade.engine.view import StatusView
 from activeupgrade.errors import DaemonError, InstanceError
-from activeupgrade.instance import EngineLock, Instance
+from activeupgrade.instance import Instance
 from activeupgrade.units import human_bytes, iso_time
 
 
@@ -168,12 +168,14 @@ STOP_TIMEOUT = 120.0
 """How long `au daemon --stop` waits for the daemon to end."""
 
 
-def _wait_stopped(instance: Instance) -> None:
-    """Return once no engine holds ``instance``: the daemon has closed its store and let the
-    instance go, so a command started next never meets the old daemon on its way out."""
-    lock = EngineLock(instance)
+def _wait_gone(instance: Instance, pid: int) -> None:
+    """Return once the daemon's process ``pid`` has ended: its socket removed and the
+    instance let go, so a command started next never meets the old daemon on its way out
+    (nor a new daemon its socket removed by the old one)."""
+    from activeupgrade import proc
+
     deadline = time.monotonic() + STOP_TIMEOUT
-    while (pid := lock.holder()) is not None:
+    while proc.alive(pid):
         if time.monotonic() > deadline:
             raise DaemonError(f"the daemon (pid {pid}) did not stop within "
                               f"{STOP_TIMEOUT:.0f}s of being asked",
@@ -188,8 +190,9 @@ def cmd_daemon(args: argparse.Namespace) -> int:
             return 0
         client = Client.from_env(start=False)
         if client.alive():
+            pid = int(client.get("/ping")["pid"])
             client.post("/daemon/shutdown")
-            _wait_stopped(Instance.from_env())
+            _wait_gone(client.instance, pid)
             print("daemon stopped")
         else:
             print("no daemon running")
