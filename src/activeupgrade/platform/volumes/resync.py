@@ -362,6 +362,7 @@ def resync(
                                    max(1, workers)), pool)
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
+                st.forget(manifest)  # its entries were changed in place, partly written
                 raise
     except OSError as exc:
         hint = _HINTS.get(exc.errno or 0)
@@ -403,7 +404,10 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
     ssnap = trackers.take(src_r, tracked)
     src = ssnap.stats
     only = job.state.narrowed(manifest, known, src_r, dst_r) if tracked else None
-    new: Entries = dict(known)
+    # The entries are changed in place (a copy would cost a dict of every entry again):
+    # no one else uses them while this resync holds both trees, and a resync that fails
+    # has them read from the files again (``_run``'s caller).
+    new: Entries = known
     # (narrowed: the last resync left only source names, and a name gone since changed)
     for rel in ([r for r in known if r not in src] if only is None
                 else [r for r in only if r in known and r not in src]):

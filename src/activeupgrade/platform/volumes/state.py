@@ -134,7 +134,8 @@ class SyncState:
     # -- manifests --------------------------------------------------------------------
     def load(self, manifest: Manifest) -> tuple[Entries, int]:
         """``manifest.load()``, from memory when the files have not changed since this
-        state last read or wrote them. The result is shared: callers must not change it."""
+        state last read or wrote them. The result is shared: only a resync changes it (in
+        place, holding both trees; after a failed one the files are read again)."""
         key = manifest.key()
         with self.lock:
             hit = self._memo.get(str(manifest.path))
