@@ -8,7 +8,8 @@ As root (``bind`` mode) the directory never moves and never disappears:
 1. ``bound``: replica A becomes a private bind of the original directory (the live path
    is untouched: it shows A already);
 2. ``mirrored``: replica B is copied from A (one copy, by ``cp`` processes and the
-   kernel's ``copy_file_range``/reflink, see ``resync``);
+   kernel's ``copy_file_range``/reflink, see ``resync``), or, where the directory is a
+   btrfs subvolume, made as a snapshot of it (``snapshot``: no file read or written);
 3. ``ready``: the volume is duplex.
 
 Unprivileged (``symlink`` mode) the directory is copied into replica A, renamed aside and
@@ -35,7 +36,14 @@ from pathlib import Path
 from activeupgrade.config.model import VolumeRole
 from activeupgrade.errors import VolumeError
 from activeupgrade.instance import Instance
-from activeupgrade.platform.volumes import livepath, mounts, registry, replica, watch
+from activeupgrade.platform.volumes import (
+    livepath,
+    mounts,
+    registry,
+    replica,
+    snapshot,
+    watch,
+)
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.registry import Volume
 from activeupgrade.platform.volumes.resync import Progress, resync
@@ -172,7 +180,7 @@ def adopt(
         say(f"{vol.name}: {name}")
 
     if vol.mode == livepath.BIND:
-        _adopt_bound(store, vol, phase, progress, check, state)
+        _adopt_bound(store, vol, phase, say, progress, check, state)
     else:
         _adopt_symlinked(store, vol, phase, progress, check, state)
     if vol.phase == "mirrored":
@@ -183,10 +191,11 @@ def adopt(
     return vol
 
 
-def _adopt_bound(store: Store, vol: Volume, phase: Report,
+def _adopt_bound(store: Store, vol: Volume, phase: Report, say: Report,
                  progress: Callable[[Progress], None] | None,
                  check: Callable[[], None] | None, state: SyncState | None) -> None:
-    """The original directory stays in place as replica A; B is one copy of it."""
+    """The original directory stays in place as replica A; B is one copy of it, or a
+    snapshot where it is a btrfs subvolume."""
     a = vol.replica("a")
     if vol.phase == "new":
         bound = livepath.bind_original(vol.path, a)
@@ -201,6 +210,8 @@ def _adopt_bound(store: Store, vol: Volume, phase: Report,
         phase("bound")
     if vol.phase == "bound":
         livepath.bind_original(vol.path, a)  # again after a reboot in the middle
+        if snapshot.mirror(a, vol.replica("b"), vol.manifest, state or SyncState.once()):
+            say(f"{vol.name}: replica b made as a snapshot of the subvolume {vol.path}")
         replica.sync(store, vol, "a", "b", progress=progress, check=check, state=state)
         phase("mirrored")
 
@@ -240,6 +251,8 @@ def _remove_folder(vol: Volume, state: SyncState | None = None) -> None:
         while livepath.mounted(path):
             mounts.detach(path)
         watch.forget(path, None if state is None else state.trackers)
+    if snapshot.is_subvolume(vol.replica("b")):  # (never A: it may be the original)
+        snapshot.delete(vol.replica("b"))  # at once, not file by file
     folder = os.path.realpath(vol.folder)
     if any(m.point.startswith(folder + "/") for m in mounts.table()):
         raise VolumeError(f"something is still mounted below {folder}",

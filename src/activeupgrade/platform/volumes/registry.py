@@ -21,7 +21,7 @@ from typing import Any
 
 from activeupgrade.config.model import Config, VolumeRole, VolumeSpec
 from activeupgrade.errors import AUError, VolumeError
-from activeupgrade.platform.volumes import livepath
+from activeupgrade.platform.volumes import livepath, snapshot
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.resync import plan
 from activeupgrade.platform.volumes.state import SyncState
@@ -125,7 +125,11 @@ class Volume:
 
     def storage(self) -> Storage:
         """The storage backend of the replicas (found on their filesystem)."""
-        return detect(self.folder) if os.path.isdir(self.folder) else Storage.PLAIN
+        if not os.path.isdir(self.folder):
+            return Storage.PLAIN
+        if snapshot.is_subvolume(self.replica("b")):
+            return Storage.SNAPSHOT
+        return detect(self.folder)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -33,7 +33,7 @@ from typing import Any
 
 from activeupgrade import proc
 from activeupgrade.errors import VolumeError
-from activeupgrade.platform.volumes import bulk, reserve
+from activeupgrade.platform.volumes import bulk, reserve, snapshot
 from activeupgrade.platform.volumes.copy import CopyFlags, apply_meta, copy_file, copy_special
 from activeupgrade.platform.volumes.manifest import Entries, Journal, Manifest
 from activeupgrade.platform.volumes.state import Last, SyncState
@@ -237,10 +237,15 @@ def _per_top(src: Listing) -> dict[str, tuple[int, int]]:
 
 def _racy_window(state: SyncState, manifest: Manifest, src: str, dst: str) -> int:
     """The racy window of the replicas' filesystem, probed in the manifest's folder (never
-    in a live tree); the safe default when the trees are on different filesystems."""
+    in a live tree); the safe default when the trees are on different filesystems (btrfs
+    subvolumes have device numbers of their own: the filesystem's id tells)."""
     folder = manifest.path.parent
     devs = {os.stat(src).st_dev, os.stat(dst).st_dev, os.stat(folder).st_dev}
-    return state.racy_window(folder) if len(devs) == 1 else RACY_NS
+    if len(devs) > 1:
+        ids = {snapshot.filesystem(p) for p in (src, dst, os.fspath(folder))}
+        if len(ids) > 1 or None in ids:
+            return RACY_NS
+    return state.racy_window(folder)
 
 
 def _mkdirs(root: str, rels: list[str]) -> None:

@@ -5,6 +5,9 @@
 - ``reflink``: the filesystem shares blocks between files (XFS with ``reflink=1``, btrfs):
   a copy is a ``FICLONE`` of the whole file, instant and taking no space until one side
   changes; the first copy into an empty replica runs ``cp --reflink=auto``.
+- ``snapshot``: btrfs, and the adopted directory is a subvolume: replica B is a snapshot of
+  it (``snapshot.py``: adoption reads and writes no file, whatever the volume's size);
+  later copies are reflinks as above.
 
 The backend is found by trying it in the replica folder (never in a live tree): two
 scratch files, one cloned onto the other. ``au volume show`` prints it; every resync uses
@@ -28,11 +31,13 @@ class Storage(StrEnum):
     """Directory trees on any filesystem; data copied by the kernel (copy_file_range)."""
     REFLINK = "reflink"
     """Directory trees on a filesystem with shared extents: copies are reflinks."""
+    SNAPSHOT = "snapshot"
+    """btrfs subvolumes: replica B made as a snapshot of A; copies are reflinks."""
 
     @property
     def clones(self) -> bool:
         """Whether copies share blocks (instant, no space until changed)."""
-        return self is Storage.REFLINK
+        return self is not Storage.PLAIN
 
 
 def detect(folder: str | os.PathLike[str]) -> Storage:
