@@ -179,6 +179,9 @@ def test_adopting_a_subvolume_makes_replica_b_a_snapshot(btrfs: Path) -> None:
         (path / "db" / "row4").unlink()
         res = replica.sync(store, vol, "a", "b", state=state)
         assert res.copied_files == 1 and res.deleted == 1
+        # change tracking kept across the two subvolumes (each its own device number):
+        # the next resync looks only at what changed since
+        assert state.last(vol.manifest, keep=True) is not None
         assert differences(vol.replica("a"), vol.replica("b")) == []
         assert replica.verify_volume(vol, full=True, state=state) > 200
 
