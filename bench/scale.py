@@ -12,16 +12,21 @@ baselines in one run:
   (wall, and the daemon's CPU seconds for each);
 - the daemon's peak RSS (VmHWM) after all of it.
 
+With ``--btrfs`` (root) everything runs on a btrfs filesystem made on a loop image, the
+volume's directory a subvolume: adoption makes replica B a snapshot (``au volume show``:
+storage snapshot), against ``cp -a``, which reflinks there (coreutils 9 does by default).
+
 Each size gets a fresh instance (its own daemon, started by the first command), a fresh
 tree of small files (100 per folder, 0–8 KiB), and is released afterwards. Prints one line
 per figure with the absolute times, the ratio ours/baseline, and a growth table by size.
 
-    .venv/bin/python bench/scale.py [--sizes 10000,50000] [--dir /var/tmp/au-bench]
+    .venv/bin/python bench/scale.py [--sizes 10000,50000] [--dir /var/tmp/au-bench] [--btrfs]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -30,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,35 +137,64 @@ def peak_rss_mib(home: Path) -> float:
     return float("nan")
 
 
-def one_size(base: Path, files: int) -> dict[str, float]:
+@contextlib.contextmanager
+def btrfs_at(where: Path, files: int) -> Iterator[None]:
+    """A btrfs filesystem on a sparse loop image, mounted at ``where`` meanwhile."""
+    image = where.with_name(where.name + ".btrfs.img")
+    with open(image, "wb") as fh:
+        fh.truncate(max(4 << 30, files * 48 << 10))  # three trees of ~4 KiB files
+    run(["mkfs.btrfs", "-q", "-f", str(image)])
+    run(["mount", "-o", "loop", str(image), str(where)])
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(where)], check=False)
+        image.unlink(missing_ok=True)
+
+
+def one_size(base: Path, files: int, btrfs: bool = False) -> dict[str, float]:
     work = base / f"n{files}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     home, vol = work / "home", work / "srv" / "vol"
     try:
-        return _measure(work, home, vol, files)
+        with btrfs_at(work, files) if btrfs else contextlib.nullcontext():
+            try:
+                return _measure(work, home, vol, files, btrfs)
+            finally:
+                _release(home, vol)
     finally:
-        name = str(vol).strip("/").replace("/", "-")
-        if (home / "engine.lock").exists():
-            au(home, "volume", "release", name, check=False)
-            au(home, "daemon", "--stop", check=False)
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _measure(work: Path, home: Path, vol: Path, files: int) -> dict[str, float]:
+def _release(home: Path, vol: Path) -> None:
+    name = str(vol).strip("/").replace("/", "-")
+    if (home / "engine.lock").exists():
+        au(home, "volume", "release", name, check=False)
+        au(home, "daemon", "--stop", check=False)
+
+
+def _measure(work: Path, home: Path, vol: Path, files: int, btrfs: bool
+             ) -> dict[str, float]:
     src, theirs = work / "src", work / "cp"
     size = build(src, files)
     vol.parent.mkdir()
     out: dict[str, float] = {"files": files, "mib": size / 2**20}
     run(["sync"])
     out["cp"] = timed(lambda: run(["cp", "-a", str(src), str(theirs)]))
-    run(["cp", "-a", str(src), str(vol)])
+    if btrfs:
+        run(["btrfs", "-q", "subvolume", "create", str(vol)])
+        run(["cp", "-a", f"{src}/.", str(vol)])
+    else:
+        run(["cp", "-a", str(src), str(vol)])
     run(["sync"])
     au(home, "init")
     au(home, "status")  # the daemon started: not part of the adoption's time
     out["adopt"] = timed(lambda: au(home, "volume", "adopt", str(vol), "--role", "system"))
     out["rss adopt"] = peak_rss_mib(home)
     name = str(vol).strip("/").replace("/", "-")
+    shown = json.loads(au(home, "volume", "show", name, "--json").stdout)
+    out["storage"] = shown.get("storage", "?")
     run(["rsync", "-a", "--delete", f"{vol}/", f"{theirs}/"])
     lat = [timed(lambda: au(home, "status")) for _ in range(5)]
     out["status"] = statistics.median(lat)
@@ -197,7 +232,7 @@ def report(rows: list[dict[str, float]]) -> None:
     print(f"load average while measuring: {os.getloadavg()}, cores: {os.cpu_count()}")
     for r in rows:
         n = int(r["files"])
-        print(f"\n== {n} files, {r['mib']:.0f} MiB ==")
+        print(f"\n== {n} files, {r['mib']:.0f} MiB, storage {r['storage']} ==")
         print(f"adopt            au {r['adopt']:8.2f}s   cp -a {r['cp']:8.2f}s   "
               f"ratio {r['adopt'] / r['cp']:.2f}")
         print(f"resync first     au {r['resync first']:8.2f}s   (nothing changed; the "
@@ -233,12 +268,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,50000")
     ap.add_argument("--dir", default="/var/tmp/au-bench")
+    ap.add_argument("--btrfs", action="store_true",
+                    help="on a btrfs loop image, the volume a subvolume (root)")
     args = ap.parse_args()
     base = Path(args.dir) / "scale"
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
         print(f"measuring {n} files, load average {os.getloadavg()}", file=sys.stderr)
-        rows.append(one_size(base, n))
+        rows.append(one_size(base, n, args.btrfs))
         print(f"measured {n} files, load average {os.getloadavg()}", file=sys.stderr)
     report(rows)
 

@@ -14,7 +14,7 @@ import pytest
 
 from activeupgrade.config.model import VolumeRole
 from activeupgrade.instance import Instance
-from activeupgrade.platform.volumes import adoption, livepath, registry, replica
+from activeupgrade.platform.volumes import adoption, livepath, registry, replica, snapshot
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.resync import resync
 from activeupgrade.platform.volumes.state import SyncState
@@ -224,3 +224,13 @@ def test_a_subvolume_holding_another_is_copied(btrfs: Path) -> None:
     finally:
         state.close()
         store.close()
+
+
+def test_subvolumes_are_one_filesystem(btrfs: Path, xfs: Path) -> None:
+    """A btrfs subvolume has a device number of its own: the readiness check AU-C005 and
+    the racy window still take it as the filesystem it is (and another one as another)."""
+    _subvolume(btrfs / "sub-one")
+    (btrfs / "plain-dir").mkdir()
+    assert os.stat(btrfs / "sub-one").st_dev != os.stat(btrfs / "plain-dir").st_dev
+    assert snapshot.same_filesystem(str(btrfs / "sub-one"), str(btrfs / "plain-dir"))
+    assert not snapshot.same_filesystem(str(btrfs / "sub-one"), str(xfs))

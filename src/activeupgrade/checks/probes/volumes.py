@@ -9,7 +9,7 @@ from pathlib import Path
 from activeupgrade.checks.catalogue import CheckSeverity
 from activeupgrade.checks.probe import CheckEnv, Verdict
 from activeupgrade.config.merge import overlaps
-from activeupgrade.platform.volumes import registry
+from activeupgrade.platform.volumes import registry, snapshot
 from activeupgrade.units import human_bytes
 
 MARGIN = 0.05
@@ -112,9 +112,9 @@ def same_filesystem(env: CheckEnv) -> Verdict:
     for path in paths:
         # The live path itself may be a mount of (or a link to) its replica: what matters
         # is the filesystem it is switched on, i.e. its parent folder's.
-        home = os.stat(_existing(Path(path).parent)).st_dev
+        home = str(_existing(Path(path).parent))
         for rep in replica_dirs(env, path):
-            if os.stat(_existing(rep)).st_dev != home:
+            if not snapshot.same_filesystem(home, str(_existing(rep))):
                 apart.append(f"{path} (replica {rep})")
     if apart:
         return Verdict(False, "on another filesystem than their replicas: " + ", ".join(apart))

@@ -240,11 +240,8 @@ def _racy_window(state: SyncState, manifest: Manifest, src: str, dst: str) -> in
     in a live tree); the safe default when the trees are on different filesystems (btrfs
     subvolumes have device numbers of their own: the filesystem's id tells)."""
     folder = manifest.path.parent
-    devs = {os.stat(src).st_dev, os.stat(dst).st_dev, os.stat(folder).st_dev}
-    if len(devs) > 1:
-        ids = {snapshot.filesystem(p) for p in (src, dst, os.fspath(folder))}
-        if len(ids) > 1 or None in ids:
-            return RACY_NS
+    if not snapshot.same_filesystem(src, dst, os.fspath(folder)):
+        return RACY_NS
     return state.racy_window(folder)
 
 

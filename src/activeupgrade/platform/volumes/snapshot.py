@@ -78,6 +78,15 @@ def filesystem(path: str) -> bytes | None:
         os.close(fd)
 
 
+def same_filesystem(*paths: str) -> bool:
+    """Whether ``paths`` are on one filesystem: one device number, or one btrfs filesystem
+    (whose subvolumes each have a device number of their own)."""
+    if len({os.stat(p).st_dev for p in paths}) == 1:
+        return True
+    ids = {filesystem(p) for p in paths}
+    return len(ids) == 1 and None not in ids
+
+
 def is_subvolume(path: str) -> bool:
     """Whether ``path`` (not followed if a symlink) is the root of a btrfs subvolume."""
     try:
