@@ -24,6 +24,10 @@ from .conftest import Web
 
 
 def start(web: Web, *, tty: bool) -> tuple[subprocess.Popen[bytes], int | None]:
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # The suite was started in the background by a shell, which ignores SIGINT for
+        # it and every child: the command must get Ctrl-C as from a user's terminal.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     env = {**os.environ, "AU_HOME": str(web.home), "TERM": "dumb"}
     argv = [sys.executable, "-m", "activeupgrade", "check"]
     if not tty:

@@ -162,5 +162,6 @@ def mirror(src: str, dst: str, manifest: Manifest, state: SyncState) -> bool:
             sig = rec[:SIG_LEN]
             entries[rel] = sig + sig
     manifest.save(entries)
-    state.forget(manifest)
+    state.forget(manifest)  # nothing left from an earlier resync of the pair
+    state.remember(manifest, entries)  # the resync that follows need not read it back
     return True
