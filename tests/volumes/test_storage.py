@@ -172,13 +172,17 @@ def test_adopting_a_subvolume_makes_replica_b_a_snapshot(btrfs: Path) -> None:
         made = _subvolume_facts(Path(vol.replica("b")))
         assert made["Parent UUID"] == original["UUID"]  # btrfs says: a snapshot of it
         done = registry.require(store, vol.name).last_resync
-        assert done["copied_bytes"] == 0 and done["compared_files"] == 0
+        assert done["storage"] == "snapshot" and done["copied_bytes"] == 0
+        assert done["scanned"] == 0  # not a file looked at: the manifest is written later
+        assert vol.manifest.pending_path.exists()
         assert differences(vol.replica("a"), vol.replica("b")) == []
 
         (path / "db" / "row3").write_bytes(b"written after the adoption")
         (path / "db" / "row4").unlink()
         res = replica.sync(store, vol, "a", "b", state=state)
         assert res.copied_files == 1 and res.deleted == 1
+        # the manifest written from the snapshot vouched for every other file: none read
+        assert res.compared_files == 0 and not vol.manifest.pending_path.exists()
         # change tracking kept across the two subvolumes (each its own device number):
         # the next resync looks only at what changed since
         assert state.last(vol.manifest, keep=True) is not None

@@ -38,7 +38,7 @@ def checkpoint_lines(status: Mapping[str, Any], shown: int = SHOWN) -> list[str]
     lines: list[str] = []
     for ck in facts.get("checkpoints") or []:
         head = f"{ck.get('path')}: checkpoint of {ck.get('time')} (replica {ck.get('replica')}"
-        head += ", reflink clones)" if ck.get("storage") == "reflink" else ")"
+        head += ", reflink clones)" if ck.get("storage") in ("reflink", "snapshot") else ")"
         phase = ck.get("phase")
         writes = ck.get("writes") or {}
         if phase == "frozen":

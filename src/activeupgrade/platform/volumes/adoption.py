@@ -30,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -210,9 +211,12 @@ def _adopt_bound(store: Store, vol: Volume, phase: Report, say: Report,
         phase("bound")
     if vol.phase == "bound":
         livepath.bind_original(vol.path, a)  # again after a reboot in the middle
+        began = time.monotonic()
         if snapshot.mirror(a, vol.replica("b"), vol.manifest, state or SyncState.once()):
+            replica.snapshot_made(store, vol, "a", "b", time.monotonic() - began, state)
             say(f"{vol.name}: replica b made as a snapshot of the subvolume {vol.path}")
-        replica.sync(store, vol, "a", "b", progress=progress, check=check, state=state)
+        else:
+            replica.sync(store, vol, "a", "b", progress=progress, check=check, state=state)
         phase("mirrored")
 
 
@@ -251,8 +255,14 @@ def _remove_folder(vol: Volume, state: SyncState | None = None) -> None:
         while livepath.mounted(path):
             mounts.detach(path)
         watch.forget(path, None if state is None else state.trackers)
-    if snapshot.is_subvolume(vol.replica("b")):  # (never A: it may be the original)
-        snapshot.delete(vol.replica("b"))  # at once, not file by file
+    b = vol.replica("b")
+    if snapshot.is_subvolume(b):  # (never A: it may be the original)
+        try:
+            snapshot.delete(b)  # at once, not file by file
+        except OSError as exc:
+            raise VolumeError(f"cannot delete the snapshot {b}: {exc.strerror}",
+                              hint="Something still uses it (`fuser -vm " + b + "`): stop "
+                                   "it, then release again.") from exc
     folder = os.path.realpath(vol.folder)
     if any(m.point.startswith(folder + "/") for m in mounts.table()):
         raise VolumeError(f"something is still mounted below {folder}",

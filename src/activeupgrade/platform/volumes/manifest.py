@@ -6,6 +6,13 @@ current signatures equal the recorded pair needs no work; any change to content 
 metadata changes ``ctime`` and so the signature. Resync gives only pairs it can trust
 (outside the filesystem's racy window, ``tree.racy_window``); they are stored as given.
 
+A replica made as a btrfs snapshot (``snapshot.py``) is identical to its source by
+construction: adoption writes only a *pending* note (the replica's folder name, the time
+just before the snapshot) and the first load lists that replica and writes the manifest
+from it, every entry vouching for the signature the snapshot kept (the same on both sides),
+except those changed within ``RACY_NS`` before the snapshot. Nothing writes to that replica
+before a load: every resync loads first.
+
 While a resync runs, every finished entry is appended to the journal (fsynced in batches);
 after a crash the next resync loads manifest + journal and skips the finished entries.
 A completed resync leaves its journal in place (cheaper than rewriting the manifest) until
@@ -24,11 +31,19 @@ import os
 import re
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from activeupgrade.durable import write_durably
-from activeupgrade.platform.volumes.tree import SIG, Sig
+from activeupgrade.platform.volumes.tree import (
+    RACY_NS,
+    SIG,
+    SIG_LEN,
+    Listing,
+    Sig,
+    listing,
+    rec_ctime,
+)
 
 FORMAT = 1
 DONE = b'["#done"]\n'
@@ -110,18 +125,35 @@ def _decode_json(data: bytes) -> Entries:
     return {rel: _pair(v) for rel, v in doc["entries"].items()}
 
 
+Lister = Callable[[str], Listing]
+"""How a load lists a replica (``tree.listing``, or the daemon's change tracking)."""
+
+
+def from_snapshot(tree: Listing, before_ns: int) -> Entries:
+    """The entries a snapshot taken after ``before_ns`` vouches for (``tree``: its listing,
+    before anything wrote to it)."""
+    trusted_before = before_ns - RACY_NS
+    out: Entries = {}
+    for rel, rec in tree.recs():
+        if rec_ctime(rec) < trusted_before:
+            sig = rec[:SIG_LEN]
+            out[rel] = sig + sig
+    return out
+
+
 class Manifest:
     """The manifest and journal of one volume, kept in its replica folder."""
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / "manifest.json"
         self.journal_path = folder / "resync.journal"
+        self.pending_path = folder / "snapshot.pending"
 
     def key(self) -> tuple[tuple[int, ...], ...]:
         """Identity and version of the files (inode, mtime, size of each): equal keys,
         equal contents (``state.SyncState`` keeps decoded entries by it)."""
         out: list[tuple[int, ...]] = []
-        for path in (self.path, self.journal_path):
+        for path in (self.path, self.journal_path, self.pending_path):
             try:
                 st = os.stat(path)
                 out.append((st.st_ino, st.st_mtime_ns, st.st_size))
@@ -129,8 +161,37 @@ class Manifest:
                 out.append(())
         return tuple(out)
 
-    def load(self) -> tuple[Entries, int]:
-        """The known-identical entries and how many came from an interrupted run."""
+    def snapshot_made(self, replica: str, before_ns: int) -> None:
+        """Replica folder ``replica`` was just made as a snapshot of the other, taken after
+        ``before_ns``: its entries are written at the next load."""
+        self.forget()
+        doc = {"format": FORMAT, "replica": replica, "before_ns": before_ns}
+        write_durably(self.pending_path, json.dumps(doc).encode())
+
+    def _settle_snapshot(self, lister: Lister) -> Entries | None:
+        try:
+            doc = json.loads(self.pending_path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            doc = {}
+        replica = doc.get("replica")
+        if self.path.exists() or doc.get("format") != FORMAT or replica not in ("a", "b"):
+            self.pending_path.unlink(missing_ok=True)  # written already (or unreadable)
+            return None
+        entries = from_snapshot(lister(str(self.path.parent / replica)),
+                                int(doc["before_ns"]))
+        self.save(entries)
+        self.pending_path.unlink(missing_ok=True)
+        return entries
+
+    def load(self, lister: Lister | None = None) -> tuple[Entries, int]:
+        """The known-identical entries and how many came from an interrupted run.
+        ``lister``: how a replica made as a snapshot is listed (default
+        ``tree.listing``)."""
+        settled = self._settle_snapshot(lister or listing)
+        if settled is not None:
+            return settled, 0
         entries: Entries = {}
         try:
             entries = decode(self.path.read_bytes())
@@ -171,6 +232,7 @@ class Manifest:
     def forget(self) -> None:
         self.path.unlink(missing_ok=True)
         self.journal_path.unlink(missing_ok=True)
+        self.pending_path.unlink(missing_ok=True)
 
 
 class Journal:

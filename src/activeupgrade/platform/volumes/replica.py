@@ -11,6 +11,7 @@ from activeupgrade.platform.volumes import livepath, registry
 from activeupgrade.platform.volumes.registry import Volume
 from activeupgrade.platform.volumes.resync import Progress, Result, resync
 from activeupgrade.platform.volumes.state import SyncState
+from activeupgrade.platform.volumes.storage import Storage
 from activeupgrade.platform.volumes.verify import trusted_by, verify, verify_settled
 from activeupgrade.store.db import Store
 
@@ -40,6 +41,18 @@ def sync(
     vol.last_resync = fresh.last_resync
     registry.invalidate_facts(state)
     return res
+
+
+def snapshot_made(store: Store, vol: Volume, src: str, dst: str, seconds: float,
+                  state: SyncState | None = None) -> None:
+    """Record replica ``dst`` made as a snapshot of ``src`` just now (``snapshot.mirror``)
+    as the last resync: identical when it began, nothing read or copied."""
+    fresh = registry.get(store, vol.name) or vol
+    done = Result(storage=Storage.SNAPSHOT.value, seconds=seconds)
+    fresh.last_resync = {"from": src, "to": dst, "at": time.time(), **done.to_dict()}
+    registry.save(store, fresh)
+    vol.last_resync = fresh.last_resync
+    registry.invalidate_facts(state)
 
 
 SMALL = 100

@@ -4,13 +4,13 @@ When the adopted directory is a btrfs subvolume and the replica folder is on the
 filesystem, replica B is made by the kernel as a read-write snapshot of it
 (``BTRFS_IOC_SNAP_CREATE_V2``): no file is read or written, every block is shared until
 one side changes it. A snapshot keeps every inode as it was (number, ctime, mtime, size,
-mode), so each entry's signature in B is the one A had at that instant, and the manifest
-is written from B's listing: an entry A still has with that signature is identical. The
-entries changed in the last ``RACY_NS`` before the snapshot are left out (a change in the
-same clock tick leaves the ctime as it was); the resync that follows compares them.
+mode), so each entry's signature in B is the one A had at that instant: the manifest is
+written from B's listing at its first load (``Manifest.snapshot_made``), and an entry A
+still has with that signature is identical.
 
-A subvolume nested in the directory appears in a snapshot as an empty placeholder
-directory (inode 2): such a directory is copied instead. Deleting a snapshot replica is one
+A subvolume nested in the directory would appear in a snapshot as an empty placeholder
+directory: such a directory (the kernel lists the subvolumes inside one,
+``BTRFS_IOC_GET_SUBVOL_ROOTREF``) is copied instead. Deleting a snapshot replica is one
 ``BTRFS_IOC_SNAP_DESTROY`` (the filesystem frees its blocks in the background).
 """
 
@@ -25,20 +25,22 @@ import struct
 import time
 
 from activeupgrade.libc import LIBC, path_bytes
-from activeupgrade.platform.volumes.manifest import Entries, Manifest
+from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.state import SyncState
-from activeupgrade.platform.volumes.tree import RACY_NS, SIG_LEN, rec_ctime, rec_ino, rec_mode
 
 BTRFS_MAGIC = 0x9123683E
 """``f_type`` of a btrfs filesystem (statfs)."""
 SUBVOLUME_INO = 256
 """The inode number of a subvolume's root directory (BTRFS_FIRST_FREE_OBJECTID)."""
-PLACEHOLDER_INO = 2
-"""The inode number of the empty directory a nested subvolume leaves in a snapshot."""
 _SNAP_CREATE_V2 = 0x50009417
 """_IOW(0x94, 23, struct btrfs_ioctl_vol_args_v2) (linux/btrfs.h)."""
 _SNAP_DESTROY = 0x5000940F
 """_IOW(0x94, 15, struct btrfs_ioctl_vol_args)."""
+_GET_SUBVOL_ROOTREF = 0xD000943D
+"""_IOWR(0x94, 61, struct btrfs_ioctl_get_subvol_rootref_args): the subvolumes directly
+inside one (up to 255 per call: min_treeid, 255 × (treeid, dirid), num_items)."""
+_ROOTREF_SIZE = 4096
+_ROOTREF_COUNT = 8 + 255 * 16
 _FS_INFO = 0x8400941F
 """_IOR(0x94, 31, struct btrfs_ioctl_fs_info_args): 1024 bytes, the fsid at 16."""
 _ARGS_V2 = struct.Struct("=qQQ32x4040s")
@@ -126,21 +128,42 @@ def delete(path: str) -> None:
         os.close(fp)
 
 
+def nested(path: str) -> bool:
+    """Whether subvolume ``path`` holds another subvolume (its snapshot would hold an empty
+    folder there); True where the kernel cannot tell."""
+    fd = os.open(path, _DIR)
+    try:
+        args = bytearray(_ROOTREF_SIZE)
+        try:
+            fcntl.ioctl(fd, _GET_SUBVOL_ROOTREF, args)
+        except OSError as exc:
+            if exc.errno == errno.EOVERFLOW:
+                return True  # more than one call's worth of them
+            if exc.errno in _UNSUPPORTED:
+                return True
+            raise
+        return args[_ROOTREF_COUNT] > 0
+    finally:
+        os.close(fd)
+
+
 def mirror(src: str, dst: str, manifest: Manifest, state: SyncState) -> bool:
-    """Make ``dst`` (absent, an empty folder or an earlier snapshot) a snapshot of ``src``
-    and write the manifest it vouches for; False where the filesystem does not allow it
-    (the caller copies instead) and ``dst`` is left as an empty folder. The manifest's
-    pairs hold the same signature twice: the orientation does not matter."""
-    if not is_subvolume(src):
+    """Make ``dst`` (absent, an empty folder or an earlier snapshot) a snapshot of
+    subvolume ``src`` and note it in ``manifest`` (whose entries are written at its next
+    load); False where the filesystem does not allow it (the caller copies instead) and
+    ``dst`` is left as an empty folder."""
+    if not is_subvolume(src) or nested(src):
         return False
-    folder = os.path.dirname(os.path.normpath(dst))
     state.trackers.forget(dst)
     if is_subvolume(dst):
-        delete(dst)  # an interrupted earlier mirror: its manifest may be missing
+        delete(dst)  # an interrupted earlier mirror
     elif os.path.isdir(dst):
         if os.listdir(dst):
             return False  # an interrupted copy: it goes on
         os.rmdir(dst)
+    # before the snapshot: its instant is somewhere during the call (which commits a
+    # transaction), and a change just after it may share the clock tick of one just before
+    before = time.time_ns()
     try:
         create(src, dst)
     except OSError as exc:
@@ -148,20 +171,6 @@ def mirror(src: str, dst: str, manifest: Manifest, state: SyncState) -> bool:
             raise
         os.makedirs(dst, mode=0o755, exist_ok=True)
         return False
-    taken = time.time_ns()
-    listing = state.trackers.take(dst, state.tracked(folder)).stats
-    entries: Entries = {}
-    trusted_before = taken - RACY_NS
-    for rel, rec in listing.recs():
-        if rec_ino(rec) == PLACEHOLDER_INO and stat.S_ISDIR(rec_mode(rec)):
-            state.trackers.forget(dst)
-            delete(dst)
-            os.mkdir(dst, 0o755)
-            return False  # a nested subvolume: the snapshot does not hold its files
-        if rec_ctime(rec) < trusted_before:
-            sig = rec[:SIG_LEN]
-            entries[rel] = sig + sig
-    manifest.save(entries)
-    state.forget(manifest)  # nothing left from an earlier resync of the pair
-    state.remember(manifest, entries)  # the resync that follows need not read it back
+    manifest.snapshot_made(os.path.basename(os.path.normpath(dst)), before)
+    state.forget(manifest)
     return True

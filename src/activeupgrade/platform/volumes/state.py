@@ -142,6 +142,8 @@ class SyncState:
         if hit is not None and hit[0] == key:
             return hit[1], 0
         entries, resumed = manifest.load()
+        if key[2]:
+            key = manifest.key()  # a snapshot's entries were written by this load
         if self.track:
             with self.lock:
                 self._memo[str(manifest.path)] = (key, entries)

@@ -122,7 +122,7 @@
     const facts = s.facts || {};
     const out = [];
     for (const ck of facts.checkpoints || []) {
-      const head = `${ck.path}: checkpoint of ${ck.time} (replica ${ck.replica}` + (ck.storage === "reflink" ? ", reflink clones)" : ")");
+      const head = `${ck.path}: checkpoint of ${ck.time} (replica ${ck.replica}` + (ck.storage === "reflink" || ck.storage === "snapshot" ? ", reflink clones)" : ")");
       const w = ck.writes || {};
       if (ck.phase === "frozen") {
         out.push(`${head}: ${w.files || 0} file(s) written since — ${w.created || 0} created, ${w.changed || 0} changed, ${w.deleted || 0} deleted (${humanBytes(Number(w.bytes || 0))})`);
