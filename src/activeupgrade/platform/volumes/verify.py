@@ -23,16 +23,25 @@ from pathlib import Path
 
 from activeupgrade.errors import VerifyMismatch
 from activeupgrade.platform.volumes.manifest import Entries
-from activeupgrade.platform.volumes.tree import join, kind, same_content, sig, xattrs
+from activeupgrade.platform.volumes.tree import (
+    StatLike,
+    info,
+    join,
+    kind,
+    record,
+    same_content,
+    sig,
+    xattrs,
+)
 
-Trusted = Callable[[str, os.stat_result, os.stat_result], bool]
+Trusted = Callable[[str, StatLike, StatLike], bool]
 """Whether the contents of entry ``rel`` (lstat on each side) are known identical."""
 
 
 def trusted_by(known: Entries, first_is_a: bool = True) -> Trusted:
     """Contents vouched for by a manifest's entries (oriented A, B): both signatures now
     are the ones recorded. ``first_is_a``: the first tree compared is replica A."""
-    def trusted(rel: str, x: os.stat_result, y: os.stat_result) -> bool:
+    def trusted(rel: str, x: StatLike, y: StatLike) -> bool:
         pair = known.get(rel)
         if pair is None:
             return False
@@ -77,10 +86,11 @@ def _compare(a: str | Path, b: str | Path, *, content: bool = True,
     return diffs, checked
 
 
-def _listing(root: str, rel: str) -> dict[str, os.stat_result]:
-    """The entries of directory ``rel`` of ``root``: name → lstat (nothing when it cannot
-    be listed as a directory any more)."""
-    out: dict[str, os.stat_result] = {}
+def _listing(root: str, rel: str) -> dict[str, bytes]:
+    """The entries of directory ``rel`` of ``root``: name → record of its lstat (nothing
+    when it cannot be listed as a directory any more). Records, not stat results: a
+    directory of tens of thousands of entries costs a few MB, not tens."""
+    out: dict[str, bytes] = {}
     try:
         fd = os.open(join(root, rel), _DIR_FLAGS)
     except (FileNotFoundError, NotADirectoryError):
@@ -89,7 +99,7 @@ def _listing(root: str, rel: str) -> dict[str, os.stat_result]:
         with os.scandir(fd) as it:
             for de in it:
                 try:
-                    out[de.name] = de.stat(follow_symlinks=False)
+                    out[de.name] = record(de.stat(follow_symlinks=False))
                 except FileNotFoundError:
                     continue
     finally:
@@ -112,38 +122,49 @@ class _Walk:
         self.batch: list[str] = []
 
     def run(self) -> None:
-        stack = [("", os.lstat(self.ra), os.lstat(self.rb))]
+        # Each entry is compared as soon as both directories are listed; what waits on the
+        # stack is the directories still to list (their paths), not every entry's stats.
+        stack: list[tuple[str, bool, bool]] = []
+        x: StatLike = os.lstat(self.ra)
+        y: StatLike = os.lstat(self.rb)
+        if self._visit("", x, y):
+            stack.append(("", stat.S_ISDIR(x.st_mode), stat.S_ISDIR(y.st_mode)))
         while stack:
-            rel, x, y = stack.pop()
-            self.checked += 1
-            self._note(rel, x, 0)
-            self._note(rel, y, 1)
-            if self._linked(x) or self._linked(y):
-                self.both.add(rel)  # (the link structure is compared where both have it)
-            dir_x, dir_y = stat.S_ISDIR(x.st_mode), stat.S_ISDIR(y.st_mode)
-            self._entry(rel, x, y)
-            if not (dir_x or dir_y):
-                continue
+            rel, dir_x, dir_y = stack.pop()
             la = _listing(self.ra, rel) if dir_x else {}
             lb = _listing(self.rb, rel) if dir_y else {}
             prefix = f"{rel}/" if rel else ""
             for name in la.keys() - lb.keys():
-                self._only(0, prefix + name, la[name])
+                self._only(0, prefix + name, info(la[name]))
             for name in lb.keys() - la.keys():
-                self._only(1, prefix + name, lb[name])
+                self._only(1, prefix + name, info(lb[name]))
             for name in la.keys() & lb.keys():
-                stack.append((prefix + name, la[name], lb[name]))
+                x, y = info(la[name]), info(lb[name])
+                if self._visit(prefix + name, x, y):
+                    stack.append((prefix + name, stat.S_ISDIR(x.st_mode),
+                                  stat.S_ISDIR(y.st_mode)))
         self._flush()
 
+    def _visit(self, rel: str, x: StatLike, y: StatLike) -> bool:
+        """Compare entry ``rel`` (``x``, ``y``: its stats on each side); whether it is a
+        directory on either side (to be listed)."""
+        self.checked += 1
+        self._note(rel, x, 0)
+        self._note(rel, y, 1)
+        if self._linked(x) or self._linked(y):
+            self.both.add(rel)  # (the link structure is compared where both have it)
+        self._entry(rel, x, y)
+        return stat.S_ISDIR(x.st_mode) or stat.S_ISDIR(y.st_mode)
+
     @staticmethod
-    def _linked(st: os.stat_result) -> bool:
+    def _linked(st: StatLike) -> bool:
         return stat.S_ISREG(st.st_mode) and st.st_nlink > 1
 
-    def _note(self, rel: str, st: os.stat_result, side: int) -> None:
+    def _note(self, rel: str, st: StatLike, side: int) -> None:
         if self._linked(st):
             self.links[side].append((rel, st.st_ino))
 
-    def _only(self, side: int, rel: str, st: os.stat_result) -> None:
+    def _only(self, side: int, rel: str, st: StatLike) -> None:
         """``rel`` and everything below it exist on one side only."""
         root = self.ra if side == 0 else self.rb
         stack = [(rel, st)]
@@ -153,9 +174,9 @@ class _Walk:
             self._note(r, s, side)
             self.diffs.append((r, f"only in {root}: {r or '.'}"))
             if stat.S_ISDIR(s.st_mode):
-                stack.extend((f"{r}/{n}", cs) for n, cs in _listing(root, r).items())
+                stack.extend((f"{r}/{n}", info(cs)) for n, cs in _listing(root, r).items())
 
-    def _entry(self, rel: str, x: os.stat_result, y: os.stat_result) -> None:
+    def _entry(self, rel: str, x: StatLike, y: StatLike) -> None:
         diffs, name = self.diffs, rel or "."
         if stat.S_IFMT(x.st_mode) != stat.S_IFMT(y.st_mode):
             diffs.append((rel, f"{name}: type {kind(x.st_mode)} vs {kind(y.st_mode)}"))
