@@ -30,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
+import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,7 @@ from pathlib import Path
 from activeupgrade.config.model import VolumeRole
 from activeupgrade.errors import VolumeError
 from activeupgrade.instance import Instance
+from activeupgrade.libc import LIBC
 from activeupgrade.platform.volumes import (
     livepath,
     mounts,
@@ -60,6 +62,8 @@ _STATX_ATTR_IMMUTABLE = 0x10
 _STATX_ATTR_APPEND = 0x20
 _AT_SYMLINK_NOFOLLOW = 0x100
 _AT_STATX_DONT_SYNC = 0x4000
+_ATTRIBUTES = struct.Struct("=Q")
+"""``stx_attributes`` of a struct statx (at offset 8)."""
 
 
 def _aside(path: str) -> Path:
@@ -107,38 +111,43 @@ def _validate(instance: Instance, store: Store, path: str, vol: Volume | None) -
                                "itself: adopt the folders inside it.")
 
 
-def _statx_attributes(libc: ctypes.CDLL, path: str) -> int:
-    buf = ctypes.create_string_buffer(256)
-    if libc.statx(ctypes.c_int(mounts.AT_FDCWD), os.fsencode(path),
-                  ctypes.c_int(_AT_SYMLINK_NOFOLLOW | _AT_STATX_DONT_SYNC),
-                  ctypes.c_uint(0), buf) != 0:
-        return 0
-    return int.from_bytes(buf.raw[8:16], "little")
-
-
 def refuse_unchangeable(root: str, shown_as: str) -> int:
     """Raise VolumeError naming the first immutable or append-only entry of the tree at
     ``root`` (``chattr +i``/``+a``: no resync could ever change it), as a path below
-    ``shown_as``; returns the entries looked at."""
-    libc = ctypes.CDLL(None, use_errno=True)
+    ``shown_as``; returns the entries looked at. One ``statx`` per entry, relative to its
+    directory's descriptor, into one buffer (the walk of every adoption)."""
+    statx, buf = LIBC.statx, ctypes.create_string_buffer(256)
+    flags, unchangeable = (_AT_SYMLINK_NOFOLLOW | _AT_STATX_DONT_SYNC,
+                           _STATX_ATTR_IMMUTABLE | _STATX_ATTR_APPEND)
+    attributes, fsencode = _ATTRIBUTES.unpack_from, os.fsencode
     seen, stack = 0, [root]
     while stack:
         folder = stack.pop()
-        with os.scandir(folder) as it:
-            for entry in it:
-                seen += 1
-                attrs = _statx_attributes(libc, entry.path)
-                if attrs & (_STATX_ATTR_IMMUTABLE | _STATX_ATTR_APPEND):
-                    what = "immutable" if attrs & _STATX_ATTR_IMMUTABLE else "append-only"
-                    rel = os.path.join(shown_as, os.path.relpath(entry.path, root))
-                    raise VolumeError(
-                        f"{rel} is {what}: no resync could change it",
-                        hint=f"Clear the flag (`chattr -{'i' if what == 'immutable' else 'a'}"
-                             f" FILE`, see `lsattr`) or keep that file out of the volume.",
-                        details={"file": rel, "attribute": what})
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            with os.scandir(fd) as it:
+                for entry in it:
+                    seen += 1
+                    if statx(fd, fsencode(entry.name), flags, 0, buf) != 0:
+                        continue
+                    attrs = attributes(buf, 8)[0]
+                    if attrs & unchangeable:
+                        _refuse(os.path.join(folder, entry.name), root, shown_as, attrs)
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(os.path.join(folder, entry.name))
+        finally:
+            os.close(fd)
     return seen
+
+
+def _refuse(path: str, root: str, shown_as: str, attrs: int) -> None:
+    what = "immutable" if attrs & _STATX_ATTR_IMMUTABLE else "append-only"
+    rel = os.path.join(shown_as, os.path.relpath(path, root))
+    raise VolumeError(
+        f"{rel} is {what}: no resync could change it",
+        hint=f"Clear the flag (`chattr -{'i' if what == 'immutable' else 'a'}"
+             f" FILE`, see `lsattr`) or keep that file out of the volume.",
+        details={"file": rel, "attribute": what})
 
 
 def adopt(
