@@ -4,6 +4,8 @@ resync began (the lag of a volume in use), never of a difference on the standby.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -145,3 +147,22 @@ def test_au_volume_verify_means_duplex_as_the_status_does(tmp_path: Path) -> Non
         assert "row5" in err.value.message and "row10" not in err.value.message
     finally:
         store.close()
+
+
+def test_a_wide_tree_is_listed_with_few_descriptors(tmp_path: Path) -> None:
+    """A folder of 3,000 folders is listed and verified with a limit of 256 open files
+    (a listing holds the descriptors of the directories on the current path only)."""
+    for i in range(3000):
+        (tmp_path / "a" / "wide" / f"d{i}").mkdir(parents=True)
+    (tmp_path / "a" / "wide" / "d7" / "f").write_bytes(b"x")
+    subprocess.run(["cp", "-a", str(tmp_path / "a"), str(tmp_path / "b")], check=True)
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))\n"
+        "from activeupgrade.platform.volumes import tree, verify\n"
+        "listed = tree.listing(sys.argv[1])\n"
+        "print(len(listed), verify.differences(sys.argv[1], sys.argv[2]))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "a"),
+                           str(tmp_path / "b")], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["3003", "[]"]

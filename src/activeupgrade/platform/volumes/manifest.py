@@ -31,19 +31,11 @@ import os
 import re
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from activeupgrade.durable import write_durably
-from activeupgrade.platform.volumes.tree import (
-    RACY_NS,
-    SIG,
-    SIG_LEN,
-    Listing,
-    Sig,
-    listing,
-    rec_ctime,
-)
+from activeupgrade.platform.volumes.tree import RACY_NS, SIG, SIG_LEN, Sig, rec_ctime, records
 
 FORMAT = 1
 DONE = b'["#done"]\n'
@@ -125,16 +117,16 @@ def _decode_json(data: bytes) -> Entries:
     return {rel: _pair(v) for rel, v in doc["entries"].items()}
 
 
-Lister = Callable[[str], Listing]
-"""How a load lists a replica (``tree.listing``, or the daemon's change tracking)."""
+Lister = Callable[[str], Iterable[tuple[str, bytes]]]
+"""How a load lists a replica: (relative path, record) of each entry (``tree.records``)."""
 
 
-def from_snapshot(tree: Listing, before_ns: int) -> Entries:
-    """The entries a snapshot taken after ``before_ns`` vouches for (``tree``: its listing,
-    before anything wrote to it)."""
+def from_snapshot(entries: Iterable[tuple[str, bytes]], before_ns: int) -> Entries:
+    """The entries a snapshot taken after ``before_ns`` vouches for (``entries``: its
+    records, read before anything wrote to it)."""
     trusted_before = before_ns - RACY_NS
     out: Entries = {}
-    for rel, rec in tree.recs():
+    for rel, rec in entries:
         if rec_ctime(rec) < trusted_before:
             sig = rec[:SIG_LEN]
             out[rel] = sig + sig
@@ -188,8 +180,8 @@ class Manifest:
     def load(self, lister: Lister | None = None) -> tuple[Entries, int]:
         """The known-identical entries and how many came from an interrupted run.
         ``lister``: how a replica made as a snapshot is listed (default
-        ``tree.listing``)."""
-        settled = self._settle_snapshot(lister or listing)
+        ``tree.records``: one directory held at a time)."""
+        settled = self._settle_snapshot(lister or records)
         if settled is not None:
             return settled, 0
         entries: Entries = {}

@@ -258,40 +258,78 @@ def join(root: str, rel: str) -> str:
     return os.path.join(root, rel) if rel else root
 
 
-def listing(root: str | Path) -> Listing:
-    """Every entry under ``root`` (not following symlinks, not crossing into other
-    trees), as a ``Listing``.
+def directories(root: str | Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Each directory under ``root`` (``""`` last) with its entries' records, one
+    directory at a time (not following symlinks, not crossing into other trees).
 
-    Directories are opened and entries stat'ed relative to their directory's descriptor:
-    the kernel resolves one name per ``lstat`` instead of a whole path."""
-    base = os.fspath(root)
-    out = Listing()
-    out.dirs[ROOT] = {"": record(os.lstat(base))}
+    Depth first, each directory opened relative to its parent's descriptor (no path is
+    resolved twice, none through a symlink) and its entries stat'ed relative to its own:
+    the descriptors open are those of the directories on the current path."""
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     pack, s_isdir = REC.pack, stat.S_ISDIR
-    stack = [("", os.open(base, flags))]
-    while stack:
-        rel, fd = stack.pop()
-        kids: dict[str, bytes] = {}
+    top = os.open(os.fspath(root), flags)
+    try:
+        entries = os.scandir(top)
+    except BaseException:
+        os.close(top)
+        raise
+    stack: list[tuple[str, int, Iterator[os.DirEntry[str]], dict[str, bytes]]] = [
+        ("", top, entries, {})]
+    try:
+        while stack:
+            rel, fd, it, kids = stack[-1]
+            de = next(it, None)
+            if de is None:
+                stack.pop()
+                _close(fd, it)
+                yield rel, kids
+                continue
+            try:
+                st = de.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if s_isdir(st.st_mode):
+                try:
+                    child = os.open(de.name, flags, dir_fd=fd)
+                except FileNotFoundError:
+                    continue
+                try:
+                    stack.append((f"{rel}/{de.name}" if rel else de.name, child,
+                                  os.scandir(child), {}))
+                except BaseException:
+                    os.close(child)
+                    raise
+            kids[de.name] = pack(st.st_ino, st.st_ctime_ns, st.st_mtime_ns,
+                                 st.st_rdev or st.st_size, st.st_mode, st.st_nlink,
+                                 st.st_uid, st.st_gid)
+    finally:
+        for _, fd, it, _ in stack:
+            _close(fd, it)
+
+
+def _close(fd: int, it: Iterator[os.DirEntry[str]]) -> None:
+    close = getattr(it, "close", None)
+    if close is not None:
+        close()
+    os.close(fd)
+
+
+def records(root: str | Path) -> Iterator[tuple[str, bytes]]:
+    """(relative path, record) of every entry under ``root``, the root's own first
+    (``""``), a directory at a time: nothing but one directory is held."""
+    yield "", record(os.lstat(root))
+    for rel, kids in directories(root):
+        prefix = f"{rel}/" if rel else ""
+        for name, rec in kids.items():
+            yield prefix + name, rec
+
+
+def listing(root: str | Path) -> Listing:
+    """Every entry under ``root`` (see ``directories``), as a ``Listing``."""
+    out = Listing()
+    out.dirs[ROOT] = {"": record(os.lstat(root))}
+    for rel, kids in directories(root):
         out.dirs[rel] = kids
-        try:
-            with os.scandir(fd) as it:
-                for de in it:
-                    try:
-                        st = de.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue
-                    if s_isdir(st.st_mode):
-                        try:
-                            stack.append((f"{rel}/{de.name}" if rel else de.name,
-                                          os.open(de.name, flags, dir_fd=fd)))
-                        except FileNotFoundError:
-                            continue
-                    kids[de.name] = pack(st.st_ino, st.st_ctime_ns, st.st_mtime_ns,
-                                         st.st_rdev or st.st_size, st.st_mode, st.st_nlink,
-                                         st.st_uid, st.st_gid)
-        finally:
-            os.close(fd)
     return out
 
 
