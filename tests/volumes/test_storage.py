@@ -129,6 +129,15 @@ def _subvolume(path: Path) -> None:
                    stdout=subprocess.DEVNULL)
 
 
+def _subvolume_and_instance(fs: Path, name: str) -> tuple[Instance, Store, SyncState, Path]:
+    """An instance whose home is on ``fs`` and a new subvolume there to adopt."""
+    inst = Instance(fs / f"home-{name}")
+    inst.ensure()
+    path = fs / f"srv-{name}"
+    _subvolume(path)
+    return inst, Store(inst.db), SyncState(), path
+
+
 def _subvolume_facts(path: Path) -> dict[str, str]:
     """``btrfs subvolume show``'s "Name: value" lines."""
     out = subprocess.run(["btrfs", "subvolume", "show", str(path)], check=True,
@@ -141,12 +150,7 @@ def test_adopting_a_subvolume_makes_replica_b_a_snapshot(btrfs: Path) -> None:
     """On btrfs, a directory that is a subvolume gets replica B as a snapshot of it:
     no block copied, no file read; afterwards resync carries changes as usual and release
     deletes the snapshot."""
-    inst = Instance(btrfs / "home-snap")
-    inst.ensure()
-    store = Store(inst.db)
-    state = SyncState()
-    path = btrfs / "srv-data"
-    _subvolume(path)
+    inst, store, state, path = _subvolume_and_instance(btrfs, "snap")
     (path / "db").mkdir()
     (path / "db" / "big").write_bytes(os.urandom(BIG))
     for i in range(200):
@@ -207,12 +211,7 @@ def _subvolumes(fs: Path) -> list[dict[str, str]]:
 def test_a_subvolume_holding_another_is_copied(btrfs: Path) -> None:
     """A snapshot would hold only an empty folder where a nested subvolume is: such a
     directory is copied instead (reflinks), nested files included."""
-    inst = Instance(btrfs / "home-nested")
-    inst.ensure()
-    store = Store(inst.db)
-    state = SyncState()
-    path = btrfs / "srv-nested"
-    _subvolume(path)
+    inst, store, state, path = _subvolume_and_instance(btrfs, "nested")
     (path / "top").write_bytes(b"top")
     _subvolume(path / "inner")
     (path / "inner" / "deep").write_bytes(b"in the nested subvolume")
