@@ -51,6 +51,7 @@ from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.registry import Volume
 from activeupgrade.platform.volumes.resync import Progress, resync
 from activeupgrade.platform.volumes.state import SyncState
+from activeupgrade.platform.volumes.tree import DIR_FLAGS
 from activeupgrade.store.db import Store
 
 Report = Callable[[str], None]
@@ -123,7 +124,7 @@ def refuse_unchangeable(root: str, shown_as: str) -> int:
     seen, stack = 0, [root]
     while stack:
         folder = stack.pop()
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(folder, DIR_FLAGS)
         try:
             with os.scandir(fd) as it:
                 for entry in it:

@@ -27,6 +27,7 @@ import time
 from activeupgrade.libc import LIBC, path_bytes
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.state import SyncState
+from activeupgrade.platform.volumes.tree import DIR_FLAGS
 
 BTRFS_MAGIC = 0x9123683E
 """``f_type`` of a btrfs filesystem (statfs)."""
@@ -47,7 +48,6 @@ _ARGS_V2 = struct.Struct("=qQQ32x4040s")
 """btrfs_ioctl_vol_args_v2: fd, transid, flags, (qgroup inheritance: none), name."""
 _ARGS = struct.Struct("=q4088s")
 """btrfs_ioctl_vol_args: fd, name."""
-_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _UNSUPPORTED = (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.EPERM)
 """What the kernel answers where a snapshot cannot be made (another filesystem, not
 btrfs, not a subvolume, not allowed)."""
@@ -106,9 +106,9 @@ def _name(path: str) -> tuple[str, bytes]:
 def create(src: str, dst: str) -> None:
     """A read-write snapshot of subvolume ``src`` at ``dst`` (which must not exist)."""
     parent, name = _name(dst)
-    fs = os.open(src, _DIR)
+    fs = os.open(src, DIR_FLAGS)
     try:
-        fp = os.open(parent, _DIR)
+        fp = os.open(parent, DIR_FLAGS)
         try:
             args = bytearray(_ARGS_V2.pack(fs, 0, 0, name))
             fcntl.ioctl(fp, _SNAP_CREATE_V2, args)
@@ -121,7 +121,7 @@ def create(src: str, dst: str) -> None:
 def delete(path: str) -> None:
     """Delete subvolume ``path`` with everything in it (its blocks are freed later)."""
     parent, name = _name(path)
-    fp = os.open(parent, _DIR)
+    fp = os.open(parent, DIR_FLAGS)
     try:
         fcntl.ioctl(fp, _SNAP_DESTROY, bytearray(_ARGS.pack(0, name)))
     finally:
@@ -131,7 +131,7 @@ def delete(path: str) -> None:
 def nested(path: str) -> bool:
     """Whether subvolume ``path`` holds another subvolume (its snapshot would hold an empty
     folder there); True where the kernel cannot tell."""
-    fd = os.open(path, _DIR)
+    fd = os.open(path, DIR_FLAGS)
     try:
         args = bytearray(_ROOTREF_SIZE)
         try:

@@ -258,60 +258,70 @@ def join(root: str, rel: str) -> str:
     return os.path.join(root, rel) if rel else root
 
 
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+"""How every walk of a tree opens a directory: never through a symlink."""
+
+
+def read_dir(fd: int) -> tuple[dict[str, bytes], list[str]]:
+    """The entries of the open directory ``fd``: name → record (each ``lstat`` relative
+    to ``fd``: the kernel resolves one name), and the names of those that are
+    directories. An entry gone meanwhile is left out."""
+    kids: dict[str, bytes] = {}
+    subdirs: list[str] = []
+    pack, s_isdir = REC.pack, stat.S_ISDIR
+    with os.scandir(fd) as it:
+        for de in it:
+            try:
+                st = de.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            kids[de.name] = pack(st.st_ino, st.st_ctime_ns, st.st_mtime_ns,
+                                 st.st_rdev or st.st_size, st.st_mode, st.st_nlink,
+                                 st.st_uid, st.st_gid)
+            if s_isdir(st.st_mode):
+                subdirs.append(de.name)
+    return kids, subdirs
+
+
 def directories(root: str | Path) -> Iterator[tuple[str, dict[str, bytes]]]:
     """Each directory under ``root`` (``""`` last) with its entries' records, one
     directory at a time (not following symlinks, not crossing into other trees).
 
     Depth first, each directory opened relative to its parent's descriptor (no path is
-    resolved twice, none through a symlink) and its entries stat'ed relative to its own:
-    the descriptors open are those of the directories on the current path."""
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-    pack, s_isdir = REC.pack, stat.S_ISDIR
-    top = os.open(os.fspath(root), flags)
+    resolved twice, none through a symlink): the descriptors open are those of the
+    directories on the current path. A directory gone before it was opened is left out
+    of its parent's entries."""
+    top = os.open(os.fspath(root), DIR_FLAGS)
+    stack: list[tuple[str, int, dict[str, bytes], Iterator[str]]] = []
     try:
-        entries = os.scandir(top)
+        kids, subdirs = read_dir(top)
+        stack.append(("", top, kids, iter(subdirs)))
     except BaseException:
         os.close(top)
         raise
-    stack: list[tuple[str, int, Iterator[os.DirEntry[str]], dict[str, bytes]]] = [
-        ("", top, entries, {})]
     try:
         while stack:
-            rel, fd, it, kids = stack[-1]
-            de = next(it, None)
-            if de is None:
+            rel, fd, kids, pending = stack[-1]
+            name = next(pending, None)
+            if name is None:
                 stack.pop()
-                _close(fd, it)
+                os.close(fd)
                 yield rel, kids
                 continue
             try:
-                st = de.stat(follow_symlinks=False)
+                child = os.open(name, DIR_FLAGS, dir_fd=fd)
             except FileNotFoundError:
+                del kids[name]
                 continue
-            if s_isdir(st.st_mode):
-                try:
-                    child = os.open(de.name, flags, dir_fd=fd)
-                except FileNotFoundError:
-                    continue
-                try:
-                    stack.append((f"{rel}/{de.name}" if rel else de.name, child,
-                                  os.scandir(child), {}))
-                except BaseException:
-                    os.close(child)
-                    raise
-            kids[de.name] = pack(st.st_ino, st.st_ctime_ns, st.st_mtime_ns,
-                                 st.st_rdev or st.st_size, st.st_mode, st.st_nlink,
-                                 st.st_uid, st.st_gid)
+            try:
+                ckids, csubdirs = read_dir(child)
+            except BaseException:
+                os.close(child)
+                raise
+            stack.append((f"{rel}/{name}" if rel else name, child, ckids, iter(csubdirs)))
     finally:
-        for _, fd, it, _ in stack:
-            _close(fd, it)
-
-
-def _close(fd: int, it: Iterator[os.DirEntry[str]]) -> None:
-    close = getattr(it, "close", None)
-    if close is not None:
-        close()
-    os.close(fd)
+        for _, fd, _, _ in stack:
+            os.close(fd)
 
 
 def records(root: str | Path) -> Iterator[tuple[str, bytes]]:

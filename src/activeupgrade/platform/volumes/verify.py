@@ -24,11 +24,12 @@ from pathlib import Path
 from activeupgrade.errors import VerifyMismatch
 from activeupgrade.platform.volumes.manifest import Entries
 from activeupgrade.platform.volumes.tree import (
+    DIR_FLAGS,
     StatLike,
     info,
     join,
     kind,
-    record,
+    read_dir,
     same_content,
     sig,
     xattrs,
@@ -53,7 +54,6 @@ LIMIT = 200
 """Differences listed in full; beyond this only counted."""
 READ_BATCH = 64
 """Files whose contents are compared per pool task."""
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _links(linked: list[tuple[str, int]]) -> dict[str, str]:
@@ -90,21 +90,14 @@ def _listing(root: str, rel: str) -> dict[str, bytes]:
     """The entries of directory ``rel`` of ``root``: name → record of its lstat (nothing
     when it cannot be listed as a directory any more). Records, not stat results: a
     directory of tens of thousands of entries costs a few MB, not tens."""
-    out: dict[str, bytes] = {}
     try:
-        fd = os.open(join(root, rel), _DIR_FLAGS)
+        fd = os.open(join(root, rel), DIR_FLAGS)
     except (FileNotFoundError, NotADirectoryError):
-        return out
+        return {}
     try:
-        with os.scandir(fd) as it:
-            for de in it:
-                try:
-                    out[de.name] = record(de.stat(follow_symlinks=False))
-                except FileNotFoundError:
-                    continue
+        return read_dir(fd)[0]
     finally:
         os.close(fd)
-    return out
 
 
 class _Walk:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from activeupgrade.platform.volumes.tree import (
+    DIR_FLAGS,
     REC,
     Listing,
     Sigs,
@@ -72,7 +73,6 @@ HISTORY_NAMES = 20_000
 re-read) is remembered as "anything may have changed": its names would cost more memory
 than a full compare of a mark older than it costs time."""
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _libc: Final = ctypes.CDLL(None, use_errno=True)
 """The C library (a handle, not state): inotify has no wrapper in the os module."""
 
@@ -188,7 +188,7 @@ class Tracker:
                 self._watch(rel)  # before listing: no change can fall in between
                 kids: dict[str, bytes] = {}
                 canon = self._canon(rel)
-                fd = os.open(join(self.root, rel), _DIR_FLAGS)
+                fd = os.open(join(self.root, rel), DIR_FLAGS)
                 try:
                     with os.scandir(fd) as it:
                         for de in it:
