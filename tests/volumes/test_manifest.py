@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
-from activeupgrade.platform.volumes.manifest import Journal, Manifest, decode, encode, pair
-from activeupgrade.platform.volumes.tree import SIG
+from activeupgrade.platform.volumes.manifest import (
+    PAIR,
+    Journal,
+    Manifest,
+    decode,
+    encode,
+    pair,
+)
+from activeupgrade.platform.volumes.tree import RACY_NS, SIG, sig
 
 A = SIG.pack(11, 1700000000000000001, 1600000000000000002, 42, 0o100644)
 B = SIG.pack(12, 1700000000000000003, 1600000000000000002, 42, 0o100644)
@@ -60,3 +69,43 @@ def test_interrupted_journal_counts_resumed_entries(tmp_path: Path) -> None:
         fh.write(b'["c",1,2')
     entries, resumed = Manifest(tmp_path).load()
     assert set(entries) == {"a", "b"} and resumed == 2
+
+
+def test_a_snapshot_vouches_only_for_entries_older_than_its_racy_window(
+        tmp_path: Path) -> None:
+    """The manifest of a replica made as a snapshot: every entry of the replica with the
+    same signature on both sides, except those changed within RACY_NS before it (a change
+    in the same clock tick would leave the ctime as it was); written at the first load,
+    once."""
+    b = tmp_path / "b"
+    b.mkdir()
+    (b / "old").write_bytes(b"old")
+    old_changed = os.lstat(b / "old").st_ctime_ns
+    while time.time_ns() <= old_changed + 2 * RACY_NS:  # the clock leaves its window
+        time.sleep(0.005)
+    (b / "new").write_bytes(b"new")
+    m = Manifest(tmp_path)
+    changed = os.lstat(b / "new").st_ctime_ns
+    m.snapshot_made("b", changed + RACY_NS // 2)  # "new" changed just before it
+    entries, resumed = m.load()
+    assert resumed == 0 and not m.pending_path.exists() and m.path.exists()
+    sig_old = sig(os.lstat(b / "old"))
+    assert entries["old"] == sig_old + sig_old
+    assert "new" not in entries
+    assert m.load()[0] == entries  # from the manifest written, not listed again
+    (b / "later").write_bytes(b"x")
+    assert "later" not in m.load()[0]
+
+
+def test_a_pending_snapshot_note_after_its_manifest_is_dropped(tmp_path: Path) -> None:
+    """A crash between writing a snapshot's manifest and removing the note: the next load
+    reads the manifest and removes the note; a torn note is removed too."""
+    (tmp_path / "b").mkdir()
+    m = Manifest(tmp_path)
+    m.save({"kept": PAIR.pack(*range(10))})
+    m.pending_path.write_text('{"format": 1, "replica": "b", "before_ns": 0}')
+    assert m.load()[0] == {"kept": PAIR.pack(*range(10))}
+    assert not m.pending_path.exists()
+    m.forget()
+    m.pending_path.write_text('{"format": 1, "repl')
+    assert m.load() == ({}, 0) and not m.pending_path.exists()

@@ -31,7 +31,7 @@ import os
 import re
 import struct
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from activeupgrade.durable import write_durably
@@ -117,10 +117,6 @@ def _decode_json(data: bytes) -> Entries:
     return {rel: _pair(v) for rel, v in doc["entries"].items()}
 
 
-Lister = Callable[[str], Iterable[tuple[str, bytes]]]
-"""How a load lists a replica: (relative path, record) of each entry (``tree.records``)."""
-
-
 def from_snapshot(entries: Iterable[tuple[str, bytes]], before_ns: int) -> Entries:
     """The entries a snapshot taken after ``before_ns`` vouches for (``entries``: its
     records, read before anything wrote to it)."""
@@ -145,7 +141,7 @@ class Manifest:
         """Identity and version of the files (inode, mtime, size of each): equal keys,
         equal contents (``state.SyncState`` keeps decoded entries by it)."""
         out: list[tuple[int, ...]] = []
-        for path in (self.path, self.journal_path, self.pending_path):
+        for path in (self.path, self.journal_path):
             try:
                 st = os.stat(path)
                 out.append((st.st_ino, st.st_mtime_ns, st.st_size))
@@ -160,7 +156,10 @@ class Manifest:
         doc = {"format": FORMAT, "replica": replica, "before_ns": before_ns}
         write_durably(self.pending_path, json.dumps(doc).encode())
 
-    def _settle_snapshot(self, lister: Lister) -> Entries | None:
+    def settle_snapshot(self) -> Entries | None:
+        """Where a replica was made as a snapshot (``snapshot_made``) and no manifest
+        written since: list it, write the manifest and return its entries; else None.
+        Every load does this first."""
         try:
             doc = json.loads(self.pending_path.read_bytes())
         except FileNotFoundError:
@@ -171,17 +170,14 @@ class Manifest:
         if self.path.exists() or doc.get("format") != FORMAT or replica not in ("a", "b"):
             self.pending_path.unlink(missing_ok=True)  # written already (or unreadable)
             return None
-        entries = from_snapshot(lister(str(self.path.parent / replica)),
-                                int(doc["before_ns"]))
+        entries = from_snapshot(records(self.path.parent / replica), int(doc["before_ns"]))
         self.save(entries)
         self.pending_path.unlink(missing_ok=True)
         return entries
 
-    def load(self, lister: Lister | None = None) -> tuple[Entries, int]:
-        """The known-identical entries and how many came from an interrupted run.
-        ``lister``: how a replica made as a snapshot is listed (default
-        ``tree.records``: one directory held at a time)."""
-        settled = self._settle_snapshot(lister or records)
+    def load(self) -> tuple[Entries, int]:
+        """The known-identical entries and how many came from an interrupted run."""
+        settled = self.settle_snapshot()
         if settled is not None:
             return settled, 0
         entries: Entries = {}

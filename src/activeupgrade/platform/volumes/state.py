@@ -136,14 +136,16 @@ class SyncState:
         """``manifest.load()``, from memory when the files have not changed since this
         state last read or wrote them. The result is shared: only a resync changes it (in
         place, holding both trees; after a failed one the files are read again)."""
+        settled = manifest.settle_snapshot()
         key = manifest.key()
-        with self.lock:
-            hit = self._memo.get(str(manifest.path))
-        if hit is not None and hit[0] == key:
-            return hit[1], 0
-        entries, resumed = manifest.load()
-        if key[2]:
-            key = manifest.key()  # a snapshot's entries were written by this load
+        if settled is not None:
+            entries, resumed = settled, 0
+        else:
+            with self.lock:
+                hit = self._memo.get(str(manifest.path))
+            if hit is not None and hit[0] == key:
+                return hit[1], 0
+            entries, resumed = manifest.load()
         if self.track:
             with self.lock:
                 self._memo[str(manifest.path)] = (key, entries)
