@@ -33,24 +33,29 @@ def sync(
         raise VolumeError(f"cannot resync replica {src} of {vol.name} from itself")
     res = resync(vol.replica(src), vol.replica(dst), vol.manifest, src_is_a=src == "a",
                  progress=progress, check=check, state=state)
-    fresh = registry.get(store, vol.name) or vol
-    measure(fresh, res)
-    fresh.last_resync = {"from": src, "to": dst, "at": time.time(), **res.to_dict()}
-    registry.save(store, fresh)
-    vol.bps, vol.fps, vol.base = fresh.bps, fresh.fps, fresh.base
-    vol.last_resync = fresh.last_resync
-    registry.invalidate_facts(state)
+    _record(store, vol, src, dst, res, state, measured=True)
     return res
 
 
 def snapshot_made(store: Store, vol: Volume, src: str, dst: str, seconds: float,
                   state: SyncState | None = None) -> None:
     """Record replica ``dst`` made as a snapshot of ``src`` just now (``snapshot.mirror``)
-    as the last resync: identical when it began, nothing read or copied."""
+    as the last resync: identical when it began, nothing read or copied (no rate to
+    measure)."""
+    _record(store, vol, src, dst, Result(storage=Storage.SNAPSHOT.value, seconds=seconds),
+            state, measured=False)
+
+
+def _record(store: Store, vol: Volume, src: str, dst: str, res: Result,
+            state: SyncState | None, *, measured: bool) -> None:
+    """``res`` as the volume's last resync (and its rates, where ``measured``), in the
+    registry and in ``vol``; the pending-resync figures are stale."""
     fresh = registry.get(store, vol.name) or vol
-    done = Result(storage=Storage.SNAPSHOT.value, seconds=seconds)
-    fresh.last_resync = {"from": src, "to": dst, "at": time.time(), **done.to_dict()}
+    if measured:
+        measure(fresh, res)
+    fresh.last_resync = {"from": src, "to": dst, "at": time.time(), **res.to_dict()}
     registry.save(store, fresh)
+    vol.bps, vol.fps, vol.base = fresh.bps, fresh.fps, fresh.base
     vol.last_resync = fresh.last_resync
     registry.invalidate_facts(state)
 
