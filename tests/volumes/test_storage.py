@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from activeupgrade.config.model import VolumeRole
+from activeupgrade.checks.runner import CheckEnv, run_one
+from activeupgrade.config.model import Config, VolumeRole, VolumeSpec
 from activeupgrade.instance import Instance
 from activeupgrade.platform.volumes import adoption, livepath, registry, replica, snapshot
 from activeupgrade.platform.volumes.manifest import Manifest
@@ -157,10 +158,13 @@ def test_adopting_a_subvolume_makes_replica_b_a_snapshot(btrfs: Path) -> None:
         (path / "db" / f"row{i}").write_bytes(os.urandom(i * 37))
     os.link(path / "db" / "row1", path / "db" / "row1.link")
     os.symlink("row2", path / "db" / "current")
+    # and Debian's own files: this host's /etc (alternatives symlinks, certificates,
+    # restrictive modes and groups such as shadow's)
+    subprocess.run(["cp", "-a", "/etc", str(path / "etc")], check=True)
     os.sync()
     # entries changed in the racy window before the snapshot are compared, not trusted:
     # let the clock leave it, so that every entry is vouched for by the snapshot
-    last = os.lstat(path / "db").st_ctime_ns
+    last = time.time_ns()  # every entry was changed before now
     while time.time_ns() <= last + RACY_NS:
         time.sleep(0.005)
     before = _free(btrfs)
@@ -180,6 +184,10 @@ def test_adopting_a_subvolume_makes_replica_b_a_snapshot(btrfs: Path) -> None:
         assert done["scanned"] == 0  # not a file looked at: the manifest is written later
         assert vol.manifest.pending_path.exists()
         assert differences(vol.replica("a"), vol.replica("b")) == []
+        # the readiness check of a split takes the two subvolumes as one filesystem
+        cfg = Config(volumes=(VolumeSpec(str(path), VolumeRole.DATA),))
+        same = run_one("AU-C005", CheckEnv(instance=inst, store=store, config=cfg))
+        assert same.ok, same.message
 
         (path / "db" / "row3").write_bytes(b"written after the adoption")
         (path / "db" / "row4").unlink()
@@ -194,7 +202,7 @@ def test_adopting_a_subvolume_makes_replica_b_a_snapshot(btrfs: Path) -> None:
         assert replica.verify_volume(vol, full=True, state=state) > 200
 
         adoption.release(store, vol, state=state)
-        assert not any(v["path"].startswith("home-snap") for v in _subvolumes(btrfs))
+        assert not any(v.startswith("home-snap") for v in _subvolumes(btrfs))
         assert (path / "db" / "row3").read_bytes() == b"written after the adoption"
         assert not livepath.mounted(path)
     finally:
@@ -202,10 +210,11 @@ def test_adopting_a_subvolume_makes_replica_b_a_snapshot(btrfs: Path) -> None:
         store.close()
 
 
-def _subvolumes(fs: Path) -> list[dict[str, str]]:
+def _subvolumes(fs: Path) -> list[str]:
+    """The paths ``btrfs subvolume list`` gives for ``fs``'s subvolumes."""
     out = subprocess.run(["btrfs", "subvolume", "list", str(fs)], check=True,
                          capture_output=True, text=True).stdout
-    return [{"path": line.split(" path ", 1)[1]} for line in out.splitlines()]
+    return [line.split(" path ", 1)[1] for line in out.splitlines()]
 
 
 def test_a_subvolume_holding_another_is_copied(btrfs: Path) -> None:
@@ -230,8 +239,9 @@ def test_a_subvolume_holding_another_is_copied(btrfs: Path) -> None:
 
 
 def test_subvolumes_are_one_filesystem(btrfs: Path, xfs: Path) -> None:
-    """A btrfs subvolume has a device number of its own: the readiness check AU-C005 and
-    the racy window still take it as the filesystem it is (and another one as another)."""
+    """A btrfs subvolume has a device number of its own: ``same_filesystem`` (what the
+    readiness check AU-C005 and the racy window ask) still takes it as the filesystem it
+    is, and another filesystem as another."""
     _subvolume(btrfs / "sub-one")
     (btrfs / "plain-dir").mkdir()
     assert os.stat(btrfs / "sub-one").st_dev != os.stat(btrfs / "plain-dir").st_dev
