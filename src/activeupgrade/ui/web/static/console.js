@@ -175,11 +175,23 @@
     return `${title}: not allowed in ${s.upgrade_state} / ${s.operational_state}`;
   }
 
+  // Whether progress p is older than q: the same request, and an earlier step or less
+  // far into the same one (progress events change no status time, so an action's answer
+  // can carry progress older than the last event's).
+  function staler(p, q) {
+    if (!p.step) return true;
+    if (!q || !q.step || p.request !== q.request) return false;
+    const ps = Number(p.started || 0), qs = Number(q.started || 0);
+    return ps < qs || (ps === qs && Number(p.overall || 0) < Number(q.overall || 0));
+  }
+
   let last = null;
   function showStatus(s) {
     // An action's answer can arrive after newer events: never go back in time.
     if (last && Number(s.updated || 0) < Number(last.updated || 0)) s = last;
-    if (last && s.operational_state === "Busy" && !(s.progress || {}).step) s.progress = last.progress;
+    if (last && s.operational_state === "Busy" && staler(s.progress || {}, last.progress)) {
+      s.progress = last.progress;
+    }
     last = s;
     const set = (id, v) => { const e = $(id); if (e) e.textContent = v; };
     set("sb-upgrade", s.upgrade_state);
