@@ -8,6 +8,7 @@ from pathlib import Path
 
 from activeupgrade.platform.volumes.manifest import (
     PAIR,
+    Entries,
     Journal,
     Manifest,
     decode,
@@ -108,4 +109,26 @@ def test_a_pending_snapshot_note_after_its_manifest_is_dropped(tmp_path: Path) -
     assert not m.pending_path.exists()
     m.forget()
     m.pending_path.write_text('{"format": 1, "repl')
-    assert m.load() == ({}, 0) and not m.pending_path.exists()
+    entries, resumed = m.load()
+    assert not entries and resumed == 0 and not m.pending_path.exists()
+
+
+def test_entries_keep_every_pair_through_changes_in_place() -> None:
+    """``Entries`` against a plain dict through the changes a resync makes in place: new
+    names, pairs replaced, names removed until a directory's buffer is compacted, the
+    root's own entry and a name that is not UTF-8; the pairs read back are those set."""
+    mine, theirs = Entries(), {}
+    rels = ["", "top", ODD, "d/x", "d/y", "d/e/deep", *(f"big/f{i}" for i in range(40))]
+    for n, rel in enumerate(rels):
+        mine[rel] = theirs[rel] = PAIR.pack(*range(n, n + 10))
+    mine["d/x"] = theirs["d/x"] = pair(B, A)  # replaced in place
+    for i in range(0, 40, 2):  # most of a directory removed: its slots compacted
+        assert mine.pop(f"big/f{i}") == theirs.pop(f"big/f{i}")
+    del mine["d/e/deep"], theirs["d/e/deep"]
+    mine["big/f0"] = theirs["big/f0"] = pair(A, A)  # a removed name back
+    assert mine == theirs and len(mine) == len(theirs) == 26
+    assert sorted(mine) == sorted(theirs) and dict(mine.items()) == theirs
+    assert all(mine[rel] == p for rel, p in theirs.items())
+    assert "d/e/deep" not in mine and mine.get("d/e/deep") is None
+    assert mine.pop("nothing", None) is None
+    assert decode(encode(mine)) == theirs

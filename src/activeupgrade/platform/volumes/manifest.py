@@ -19,9 +19,12 @@ A completed resync leaves its journal in place (cheaper than rewriting the manif
 it grows to a quarter of the manifest, when both are folded into a new manifest.
 Formats are pinned by a golden test (``tests/volumes/test_manifest.py``).
 
-In memory each entry is one packed pair (``PAIR``: the two signatures as ``tree.SIG``
-packs them, 68 bytes): a few hundred thousand entries cost tens of MB, not hundreds. The
-manifest is read and written a piece at a time (never as one JSON document in memory).
+In memory (``Entries``) the pairs of a directory's entries are packed side by side in one
+buffer (``PAIR``: the two signatures as ``tree.SIG`` packs them, 68 bytes each), found by
+name, and names and directories are the interpreter's interned strings, shared with the
+change trackers' listings of the same trees: an entry costs its 68 bytes and a slot in its
+directory's index, with no object of its own and no full path. The manifest is read and
+written a piece at a time (never as one JSON document in memory).
 """
 
 from __future__ import annotations
@@ -30,25 +33,142 @@ import json
 import os
 import re
 import struct
+import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 
 from activeupgrade.durable import write_durably
-from activeupgrade.platform.volumes.tree import RACY_NS, SIG, SIG_LEN, Sig, rec_ctime, records
+from activeupgrade.platform.volumes.tree import (
+    RACY_NS,
+    SIG,
+    SIG_LEN,
+    Sig,
+    rec_ctime,
+    records,
+)
 
 FORMAT = 1
 DONE = b'["#done"]\n'
 """Journal line written when a resync completes: entries after the last one are from an
 interrupted run."""
 PAIR = struct.Struct("=" + SIG.format.lstrip("=") * 2)
+PAIR_LEN = PAIR.size
 Pair = bytes
 """Replica A's signature then B's, packed (``PAIR``)."""
-Entries = dict[str, Pair]
 _HEAD = b'{"format":%d,"entries":{' % FORMAT
 _ENTRY = re.compile(rb'"((?:[^"\\]|\\.)*)":\[(-?\d+(?:,-?\d+){9})\],?')
 PIECE = 4096
 """Entries per piece written."""
+
+
+class _Dir:
+    """The entries of one directory: name → slot, and the slots' pairs side by side."""
+
+    __slots__ = ("at", "data")
+
+    def __init__(self) -> None:
+        self.at: dict[str, int] = {}
+        self.data = bytearray()
+
+    def compact(self) -> None:
+        """Drop the slots of removed names (once they are most of the buffer)."""
+        data, old = bytearray(), self.data
+        for slot, (name, i) in enumerate(self.at.items()):
+            o = i * PAIR_LEN
+            data += old[o:o + PAIR_LEN]
+            self.at[name] = slot
+        self.data = data
+
+
+class Entries(MutableMapping[str, Pair]):
+    """The known-identical entries: relative path → pair, kept by directory (see the
+    module docstring; the root's own entry ``""`` is the name ``""`` of directory ``""``,
+    which no other name is). Changed in place by a resync; ``Mapping`` equality with a
+    dict."""
+
+    __slots__ = ("_dirs", "_len")
+
+    def __init__(self, items: Iterable[tuple[str, Pair]] = ()) -> None:
+        self._dirs: dict[str, _Dir] = {}
+        self._len = 0
+        for rel, p in items:
+            self[rel] = p
+
+    def __len__(self) -> int:
+        return self._len
+
+    def get(self, rel: str, default: Pair | None = None) -> Pair | None:  # type: ignore[override]
+        head, _, name = rel.rpartition("/")
+        d = self._dirs.get(head)
+        if d is not None:
+            i = d.at.get(name)
+            if i is not None:
+                o = i * PAIR_LEN
+                return bytes(d.data[o:o + PAIR_LEN])
+        return default
+
+    def __getitem__(self, rel: str) -> Pair:
+        out = self.get(rel)
+        if out is None:
+            raise KeyError(rel)
+        return out
+
+    def __contains__(self, rel: object) -> bool:
+        if not isinstance(rel, str):
+            return False
+        head, _, name = rel.rpartition("/")
+        d = self._dirs.get(head)
+        return d is not None and name in d.at
+
+    def __setitem__(self, rel: str, p: Pair) -> None:
+        if len(p) != PAIR_LEN:
+            raise ValueError(f"a manifest pair is {PAIR_LEN} bytes, not {len(p)}")
+        head, _, name = rel.rpartition("/")
+        d = self._dirs.get(head)
+        if d is None:
+            d = self._dirs[sys.intern(head)] = _Dir()
+        i = d.at.get(name)
+        if i is None:
+            d.at[sys.intern(name)] = len(d.data) // PAIR_LEN
+            d.data += p
+            self._len += 1
+        else:
+            o = i * PAIR_LEN
+            d.data[o:o + PAIR_LEN] = p
+
+    def __delitem__(self, rel: str) -> None:
+        head, _, name = rel.rpartition("/")
+        d = self._dirs.get(head)
+        if d is None or name not in d.at:
+            raise KeyError(rel)
+        del d.at[name]
+        self._len -= 1
+        if not d.at:
+            del self._dirs[head]
+        elif len(d.data) > 2 * PAIR_LEN * len(d.at) + 4 * PAIR_LEN:
+            d.compact()
+
+    def pop(self, rel: str, *default: Pair | None) -> Pair | None:  # type: ignore[override]
+        out = self.get(rel)
+        if out is None:
+            if default:
+                return default[0]
+            raise KeyError(rel)
+        del self[rel]
+        return out
+
+    def __iter__(self) -> Iterator[str]:
+        for rel, _ in self.items():
+            yield rel
+
+    def items(self) -> Iterator[tuple[str, Pair]]:  # type: ignore[override]
+        for head, d in self._dirs.items():
+            prefix = f"{head}/" if head else ""
+            data = d.data
+            for name, i in d.at.items():
+                o = i * PAIR_LEN
+                yield prefix + name, bytes(data[o:o + PAIR_LEN])
 
 
 def pair(a: Sig, b: Sig) -> Pair:
@@ -70,7 +190,7 @@ def _pair(values: list[int]) -> Pair:
     return PAIR.pack(*values)
 
 
-def pieces(entries: Entries) -> Iterator[bytes]:
+def pieces(entries: Mapping[str, Pair]) -> Iterator[bytes]:
     """The manifest file, a piece at a time (as ``json.dumps`` with compact separators
     writes the document)."""
     yield _HEAD
@@ -86,7 +206,7 @@ def pieces(entries: Entries) -> Iterator[bytes]:
     yield b"}}"
 
 
-def encode(entries: Entries) -> bytes:
+def encode(entries: Mapping[str, Pair]) -> bytes:
     return b"".join(pieces(entries))
 
 
@@ -95,7 +215,7 @@ def decode(data: bytes) -> Entries:
     have written is read by the json module instead)."""
     if not (data.startswith(_HEAD) and data.endswith(b"}}")):
         return _decode_json(data)
-    out: Entries = {}
+    out = Entries()
     pos, end = len(_HEAD), len(data) - 2
     pack = PAIR.pack
     for m in _ENTRY.finditer(data, pos, end):
@@ -113,15 +233,15 @@ def decode(data: bytes) -> Entries:
 def _decode_json(data: bytes) -> Entries:
     doc = json.loads(data)
     if doc.get("format") != FORMAT:
-        return {}
-    return {rel: _pair(v) for rel, v in doc["entries"].items()}
+        return Entries()
+    return Entries((rel, _pair(v)) for rel, v in doc["entries"].items())
 
 
 def from_snapshot(entries: Iterable[tuple[str, bytes]], before_ns: int) -> Entries:
     """The entries a snapshot taken after ``before_ns`` vouches for (``entries``: its
     records, read before anything wrote to it)."""
     trusted_before = before_ns - RACY_NS
-    out: Entries = {}
+    out = Entries()
     for rel, rec in entries:
         if rec_ctime(rec) < trusted_before:
             sig = rec[:SIG_LEN]
@@ -180,11 +300,10 @@ class Manifest:
         settled = self.settle_snapshot()
         if settled is not None:
             return settled, 0
-        entries: Entries = {}
         try:
             entries = decode(self.path.read_bytes())
         except (FileNotFoundError, ValueError, KeyError, TypeError):
-            entries = {}
+            entries = Entries()
         resumed = 0
         try:
             with open(self.journal_path, "rb") as fh:
@@ -213,7 +332,7 @@ class Manifest:
         if not self.path.exists() or journaled > len(entries) // 4:
             self.save(entries)
 
-    def save(self, entries: Entries) -> None:
+    def save(self, entries: Mapping[str, Pair]) -> None:
         write_durably(self.path, pieces(entries))
         self.journal_path.unlink(missing_ok=True)
 

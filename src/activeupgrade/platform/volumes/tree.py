@@ -20,6 +20,7 @@ import itertools
 import os
 import stat
 import struct
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -170,11 +171,13 @@ class Listing(Mapping[str, Info]):
         return None if rec is None else rec[:SIG_LEN]
 
     def put(self, rel: str, rec: bytes) -> None:
+        """Set ``rel``'s record (a new name or directory kept as an interned string: see
+        ``watch.Tracker._scan_dir``)."""
         head, name = split(rel)
         kids = self.dirs.get(head)
         if kids is None:
-            kids = self.dirs[head] = {}
-        kids[name] = rec
+            kids = self.dirs[sys.intern(head)] = {}
+        kids[sys.intern(name)] = rec
 
     def regular_bytes(self) -> int:
         """The size of every regular file."""

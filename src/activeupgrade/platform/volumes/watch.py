@@ -27,6 +27,7 @@ import errno
 import os
 import stat
 import struct
+import sys
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterable
@@ -108,12 +109,8 @@ class Tracker:
     """One tree: its last known entries (a compact ``tree.Listing``) and the inotify
     watches that keep them true."""
 
-    def __init__(self, root: str, serial: int, like: Listing | None = None) -> None:
+    def __init__(self, root: str, serial: int) -> None:
         self.root = root
-        self._like = like
-        """While the first scan runs: the listing of a tree like this one (the other
-        replica), whose name strings the entries found in both share: one object per
-        name, not one per replica."""
         fd = _libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
         if fd < 0:
             raise Untrackable(os.strerror(ctypes.get_errno()))
@@ -138,7 +135,6 @@ class Tracker:
         self._put("", os.lstat(root))
         self._scan_dir("")
         self._touched = set()
-        self._like = None
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -175,10 +171,12 @@ class Tracker:
         """(Re)list ``top`` and everything below it, watching each directory first.
 
         The hot loop of a first scan: entries are stat'ed relative to their directory's
-        descriptor (one name resolved per ``lstat``) and recorded inline."""
+        descriptor (one name resolved per ``lstat``) and recorded inline. Names and
+        directories are kept as interned strings: one object per name for both replicas'
+        trackers and the manifest (``manifest.Entries``), not one per tree."""
         stack = [top]
         dirs, multi = self.tree.dirs, self.multi
-        s_isdir, pack = stat.S_ISDIR, REC.pack
+        s_isdir, pack, intern = stat.S_ISDIR, REC.pack, sys.intern
         while stack:
             rel = stack.pop()
             prefix = f"{rel}/" if rel else ""
@@ -187,7 +185,6 @@ class Tracker:
             try:
                 self._watch(rel)  # before listing: no change can fall in between
                 kids: dict[str, bytes] = {}
-                canon = self._canon(rel)
                 fd = os.open(join(self.root, rel), DIR_FLAGS)
                 try:
                     with os.scandir(fd) as it:
@@ -196,14 +193,14 @@ class Tracker:
                                 st = de.stat(follow_symlinks=False)
                             except FileNotFoundError:
                                 continue
-                            name = de.name if canon is None else canon.get(de.name, de.name)
+                            name = intern(de.name)
                             kids[name] = pack(st.st_ino, st.st_ctime_ns, st.st_mtime_ns,
                                               st.st_rdev or st.st_size, st.st_mode,
                                               st.st_nlink, st.st_uid, st.st_gid)
                             if st.st_nlink > 1 and not s_isdir(st.st_mode):
                                 multi.add(prefix + de.name)
                             elif s_isdir(st.st_mode):
-                                stack.append(prefix + de.name)
+                                stack.append(intern(prefix + name))
                 finally:
                     os.close(fd)
                 dirs[rel] = kids
@@ -212,18 +209,6 @@ class Tracker:
                 if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                     raise
                 self._drop(rel)  # gone, or replaced by something that is not a directory
-
-    def _canon(self, rel: str) -> dict[str, str] | None:
-        """The names of ``rel`` in the tree like this one, as their own keys (None: none
-        known, or that tree changed while they were read: its tracker may be reading
-        it again meanwhile, and sharing a name is only a saving)."""
-        same = None if self._like is None else self._like.dirs.get(rel)
-        if not same:
-            return None
-        try:
-            return {n: n for n in same}
-        except RuntimeError:
-            return None
 
     def _drop(self, rel: str) -> None:
         """Forget ``rel`` and everything below it."""
@@ -373,19 +358,11 @@ class Tracker:
                 continue
             self._take(child, cst)
 
-    def current(self, own: frozenset[str] = frozenset(),
-                like: Listing | None = None) -> Listing:
+    def current(self, own: frozenset[str] = frozenset()) -> Listing:
         """The tree as it is now: the tracker's own maps, not copies (copying them would
         make every look O(entries)); read-only, and valid until the next look at this tree.
         ``own``: directories the caller created and filled itself (nothing unseen can have
-        happened in them); ``like``: the listing of a tree like this one (see ``_like``)."""
-        self._like = like
-        try:
-            return self._current(own)
-        finally:
-            self._like = None
-
-    def _current(self, own: frozenset[str]) -> Listing:
+        happened in them)."""
         dirty, transient = self._events(own)
         if transient:
             # A name created and gone again between two looks: had it been a hard link to
@@ -504,29 +481,19 @@ class Trackers:
                 if tracker is None:
                     # built under the lock: two callers never build the same tree twice
                     self._serial += 1
-                    tracker = Tracker(key, self._serial, self._sibling(key))
+                    tracker = Tracker(key, self._serial)
                     self._trees[key] = tracker
                     while len(self._trees) > self.keep:
                         self._trees.popitem(last=False)[1].close()
                     return Snapshot(tracker.tree, Sigs(tracker.tree), set(tracker.multi),
                                     tracker.mark())
                 self._trees[key] = tracker
-                like = self._sibling(key)
             with tracker.lock:
-                tree = tracker.current(own, like)
+                tree = tracker.current(own)
                 return Snapshot(tree, Sigs(tree), set(tracker.multi), tracker.mark())
         except Untrackable:
             self.forget(key)
             return _scan_plain(key)
-
-    def _sibling(self, key: str) -> Listing | None:
-        """The listing of a tracked tree beside ``key`` (replica a for b, and the
-        reverse): the two hold the same names."""
-        parent = os.path.dirname(key)
-        for root, tracker in self._trees.items():
-            if root != key and os.path.dirname(root) == parent:
-                return tracker.tree
-        return None
 
     def snapshot(self, root: str | os.PathLike[str], track: bool = True,
                  own: frozenset[str] = frozenset()) -> tuple[Listing, Sigs]:
