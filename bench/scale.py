@@ -327,7 +327,8 @@ def main() -> None:
         print(f"measuring {args.tree or n} files, load average {os.getloadavg()}",
               file=sys.stderr)
         rows.append(one_size(base, n, args.btrfs, args.tree))
-        print(f"measured {n} files, load average {os.getloadavg()}", file=sys.stderr)
+        print(f"measured {rows[-1]['files']:.0f} files, load average {os.getloadavg()}",
+              file=sys.stderr)
     report(rows)
 
 
