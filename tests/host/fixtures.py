@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -43,14 +43,19 @@ def host_problem() -> str:
 
 @contextmanager
 def booted_host(recipe: Recipe, workdir: Path, *, project: bool = True,
-                network: Network | None = None, loop_devices: bool = False) -> Iterator[Host]:
+                network: Network | None = None, loop_devices: bool = False,
+                area: Path | None = None,
+                before_boot: Callable[[Host], None] | None = None) -> Iterator[Host]:
     """A booted host in ``workdir`` (fails unless systemd says ``running``), destroyed on
-    exit."""
+    exit. ``area``: see ``Host.create``; ``before_boot``: called with the host whose root
+    is made, before it boots."""
     problem = host_problem()
     if problem:
         cannot_run(problem)
-    host = Host.create(recipe, workdir, network=network, loop_devices=loop_devices)
+    host = Host.create(recipe, workdir, network=network, loop_devices=loop_devices, area=area)
     try:
+        if before_boot is not None:
+            before_boot(host)
         report = host.boot()
         assert report.state == "running", (
             f"test host {host.name} is {report.state}: failed units {list(report.failed)}")

@@ -227,7 +227,8 @@ class Host:
     @classmethod
     def create(cls, recipe: Recipe = BASE, workdir: Path | None = None, *,
                name: str = "", network: Network | None = None, loop_devices: bool = False,
-               nspawn_options: Sequence[str] = (), persistent: bool = False) -> Host:
+               nspawn_options: Sequence[str] = (), persistent: bool = False,
+               area: Path | None = None) -> Host:
         """A new host for ``workdir`` (state, console log; its root a copy of the recipe's
         cached root, built first on a cache miss). ``name`` defaults to a random one
         (``au-`` and 10 hex digits), never one derived from ``workdir``: two runs whose
@@ -235,7 +236,9 @@ class Host:
         give two hosts one name, one root folder, one cgroup and one nspawn folder. A host
         whose creating process ended without destroying it (a test run killed) is removed
         by the next ``create``, unless it was made ``persistent`` (the
-        hosts of ``python -m tests.host``)."""
+        hosts of ``python -m tests.host``). ``area``: the filesystem the root goes on
+        (default: the cache's XFS, ``cache.reflink_area``), e.g. a btrfs of the test's
+        own."""
         if workdir is None:
             raise HostError("Host.create needs a work folder (e.g. pytest's tmp_path)")
         workdir.mkdir(parents=True, exist_ok=True)
@@ -243,7 +246,7 @@ class Host:
             raise HostError(f"{workdir} has a host already: one host per work folder")
         cached = ensure_root(recipe)
         name = name or f"au-{secrets.token_hex(5)}"
-        area = reflink_area()
+        area = area or reflink_area()
         # On the cache's XFS a copy shares the cached root's extents; else a full copy.
         root = area / "hosts" / name if area else workdir / "root"
         root.parent.mkdir(parents=True, exist_ok=True)
