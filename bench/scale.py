@@ -15,6 +15,9 @@ baselines in one run:
 With ``--btrfs`` (root) everything runs on a btrfs filesystem made on a loop image, the
 volume's directory a subvolume: adoption makes replica B a snapshot (``au volume show``:
 storage snapshot), against ``cp -a``, which reflinks there (coreutils 9 does by default).
+With ``--xfs`` (root) everything runs on an XFS filesystem with ``reflink=1`` on a loop image:
+adoption makes replica B by reflink copies (storage reflink), against ``cp -a`` (which
+reflinks there too) and ``cp -a --reflink=never`` (a copy of every byte).
 With ``--tree PATH`` the volume is a copy of a real tree (``/usr``, say) instead, whose
 regular files are rewritten for the resyncs.
 
@@ -22,8 +25,8 @@ Each size gets a fresh instance (its own daemon, started by the first command), 
 tree of small files (100 per folder, 0–8 KiB), and is released afterwards. Prints one line
 per figure with the absolute times, the ratio ours/baseline, and a growth table by size.
 
-    .venv/bin/python bench/scale.py [--sizes 10000,50000] [--dir /var/tmp/au-bench] [--btrfs]
-                                    [--tree /usr]
+    .venv/bin/python bench/scale.py [--sizes 10000,50000] [--dir /var/tmp/au-bench]
+                                    [--btrfs | --xfs] [--tree /usr]
 """
 
 from __future__ import annotations
@@ -163,13 +166,17 @@ def peak_rss_mib(home: Path) -> float:
     return float("nan")
 
 
+MKFS = {"btrfs": ["mkfs.btrfs", "-q", "-f"], "xfs": ["mkfs.xfs", "-q", "-f", "-m", "reflink=1"]}
+
+
 @contextlib.contextmanager
-def btrfs_at(where: Path, files: int) -> Iterator[None]:
-    """A btrfs filesystem on a sparse loop image, mounted at ``where`` meanwhile."""
-    image = where.with_name(where.name + ".btrfs.img")
+def loop_fs(fs: str, where: Path, files: int) -> Iterator[None]:
+    """A ``fs`` filesystem (btrfs, xfs) on a sparse loop image, mounted at ``where``
+    meanwhile."""
+    image = where.with_name(where.name + f".{fs}.img")
     with open(image, "wb") as fh:
         fh.truncate(max(4 << 30, files * 48 << 10))  # three trees of ~4 KiB files
-    run(["mkfs.btrfs", "-q", "-f", str(image)])
+    run([*MKFS[fs], str(image)])
     run(["mount", "-o", "loop", str(image), str(where)])
     try:
         yield
@@ -179,16 +186,15 @@ def btrfs_at(where: Path, files: int) -> Iterator[None]:
         image.unlink(missing_ok=True)
 
 
-def one_size(base: Path, files: int, btrfs: bool = False, tree: str = ""
-             ) -> dict[str, float]:
+def one_size(base: Path, files: int, fs: str = "", tree: str = "") -> dict[str, float]:
     work = base / (f"n{files}" if not tree else "tree")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     home, vol = work / "home", work / "srv" / "vol"
     try:
-        with btrfs_at(work, files) if btrfs else contextlib.nullcontext():
+        with loop_fs(fs, work, files) if fs else contextlib.nullcontext():
             try:
-                return _measure(work, home, vol, files, btrfs, tree)
+                return _measure(work, home, vol, files, fs, tree)
             finally:
                 _release(home, vol)
     finally:
@@ -203,7 +209,7 @@ def _release(home: Path, vol: Path) -> None:
         au(home, "daemon", "--stop", check=False)
 
 
-def _measure(work: Path, home: Path, vol: Path, files: int, btrfs: bool, tree: str
+def _measure(work: Path, home: Path, vol: Path, files: int, fs: str, tree: str
              ) -> dict[str, float]:
     src, theirs = work / "src", work / "cp"
     regulars: list[str] = []
@@ -218,7 +224,12 @@ def _measure(work: Path, home: Path, vol: Path, files: int, btrfs: bool, tree: s
     out: dict[str, float] = {"files": files, "mib": size / 2**20}
     run(["sync"])
     out["cp"] = timed(lambda: run(["cp", "-a", str(src), str(theirs)]))
-    if btrfs:
+    if fs == "xfs":  # cp -a reflinks here: a copy of every byte too, for scale
+        every_byte = work / "cp-full"
+        out["cp full"] = timed(lambda: run(["cp", "-a", "--reflink=never", str(src),
+                                            str(every_byte)]))
+        shutil.rmtree(every_byte)
+    if fs == "btrfs":
         run(["btrfs", "-q", "subvolume", "create", str(vol)])
         run(["cp", "-a", f"{src}/.", str(vol)])
     else:
@@ -283,6 +294,9 @@ def report(rows: list[dict[str, float]]) -> None:
         print(f"adopt            au {r['adopt']:8.2f}s   cp -a {r['cp']:8.2f}s   "
               f"ratio {r['adopt'] / r['cp']:.2f} (cp -a before the adoption "
               f"{r['cp before']:.2f}s, after it {r['cp after']:.2f}s)")
+        if "cp full" in r:
+            print(f"                               cp -a --reflink=never {r['cp full']:8.2f}s"
+                  f"   ratio {r['adopt'] / r['cp full']:.2f}")
         print(f"resync first     au {r['resync first']:8.2f}s   (nothing changed; the "
               f"daemon's first look at the trees: {r['inner first']:.3f}s of it)")
         for label in ("0.1%", "1%", "idle"):
@@ -318,15 +332,19 @@ def main() -> None:
     ap.add_argument("--dir", default="/var/tmp/au-bench")
     ap.add_argument("--tree", default="",
                     help="a copy of this real tree (e.g. /usr) instead of generated ones")
-    ap.add_argument("--btrfs", action="store_true",
+    fs = ap.add_mutually_exclusive_group()
+    fs.add_argument("--btrfs", action="store_true",
                     help="on a btrfs loop image, the volume a subvolume (root)")
+    fs.add_argument("--xfs", action="store_true",
+                    help="on an XFS loop image with reflinks (root)")
     args = ap.parse_args()
     base = Path(args.dir) / "scale"
     rows = []
     for n in (int(s) for s in args.sizes.split(",")) if not args.tree else (0,):
         print(f"measuring {args.tree or n} files, load average {os.getloadavg()}",
               file=sys.stderr)
-        rows.append(one_size(base, n, args.btrfs, args.tree))
+        rows.append(one_size(base, n, "btrfs" if args.btrfs else "xfs" if args.xfs else "",
+                             args.tree))
         print(f"measured {rows[-1]['files']:.0f} files, load average {os.getloadavg()}",
               file=sys.stderr)
     report(rows)
