@@ -159,8 +159,10 @@ class Entries(MutableMapping[str, Pair]):
         return out
 
     def __iter__(self) -> Iterator[str]:
-        for rel, _ in self.items():
-            yield rel
+        for head, d in self._dirs.items():
+            prefix = f"{head}/" if head else ""
+            for name in d.at:
+                yield prefix + name
 
     def items(self) -> Iterator[tuple[str, Pair]]:  # type: ignore[override]
         for head, d in self._dirs.items():
