@@ -215,12 +215,16 @@ FS_IMMUTABLE_FL, FS_APPEND_FL = 0x10, 0x20
 
 
 def _set_flags(path: Path, flags: int) -> None:
+    """Set the immutable and append-only flags of ``path`` to those of ``flags``, the
+    others as they are (ext4 refuses to clear its extents flag: EPERM or EOPNOTSUPP)."""
     import fcntl
     import struct
 
+    mine = FS_IMMUTABLE_FL | FS_APPEND_FL
     fd = os.open(path, os.O_RDONLY)
     try:
-        fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("l", flags))
+        (now,) = struct.unpack("l", fcntl.ioctl(fd, FS_IOC_GETFLAGS, struct.pack("l", 0)))
+        fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("l", (now & ~mine) | (flags & mine)))
     finally:
         os.close(fd)
 
