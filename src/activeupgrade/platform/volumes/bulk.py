@@ -80,6 +80,12 @@ def matches(s: bytes, d: bytes) -> bool:
 Pairs = list[tuple[str, dict[str, bytes], dict[str, bytes]]]
 """(directory, its source entries, the copy's entries) to match."""
 
+Matched = list[tuple[str, bytes, bytes]]
+"""(name, source record, copy's record) of a directory's entries taken."""
+
+Vouch = Callable[[str, Matched], None]
+"""Called with a directory (``""``: the top level) and its entries taken."""
+
 
 def _below(src: Listing) -> dict[str, list[str]]:
     """Top-level name → the source's directories below it."""
@@ -90,28 +96,31 @@ def _below(src: Listing) -> dict[str, list[str]]:
     return below
 
 
-def _match(pairs: Pairs, record: Callable[[str, bytes, bytes], None]) -> tuple[int, int]:
+def _match(pairs: Pairs, vouch: Vouch) -> tuple[int, int]:
     files = size = 0
+    s_isreg = stat.S_ISREG
     for key, kids, ckids in pairs:
-        prefix = f"{key}/" if key else ""
+        matched: Matched = []
         for child, s in kids.items():
             d = ckids.get(child)
             if d is not None and matches(s, d):
-                record(prefix + child, s, d)
-                if stat.S_ISREG(rec_mode(s)):
+                matched.append((child, s, d))
+                if s_isreg(rec_mode(s)):
                     files += 1
                     size += rec_size(s)
+        if matched:
+            vouch(key, matched)
     return files, size
 
 
 def take_copies(running: dict[Future[proc.Completed], list[str]], src: Listing,
-                dst_root: str, record: Callable[[str, bytes, bytes], None], made: set[str],
+                dst_root: str, vouch: Vouch, made: set[str],
                 check: Callable[[], None] | None = None) -> tuple[int, int]:
     """As each group's ``cp`` ends (``running``: its future → its top-level names),
-    ``record`` (path, source record, copy's record) every copied entry that ``matches``
-    what the scan ``src`` of the source saw; top-level names copied go to ``made``. A
-    group whose ``cp`` failed is skipped whole (the resync compares what it left).
-    Returns the files and bytes taken."""
+    ``vouch`` for every copied entry that ``matches`` what the scan ``src`` of the source
+    saw, a directory at a time; top-level names copied go to ``made``. A group whose
+    ``cp`` failed is skipped whole (the resync compares what it left). Returns the files
+    and bytes taken."""
     below, top = _below(src), src.dirs.get("", {})
     files = size = 0
     for job in as_completed(running):
@@ -127,7 +136,7 @@ def take_copies(running: dict[Future[proc.Completed], list[str]], src: Listing,
             pairs += [(key, src.dirs[key], copied.dirs.get(key[cut:] if key != name else "",
                                                              {}))
                       for key in below.get(name, ())]
-            f, b = _match(pairs, record)
+            f, b = _match(pairs, vouch)
             files, size = files + f, size + b
             made.add(name)
         if check is not None:
@@ -147,8 +156,8 @@ def finished(running: dict[Future[proc.Completed], list[str]], src: Listing,
             done(names)
 
 
-def take_listed(names: set[str], src: Listing, copy: Listing,
-                record: Callable[[str, bytes, bytes], None]) -> tuple[int, int]:
+def take_listed(names: set[str], src: Listing, copy: Listing, vouch: Vouch
+                ) -> tuple[int, int]:
     """``take_copies`` once every ``cp`` ended, from a listing ``copy`` of the whole
     target (the change tracker's: the copy is not read a second time) for the top-level
     ``names`` copied."""
@@ -157,7 +166,7 @@ def take_listed(names: set[str], src: Listing, copy: Listing,
     pairs: Pairs = [("", {n: top[n] for n in names if n in top}, ctop)]
     pairs += [(key, src.dirs[key], copy.dirs.get(key, {}))
               for name in names for key in below.get(name, ())]
-    return _match(pairs, record)
+    return _match(pairs, vouch)
 
 
 def _scan_copy(path: str, folder: bool) -> Listing:

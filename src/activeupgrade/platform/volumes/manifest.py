@@ -137,6 +137,27 @@ class Entries(MutableMapping[str, Pair]):
             o = i * PAIR_LEN
             d.data[o:o + PAIR_LEN] = p
 
+    def update_dir(self, head: str, pairs: Iterable[tuple[str, Pair]]) -> None:
+        """``self[head/name] = pair`` for each (name, pair) of directory ``head`` (a
+        directory's entries at once: the directory looked up once, no path split)."""
+        d = self._dirs.get(head)
+        if d is None:
+            d = _Dir()
+        at, data = d.at, d.data
+        for name, p in pairs:
+            if len(p) != PAIR_LEN:
+                raise ValueError(f"a manifest pair is {PAIR_LEN} bytes, not {len(p)}")
+            i = at.get(name)
+            if i is None:
+                at[sys.intern(name)] = len(data) // PAIR_LEN
+                data += p
+                self._len += 1
+            else:
+                o = i * PAIR_LEN
+                data[o:o + PAIR_LEN] = p
+        if at and head not in self._dirs:
+            self._dirs[sys.intern(head)] = d
+
     def __delitem__(self, rel: str) -> None:
         head, _, name = rel.rpartition("/")
         d = self._dirs.get(head)
@@ -355,6 +376,7 @@ class Journal:
     cache: at most one per second. A crash redoes at most that."""
 
     def __init__(self, manifest: Manifest) -> None:
+        self._manifest = manifest
         self._fh = open(manifest.journal_path, "ab")
         self._pending: list[tuple[str, Pair | None]] = []
         self._last = time.monotonic()
@@ -388,6 +410,17 @@ class Journal:
         self._fh.flush()
         if durable:
             os.fsync(self._fh.fileno())
+        self._last = time.monotonic()
+
+    def rebase(self, entries: Mapping[str, Pair]) -> None:
+        """Save ``entries`` (every line journaled so far is in them) as the manifest, durably,
+        and go on in an empty journal: what a first copy vouched for in bulk is written
+        in one piece, not a line per entry."""
+        self._pending = []
+        self._fh.close()
+        self._manifest.save(entries)  # (removes the journal file)
+        self._fh = open(self._manifest.journal_path, "ab")
+        self.written = 0
         self._last = time.monotonic()
 
     def close(self, done: bool) -> None:

@@ -14,7 +14,9 @@
    recreated; hard links are re-linked; directory metadata is set last (creating entries
    changes a directory's mtime).
 4. Finished entries go to the journal as they complete, so a crash loses nothing; the
-   journal is folded into the manifest once it has grown (``Manifest.settle``).
+   journal is folded into the manifest once it has grown (``Manifest.settle``). The
+   entries a first copy's ``cp`` made are saved as the manifest at once instead
+   (``Journal.rebase``).
 
 Copies run on a thread pool (the kernel does the copying; the GIL is released).
 """
@@ -26,7 +28,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -224,14 +226,23 @@ def _per_top(src: Listing) -> dict[str, tuple[int, int]]:
     """Top-level name → the entries and regular-file bytes of the source below it (and
     itself)."""
     out: dict[str, list[int]] = {}
-    for rel, rec in src.recs():
-        top = rel.partition("/")[0]
-        if not top:
-            continue
+    s_isreg = stat.S_ISREG
+
+    def add(top: str, recs: Iterable[bytes]) -> None:
         cell = out.setdefault(top, [0, 0])
-        cell[0] += 1
-        if stat.S_ISREG(rec_mode(rec)):
-            cell[1] += rec_size(rec)
+        for rec in recs:
+            cell[0] += 1
+            if s_isreg(rec_mode(rec)):
+                cell[1] += rec_size(rec)
+
+    for head, kids in src.dirs.items():
+        if head == ROOT:
+            continue
+        if head:
+            add(head.partition("/")[0], kids.values())
+        else:
+            for name, rec in kids.items():
+                add(name, (rec,))
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
@@ -443,20 +454,40 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
         new[rel] = p = s[:n] + d[:n] if src_is_a else d[:n] + s[:n]
         journal.add(rel, p)
 
+    def vouch_copies(head: str, matched: bulk.Matched) -> None:
+        """``record`` for a directory's entries that a ``cp`` copied, from the look at
+        the copy (no racy window here), straight into the entries and not the journal
+        (``Journal.rebase`` saves them all at once)."""
+        t, since = time.time_ns(), scan_start - window
+        prefix = f"{head}/" if head else ""
+        pairs: list[tuple[str, bytes]] = []
+        for name, s, d in matched:
+            if rec_ctime(s) >= since:
+                continue
+            if rec_ctime(d) >= t:
+                unsettled.append(prefix + name)
+                continue
+            pairs.append((name, s[:n] + d[:n] if src_is_a else d[:n] + s[:n]))
+        new.update_dir(head, pairs)
+
     bulk_files = bulk_bytes = 0
-    if first and not job.storage.clones:
-        reserve.ensure_room(dst_r, src.regular_bytes())
     if first:
+        counts = _per_top(src)
+        total_bytes = sum(b for _, b in counts.values())
+        if not job.storage.clones:
+            reserve.ensure_room(dst_r, total_bytes)
         # The first copy is most of an adoption's time: say how far it is as each cp
         # group is taken (its entries counted as they are vouched for).
-        copying = Progress(bytes_total=src.regular_bytes(), files_total=len(src),
+        copying = Progress(bytes_total=total_bytes, files_total=len(src),
                            started=job.started)
 
-        def taken(rel: str, was: bytes, now: bytes) -> None:
-            record(rel, now, s=was)
-            copying.files_done += 1
-            if stat.S_ISREG(rec_mode(was)):
-                copying.bytes_done += rec_size(was)
+        def taken(head: str, matched: bulk.Matched) -> None:
+            prefix = f"{head}/" if head else ""
+            for name, was, now in matched:
+                record(prefix + name, now, s=was)
+                copying.files_done += 1
+                if stat.S_ISREG(rec_mode(was)):
+                    copying.bytes_done += rec_size(was)
 
         def group_done() -> None:
             reserve.check(dst_r)
@@ -467,8 +498,8 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
 
         if tracked:
             # every cp first, then one look at the target (the tracker lists the copy
-            # once) and the copied entries vouched for from it; progress by group
-            counts = _per_top(src)
+            # once) and the copied entries vouched for from it, saved as the manifest
+            # at once; progress by group
 
             def group_ended(names: list[str]) -> None:
                 for name in names:
@@ -479,8 +510,8 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
 
             bulk.finished(first, src, made, group_ended)
             dsnap = trackers.take(dst_r, tracked, own=frozenset(made))
-            bulk_files, bulk_bytes = bulk.take_listed(
-                made, src, dsnap.stats, lambda rel, was, now: record(rel, now, s=was))
+            bulk_files, bulk_bytes = bulk.take_listed(made, src, dsnap.stats, vouch_copies)
+            journal.rebase(new)
         else:
             bulk_files, bulk_bytes = bulk.take_copies(first, src, dst_r, taken, made,
                                                       group_done)

@@ -181,7 +181,9 @@ class Listing(Mapping[str, Info]):
 
     def regular_bytes(self) -> int:
         """The size of every regular file."""
-        return sum(rec_size(r) for _, r in self.recs() if stat.S_ISREG(rec_mode(r)))
+        s_isreg = stat.S_ISREG
+        return sum(rec_size(r) for kids in self.dirs.values() for r in kids.values()
+                   if s_isreg(rec_mode(r)))
 
 
 class Sigs(Mapping[str, Sig]):
