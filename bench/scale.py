@@ -18,6 +18,10 @@ storage snapshot), against ``cp -a``, which reflinks there (coreutils 9 does by 
 With ``--xfs`` (root) everything runs on an XFS filesystem with ``reflink=1`` on a loop image:
 adoption makes replica B by reflink copies (storage reflink), against ``cp -a`` (which
 reflinks there too) and ``cp -a --reflink=never`` (a copy of every byte).
+With ``--ext4`` (root) everything runs on a fresh ext4 filesystem on a loop image (storage
+plain): the baseline and the adoption on a filesystem that earlier runs have not aged (a
+filesystem churned by many copies and deletions can make ``cp -a`` itself several times
+slower from one run to the next).
 With ``--tree PATH`` the volume is a copy of a real tree (``/usr``, say) instead, whose
 regular files are rewritten for the resyncs.
 
@@ -26,7 +30,7 @@ tree of small files (100 per folder, 0–8 KiB), and is released afterwards. Pri
 per figure with the absolute times, the ratio ours/baseline, and a growth table by size.
 
     .venv/bin/python bench/scale.py [--sizes 10000,50000] [--dir /var/tmp/au-bench]
-                                    [--btrfs | --xfs] [--tree /usr]
+                                    [--btrfs | --xfs | --ext4] [--tree /usr]
 """
 
 from __future__ import annotations
@@ -166,16 +170,17 @@ def peak_rss_mib(home: Path) -> float:
     return float("nan")
 
 
-MKFS = {"btrfs": ["mkfs.btrfs", "-q", "-f"], "xfs": ["mkfs.xfs", "-q", "-f", "-m", "reflink=1"]}
+MKFS = {"btrfs": ["mkfs.btrfs", "-q", "-f"], "xfs": ["mkfs.xfs", "-q", "-f", "-m", "reflink=1"],
+        "ext4": ["mkfs.ext4", "-q", "-F", "-i", "4096"]}
 
 
 @contextlib.contextmanager
 def loop_fs(fs: str, where: Path, files: int) -> Iterator[None]:
-    """A ``fs`` filesystem (btrfs, xfs) on a sparse loop image, mounted at ``where``
+    """A ``fs`` filesystem (btrfs, xfs, ext4) on a sparse loop image, mounted at ``where``
     meanwhile."""
     image = where.with_name(where.name + f".{fs}.img")
     with open(image, "wb") as fh:
-        fh.truncate(max(4 << 30, files * 48 << 10))  # three trees of ~4 KiB files
+        fh.truncate(max(4 << 30, files * 48 << 10))  # several trees of ~4 KiB files
     run([*MKFS[fs], str(image)])
     run(["mount", "-o", "loop", str(image), str(where)])
     try:
@@ -337,14 +342,18 @@ def main() -> None:
                     help="on a btrfs loop image, the volume a subvolume (root)")
     fs.add_argument("--xfs", action="store_true",
                     help="on an XFS loop image with reflinks (root)")
+    fs.add_argument("--ext4", action="store_true",
+                    help="on a fresh ext4 loop image (root): a plain filesystem that "
+                         "earlier runs have not aged")
     args = ap.parse_args()
     base = Path(args.dir) / "scale"
     rows = []
+    fs_kind = next((k for k in ("btrfs", "xfs", "ext4") if getattr(args, k)), "")
     for n in (int(s) for s in args.sizes.split(",")) if not args.tree else (0,):
-        print(f"measuring {args.tree or n} files, load average {os.getloadavg()}",
-              file=sys.stderr)
-        rows.append(one_size(base, n, "btrfs" if args.btrfs else "xfs" if args.xfs else "",
-                             args.tree))
+        print(f"measuring {args.tree or n} files"
+              f"{f' on a {fs_kind} loop image' if fs_kind else ''}, load average "
+              f"{os.getloadavg()}", file=sys.stderr)
+        rows.append(one_size(base, n, fs_kind, args.tree))
         print(f"measured {rows[-1]['files']:.0f} files, load average {os.getloadavg()}",
               file=sys.stderr)
     report(rows)
