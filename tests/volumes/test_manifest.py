@@ -72,6 +72,31 @@ def test_interrupted_journal_counts_resumed_entries(tmp_path: Path) -> None:
     assert set(entries) == {"a", "b"} and resumed == 2
 
 
+def test_a_rebase_saves_the_entries_and_goes_on_in_an_empty_journal(tmp_path: Path) -> None:
+    """What a first copy vouched for a directory at a time (``Entries.update_dir``) is
+    saved as the manifest in one piece; the lines journaled before are in it, those after
+    go to a fresh journal and are read back after a crash (no "#done" line)."""
+    m = Manifest(tmp_path)
+    m.save({"old": pair(B, B)})
+    j = Journal(m)
+    j.add("before", pair(A, A))
+    entries = Entries()
+    entries["before"] = pair(A, A)
+    entries.update_dir("usr/bin", [("ls", pair(A, B)), ("caf\udce9", pair(B, A))])
+    entries.update_dir("usr/bin", [("ls", pair(B, B))])  # in place: not a second entry
+    entries.update_dir("empty", [])
+    assert len(entries) == 3 and entries["usr/bin/ls"] == pair(B, B)
+    assert "empty" not in entries and not any(r.startswith("empty") for r in entries)
+    j.rebase(entries)
+    assert decode(m.path.read_bytes()) == dict(entries)
+    assert m.journal_path.read_bytes() == b""
+    j.add("after", pair(A, B))
+    j.flush()
+    # killed here
+    loaded, resumed = Manifest(tmp_path).load()
+    assert loaded == {**entries, "after": pair(A, B)} and resumed == 1
+
+
 def test_a_snapshot_vouches_only_for_entries_older_than_its_racy_window(
         tmp_path: Path) -> None:
     """The manifest of a replica made as a snapshot: every entry of the replica with the
