@@ -175,12 +175,17 @@ MKFS = {"btrfs": ["mkfs.btrfs", "-q", "-f"], "xfs": ["mkfs.xfs", "-q", "-f", "-m
 
 
 @contextlib.contextmanager
-def loop_fs(fs: str, where: Path, files: int) -> Iterator[None]:
+def loop_fs(fs: str, where: Path, files: int, tree: str = "") -> Iterator[None]:
     """A ``fs`` filesystem (btrfs, xfs, ext4) on a sparse loop image, mounted at ``where``
-    meanwhile."""
+    meanwhile: room for six copies of ``tree`` or of ``files`` small files."""
     image = where.with_name(where.name + f".{fs}.img")
+    if tree:
+        du = subprocess.run(["du", "-sbx", tree], check=True, capture_output=True, text=True)
+        room = 6 * int(du.stdout.split()[0]) + (1 << 30)
+    else:
+        room = files * 48 << 10  # several trees of ~4 KiB files
     with open(image, "wb") as fh:
-        fh.truncate(max(4 << 30, files * 48 << 10))  # several trees of ~4 KiB files
+        fh.truncate(max(4 << 30, room))
     run([*MKFS[fs], str(image)])
     run(["mount", "-o", "loop", str(image), str(where)])
     try:
@@ -197,7 +202,7 @@ def one_size(base: Path, files: int, fs: str = "", tree: str = "") -> dict[str, 
     work.mkdir(parents=True)
     home, vol = work / "home", work / "srv" / "vol"
     try:
-        with loop_fs(fs, work, files) if fs else contextlib.nullcontext():
+        with loop_fs(fs, work, files, tree) if fs else contextlib.nullcontext():
             try:
                 return _measure(work, home, vol, files, fs, tree)
             finally:
