@@ -44,8 +44,9 @@ def source(tmp_path: Path, needs_root: None) -> Iterator[Path]:
 @pytest.mark.parametrize("tracked", [False, True])
 def test_first_sync_by_cp_groups(source: Path, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch, tracked: bool) -> None:
-    """Untracked, each group's copy is read back as it ends; tracked (the daemon), every
-    copy is read once by the target's change tracker after the last group."""
+    """Untracked, each group's copy is read back as it ends; tracked (the daemon), by the
+    target's change tracker as it ends (the other groups still copying), which then knows
+    the copy as a fresh listing of it does."""
     calls: list[list[str]] = []
     real = bulk.copy_group
 
@@ -70,12 +71,17 @@ def test_first_sync_by_cp_groups(source: Path, tmp_path: Path,
     assert (again.copied_files, again.compared_files, again.deleted) == (0, 0, 0)
     assert res.copied_files > 100  # taken from cp's copies, not copied again
     if state is not None:
+        known = state.trackers.take(b).stats
+        assert dict(known.recs()) == dict(tree.listing(b).recs())
         state.close()
 
 
+@pytest.mark.parametrize("tracked", [False, True])
 def test_a_failed_group_is_compared_and_fixed(source: Path, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """A cp that fails half-way leaves a partial group: the normal resync completes it."""
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              tracked: bool) -> None:
+    """A cp that fails half-way leaves a partial group: the normal resync completes it
+    (tracked: and the target's tracker knows the result)."""
     real = bulk.copy_group
 
     def failing(src_root: str, dst_root: str, names: list[str]) -> object:
@@ -88,8 +94,14 @@ def test_a_failed_group_is_compared_and_fixed(source: Path, tmp_path: Path,
     monkeypatch.setattr(bulk, "copy_group", failing)
     b, meta = tmp_path / "b", tmp_path / "m"
     meta.mkdir()
-    resync(source, b, Manifest(meta), src_is_a=True, workers=2)
+    state = SyncState() if tracked else None
+    resync(source, b, Manifest(meta), src_is_a=True, workers=2, state=state)
     assert differences(source, b) == []
+    if state is not None:
+        assert dict(state.trackers.take(b).stats.recs()) == dict(tree.listing(b).recs())
+        again = resync(source, b, Manifest(meta), src_is_a=True, workers=2, state=state)
+        assert (again.copied_files, again.compared_files, again.deleted) == (0, 0, 0)
+        state.close()
 
 
 def test_cp_copies_do_not_keep_an_acl_inherited_from_the_target(

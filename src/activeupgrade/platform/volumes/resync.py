@@ -497,11 +497,16 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
                 check()
 
         if tracked:
-            # every cp first, then one look at the target (the tracker lists the copy
-            # once) and the copied entries vouched for from it, saved as the manifest
-            # at once; progress by group
+            # as each group's cp ends, a look at the target (the tracker lists the new
+            # copy once, while the other groups are still copying) and the group's
+            # entries vouched for from it; saved as the manifest at once after the last
+            every = frozenset(n for group in first.values() for n in group)
+            taken_in = [0, 0]
 
             def group_ended(names: list[str]) -> None:
+                look = trackers.take(dst_r, tracked, own=every)
+                f, b = bulk.take_listed(set(names), src, look.stats, vouch_copies)
+                taken_in[0], taken_in[1] = taken_in[0] + f, taken_in[1] + b
                 for name in names:
                     files_in, bytes_in = counts.get(name, (0, 0))
                     copying.files_done += files_in
@@ -509,8 +514,8 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
                 group_done()
 
             bulk.finished(first, src, made, group_ended)
-            dsnap = trackers.take(dst_r, tracked, own=frozenset(made))
-            bulk_files, bulk_bytes = bulk.take_listed(made, src, dsnap.stats, vouch_copies)
+            dsnap = trackers.take(dst_r, tracked, own=every)  # (a failed group's cp too)
+            bulk_files, bulk_bytes = taken_in
             journal.rebase(new)
         else:
             bulk_files, bulk_bytes = bulk.take_copies(first, src, dst_r, taken, made,

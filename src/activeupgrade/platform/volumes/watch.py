@@ -105,6 +105,15 @@ def _parent(rel: str) -> str:
     return rel.rpartition("/")[0]
 
 
+def _within(rel: str, own: frozenset[str]) -> bool:
+    """Whether ``rel`` is one of the directories ``own`` or below one."""
+    while rel:
+        if rel in own:
+            return True
+        rel = _parent(rel)
+    return False
+
+
 class Tracker:
     """One tree: its last known entries (a compact ``tree.Listing``) and the inotify
     watches that keep them true."""
@@ -272,7 +281,7 @@ class Tracker:
                 names = dirty.setdefault(rel, set())
                 if names is not None:
                     names.add(name)
-                if mask & IN_CREATE and mask & IN_ISDIR and child not in own:
+                if mask & IN_CREATE and mask & IN_ISDIR and not _within(child, own):
                     # what happened inside before it was watched is unknown (a hard link
                     # made and removed there would have changed entries elsewhere)
                     transient = True
@@ -361,8 +370,8 @@ class Tracker:
     def current(self, own: frozenset[str] = frozenset()) -> Listing:
         """The tree as it is now: the tracker's own maps, not copies (copying them would
         make every look O(entries)); read-only, and valid until the next look at this tree.
-        ``own``: directories the caller created and filled itself (nothing unseen can have
-        happened in them)."""
+        ``own``: directories the caller creates and fills itself, or has ``cp`` fill
+        (nothing unseen can happen in them or below them)."""
         dirty, transient = self._events(own)
         if transient:
             # A name created and gone again between two looks: had it been a hard link to
