@@ -30,6 +30,7 @@ from tests.host.fixtures import booted_host
 from tests.support import cannot_run
 
 from .test_host_packages import CONFIG, NEW, OLD, au, file_hash, running_binary, version
+from .test_host_system import upgrade_inside
 
 SUBVOLUMES = ("/etc/nginx", "/var/log/nginx")
 FOLDERS = ("/usr/sbin", "/var/lib/dpkg", "/var/lib/nginx")
@@ -133,14 +134,7 @@ def test_snapshot_and_reflink_volumes_of_a_booted_host_on_btrfs(host: Host,
 
     host.write_file("/root/nginx.toml", CONFIG)
     au(host, "config", "load", "/root/nginx.toml")
-    au(host, "packages", "stage", "--update", "nginx")
-    au(host, "split")
-    update = host.au("exec", "--", "apt-get", "update", timeout=600)
-    assert update.returncode == 0, update.stdout + update.stderr
-    apt = host.au("exec", "--", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install",
-                  "-y", "nginx", timeout=600)
-    assert apt.returncode == 0, apt.stdout + apt.stderr
-    assert version(host, inside=True) == NEW and version(host) == OLD
+    upgrade_inside(host)
     # Production serves meanwhile and logs into the snapshot volume /var/log/nginx.
     assert _get(host, "/during-the-split") == 404
     assert running_binary(host) == old_binary
