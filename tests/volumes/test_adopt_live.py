@@ -256,6 +256,34 @@ def test_refuses_a_tree_with_an_unchangeable_file_and_leaves_nothing(
         unmount_under(tmp_path)
 
 
+def test_an_unchangeable_file_stops_the_copy_of_a_large_tree(
+        tmp_path: Path, needs_root: None) -> None:
+    """The look for unchangeable files runs while ``cp`` copies: one found deep in a tree
+    of thousands of files stops the adoption all the same, whenever it is found, and leaves
+    neither a replica nor a mount."""
+    path = tmp_path / "srv" / "big"
+    for d in range(40):
+        folder = path / f"d{d:02d}"
+        folder.mkdir(parents=True)
+        for f in range(100):
+            (folder / f"f{f}").write_bytes(b"x" * f)
+    locked = path / "d00" / "zz-locked"
+    locked.write_text("x")
+    _set_flags(locked, FS_APPEND_FL)
+    inst, store = _instance(tmp_path)
+    try:
+        with pytest.raises(VolumeError) as exc:
+            adoption.adopt(inst, store, str(path), VolumeRole.DATA, mode=livepath.BIND)
+        assert f"{locked} is append-only" in exc.value.message
+        assert registry.all_volumes(store) == []
+        assert not any(m.point.startswith(str(tmp_path / "home")) for m in mounts.table())
+        assert not (tmp_path / "home" / "replicas" / registry.name_for(str(path))).exists()
+    finally:
+        _set_flags(locked, 0)
+        store.close()
+        unmount_under(tmp_path)
+
+
 def test_refuses_what_is_not_a_plain_folder(tmp_path: Path, live_tree: Path) -> None:
     inst, store = _instance(tmp_path)
     (tmp_path / "tmpfs").mkdir()

@@ -14,6 +14,7 @@ import pytest
 
 from activeupgrade.checks.runner import CheckEnv, run_one
 from activeupgrade.config.model import Config, VolumeRole, VolumeSpec
+from activeupgrade.errors import VolumeError
 from activeupgrade.instance import Instance
 from activeupgrade.platform.volumes import adoption, livepath, registry, replica, snapshot
 from activeupgrade.platform.volumes.manifest import Manifest
@@ -206,6 +207,29 @@ def test_adopting_a_subvolume_makes_replica_b_a_snapshot(btrfs: Path) -> None:
         assert (path / "db" / "row3").read_bytes() == b"written after the adoption"
         assert not livepath.mounted(path)
     finally:
+        state.close()
+        store.close()
+
+
+def test_a_subvolume_with_an_immutable_file_is_refused_and_its_snapshot_deleted(
+        btrfs: Path) -> None:
+    """The look for immutable files runs beside the snapshot: found, the snapshot already
+    made is deleted, the bind mount undone and the volume forgotten."""
+    inst, store, state, path = _subvolume_and_instance(btrfs, "locked")
+    (path / "deep").mkdir()
+    locked = path / "deep" / "locked"
+    locked.write_bytes(b"x")
+    subprocess.run(["chattr", "+i", str(locked)], check=True)
+    try:
+        with pytest.raises(VolumeError) as exc:
+            adoption.adopt(inst, store, str(path), VolumeRole.DATA, mode=livepath.BIND,
+                           state=state)
+        assert "deep/locked is immutable" in exc.value.message and exc.value.hint
+        assert not any(v.startswith("home-locked") for v in _subvolumes(btrfs))
+        assert registry.all_volumes(store) == [] and not livepath.mounted(path)
+        assert locked.read_bytes() == b"x"
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)], check=True)
         state.close()
         store.close()
 

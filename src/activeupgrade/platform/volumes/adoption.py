@@ -33,6 +33,7 @@ import shutil
 import struct
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from activeupgrade.config.model import VolumeRole
@@ -124,7 +125,10 @@ def refuse_unchangeable(root: str, shown_as: str) -> int:
     seen, stack = 0, [root]
     while stack:
         folder = stack.pop()
-        fd = os.open(folder, DIR_FLAGS)
+        try:
+            fd = os.open(folder, DIR_FLAGS)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # gone since its parent was listed (the tree is in use)
         try:
             with os.scandir(fd) as it:
                 for entry in it:
@@ -206,28 +210,58 @@ def _adopt_bound(store: Store, vol: Volume, phase: Report, say: Report,
                  progress: Callable[[Progress], None] | None,
                  check: Callable[[], None] | None, state: SyncState | None) -> None:
     """The original directory stays in place as replica A; B is one copy of it, or a
-    snapshot where it is a btrfs subvolume."""
+    snapshot where it is a btrfs subvolume.
+
+    The look for immutable and append-only entries (``refuse_unchangeable``) runs on a
+    thread of its own meanwhile (the copy is mostly ``cp`` processes' work): the copy
+    stops as soon as it finds one (at the next ``check``), and nothing is recorded as
+    mirrored before it has looked at everything. A refusal leaves nothing behind."""
     a = vol.replica("a")
     if vol.phase == "new":
-        bound = livepath.bind_original(vol.path, a)
-        try:
-            refuse_unchangeable(a, vol.path)
-        except VolumeError:
-            if bound:
-                mounts.detach(a)
-            _remove_folder(vol, state)
-            registry.forget(store, vol)
-            raise
+        livepath.bind_original(vol.path, a)
         phase("bound")
-    if vol.phase == "bound":
-        livepath.bind_original(vol.path, a)  # again after a reboot in the middle
-        began = time.monotonic()
-        if snapshot.mirror(a, vol.replica("b"), vol.manifest, state or SyncState.once()):
-            replica.snapshot_made(store, vol, "a", "b", time.monotonic() - began, state)
-            say(f"{vol.name}: replica b made as a snapshot of the subvolume {vol.path}")
-        else:
-            replica.sync(store, vol, "a", "b", progress=progress, check=check, state=state)
-        phase("mirrored")
+    if vol.phase != "bound":
+        return
+    livepath.bind_original(vol.path, a)  # again after a reboot in the middle
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="au-unchangeable") as pool:
+        looking = pool.submit(refuse_unchangeable, a, vol.path)
+
+        def checked() -> None:
+            if looking.done() and isinstance(looking.exception(), VolumeError):
+                looking.result()  # (raises it)
+            if check is not None:
+                check()
+
+        try:
+            began = time.monotonic()
+            made = snapshot.mirror(a, vol.replica("b"), vol.manifest,
+                                   state or SyncState.once())
+            if not made:
+                replica.sync(store, vol, "a", "b", progress=progress, check=checked,
+                             state=state)
+            looking.result()
+        except BaseException:
+            refused = _refusal(looking)
+            if refused is None:
+                raise
+            _remove_folder(vol, state)  # (replica A's bind mount first)
+            registry.forget(store, vol)
+            raise refused from None
+    if made:
+        replica.snapshot_made(store, vol, "a", "b", time.monotonic() - began, state)
+        say(f"{vol.name}: replica b made as a snapshot of the subvolume {vol.path}")
+    phase("mirrored")
+
+
+def _refusal(looking: Future[int]) -> VolumeError | None:
+    """The refusal the look for unchangeable entries ended with, once it has ended."""
+    try:
+        looking.result()
+    except VolumeError as exc:
+        return exc
+    except OSError:
+        return None  # (the tree changed under it: the error that stopped the copy stands)
+    return None
 
 
 def _adopt_symlinked(store: Store, vol: Volume, phase: Report,

@@ -96,11 +96,14 @@ def _below(src: Listing) -> dict[str, list[str]]:
     return below
 
 
-def _match(pairs: Pairs, vouch: Vouch) -> tuple[int, int]:
+def _match(pairs: Pairs, vouch: Vouch, left: list[str] | None = None) -> tuple[int, int]:
+    """``vouch`` for what matches; ``left`` (if given) gets the paths of the rest: source
+    entries not matched and entries of the copy the source does not have."""
     files = size = 0
     s_isreg = stat.S_ISREG
     for key, kids, ckids in pairs:
         matched: Matched = []
+        prefix = f"{key}/" if key else ""
         for child, s in kids.items():
             d = ckids.get(child)
             if d is not None and matches(s, d):
@@ -108,6 +111,10 @@ def _match(pairs: Pairs, vouch: Vouch) -> tuple[int, int]:
                 if s_isreg(rec_mode(s)):
                     files += 1
                     size += rec_size(s)
+            elif left is not None:
+                left.append(prefix + child)
+        if left is not None and len(ckids) > len(matched):
+            left.extend(prefix + child for child in ckids if child not in kids)
         if matched:
             vouch(key, matched)
     return files, size
@@ -156,17 +163,18 @@ def finished(running: dict[Future[proc.Completed], list[str]], src: Listing,
             done(names)
 
 
-def take_listed(names: set[str], src: Listing, copy: Listing, vouch: Vouch
-                ) -> tuple[int, int]:
-    """``take_copies`` once every ``cp`` ended, from a listing ``copy`` of the whole
-    target (the change tracker's: the copy is not read a second time) for the top-level
-    ``names`` copied."""
+def take_listed(names: set[str], src: Listing, copy: Listing, vouch: Vouch,
+                left: list[str] | None = None) -> tuple[int, int]:
+    """``take_copies`` for the top-level ``names`` copied, from a listing ``copy`` of the
+    target (the change tracker's: the copy is not read a second time). ``left`` gets the
+    paths below those names that are not vouched for (see ``_match``)."""
     below, top = _below(src), src.dirs.get("", {})
     ctop = copy.dirs.get("", {})
-    pairs: Pairs = [("", {n: top[n] for n in names if n in top}, ctop)]
+    pairs: Pairs = [("", {n: top[n] for n in names if n in top},
+                     {n: ctop[n] for n in names if n in ctop})]
     pairs += [(key, src.dirs[key], copy.dirs.get(key, {}))
               for name in names for key in below.get(name, ())]
-    return _match(pairs, vouch)
+    return _match(pairs, vouch, left)
 
 
 def _scan_copy(path: str, folder: bool) -> Listing:

@@ -463,6 +463,7 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
         pairs: list[tuple[str, bytes]] = []
         for name, s, d in matched:
             if rec_ctime(s) >= since:
+                left.append(prefix + name)
                 continue
             if rec_ctime(d) >= t:
                 unsettled.append(prefix + name)
@@ -470,6 +471,8 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
             pairs.append((name, s[:n] + d[:n] if src_is_a else d[:n] + s[:n]))
         new.update_dir(head, pairs)
 
+    left: list[str] = []
+    """After a first copy: the entries below the copied names that are not vouched for."""
     bulk_files = bulk_bytes = 0
     if first:
         counts = _per_top(src)
@@ -505,7 +508,7 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
 
             def group_ended(names: list[str]) -> None:
                 look = trackers.take(dst_r, tracked, own=every)
-                f, b = bulk.take_listed(set(names), src, look.stats, vouch_copies)
+                f, b = bulk.take_listed(set(names), src, look.stats, vouch_copies, left)
                 taken_in[0], taken_in[1] = taken_in[0] + f, taken_in[1] + b
                 for name in names:
                     files_in, bytes_in = counts.get(name, (0, 0))
@@ -517,6 +520,10 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
             dsnap = trackers.take(dst_r, tracked, own=every)  # (a failed group's cp too)
             bulk_files, bulk_bytes = taken_in
             journal.rebase(new)
+            if made == every == set(src.dirs.get("", {})) == set(dsnap.stats.dirs.get("", {})):
+                # every group copied what the scan saw at the top: only what was not
+                # vouched for can differ (the plan need not look at every entry again)
+                only = {"", *left, *unsettled}
         else:
             bulk_files, bulk_bytes = bulk.take_copies(first, src, dst_r, taken, made,
                                                       group_done)
