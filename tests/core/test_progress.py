@@ -1,6 +1,6 @@
 """Progress is honest: the engine's document never goes back, never reads 100 % before the
 work ended, moves step by step for steps that report nothing, and carries what steps
-count; a real adoption reports bytes and files through its three passes."""
+count; a real adoption reports bytes and files through its passes."""
 
 from __future__ import annotations
 

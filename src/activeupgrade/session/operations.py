@@ -21,7 +21,7 @@ from activeupgrade.platform.services.backends import backend_for
 from activeupgrade.platform.services.supervisor import Supervisor
 from activeupgrade.platform.side import namespace
 from activeupgrade.platform.side import partner as partner_state
-from activeupgrade.platform.volumes import adoption, registry, replica
+from activeupgrade.platform.volumes import adoption, livepath, registry, replica
 from activeupgrade.platform.volumes.resync import Progress
 from activeupgrade.platform.volumes.state import SyncState
 from activeupgrade.store.db import Store
@@ -84,9 +84,12 @@ def _volume_progress(ctx: StepContext, name: str,
 
 ADOPT_PHASES = (("copying into a new replica", 60.0), ("checking the copy", 5.0),
                 ("mirroring into replica b", 35.0))
-"""The passes of an adoption and their part of it (the first copy reads the tree from
-its disk: into replica b when the original folder stays as replica a, into replica a when
-the live path becomes a link; the mirror copies between replicas of one filesystem)."""
+"""The passes of an adoption where the live path becomes a link (unprivileged) and their
+part of it: the first copy reads the tree from its disk into replica a; the mirror copies
+between replicas of one filesystem."""
+BOUND_ADOPT_PHASES = (("copying into replica b", 95.0), ("checking the copy", 5.0))
+"""Where the original folder stays as replica a (root): one copy, into replica b (its
+``cp`` groups, then what they left)."""
 
 
 # -- volumes ----------------------------------------------------------------------------
@@ -100,10 +103,12 @@ def adopt_steps(instance: Instance, store: Store, args: dict[str, Any],
     except ValueError:
         raise UsageError(f"`role` must be system or data, not {args.get('role')!r}") from None
     mode = str(args.get("mode", "") or "")
+    phases = (BOUND_ADOPT_PHASES if (mode or livepath.default_mode()) == livepath.BIND
+              else ADOPT_PHASES)
 
     def run(ctx: StepContext) -> None:
         vol = adoption.adopt(instance, store, path, role, mode=mode,
-                             progress=_volume_progress(ctx, path, ADOPT_PHASES),
+                             progress=_volume_progress(ctx, path, phases),
                              report=_say(ctx, "volume.adopt"), check=ctx.check, state=sync)
         ctx.results["volume"] = vol.view()
 
