@@ -122,20 +122,8 @@ class Entries(MutableMapping[str, Pair]):
         return d is not None and name in d.at
 
     def __setitem__(self, rel: str, p: Pair) -> None:
-        if len(p) != PAIR_LEN:
-            raise ValueError(f"a manifest pair is {PAIR_LEN} bytes, not {len(p)}")
         head, _, name = rel.rpartition("/")
-        d = self._dirs.get(head)
-        if d is None:
-            d = self._dirs[sys.intern(head)] = _Dir()
-        i = d.at.get(name)
-        if i is None:
-            d.at[sys.intern(name)] = len(d.data) // PAIR_LEN
-            d.data += p
-            self._len += 1
-        else:
-            o = i * PAIR_LEN
-            d.data[o:o + PAIR_LEN] = p
+        self.update_dir(head, ((name, p),))
 
     def update_dir(self, head: str, pairs: Iterable[tuple[str, Pair]]) -> None:
         """``self[head/name] = pair`` for each (name, pair) of directory ``head`` (a
