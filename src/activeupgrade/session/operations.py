@@ -103,7 +103,7 @@ def adopt_steps(instance: Instance, store: Store, args: dict[str, Any],
     except ValueError:
         raise UsageError(f"`role` must be system or data, not {args.get('role')!r}") from None
     mode = str(args.get("mode", "") or "")
-    phases = (BOUND_ADOPT_PHASES if (mode or livepath.default_mode()) == livepath.BIND
+    phases = (BOUND_ADOPT_PHASES if adoption.mode_for(store, path, mode) == livepath.BIND
               else ADOPT_PHASES)
 
     def run(ctx: StepContext) -> None:

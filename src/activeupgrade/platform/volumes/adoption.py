@@ -155,6 +155,13 @@ def _refuse(path: str, root: str, shown_as: str, attrs: int) -> None:
         details={"file": rel, "attribute": what})
 
 
+def mode_for(store: Store, path: str, mode: str = "") -> str:
+    """How ``path`` is (or will be) adopted: its volume's mode if it has one, else
+    ``mode`` or the default (a bind mount as root, a symlink otherwise)."""
+    vol = registry.by_path(store, os.path.normpath(path))
+    return vol.mode if vol is not None else mode or livepath.default_mode()
+
+
 def adopt(
     instance: Instance,
     store: Store,
@@ -181,7 +188,7 @@ def adopt(
                               hint="Rename one of the directories.")
         instance.ensure()
         folder = instance.replicas / name
-        vol = Volume(name=name, path=path, role=role, mode=mode or livepath.default_mode(),
+        vol = Volume(name=name, path=path, role=role, mode=mode_for(store, path, mode),
                      folder=str(folder))
         registry.save(store, vol)
     if vol.ready:
@@ -218,11 +225,10 @@ def _adopt_bound(store: Store, vol: Volume, phase: Report, say: Report,
     mirrored before it has looked at everything. A refusal leaves nothing behind."""
     a = vol.replica("a")
     if vol.phase == "new":
-        livepath.bind_original(vol.path, a)
         phase("bound")
     if vol.phase != "bound":
         return
-    livepath.bind_original(vol.path, a)  # again after a reboot in the middle
+    livepath.bind_original(vol.path, a)  # (again, after a reboot in the middle)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="au-unchangeable") as pool:
         looking = pool.submit(refuse_unchangeable, a, vol.path)
 

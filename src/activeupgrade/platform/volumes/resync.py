@@ -454,6 +454,9 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
         new[rel] = p = s[:n] + d[:n] if src_is_a else d[:n] + s[:n]
         journal.add(rel, p)
 
+    left: list[str] = []
+    """After a first copy: the entries below the copied names that are not vouched for."""
+
     def vouch_copies(head: str, matched: bulk.Matched) -> None:
         """``record`` for a directory's entries that a ``cp`` copied, from the look at
         the copy (no racy window here), straight into the entries and not the journal
@@ -471,8 +474,6 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
             pairs.append((name, s[:n] + d[:n] if src_is_a else d[:n] + s[:n]))
         new.update_dir(head, pairs)
 
-    left: list[str] = []
-    """After a first copy: the entries below the copied names that are not vouched for."""
     bulk_files = bulk_bytes = 0
     if first:
         counts = _per_top(src)
@@ -504,12 +505,12 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
             # copy once, while the other groups are still copying) and the group's
             # entries vouched for from it; saved as the manifest at once after the last
             every = frozenset(n for group in first.values() for n in group)
-            taken_in = [0, 0]
 
             def group_ended(names: list[str]) -> None:
+                nonlocal bulk_files, bulk_bytes
                 look = trackers.take(dst_r, tracked, own=every)
                 f, b = bulk.take_listed(set(names), src, look.stats, vouch_copies, left)
-                taken_in[0], taken_in[1] = taken_in[0] + f, taken_in[1] + b
+                bulk_files, bulk_bytes = bulk_files + f, bulk_bytes + b
                 for name in names:
                     files_in, bytes_in = counts.get(name, (0, 0))
                     copying.files_done += files_in
@@ -518,7 +519,6 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
 
             bulk.finished(first, src, made, group_ended)
             dsnap = trackers.take(dst_r, tracked, own=every)  # (a failed group's cp too)
-            bulk_files, bulk_bytes = taken_in
             journal.rebase(new)
             if made == every == set(src.dirs.get("", {})) == set(dsnap.stats.dirs.get("", {})):
                 # every group copied what the scan saw at the top: only what was not
