@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,15 @@ import pytest
 from activeupgrade.config.model import VolumeRole
 from activeupgrade.errors import VolumeError
 from activeupgrade.instance import EngineLock, Instance
-from activeupgrade.platform.volumes import adoption, livepath, mounts, registry, replica
+from activeupgrade.platform.volumes import (
+    adoption,
+    bulk,
+    livepath,
+    mounts,
+    registry,
+    replica,
+    resync,
+)
 from activeupgrade.store.db import Store
 from tests.support import au, wait_until
 
@@ -257,10 +266,27 @@ def test_refuses_a_tree_with_an_unchangeable_file_and_leaves_nothing(
 
 
 def test_an_unchangeable_file_stops_the_copy_of_a_large_tree(
-        tmp_path: Path, needs_root: None) -> None:
-    """The look for unchangeable files runs while ``cp`` copies: one found deep in a tree
-    of thousands of files stops the adoption all the same, whenever it is found, and leaves
-    neither a replica nor a mount."""
+        tmp_path: Path, needs_root: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The look for unchangeable files runs while ``cp`` copies: one found in a tree of
+    thousands of files stops the copy (the groups not yet started never start) and leaves
+    neither a replica nor a mount. Here the copying waits until the look has refused."""
+    refused = threading.Event()
+    look, copy = adoption.refuse_unchangeable, bulk.copy_group
+    started: list[list[str]] = []
+
+    def looking(root: str, shown_as: str) -> int:
+        try:
+            return look(root, shown_as)
+        finally:
+            refused.set()
+
+    def copying(src_root: str, dst_root: str, names: list[str]) -> object:
+        started.append(names)
+        wait_until(refused.is_set, 60, "the look for unchangeable files")
+        return copy(src_root, dst_root, names)
+
+    monkeypatch.setattr(adoption, "refuse_unchangeable", looking)
+    monkeypatch.setattr(bulk, "copy_group", copying)
     path = tmp_path / "srv" / "big"
     for d in range(40):
         folder = path / f"d{d:02d}"
@@ -275,6 +301,8 @@ def test_an_unchangeable_file_stops_the_copy_of_a_large_tree(
         with pytest.raises(VolumeError) as exc:
             adoption.adopt(inst, store, str(path), VolumeRole.DATA, mode=livepath.BIND)
         assert f"{locked} is append-only" in exc.value.message
+        groups = len(bulk.groups(sorted(os.listdir(path)), resync.WORKERS))
+        assert 0 < len(started) < groups, (len(started), groups)
         assert registry.all_volumes(store) == []
         assert not any(m.point.startswith(str(tmp_path / "home")) for m in mounts.table())
         assert not (tmp_path / "home" / "replicas" / registry.name_for(str(path))).exists()
