@@ -15,6 +15,24 @@ from activeupgrade.model.states import OperationalState, OperatorAction
 from activeupgrade.session.host import HostPlatform
 from activeupgrade.store.db import Store
 
+FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
+FS_IMMUTABLE_FL, FS_APPEND_FL = 0x10, 0x20
+
+
+def set_flags(path: Path, flags: int) -> None:
+    """Set the immutable and append-only flags of ``path`` to those of ``flags``, the
+    others as they are (ext4 refuses to clear its extents flag: EPERM or EOPNOTSUPP)."""
+    import fcntl
+    import struct
+
+    mine = FS_IMMUTABLE_FL | FS_APPEND_FL
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        (now,) = struct.unpack("l", fcntl.ioctl(fd, FS_IOC_GETFLAGS, struct.pack("l", 0)))
+        fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("l", (now & ~mine) | (flags & mine)))
+    finally:
+        os.close(fd)
+
 
 def tree_hash(root: Path) -> str:
     """Content and metadata of a tree, independent of our code (os.walk + sha256)."""

@@ -27,10 +27,11 @@ from activeupgrade.platform.volumes import (
     replica,
     resync,
 )
+from activeupgrade.platform.volumes.state import SyncState
 from activeupgrade.store.db import Store
 from tests.support import au, wait_until
 
-from .helpers import tree_hash, unmount_under
+from .helpers import FS_APPEND_FL, FS_IMMUTABLE_FL, set_flags, tree_hash, unmount_under
 
 POLLER = r"""
 import os, sys
@@ -219,25 +220,6 @@ def test_a_live_path_that_cannot_be_attached_is_said_and_the_daemon_starts(
         au(home, "daemon", "--stop")
         unmount_under(tmp_path)
 
-FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
-FS_IMMUTABLE_FL, FS_APPEND_FL = 0x10, 0x20
-
-
-def _set_flags(path: Path, flags: int) -> None:
-    """Set the immutable and append-only flags of ``path`` to those of ``flags``, the
-    others as they are (ext4 refuses to clear its extents flag: EPERM or EOPNOTSUPP)."""
-    import fcntl
-    import struct
-
-    mine = FS_IMMUTABLE_FL | FS_APPEND_FL
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        (now,) = struct.unpack("l", fcntl.ioctl(fd, FS_IOC_GETFLAGS, struct.pack("l", 0)))
-        fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("l", (now & ~mine) | (flags & mine)))
-    finally:
-        os.close(fd)
-
-
 @pytest.mark.parametrize("flag", [FS_IMMUTABLE_FL, FS_APPEND_FL])
 def test_refuses_a_tree_with_an_unchangeable_file_and_leaves_nothing(
         tmp_path: Path, needs_root: None, flag: int) -> None:
@@ -246,7 +228,7 @@ def test_refuses_a_tree_with_an_unchangeable_file_and_leaves_nothing(
     locked = path / "deep" / "er" / "locked.log"
     locked.write_text("x")
     before = tree_hash(path)
-    _set_flags(locked, flag)
+    set_flags(locked, flag)
     home = tmp_path / "home"
     try:
         r = au(home, "volume", "adopt", str(path), "--role", "data")
@@ -254,37 +236,44 @@ def test_refuses_a_tree_with_an_unchangeable_file_and_leaves_nothing(
         assert str(locked) in r.stderr and "chattr" in r.stderr
         word = "immutable" if flag == FS_IMMUTABLE_FL else "append-only"
         assert word in r.stderr
-        _set_flags(locked, 0)
+        set_flags(locked, 0)
         assert tree_hash(path) == before
         assert not list(path.parent.glob(".*au-*"))
         assert [m for m in mounts.table() if m.point.startswith(str(home))] == []
         assert au(home, "volume", "adopt", str(path), "--role", "data").returncode == 0
     finally:
-        _set_flags(locked, 0)
+        set_flags(locked, 0)
         au(home, "daemon", "--stop")
         unmount_under(tmp_path)
 
 
+@pytest.mark.parametrize("tracked", [True, False], ids=["tracked", "read-in-full"])
 def test_an_unchangeable_file_stops_the_copy_of_a_large_tree(
-        tmp_path: Path, needs_root: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The look for unchangeable files runs while ``cp`` copies: one found in a tree of
-    thousands of files stops the copy (the groups not yet started never start) and leaves
-    neither a replica nor a mount. Here the copying waits until the look has refused."""
+        tmp_path: Path, needs_root: None, monkeypatch: pytest.MonkeyPatch,
+        tracked: bool) -> None:
+    """An unchangeable file in a tree of thousands stops the copy (the groups not yet
+    started never start) and leaves neither a replica nor a mount. Tracked (the daemon's
+    way), the copy's own look at the source finds it (no second walk of the tree); read
+    in full, ``refuse_unchangeable`` does. Here the copying waits until the refusal."""
     refused = threading.Event()
-    look, copy = adoption.refuse_unchangeable, bulk.copy_group
+    refuse, look, copy = adoption._refuse, adoption.refuse_unchangeable, bulk.copy_group
     started: list[list[str]] = []
+    walks: list[str] = []
+
+    def refusing(path: str, root: str, shown_as: str, attrs: int) -> None:
+        refused.set()
+        refuse(path, root, shown_as, attrs)
 
     def looking(root: str, shown_as: str) -> int:
-        try:
-            return look(root, shown_as)
-        finally:
-            refused.set()
+        walks.append(root)
+        return look(root, shown_as)
 
     def copying(src_root: str, dst_root: str, names: list[str]) -> object:
         started.append(names)
-        wait_until(refused.is_set, 60, "the look for unchangeable files")
+        wait_until(refused.is_set, 60, "the refusal of the unchangeable file")
         return copy(src_root, dst_root, names)
 
+    monkeypatch.setattr(adoption, "_refuse", refusing)
     monkeypatch.setattr(adoption, "refuse_unchangeable", looking)
     monkeypatch.setattr(bulk, "copy_group", copying)
     path = tmp_path / "srv" / "big"
@@ -295,19 +284,23 @@ def test_an_unchangeable_file_stops_the_copy_of_a_large_tree(
             (folder / f"f{f}").write_bytes(b"x" * f)
     locked = path / "d00" / "zz-locked"
     locked.write_text("x")
-    _set_flags(locked, FS_APPEND_FL)
+    set_flags(locked, FS_APPEND_FL)
     inst, store = _instance(tmp_path)
+    state = SyncState(track=tracked)
     try:
         with pytest.raises(VolumeError) as exc:
-            adoption.adopt(inst, store, str(path), VolumeRole.DATA, mode=livepath.BIND)
+            adoption.adopt(inst, store, str(path), VolumeRole.DATA, mode=livepath.BIND,
+                           state=state)
         assert f"{locked} is append-only" in exc.value.message
+        assert len(walks) == (0 if tracked else 1), walks
         groups = len(bulk.groups(sorted(os.listdir(path)), resync.WORKERS))
         assert 0 < len(started) < groups, (len(started), groups)
         assert registry.all_volumes(store) == []
         assert not any(m.point.startswith(str(tmp_path / "home")) for m in mounts.table())
         assert not (tmp_path / "home" / "replicas" / registry.name_for(str(path))).exists()
     finally:
-        _set_flags(locked, 0)
+        state.close()
+        set_flags(locked, 0)
         store.close()
         unmount_under(tmp_path)
 

@@ -5,6 +5,7 @@ overflow) it is detected and the resync falls back to a full compare, still exac
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.resync import resync
 from activeupgrade.platform.volumes.state import SyncState
 from activeupgrade.platform.volumes.verify import differences
+
+from .helpers import FS_APPEND_FL, FS_IMMUTABLE_FL, set_flags
 
 FILES = 3000
 
@@ -141,3 +144,60 @@ def test_a_generation_with_many_names_is_remembered_as_unknown(
         assert trackers.changed_since(root, after) == {"", "few"}
     finally:
         trackers.close()
+
+
+def test_a_tracked_scan_records_what_lstat_sees(tmp_path: Path) -> None:
+    """The tracker reads each entry with ``statx`` (for its attributes too): its records
+    are the ones an ``lstat`` walk makes, for every kind of entry."""
+    root = tmp_path / "t"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "file").write_bytes(b"x" * 5000)
+    (root / "sub" / "empty").write_bytes(b"")
+    os.link(root / "file", root / "sub" / "hard")
+    (root / "link").symlink_to("sub/nowhere/at/all")
+    os.mkfifo(root / "sub" / "fifo")
+    os.chmod(root / "sub" / "deeper", 0o1750)
+    if os.geteuid() == 0:
+        os.mknod(root / "dev", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+        os.chown(root / "sub" / "empty", 1234, 5678)
+    trackers = watch.Trackers()
+    try:
+        snap = trackers.take(root)
+        plain = tree.listing(root)
+        assert dict(snap.stats.recs()) == dict(plain.recs())
+        assert snap.multi == {"file", "sub/hard"} and snap.unchangeable == {}
+    finally:
+        trackers.close()
+
+
+def test_the_tracker_knows_the_unchangeable_entries(tmp_path: Path,
+                                                    needs_root: None) -> None:
+    """Immutable and append-only entries, as the first scan found them and as each entry
+    was last read. ``chattr`` itself makes no inotify event (the kernel does not notify
+    a flag set by ioctl): a later look sees a flag only on an entry read again."""
+    root = tmp_path / "t"
+    (root / "d").mkdir(parents=True)
+    locked, growing = root / "d" / "locked", root / "growing"
+    locked.write_text("x")
+    growing.write_text("y")
+    set_flags(locked, FS_IMMUTABLE_FL)
+    trackers = watch.Trackers()
+    try:
+        assert trackers.take(root).unchangeable == {"d/locked": tree.IMMUTABLE}
+        set_flags(growing, FS_APPEND_FL)
+        assert trackers.take(root).unchangeable == {"d/locked": tree.IMMUTABLE}
+        os.utime(growing)  # (an event: the entry is read again)
+        assert trackers.take(root).unchangeable == {"d/locked": tree.IMMUTABLE,
+                                                    "growing": tree.APPEND_ONLY}
+        set_flags(locked, 0)
+        os.rename(root / "d", root / "e")
+        assert trackers.take(root).unchangeable == {"growing": tree.APPEND_ONLY}
+        set_flags(growing, 0)
+        os.utime(growing)
+        assert trackers.take(root).unchangeable == {}
+        assert watch.take_plain(root).unchangeable is None  # (not looked at)
+    finally:
+        trackers.close()
+        for p in (root / "d" / "locked", root / "e" / "locked", growing):
+            if p.exists():
+                set_flags(p, 0)

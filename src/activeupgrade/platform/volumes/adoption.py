@@ -52,7 +52,13 @@ from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.registry import Volume
 from activeupgrade.platform.volumes.resync import Progress, resync
 from activeupgrade.platform.volumes.state import SyncState
-from activeupgrade.platform.volumes.tree import DIR_FLAGS
+from activeupgrade.platform.volumes.tree import (
+    DIR_FLAGS,
+    IMMUTABLE,
+    STATX_BUFFER,
+    STATX_FLAGS,
+    UNCHANGEABLE,
+)
 from activeupgrade.store.db import Store
 
 Report = Callable[[str], None]
@@ -60,10 +66,6 @@ Report = Callable[[str], None]
 KERNEL_TREES = ("/proc", "/sys", "/dev", "/run")
 """Trees the kernel or early boot makes (not software or data to upgrade)."""
 
-_STATX_ATTR_IMMUTABLE = 0x10
-_STATX_ATTR_APPEND = 0x20
-_AT_SYMLINK_NOFOLLOW = 0x100
-_AT_STATX_DONT_SYNC = 0x4000
 _ATTRIBUTES = struct.Struct("=Q")
 """``stx_attributes`` of a struct statx (at offset 8)."""
 
@@ -118,9 +120,7 @@ def refuse_unchangeable(root: str, shown_as: str) -> int:
     ``root`` (``chattr +i``/``+a``: no resync could ever change it), as a path below
     ``shown_as``; returns the entries looked at. One ``statx`` per entry, relative to its
     directory's descriptor, into one buffer (the walk of every adoption)."""
-    statx, buf = LIBC.statx, ctypes.create_string_buffer(256)
-    flags, unchangeable = (_AT_SYMLINK_NOFOLLOW | _AT_STATX_DONT_SYNC,
-                           _STATX_ATTR_IMMUTABLE | _STATX_ATTR_APPEND)
+    statx, buf = LIBC.statx, ctypes.create_string_buffer(STATX_BUFFER)
     attributes, fsencode = _ATTRIBUTES.unpack_from, os.fsencode
     seen, stack = 0, [root]
     while stack:
@@ -133,10 +133,10 @@ def refuse_unchangeable(root: str, shown_as: str) -> int:
             with os.scandir(fd) as it:
                 for entry in it:
                     seen += 1
-                    if statx(fd, fsencode(entry.name), flags, 0, buf) != 0:
+                    if statx(fd, fsencode(entry.name), STATX_FLAGS, 0, buf) != 0:
                         continue
-                    attrs = attributes(buf, 8)[0]
-                    if attrs & unchangeable:
+                    attrs = attributes(buf, 8)[0] & UNCHANGEABLE
+                    if attrs:
                         _refuse(os.path.join(folder, entry.name), root, shown_as, attrs)
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(os.path.join(folder, entry.name))
@@ -146,7 +146,7 @@ def refuse_unchangeable(root: str, shown_as: str) -> int:
 
 
 def _refuse(path: str, root: str, shown_as: str, attrs: int) -> None:
-    what = "immutable" if attrs & _STATX_ATTR_IMMUTABLE else "append-only"
+    what = "immutable" if attrs & IMMUTABLE else "append-only"
     rel = os.path.join(shown_as, os.path.relpath(path, root))
     raise VolumeError(
         f"{rel} is {what}: no resync could change it",
@@ -219,21 +219,39 @@ def _adopt_bound(store: Store, vol: Volume, phase: Report, say: Report,
     """The original directory stays in place as replica A; B is one copy of it, or a
     snapshot where it is a btrfs subvolume.
 
-    The look for immutable and append-only entries (``refuse_unchangeable``) runs on a
-    thread of its own meanwhile (the copy is mostly ``cp`` processes' work): the copy
-    stops as soon as it finds one (at the next ``check``), and nothing is recorded as
-    mirrored before it has looked at everything. A refusal leaves nothing behind."""
+    An immutable or append-only entry refuses the adoption. For a copy, the look at the
+    source that the copy needs anyway finds them (its ``statx`` of each entry gives the
+    attributes: ``screen``), before any copied entry is taken: the copy's groups not yet
+    started never start. A snapshot reads nothing: the look (``refuse_unchangeable``)
+    runs on a thread of its own beside it, and the snapshot is not recorded before it has
+    looked at everything. A refusal leaves nothing behind."""
     a = vol.replica("a")
     if vol.phase == "new":
         phase("bound")
     if vol.phase != "bound":
         return
     livepath.bind_original(vol.path, a)  # (again, after a reboot in the middle)
+    refusals: list[VolumeError] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="au-unchangeable") as pool:
-        looking = pool.submit(refuse_unchangeable, a, vol.path)
+        looking = (pool.submit(refuse_unchangeable, a, vol.path)
+                   if snapshot.is_subvolume(a) else None)
+
+        def screen(found: dict[str, int] | None) -> None:
+            if looking is not None:
+                return  # (the look beside the snapshot sees the whole tree)
+            try:
+                if found is None:  # (the copy's look at the source could not tell)
+                    refuse_unchangeable(a, vol.path)
+                elif found:
+                    first = min(found)
+                    _refuse(os.path.join(a, first), a, vol.path, found[first])
+            except VolumeError as exc:
+                refusals.append(exc)
+                raise
 
         def checked() -> None:
-            if looking.done() and isinstance(looking.exception(), VolumeError):
+            if looking is not None and looking.done() and isinstance(
+                    looking.exception(), VolumeError):
                 looking.result()  # (raises it)
             if check is not None:
                 check()
@@ -243,11 +261,17 @@ def _adopt_bound(store: Store, vol: Volume, phase: Report, say: Report,
             made = snapshot.mirror(a, vol.replica("b"), vol.manifest,
                                    state or SyncState.once())
             if not made:
+                # a new tracker of A reads every entry's attributes now (a flag set
+                # since an earlier look made no event that would have told it)
+                if state is not None:
+                    state.trackers.forget(a)
                 replica.sync(store, vol, "a", "b", progress=progress, check=checked,
-                             state=state)
-            looking.result()
+                             state=state, screen=screen)
+            if looking is not None:
+                looking.result()
         except BaseException:
-            refused = _refusal(looking)
+            refused = refusals[0] if refusals else (
+                None if looking is None else _refusal(looking))
             if refused is None:
                 raise
             _remove_folder(vol, state)  # (replica A's bind mount first)

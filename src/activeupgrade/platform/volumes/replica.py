@@ -9,7 +9,7 @@ from collections.abc import Callable
 from activeupgrade.errors import VolumeError
 from activeupgrade.platform.volumes import livepath, registry
 from activeupgrade.platform.volumes.registry import Volume
-from activeupgrade.platform.volumes.resync import Progress, Result, resync
+from activeupgrade.platform.volumes.resync import Progress, Result, Screen, resync
 from activeupgrade.platform.volumes.state import SyncState
 from activeupgrade.platform.volumes.storage import Storage
 from activeupgrade.platform.volumes.verify import trusted_by, verify, verify_settled
@@ -25,14 +25,15 @@ def sync(
     progress: Callable[[Progress], None] | None = None,
     check: Callable[[], None] | None = None,
     state: SyncState | None = None,
+    screen: Screen | None = None,
 ) -> Result:
     """Resync replica ``dst`` from replica ``src`` ("a"/"b") and record the throughput.
     ``state``: the daemon's sync state (change tracking); None: the trees are read in
-    full."""
+    full. ``screen``: see ``resync.resync``."""
     if src == dst:
         raise VolumeError(f"cannot resync replica {src} of {vol.name} from itself")
     res = resync(vol.replica(src), vol.replica(dst), vol.manifest, src_is_a=src == "a",
-                 progress=progress, check=check, state=state)
+                 progress=progress, check=check, state=state, screen=screen)
     _record(store, vol, src, dst, res, state, measured=True)
     return res
 

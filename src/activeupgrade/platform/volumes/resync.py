@@ -116,6 +116,9 @@ class Progress:
 
 
 ProgressCb = Callable[[Progress], None]
+Screen = Callable[[dict[str, int] | None], None]
+"""Given a source's immutable and append-only entries (path → ``tree.UNCHANGEABLE``
+attributes; None: not looked at), raises to refuse the source."""
 
 
 @dataclass
@@ -349,6 +352,7 @@ class _Job:
     """How many of them an interrupted earlier resync had journaled."""
     storage: Storage
     """The backend the replicas' filesystem allows (reflink: copies are clones)."""
+    screen: Screen | None = None
 
 
 def resync(
@@ -361,10 +365,13 @@ def resync(
     check: Callable[[], None] | None = None,
     workers: int = WORKERS,
     state: SyncState | None = None,
+    screen: Screen | None = None,
 ) -> Result:
     """Make ``dst_root`` identical to ``src_root`` (content and metadata). ``state``: the
     owner's sync state (change tracking, the last resync's marks); without one, both
-    trees are read in full."""
+    trees are read in full. ``screen``: called with the source's immutable and
+    append-only entries as soon as the source has been looked at (None: the look did not
+    tell), before anything is taken as copied; what it raises stops the resync."""
     src_r, dst_r = os.fspath(src_root), os.fspath(dst_root)
     st = state if state is not None else SyncState.once()
     try:
@@ -372,7 +379,7 @@ def resync(
               ThreadPoolExecutor(max_workers=max(1, workers)) as pool):
             try:
                 return _run(_start(src_r, dst_r, manifest, st, src_is_a, progress, check,
-                                   max(1, workers)), pool)
+                                   max(1, workers), screen), pool)
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 st.forget(manifest)  # its entries were changed in place, partly written
@@ -387,7 +394,7 @@ def resync(
 
 def _start(src_r: str, dst_r: str, manifest: Manifest, state: SyncState, src_is_a: bool,
            progress: ProgressCb | None, check: Callable[[], None] | None,
-           workers: int) -> _Job:
+           workers: int, screen: Screen | None = None) -> _Job:
     """The target folder made, the manifest read, the clock's granularity known."""
     started = time.monotonic()
     os.makedirs(dst_r, exist_ok=True)
@@ -398,7 +405,7 @@ def _start(src_r: str, dst_r: str, manifest: Manifest, state: SyncState, src_is_
     tracked = state.track and window == 0
     storage = detect(manifest.path.parent)
     return _Job(src_r, dst_r, manifest, state, src_is_a, window, scan_start, tracked,
-                workers, progress, check, started, known, resumed, storage)
+                workers, progress, check, started, known, resumed, storage, screen)
 
 
 def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
@@ -415,6 +422,8 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
         first = {pool.submit(bulk.copy_group, src_r, dst_r, g): g
                  for g in bulk.groups(names, workers)}
     ssnap = trackers.take(src_r, tracked)
+    if job.screen is not None:
+        job.screen(ssnap.unchangeable)
     src = ssnap.stats
     only = job.state.narrowed(manifest, known, src_r, dst_r) if tracked else None
     # The entries are changed in place (a copy would cost a dict of every entry again):

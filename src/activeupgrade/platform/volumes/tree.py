@@ -2,7 +2,9 @@
 resync and verify compare (type, xattrs, link targets).
 
 Only ``lstat`` is used for the scan: it is the one syscall per entry that every decision
-needs; xattrs, link targets and contents are read only for entries that may differ.
+needs; xattrs, link targets and contents are read only for entries that may differ. (Where
+a tree is tracked, the scan is one ``statx`` per entry instead, which gives the entry's
+immutable and append-only attributes with the same call: ``STATX``.)
 
 A tree held between calls (``Listing``: what change tracking keeps of every replica) is
 compact: per directory, each name → one packed record (``REC``: inode, ctime, mtime,
@@ -15,6 +17,7 @@ as the manifest stores it.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import itertools
 import os
@@ -24,6 +27,8 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple, Protocol
+
+from activeupgrade.libc import LIBC, path_bytes
 
 Sig = bytes
 """(inode, ctime_ns, mtime_ns, size or device number, mode) packed (``SIG``): changes
@@ -97,6 +102,32 @@ def rec_mode(rec: bytes) -> int:
 def rec_mode_links(rec: bytes) -> tuple[int, int]:
     out: tuple[int, int] = _MODE_LINKS.unpack_from(rec, _MODE_AT)
     return out
+
+
+STATX = struct.Struct("=8xQIIIH2xQQ48xqI4xqI4xII")
+"""What a record needs of a struct statx, and the attributes: stx_attributes, nlink, uid,
+gid, mode, ino, size, ctime (s, ns), mtime (s, ns), rdev (major, minor)."""
+STATX_FLAGS = 0x100 | 0x4000
+"""AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC."""
+STATX_MASK = 0x7FF
+"""STATX_BASIC_STATS."""
+STATX_BUFFER = 256
+"""sizeof(struct statx)."""
+IMMUTABLE, APPEND_ONLY = 0x10, 0x20
+"""STATX_ATTR_IMMUTABLE, STATX_ATTR_APPEND (``chattr +i``, ``+a``)."""
+UNCHANGEABLE = IMMUTABLE | APPEND_ONLY
+"""The attributes no resync can get past: the entry cannot be changed, replaced or
+removed (or, append-only, only grown)."""
+
+
+def attributes(path: str) -> int:
+    """The ``UNCHANGEABLE`` attributes of ``path`` (not followed if a symlink); 0 where
+    it cannot be looked at (gone)."""
+    buf = ctypes.create_string_buffer(STATX_BUFFER)
+    if LIBC.statx(-100, path_bytes(path), STATX_FLAGS, STATX_MASK, buf) != 0:
+        return 0  # (AT_FDCWD: ``path`` is absolute)
+    attrs: int = STATX.unpack_from(buf)[0]
+    return attrs & UNCHANGEABLE
 
 
 def rec_ino(rec: bytes) -> int:

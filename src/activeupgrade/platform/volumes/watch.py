@@ -34,11 +34,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from activeupgrade.libc import LIBC
 from activeupgrade.platform.volumes.tree import (
     DIR_FLAGS,
     REC,
+    STATX,
+    STATX_BUFFER,
+    STATX_FLAGS,
+    STATX_MASK,
+    UNCHANGEABLE,
     Listing,
     Sigs,
+    attributes,
     join,
     listing,
     rec_ino,
@@ -95,6 +102,11 @@ class Snapshot:
     sigs: Sigs
     multi: set[str]
     mark: Mark | None
+    unchangeable: dict[str, int] | None = None
+    """The immutable and append-only entries (``tree.UNCHANGEABLE`` attributes by path)
+    as each entry was last read: ``chattr`` makes no inotify event, so only a new
+    tracker's first scan has read them all now. None: not looked at (a tree read in full
+    without tracking)."""
 
 
 class Untrackable(Exception):
@@ -129,6 +141,8 @@ class Tracker:
         self.wd_rel: dict[int, str] = {}
         self.rel_wd: dict[str, int] = {}
         self.multi: set[str] = set()
+        self.unchangeable: dict[str, int] = {}
+        """Path → its ``tree.UNCHANGEABLE`` attributes, for the entries that have any."""
         self.links: dict[int, int] = {}
         """Inode of a multi-link entry → the link count its other names were last read
         at: only a change of it makes every name of the tree be looked at for that inode."""
@@ -175,17 +189,25 @@ class Tracker:
             self.multi.add(rel)
         else:
             self.multi.discard(rel)
+        attrs = attributes(join(self.root, rel))  # (an entry read again: a change)
+        if attrs:
+            self.unchangeable[rel] = attrs
+        else:
+            self.unchangeable.pop(rel, None)
 
     def _scan_dir(self, top: str) -> None:
         """(Re)list ``top`` and everything below it, watching each directory first.
 
         The hot loop of a first scan: entries are stat'ed relative to their directory's
-        descriptor (one name resolved per ``lstat``) and recorded inline. Names and
-        directories are kept as interned strings: one object per name for both replicas'
-        trackers and the manifest (``manifest.Entries``), not one per tree."""
+        descriptor (one name resolved per ``statx``, which gives the immutable and
+        append-only attributes too) and recorded inline. Names and directories are kept
+        as interned strings: one object per name for both replicas' trackers and the
+        manifest (``manifest.Entries``), not one per tree."""
         stack = [top]
-        dirs, multi = self.tree.dirs, self.multi
-        s_isdir, pack, intern = stat.S_ISDIR, REC.pack, sys.intern
+        dirs, multi, flagged = self.tree.dirs, self.multi, self.unchangeable
+        s_isdir, pack, intern, fsencode = stat.S_ISDIR, REC.pack, sys.intern, os.fsencode
+        statx, fields, makedev = LIBC.statx, STATX.unpack_from, os.makedev
+        buf, ns = ctypes.create_string_buffer(STATX_BUFFER), 1_000_000_000
         while stack:
             rel = stack.pop()
             prefix = f"{rel}/" if rel else ""
@@ -198,17 +220,23 @@ class Tracker:
                 try:
                     with os.scandir(fd) as it:
                         for de in it:
-                            try:
-                                st = de.stat(follow_symlinks=False)
-                            except FileNotFoundError:
-                                continue
+                            if statx(fd, fsencode(de.name), STATX_FLAGS, STATX_MASK, buf):
+                                err = ctypes.get_errno()
+                                if err == errno.ENOENT:
+                                    continue  # gone since it was listed
+                                raise OSError(err, os.strerror(err),
+                                              join(self.root, prefix + de.name))
+                            (attrs, links, uid, gid, mode, ino, size, c_s, c_ns, m_s, m_ns,
+                             major, minor) = fields(buf)
                             name = intern(de.name)
-                            kids[name] = pack(st.st_ino, st.st_ctime_ns, st.st_mtime_ns,
-                                              st.st_rdev or st.st_size, st.st_mode,
-                                              st.st_nlink, st.st_uid, st.st_gid)
-                            if st.st_nlink > 1 and not s_isdir(st.st_mode):
-                                multi.add(prefix + de.name)
-                            elif s_isdir(st.st_mode):
+                            kids[name] = pack(ino, c_s * ns + c_ns, m_s * ns + m_ns,
+                                              makedev(major, minor) if major or minor
+                                              else size, mode, links, uid, gid)
+                            if attrs & UNCHANGEABLE:
+                                flagged[prefix + name] = attrs & UNCHANGEABLE
+                            if links > 1 and not s_isdir(mode):
+                                multi.add(prefix + name)
+                            elif s_isdir(mode):
                                 stack.append(intern(prefix + name))
                 finally:
                     os.close(fd)
@@ -230,6 +258,7 @@ class Tracker:
         """``rel`` (its record ``rec``, already taken out) and what was below it."""
         self._touch((rel,))
         self.multi.discard(rel)
+        self.unchangeable.pop(rel, None)
         if rec is None or not stat.S_ISDIR(rec_mode(rec)):
             return
         prefix = f"{rel}/" if rel else ""
@@ -495,11 +524,12 @@ class Trackers:
                     while len(self._trees) > self.keep:
                         self._trees.popitem(last=False)[1].close()
                     return Snapshot(tracker.tree, Sigs(tracker.tree), set(tracker.multi),
-                                    tracker.mark())
+                                    tracker.mark(), dict(tracker.unchangeable))
                 self._trees[key] = tracker
             with tracker.lock:
                 tree = tracker.current(own)
-                return Snapshot(tree, Sigs(tree), set(tracker.multi), tracker.mark())
+                return Snapshot(tree, Sigs(tree), set(tracker.multi), tracker.mark(),
+                                dict(tracker.unchangeable))
         except Untrackable:
             self.forget(key)
             return _scan_plain(key)
