@@ -22,6 +22,10 @@ With ``--ext4`` (root) everything runs on a fresh ext4 filesystem on a loop imag
 plain): the baseline and the adoption on a filesystem that earlier runs have not aged (a
 filesystem churned by many copies and deletions can make ``cp -a`` itself several times
 slower from one run to the next).
+With ``--ram`` as well, that loop image is a file in ``/dev/shm`` (memory): the same
+filesystem with no disk under it, so that the figures measure the work of the CPU and
+not a shared disk's mood (a virtual machine's disk can make the same ``cp -a`` take 4 or
+20 s from one hour to the next).
 With ``--tree PATH`` the volume is a copy of a real tree (``/usr``, say) instead, whose
 regular files are rewritten for the resyncs.
 
@@ -30,7 +34,7 @@ tree of small files (100 per folder, 0–8 KiB), and is released afterwards. Pri
 per figure with the absolute times, the ratio ours/baseline, and a growth table by size.
 
     .venv/bin/python bench/scale.py [--sizes 10000,50000] [--dir /var/tmp/au-bench]
-                                    [--btrfs | --xfs | --ext4] [--tree /usr]
+                                    [--btrfs | --xfs | --ext4] [--ram] [--tree /usr]
 """
 
 from __future__ import annotations
@@ -175,10 +179,12 @@ MKFS = {"btrfs": ["mkfs.btrfs", "-q", "-f"], "xfs": ["mkfs.xfs", "-q", "-f", "-m
 
 
 @contextlib.contextmanager
-def loop_fs(fs: str, where: Path, files: int, tree: str = "") -> Iterator[None]:
+def loop_fs(fs: str, where: Path, files: int, tree: str = "", ram: bool = False
+            ) -> Iterator[None]:
     """A ``fs`` filesystem (btrfs, xfs, ext4) on a sparse loop image, mounted at ``where``
-    meanwhile: room for six copies of ``tree`` or of ``files`` small files."""
-    image = where.with_name(where.name + f".{fs}.img")
+    meanwhile: room for six copies of ``tree`` or of ``files`` small files; the image in
+    ``/dev/shm`` if ``ram``."""
+    image = (Path("/dev/shm") if ram else where.parent) / f"{where.name}.{fs}.img"
     if tree:
         du = subprocess.run(["du", "-sbx", tree], check=True, capture_output=True, text=True)
         room = 6 * int(du.stdout.split()[0]) + (1 << 30)
@@ -196,13 +202,14 @@ def loop_fs(fs: str, where: Path, files: int, tree: str = "") -> Iterator[None]:
         image.unlink(missing_ok=True)
 
 
-def one_size(base: Path, files: int, fs: str = "", tree: str = "") -> dict[str, float]:
+def one_size(base: Path, files: int, fs: str = "", tree: str = "", ram: bool = False
+             ) -> dict[str, float]:
     work = base / (f"n{files}" if not tree else "tree")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     home, vol = work / "home", work / "srv" / "vol"
     try:
-        with loop_fs(fs, work, files, tree) if fs else contextlib.nullcontext():
+        with loop_fs(fs, work, files, tree, ram) if fs else contextlib.nullcontext():
             try:
                 return _measure(work, home, vol, files, fs, tree)
             finally:
@@ -350,15 +357,21 @@ def main() -> None:
     fs.add_argument("--ext4", action="store_true",
                     help="on a fresh ext4 loop image (root): a plain filesystem that "
                          "earlier runs have not aged")
+    ap.add_argument("--ram", action="store_true",
+                    help="with --btrfs, --xfs or --ext4: the loop image in /dev/shm (no "
+                         "disk: the CPU's work)")
     args = ap.parse_args()
     base = Path(args.dir) / "scale"
     rows = []
     fs_kind = next((k for k in ("btrfs", "xfs", "ext4") if getattr(args, k)), "")
+    if args.ram and not fs_kind:
+        ap.error("--ram needs --btrfs, --xfs or --ext4 (the loop image it puts in memory)")
     for n in (int(s) for s in args.sizes.split(",")) if not args.tree else (0,):
         print(f"measuring {args.tree or n} files"
-              f"{f' on a {fs_kind} loop image' if fs_kind else ''}, load average "
-              f"{os.getloadavg()}", file=sys.stderr)
-        rows.append(one_size(base, n, fs_kind, args.tree))
+              f"{f' on a {fs_kind} loop image' if fs_kind else ''}"
+              f"{' in memory' if args.ram else ''}, load average {os.getloadavg()}",
+              file=sys.stderr)
+        rows.append(one_size(base, n, fs_kind, args.tree, args.ram))
         print(f"measured {rows[-1]['files']:.0f} files, load average {os.getloadavg()}",
               file=sys.stderr)
     report(rows)
