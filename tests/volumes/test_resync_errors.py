@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from activeupgrade.errors import DiskFullError
+from activeupgrade.errors import DiskFullError, VolumeError
 from activeupgrade.platform.volumes.manifest import Manifest
 from activeupgrade.platform.volumes.resync import resync
 from activeupgrade.platform.volumes.verify import differences
+
+from .helpers import FS_IMMUTABLE_FL, set_flags
 
 
 def test_full_disk_is_a_clear_error_and_the_resync_resumes(tmp_path: Path,
@@ -46,3 +48,26 @@ def test_full_disk_is_a_clear_error_and_the_resync_resumes(tmp_path: Path,
         assert res.copied_files == 40  # what was copied before was kept
     finally:
         subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+def test_an_immutable_target_file_is_a_clear_error_and_the_resync_resumes(
+        tmp_path: Path, needs_root: None) -> None:
+    """A file made immutable in the target after it was copied (``chattr`` makes no
+    change event: the tool meets it only when writing) stops the resync with what, where
+    and what to do, not a traceback; cleared, the next resync finishes."""
+    a, b, meta = tmp_path / "a", tmp_path / "b", tmp_path / "m"
+    (a / "d").mkdir(parents=True)
+    (a / "d" / "f").write_bytes(b"v1")
+    meta.mkdir()
+    resync(a, b, Manifest(meta), src_is_a=True)
+    set_flags(b / "d" / "f", FS_IMMUTABLE_FL)
+    try:
+        (a / "d" / "f").write_bytes(b"v2, longer")
+        with pytest.raises(VolumeError) as err:
+            resync(a, b, Manifest(meta), src_is_a=True)
+        assert str(b / "d" / "f") in err.value.message, err.value.message
+        assert "chattr -i" in err.value.hint
+    finally:
+        set_flags(b / "d" / "f", 0)
+    resync(a, b, Manifest(meta), src_is_a=True)
+    assert differences(a, b) == []

@@ -66,6 +66,10 @@ _HINTS = {
     errno.EROFS: "The replicas' filesystem is read-only: remount it read-write; " + _RESUMES,
     errno.EIO: "The disk reported an I/O error: check the kernel log (dmesg) and the "
                "disk before going on; " + _RESUMES,
+    errno.EPERM: "An entry there is probably immutable or append-only (`lsattr -d` "
+                 "shows an i or an a; chattr makes no change event, so the tool learns "
+                 "of it only here): clear the flag (`chattr -i`/`chattr -a`); "
+                 + _RESUMES,
 }
 """Errors of the machine rather than of the tool, with what the operator can do."""
 
@@ -388,8 +392,10 @@ def resync(
         hint = _HINTS.get(exc.errno or 0)
         if hint is None:
             raise
+        # (a rename's target, not the temporary file renamed onto it)
         raise VolumeError(f"resync of {src_r} to {dst_r} stopped at "
-                          f"{exc.filename or dst_r}: {exc.strerror}", hint=hint) from exc
+                          f"{exc.filename2 or exc.filename or dst_r}: {exc.strerror}",
+                          hint=hint) from exc
 
 
 def _start(src_r: str, dst_r: str, manifest: Manifest, state: SyncState, src_is_a: bool,
