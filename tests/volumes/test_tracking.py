@@ -102,7 +102,7 @@ def test_a_look_reads_only_what_changed(
     puts: list[str] = []
     real = watch.Tracker._put
 
-    def counting(self: watch.Tracker, rel: str, st: os.stat_result) -> None:
+    def counting(self: watch.Tracker, rel: str, st: tree.Entry) -> None:
         puts.append(rel)
         real(self, rel, st)
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
-import struct
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -53,6 +52,7 @@ from activeupgrade.platform.volumes.registry import Volume
 from activeupgrade.platform.volumes.resync import Progress, resync
 from activeupgrade.platform.volumes.state import SyncState
 from activeupgrade.platform.volumes.tree import (
+    ATTRIBUTES,
     DIR_FLAGS,
     IMMUTABLE,
     STATX_BUFFER,
@@ -66,8 +66,6 @@ Report = Callable[[str], None]
 KERNEL_TREES = ("/proc", "/sys", "/dev", "/run")
 """Trees the kernel or early boot makes (not software or data to upgrade)."""
 
-_ATTRIBUTES = struct.Struct("=Q")
-"""``stx_attributes`` of a struct statx (at offset 8)."""
 
 
 def _aside(path: str) -> Path:
@@ -121,7 +119,7 @@ def refuse_unchangeable(root: str, shown_as: str) -> int:
     ``shown_as``; returns the entries looked at. One ``statx`` per entry, relative to its
     directory's descriptor, into one buffer (the walk of every adoption)."""
     statx, buf = LIBC.statx, ctypes.create_string_buffer(STATX_BUFFER)
-    attributes, fsencode = _ATTRIBUTES.unpack_from, os.fsencode
+    attributes, fsencode = ATTRIBUTES.unpack_from, os.fsencode
     seen, stack = 0, [root]
     while stack:
         folder = stack.pop()
@@ -135,7 +133,7 @@ def refuse_unchangeable(root: str, shown_as: str) -> int:
                     seen += 1
                     if statx(fd, fsencode(entry.name), STATX_FLAGS, 0, buf) != 0:
                         continue
-                    attrs = attributes(buf, 8)[0] & UNCHANGEABLE
+                    attrs = attributes(buf)[0] & UNCHANGEABLE
                     if attrs:
                         _refuse(os.path.join(folder, entry.name), root, shown_as, attrs)
                     if entry.is_dir(follow_symlinks=False):

@@ -120,14 +120,39 @@ UNCHANGEABLE = IMMUTABLE | APPEND_ONLY
 removed (or, append-only, only grown)."""
 
 
-def attributes(path: str) -> int:
-    """The ``UNCHANGEABLE`` attributes of ``path`` (not followed if a symlink); 0 where
-    it cannot be looked at (gone)."""
+ATTRIBUTES = struct.Struct("=8xQ")
+"""``stx_attributes`` alone (a walk that needs nothing else of the entry)."""
+AT_FDCWD = -100
+
+
+class Entry(NamedTuple):
+    """One entry as one ``statx`` read it: its record and its ``UNCHANGEABLE``
+    attributes."""
+
+    rec: bytes
+    attrs: int
+
+
+def from_statx(buf: ctypes.Array[ctypes.c_char]) -> tuple[bytes, int, int, int]:
+    """(record, ``UNCHANGEABLE`` attributes, mode, links) of the struct statx in ``buf``
+    (the record ``lstat`` would make: a device's number in place of its size)."""
+    (attrs, links, uid, gid, mode, ino, size, c_s, c_ns, m_s, m_ns, major,
+     minor) = STATX.unpack_from(buf)
+    rec = REC.pack(ino, c_s * 1_000_000_000 + c_ns, m_s * 1_000_000_000 + m_ns,
+                   os.makedev(major, minor) if major or minor else size, mode, links,
+                   uid, gid)
+    return rec, attrs & UNCHANGEABLE, mode, links
+
+
+def entry(path: str) -> Entry:
+    """``path``'s ``Entry`` (not followed if a symlink); the OSError ``lstat`` would
+    raise (FileNotFoundError: gone)."""
     buf = ctypes.create_string_buffer(STATX_BUFFER)
-    if LIBC.statx(-100, path_bytes(path), STATX_FLAGS, STATX_MASK, buf) != 0:
-        return 0  # (AT_FDCWD: ``path`` is absolute)
-    attrs: int = STATX.unpack_from(buf)[0]
-    return attrs & UNCHANGEABLE
+    if LIBC.statx(AT_FDCWD, path_bytes(path), STATX_FLAGS, STATX_MASK, buf) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
+    rec, attrs, _, _ = from_statx(buf)
+    return Entry(rec, attrs)
 
 
 def rec_ino(rec: bytes) -> int:

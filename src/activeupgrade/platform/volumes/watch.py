@@ -37,21 +37,19 @@ from typing import Final
 from activeupgrade.libc import LIBC
 from activeupgrade.platform.volumes.tree import (
     DIR_FLAGS,
-    REC,
-    STATX,
     STATX_BUFFER,
     STATX_FLAGS,
     STATX_MASK,
-    UNCHANGEABLE,
+    Entry,
     Listing,
     Sigs,
-    attributes,
+    entry,
+    from_statx,
     join,
     listing,
     rec_ino,
     rec_mode,
     rec_mode_links,
-    record,
     split,
 )
 
@@ -155,7 +153,7 @@ class Tracker:
         self._touched: set[str] | None = None
         """Names read again since the last look (None: more than ``HISTORY_NAMES``, as
         good as everything; so is the first scan)."""
-        self._put("", os.lstat(root))
+        self._put("", entry(root))
         self._scan_dir("")
         self._touched = set()
 
@@ -182,16 +180,16 @@ class Tracker:
             if len(touched) > HISTORY_NAMES:
                 self._touched = None  # so many: the names are not worth keeping
 
-    def _put(self, rel: str, st: os.stat_result) -> None:
+    def _put(self, rel: str, e: Entry) -> None:
         self._touch((rel,))
-        self.tree.put(rel, record(st))
-        if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+        self.tree.put(rel, e.rec)
+        mode, links = rec_mode_links(e.rec)
+        if links > 1 and not stat.S_ISDIR(mode):
             self.multi.add(rel)
         else:
             self.multi.discard(rel)
-        attrs = attributes(join(self.root, rel))  # (an entry read again: a change)
-        if attrs:
-            self.unchangeable[rel] = attrs
+        if e.attrs:
+            self.unchangeable[rel] = e.attrs
         else:
             self.unchangeable.pop(rel, None)
 
@@ -205,9 +203,8 @@ class Tracker:
         manifest (``manifest.Entries``), not one per tree."""
         stack = [top]
         dirs, multi, flagged = self.tree.dirs, self.multi, self.unchangeable
-        s_isdir, pack, intern, fsencode = stat.S_ISDIR, REC.pack, sys.intern, os.fsencode
-        statx, fields, makedev = LIBC.statx, STATX.unpack_from, os.makedev
-        buf, ns = ctypes.create_string_buffer(STATX_BUFFER), 1_000_000_000
+        s_isdir, intern, fsencode = stat.S_ISDIR, sys.intern, os.fsencode
+        statx, buf = LIBC.statx, ctypes.create_string_buffer(STATX_BUFFER)
         while stack:
             rel = stack.pop()
             prefix = f"{rel}/" if rel else ""
@@ -226,14 +223,11 @@ class Tracker:
                                     continue  # gone since it was listed
                                 raise OSError(err, os.strerror(err),
                                               join(self.root, prefix + de.name))
-                            (attrs, links, uid, gid, mode, ino, size, c_s, c_ns, m_s, m_ns,
-                             major, minor) = fields(buf)
+                            rec, attrs, mode, links = from_statx(buf)
                             name = intern(de.name)
-                            kids[name] = pack(ino, c_s * ns + c_ns, m_s * ns + m_ns,
-                                              makedev(major, minor) if major or minor
-                                              else size, mode, links, uid, gid)
-                            if attrs & UNCHANGEABLE:
-                                flagged[prefix + name] = attrs & UNCHANGEABLE
+                            kids[name] = rec
+                            if attrs:
+                                flagged[prefix + name] = attrs
                             if links > 1 and not s_isdir(mode):
                                 multi.add(prefix + name)
                             elif s_isdir(mode):
@@ -338,7 +332,7 @@ class Tracker:
         if rel and rel not in self.tree:
             return
         try:
-            self._put(rel, os.lstat(join(self.root, rel)))
+            self._put(rel, entry(join(self.root, rel)))
         except FileNotFoundError:
             self._drop(rel)
             return
@@ -346,20 +340,21 @@ class Tracker:
         for name in names:
             child = f"{rel}/{name}" if rel else name
             try:
-                cst = os.lstat(join(self.root, child))
+                cst = entry(join(self.root, child))
             except FileNotFoundError:
                 self._drop(child)
                 continue
             self._take(child, cst)
 
-    def _take(self, child: str, cst: os.stat_result) -> None:
+    def _take(self, child: str, cst: Entry) -> None:
         old = self.tree.rec(child)
+        folder = stat.S_ISDIR(rec_mode(cst.rec))
         if old is not None and stat.S_ISDIR(rec_mode(old)) and (
-            not stat.S_ISDIR(cst.st_mode) or rec_ino(old) != cst.st_ino
+            not folder or rec_ino(old) != rec_ino(cst.rec)
         ):
             self._drop(child)  # replaced: a different directory or not one at all
         self._put(child, cst)
-        if stat.S_ISDIR(cst.st_mode) and child not in self.rel_wd:
+        if folder and child not in self.rel_wd:
             self._scan_dir(child)
 
     def _refresh(self, rel: str) -> None:
@@ -367,15 +362,16 @@ class Tracker:
             return  # below a directory dropped earlier in this pass
         path = join(self.root, rel)
         try:
-            st = os.lstat(path)
+            st = entry(path)
         except FileNotFoundError:
             self._drop(rel)
             return
         old = self.tree.rec(rel)
-        if not stat.S_ISDIR(st.st_mode) or (old is not None and rec_ino(old) != st.st_ino):
+        folder = stat.S_ISDIR(rec_mode(st.rec))
+        if not folder or (old is not None and rec_ino(old) != rec_ino(st.rec)):
             self._drop(rel)  # replaced by something else: forget what was below
             self._put(rel, st)
-            if not stat.S_ISDIR(st.st_mode):
+            if not folder:
                 return
         self._put(rel, st)
         if rel not in self.rel_wd:
@@ -391,7 +387,7 @@ class Tracker:
         for name in names:
             child = f"{rel}/{name}" if rel else name
             try:
-                cst = os.lstat(join(self.root, child))
+                cst = entry(join(self.root, child))
             except FileNotFoundError:
                 continue
             self._take(child, cst)
@@ -414,7 +410,7 @@ class Tracker:
                 self._refresh_names(rel, names)
         for rel in list(self.multi):
             try:
-                self._put(rel, os.lstat(join(self.root, rel)))
+                self._put(rel, entry(join(self.root, rel)))
             except FileNotFoundError:
                 pass
         # A link made in one directory changes the link count (and ctime) of entries in
@@ -430,7 +426,7 @@ class Tracker:
             for rel, rec in list(self.tree.recs()):
                 if rec_ino(rec) in moved and rel not in self.multi:
                     try:
-                        self._put(rel, os.lstat(join(self.root, rel)))
+                        self._put(rel, entry(join(self.root, rel)))
                     except FileNotFoundError:
                         pass
         self.links = counts
