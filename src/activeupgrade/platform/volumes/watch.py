@@ -37,14 +37,16 @@ from typing import Final
 from activeupgrade.libc import LIBC
 from activeupgrade.platform.volumes.tree import (
     DIR_FLAGS,
+    REC,
+    STATX,
     STATX_BUFFER,
     STATX_FLAGS,
     STATX_MASK,
+    UNCHANGEABLE,
     Entry,
     Listing,
     Sigs,
     entry,
-    from_statx,
     join,
     listing,
     rec_ino,
@@ -205,6 +207,8 @@ class Tracker:
         dirs, multi, flagged = self.tree.dirs, self.multi, self.unchangeable
         s_isdir, intern, fsencode = stat.S_ISDIR, sys.intern, os.fsencode
         statx, buf = LIBC.statx, ctypes.create_string_buffer(STATX_BUFFER)
+        # ``tree.from_statx`` inline: a call per entry costs 10-30 % of a first scan
+        fields, pack, makedev, ns = STATX.unpack_from, REC.pack, os.makedev, 1_000_000_000
         while stack:
             rel = stack.pop()
             prefix = f"{rel}/" if rel else ""
@@ -223,11 +227,14 @@ class Tracker:
                                     continue  # gone since it was listed
                                 raise OSError(err, os.strerror(err),
                                               join(self.root, prefix + de.name))
-                            rec, attrs, mode, links = from_statx(buf)
+                            (attrs, links, uid, gid, mode, ino, size, c_s, c_ns, m_s, m_ns,
+                             major, minor) = fields(buf)
                             name = intern(de.name)
-                            kids[name] = rec
-                            if attrs:
-                                flagged[prefix + name] = attrs
+                            kids[name] = pack(ino, c_s * ns + c_ns, m_s * ns + m_ns,
+                                              makedev(major, minor) if major or minor
+                                              else size, mode, links, uid, gid)
+                            if attrs & UNCHANGEABLE:
+                                flagged[prefix + name] = attrs & UNCHANGEABLE
                             if links > 1 and not s_isdir(mode):
                                 multi.add(prefix + name)
                             elif s_isdir(mode):
