@@ -182,7 +182,8 @@ MKFS = {"btrfs": ["mkfs.btrfs", "-q", "-f"], "xfs": ["mkfs.xfs", "-q", "-f", "-m
 def loop_fs(fs: str, where: Path, files: int, tree: str = "", ram: bool = False
             ) -> Iterator[None]:
     """A ``fs`` filesystem (btrfs, xfs, ext4) on a sparse loop image, mounted at ``where``
-    meanwhile: room for six copies of ``tree`` or of ``files`` small files; the image in
+    meanwhile: room for six copies of ``tree`` or of ``files`` small files (sparse: at most
+    four are there at once, and ``fstrim`` gives back what was deleted); the image in
     ``/dev/shm`` if ``ram``."""
     image = (Path("/dev/shm") if ram else where.parent) / f"{where.name}.{fs}.img"
     if tree:
@@ -249,20 +250,25 @@ def _measure(work: Path, home: Path, vol: Path, files: int, fs: str, tree: str
     if fs == "btrfs":
         run(["btrfs", "-q", "subvolume", "create", str(vol)])
         run(["cp", "-a", f"{src}/.", str(vol)])
-    else:
-        run(["cp", "-a", str(src), str(vol)])
+        shutil.rmtree(theirs)
+    else:  # the copy cp -a made is the volume: one tree fewer on the filesystem
+        theirs.rename(vol)
+    # the source is no longer needed (the copy after the adoption reads the volume, a tree
+    # written by cp -a as the source was): room for a real tree of GBs in memory
+    shutil.rmtree(src)
+    if fs:
+        run(["fstrim", str(work)])  # a loop image in memory gets its pages back
     run(["sync"])
     au(home, "init")
     au(home, "status")  # the daemon started: not part of the adoption's time
     out["adopt"] = timed(lambda: au(home, "volume", "adopt", str(vol), "--role", "system"))
     # cp -a again, after the adoption: a copy made right after others is slower (ext4's
-    # inode allocator, writeback), so the baseline is the mean of one before and one after
+    # inode allocator, writeback), so the baseline is the mean of one before and one after;
+    # it is the copy the resyncs are compared against (rsync carries the same changes)
     run(["sync"])
-    again = work / "cp-after"
-    out["cp after"] = timed(lambda: run(["cp", "-a", str(src), str(again)]))
+    out["cp after"] = timed(lambda: run(["cp", "-a", str(vol), str(theirs)]))
     out["cp before"] = out["cp"]
     out["cp"] = (out["cp before"] + out["cp after"]) / 2
-    shutil.rmtree(again)
     out["rss adopt"] = peak_rss_mib(home)
     name = str(vol).strip("/").replace("/", "-")
     shown = json.loads(au(home, "volume", "show", name, "--json").stdout)
