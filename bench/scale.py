@@ -311,6 +311,10 @@ def _measure(work: Path, home: Path, vol: Path, files: int, fs: str, tree: str
 
 def report(rows: list[dict[str, float]]) -> None:
     print(f"load average while measuring: {os.getloadavg()}, cores: {os.cpu_count()}")
+    index = Path("/run/activeupgrade/instances")
+    known = sum(1 for e in index.iterdir() if not e.name.startswith(".")) if index.is_dir() else 0
+    print(f"instances registered on this host since boot: {known} (the Upgrade Side hides "
+          "the data volumes of each: its start looks at every one's state)")
     for r in rows:
         n = int(r["files"])
         print(f"\n== {n} entries, {r['mib']:.0f} MiB, storage {r['storage']} ==")

@@ -4,7 +4,9 @@ the entering helper's accounts and environment, and the settings of [upgrade_sid
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -159,3 +161,39 @@ def test_upgrade_side_defaults_choose_the_link_and_copy_on_write(tmp_path: Path)
     side = load_file(path).upgrade_side
     assert (side.host_address, side.side_address, side.outside, side.scratch_size) == (
         "", "", "copy-on-write", "4G")
+
+
+def test_the_data_volumes_of_another_instance_are_read_again_only_when_its_state_changed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = Instance(tmp_path / "other-home")
+    other.ensure()
+    store = Store(other.db)
+    first, second = tmp_path / "var-one", tmp_path / "var-two"
+    for folder in (first, second):
+        folder.mkdir()
+    adoption.adopt(other, store, str(first), VolumeRole.DATA, mode=SYMLINK)
+    opened: list[str] = []
+    connect = sqlite3.connect
+
+    def counting(target: str, **kwargs: Any) -> sqlite3.Connection:
+        opened.append(target)
+        con: sqlite3.Connection = connect(target, **kwargs)
+        return con
+
+    monkeypatch.setattr(sqlite3, "connect", counting)
+    paths = {p for _, p in view.other_data_paths(other.home)}
+    assert paths == {str(first)} and len(opened) == 1
+    view.other_data_paths(other.home)  # the first look made the log: it is read once more
+    settled = len(opened)
+    assert {p for _, p in view.other_data_paths(other.home)} == {str(first)}
+    assert len(opened) == settled  # nothing changed: the database is not opened
+    adoption.adopt(other, store, str(second), VolumeRole.DATA, mode=SYMLINK)
+    assert {p for _, p in view.other_data_paths(other.home)} == {str(first), str(second)}
+    # a checkpoint that empties the log, then a change written into it from its start
+    aside = connect(str(other.db))
+    aside.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    aside.close()
+    adoption.release(store, registry.require(store, str(first)))
+    assert {p for _, p in view.other_data_paths(other.home)} == {str(second)}
+    assert len(opened) > settled + 1
+    store.close()

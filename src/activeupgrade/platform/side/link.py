@@ -142,16 +142,22 @@ def create(instance: Instance, cfg: Config, pid: int) -> dict[str, str]:
     proc.run([ip, "link", "del", host], check=False, timeout=10)
     with held():
         host_addr, side_addr = addresses(instance, cfg)
-        proc.run([ip, "link", "add", host, "type", "veth", "peer", "name", side], timeout=10)
-        proc.run([ip, "addr", "add", host_addr, "dev", host], timeout=10)
-    proc.run([ip, "link", "set", side, "netns", str(pid)], timeout=10)
-    proc.run([ip, "link", "set", host, "up"], timeout=10)
-    inside = [proc.which("nsenter") or "nsenter", "-t", str(pid), "-n", ip]
-    proc.run([*inside, "link", "set", "lo", "up"], timeout=10)
-    proc.run([*inside, "addr", "add", side_addr, "dev", side], timeout=10)
-    proc.run([*inside, "link", "set", side, "up"], timeout=10)
+        _batch([ip], [f"link add {host} type veth peer name {side}",
+                      f"addr add {host_addr} dev {host}",
+                      f"link set {side} netns {pid}",
+                      f"link set {host} up"])
+    _batch([proc.which("nsenter") or "nsenter", "-t", str(pid), "-n", ip],
+           ["link set lo up", f"addr add {side_addr} dev {side}", f"link set {side} up"])
     return {"host_link": host, "side_link": side, "host_address": host_addr,
             "side_address": side_addr}
+
+
+def _batch(ip: list[str], commands: list[str]) -> None:
+    """``ip`` commands in one process (``ip -batch``, read from its input; every word is
+    a name or an address made here, none has a space): it stops at the first that fails,
+    and the error names it."""
+    proc.run([*ip, "-batch", "-"], input_bytes="".join(f"{c}\n" for c in commands).encode(),
+             timeout=10)
 
 
 def remove(instance: Instance, host_link: str = "") -> None:

@@ -74,11 +74,44 @@ def _owner(path: str) -> tuple[int, int, int]:
     return (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
 
 
+Signature = tuple[int, int, int, tuple[int, int, int, bytes] | None]
+"""What a state database shows of its changes without being opened: the database file's
+inode, size and mtime, and its write-ahead log's (with the log's header, whose salts
+change whenever the log starts over)."""
+
+_read: dict[Path, tuple[Signature, list[tuple[str, str]]]] = {}
+"""Instance folder → the signature of its state database when its data volumes were last
+read, and those volumes."""
+
+
+def _signature(db: Path) -> Signature | None:
+    """``db``'s signature (None: there is no database). A commit in WAL mode appends to the
+    log (its size grows) or starts the log over (its header changes); a checkpoint writes
+    the database file: either way the signature differs from any taken before."""
+    try:
+        st = os.stat(db)
+    except OSError:
+        return None
+    try:
+        with open(f"{db}-wal", "rb") as log:
+            lst = os.fstat(log.fileno())
+            wal = (lst.st_ino, lst.st_size, lst.st_mtime_ns, log.read(32))
+    except OSError:
+        wal = None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, wal)
+
+
 def other_data_paths(home: Path) -> list[tuple[str, str]]:
-    """(name, path) of the data volumes of the instance at ``home`` (read-only look)."""
+    """(name, path) of the data volumes of the instance at ``home`` (read-only look). Read
+    again only when its state database has changed since the last look (a host where
+    tests ran keeps hundreds of instance folders, each one a database to open)."""
     db = home / "state.db"
-    if not db.exists():
+    signature = _signature(db)  # before the read: a commit meanwhile makes the next differ
+    if signature is None:
         return []
+    known = _read.get(home)
+    if known is not None and known[0] == signature:
+        return list(known[1])
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2.0)
         try:
@@ -96,7 +129,8 @@ def other_data_paths(home: Path) -> list[tuple[str, str]]:
             continue
         if doc.get("role") == VolumeRole.DATA.value and doc.get("path"):
             out.append((str(key), str(doc["path"])))
-    return out
+    _read[home] = (signature, out)
+    return list(out)
 
 
 def plan(instance: Instance, store: Store, cfg: Config, *, scratch: str,
