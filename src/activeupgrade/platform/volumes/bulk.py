@@ -4,9 +4,6 @@ A first sync creates every entry of the tree. Python pays per entry for what ``c
 in C, and copying threads in one interpreter hand its lock over at every system call; so
 the top-level entries of the source are split into groups, and each group is copied by
 its own ``cp`` process (one running per core), while the resync reads the source tree.
-Where the top level has few entries (``/usr``: eleven, and ``lib`` alone most of the
-bytes), the entries of its directories are the units instead: those directories are made
-here, filled by the ``cp`` processes, and given their metadata by the resync at its end.
 
 ``cp`` is asked to preserve mode (and ACLs), ownership, timestamps, links and extended
 attributes explicitly, which makes any failure to preserve one of them an error: a group
@@ -36,7 +33,6 @@ from activeupgrade.platform.volumes.tree import (
     rec_mode,
     rec_mode_links,
     rec_size,
-    split,
 )
 from activeupgrade.platform.volumes.tree import record as record_of
 
@@ -45,8 +41,6 @@ CP = ("cp", "-dR", "--preserve=mode,ownership,timestamps,links,xattr", "--reflin
 GROUPS_PER_WORKER = 4
 """Groups per copying process: a group finished is journaled, so a crash redoes at most
 the groups in flight."""
-SPLIT_BELOW = 32
-"""A top level with fewer entries than this is copied a level down (see ``units``)."""
 
 
 def usable() -> bool:
@@ -60,113 +54,11 @@ def groups(names: list[str], workers: int) -> list[list[str]]:
     return [g for g in (names[i::count] for i in range(count)) if g]
 
 
-def units(src_root: str, split_below: int = SPLIT_BELOW) -> tuple[list[str], list[str]]:
-    """What the ``cp`` processes copy, one entry each (paths relative to ``src_root``),
-    and the top-level directories split into their entries (none: the top-level names).
-    A top level of fewer than ``split_below`` entries is split, so that no one ``cp`` is
-    left copying most of the tree alone. Each directory is listed through a descriptor
-    opened without following a symlink."""
-    names = sorted(os.listdir(src_root))
-    if len(names) >= split_below:
-        return names, []
-    out: list[str] = []
-    parents: list[str] = []
-    for name in names:
-        try:
-            fd = os.open(os.path.join(src_root, name),
-                         os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        except OSError:  # not a directory (or gone): copied as it is
-            out.append(name)
-            continue
-        try:
-            kids = sorted(os.listdir(fd))
-        finally:
-            os.close(fd)
-        if not kids:
-            out.append(name)
-            continue
-        parents.append(name)
-        out.extend(f"{name}/{kid}" for kid in kids)
-    return out, parents
-
-
-def make_parents(src_root: str, dst_root: str, parents: list[str]) -> None:
-    """The directories ``parents`` (split by ``units``) in the empty ``dst_root``, with
-    the source's owner and mode (the resync gives them the rest of their metadata once
-    filled); one gone from the source meanwhile is not made (its units' ``cp`` fails, and
-    the resync compares what is there)."""
-    for name in parents:
-        try:
-            st = os.lstat(os.path.join(src_root, name))
-        except FileNotFoundError:
-            continue
-        if not stat.S_ISDIR(st.st_mode):
-            continue
-        path = os.path.join(dst_root, name)
-        os.mkdir(path, 0o700)
-        os.chown(path, st.st_uid, st.st_gid, follow_symlinks=False)
-        os.chmod(path, stat.S_IMODE(st.st_mode), follow_symlinks=False)
-
-
-def owner(units: list[str]) -> Callable[[str], str | None]:
-    """Path → the unit (of ``units``) it is or lies below, or None."""
-    wanted = frozenset(units)
-
-    def of(rel: str) -> str | None:
-        first, _, rest = rel.partition("/")
-        if first in wanted:
-            return first
-        if rest:
-            two = f"{first}/{rest.partition('/')[0]}"
-            if two in wanted:
-                return two
-        return None
-
-    return of
-
-
-def expected(listing: Listing, parents: list[str]) -> set[str]:
-    """The units ``units`` would make of the tree ``listing`` shows, ``parents`` split."""
-    split = set(parents)
-    out = {n for n in listing.dirs.get("", {}) if n not in split}
-    for name in parents:
-        out.update(f"{name}/{kid}" for kid in listing.dirs.get(name, {}))
-    return out
-
-
 def copy_group(src_root: str, dst_root: str, names: list[str]) -> proc.Completed:
-    """Copy the units ``names`` of ``src_root`` into ``dst_root``: one ``cp`` for the
-    top-level ones, one per split directory for the others (that directory, opened
-    without following a symlink, its working directory: no path through it is resolved
-    again); the first that fails ends the group."""
-    by: dict[str, list[str]] = {}
-    for name in names:
-        head, _, base = name.rpartition("/")
-        by.setdefault(head, []).append(base)
-    done: proc.Completed | None = None
-    for head, bases in by.items():
-        done = _copy_into(src_root, dst_root, head, bases)
-        if done.returncode != 0:
-            return done
-    return done if done is not None else proc.Completed([*CP], 0, "", "", 0.0)
-
-
-def _copy_into(src_root: str, dst_root: str, head: str, names: list[str]) -> proc.Completed:
-    start = ["setpriv", "--pdeathsig", "KILL", "--", *CP]
-    if not head:
-        return proc.run([*start, "-t", dst_root, "--",
-                         *(os.path.join(src_root, n) for n in names)],
-                        timeout=None, check=False)
-    try:
-        fd = os.open(os.path.join(src_root, head), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    except OSError as exc:
-        return proc.Completed([*CP], 1, "", f"{head}: {exc.strerror}", 0.0)
-    try:
-        # (the child enters it through this process's descriptor, still open meanwhile)
-        return proc.run([*start, "-t", os.path.join(dst_root, head), "--", *names],
-                        cwd=f"/proc/{os.getpid()}/fd/{fd}", timeout=None, check=False)
-    finally:
-        os.close(fd)
+    """Copy the top-level entries ``names`` of ``src_root`` into ``dst_root``."""
+    argv = ["setpriv", "--pdeathsig", "KILL", "--", *CP, "-t", dst_root, "--",
+            *(os.path.join(src_root, n) for n in names)]
+    return proc.run(argv, timeout=None, check=False)
 
 
 def matches(s: bytes, d: bytes) -> bool:
@@ -195,12 +87,12 @@ Vouch = Callable[[str, Matched], None]
 """Called with a directory (``""``: the top level) and its entries taken."""
 
 
-def _below(src: Listing, of: Callable[[str], str | None]) -> dict[str, list[str]]:
-    """Unit (``owner``) → the source's directories that are it or lie below it."""
+def _below(src: Listing) -> dict[str, list[str]]:
+    """Top-level name → the source's directories below it."""
     below: dict[str, list[str]] = {}
     for key in src.dirs:
-        if key != ROOT and key and (unit := of(key)) is not None:
-            below.setdefault(unit, []).append(key)
+        if key != ROOT and key:
+            below.setdefault(key.partition("/")[0], []).append(key)
     return below
 
 
@@ -231,23 +123,22 @@ def _match(pairs: Pairs, vouch: Vouch, left: list[str] | None = None) -> tuple[i
 def take_copies(running: dict[Future[proc.Completed], list[str]], src: Listing,
                 dst_root: str, vouch: Vouch, made: set[str],
                 check: Callable[[], None] | None = None) -> tuple[int, int]:
-    """As each group's ``cp`` ends (``running``: its future → its units), ``vouch`` for
-    every copied entry that ``matches`` what the scan ``src`` of the source saw, a
-    directory at a time; units copied go to ``made``. A group whose ``cp`` failed is
-    skipped whole (the resync compares what it left). Returns the files and bytes taken."""
-    below = _below(src, owner([n for g in running.values() for n in g]))
+    """As each group's ``cp`` ends (``running``: its future → its top-level names),
+    ``vouch`` for every copied entry that ``matches`` what the scan ``src`` of the source
+    saw, a directory at a time; top-level names copied go to ``made``. A group whose
+    ``cp`` failed is skipped whole (the resync compares what it left). Returns the files
+    and bytes taken."""
+    below, top = _below(src), src.dirs.get("", {})
     files = size = 0
     for job in as_completed(running):
         if job.result().returncode != 0:
             continue
         for name in running[job]:
-            was = src.rec(name)
+            was = top.get(name)
             if was is None:
                 continue  # gone from the source since it was listed
             copied = _scan_copy(join(dst_root, name), stat.S_ISDIR(rec_mode(was)))
-            head, base = split(name)
-            pairs: Pairs = [(head if name.count("/") else "", {base: was},
-                             {base: rec} if (rec := copied.rec("")) else {})]
+            pairs: Pairs = [("", {name: was}, {name: rec} if (rec := copied.rec("")) else {})]
             cut = len(name) + 1
             pairs += [(key, src.dirs[key], copied.dirs.get(key[cut:] if key != name else "",
                                                              {}))
@@ -262,43 +153,28 @@ def take_copies(running: dict[Future[proc.Completed], list[str]], src: Listing,
 
 def finished(running: dict[Future[proc.Completed], list[str]], src: Listing,
              made: set[str], done: Callable[[list[str]], None]) -> None:
-    """Wait for every group's ``cp``; the units of those that succeeded (and are still in
-    the source) go to ``made``, and to ``done`` as each group ends."""
+    """Wait for every group's ``cp``; the top-level names of those that succeeded (and
+    are still in the source) go to ``made``, and to ``done`` as each group ends."""
+    top = src.dirs.get("", {})
     for job in as_completed(running):
         if job.result().returncode == 0:
-            names = [n for n in running[job] if src.rec(n) is not None]
+            names = [n for n in running[job] if n in top]
             made.update(names)
             done(names)
 
 
 def take_listed(names: set[str], src: Listing, copy: Listing, vouch: Vouch,
-                left: list[str] | None = None,
-                below: dict[str, list[str]] | None = None) -> tuple[int, int]:
-    """``take_copies`` for the units ``names`` copied, from a listing ``copy`` of the
+                left: list[str] | None = None) -> tuple[int, int]:
+    """``take_copies`` for the top-level ``names`` copied, from a listing ``copy`` of the
     target (the change tracker's: the copy is not read a second time). ``left`` gets the
-    paths below those names that are not vouched for (see ``_match``); ``below``: the
-    ``_below`` of every unit (computed once for all groups)."""
-    if below is None:
-        below = _below(src, owner(sorted(names)))
-    heads: dict[str, tuple[dict[str, bytes], dict[str, bytes]]] = {}
-    for name in names:
-        s = src.rec(name)
-        if s is None:
-            continue
-        head, base = split(name)
-        kids, ckids = heads.setdefault(head if name.count("/") else "", ({}, {}))
-        kids[base] = s
-        if (c := copy.rec(name)) is not None:
-            ckids[base] = c
-    pairs: Pairs = [(head, kids, ckids) for head, (kids, ckids) in heads.items()]
+    paths below those names that are not vouched for (see ``_match``)."""
+    below, top = _below(src), src.dirs.get("", {})
+    ctop = copy.dirs.get("", {})
+    pairs: Pairs = [("", {n: top[n] for n in names if n in top},
+                     {n: ctop[n] for n in names if n in ctop})]
     pairs += [(key, src.dirs[key], copy.dirs.get(key, {}))
               for name in names for key in below.get(name, ())]
     return _match(pairs, vouch, left)
-
-
-def below_units(src: Listing, units: list[str]) -> dict[str, list[str]]:
-    """``_below`` of ``units``: for ``take_listed``."""
-    return _below(src, owner(units))
 
 
 def _scan_copy(path: str, folder: bool) -> Listing:

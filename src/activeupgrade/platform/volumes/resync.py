@@ -229,17 +229,14 @@ def plan(src: Listing, dst: Listing, known: Entries, src_is_a: bool,
     return Plan(sorted(candidates), sorted(deletions), groups, members, copy_bytes)
 
 
-def _per_unit(src: Listing, units: list[str]) -> dict[str, tuple[int, int]]:
-    """Unit of the first copy (``bulk.units``) → the entries and regular-file bytes of the
-    source below it (and itself)."""
+def _per_top(src: Listing) -> dict[str, tuple[int, int]]:
+    """Top-level name → the entries and regular-file bytes of the source below it (and
+    itself)."""
     out: dict[str, list[int]] = {}
     s_isreg = stat.S_ISREG
-    of = bulk.owner(units)
 
-    def add(unit: str | None, recs: Iterable[bytes]) -> None:
-        if unit is None:
-            return
-        cell = out.setdefault(unit, [0, 0])
+    def add(top: str, recs: Iterable[bytes]) -> None:
+        cell = out.setdefault(top, [0, 0])
         for rec in recs:
             cell[0] += 1
             if s_isreg(rec_mode(rec)):
@@ -248,12 +245,11 @@ def _per_unit(src: Listing, units: list[str]) -> dict[str, tuple[int, int]]:
     for head, kids in src.dirs.items():
         if head == ROOT:
             continue
-        unit = of(head) if head else None
-        if unit is not None:
-            add(unit, kids.values())
+        if head:
+            add(head.partition("/")[0], kids.values())
         else:
             for name, rec in kids.items():
-                add(of(f"{head}/{name}" if head else name), (rec,))
+                add(name, (rec,))
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
@@ -427,13 +423,10 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
     trackers = job.state.trackers
     dsnap = trackers.take(dst_r, tracked)
     first: dict[Future[proc.Completed], list[str]] = {}
-    units: list[str] = []
-    parents: list[str] = []
     if window == 0 and not known and len(dsnap.stats) == 1 and bulk.usable():
-        units, parents = bulk.units(src_r)
-        bulk.make_parents(src_r, dst_r, parents)
+        names = sorted(os.listdir(src_r))
         first = {pool.submit(bulk.copy_group, src_r, dst_r, g): g
-                 for g in bulk.groups(units, workers)}
+                 for g in bulk.groups(names, workers)}
     ssnap = trackers.take(src_r, tracked)
     if job.screen is not None:
         job.screen(ssnap.unchangeable)
@@ -498,7 +491,7 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
 
     bulk_files = bulk_bytes = 0
     if first:
-        counts = _per_unit(src, units)
+        counts = _per_top(src)
         total_bytes = sum(b for _, b in counts.values())
         if not job.storage.clones:
             reserve.ensure_room(dst_r, total_bytes)
@@ -526,15 +519,12 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
             # as each group's cp ends, a look at the target (the tracker lists the new
             # copy once, while the other groups are still copying) and the group's
             # entries vouched for from it; saved as the manifest at once after the last
-            every = frozenset(units)
-            own = every | frozenset(parents)  # (what cp fills, and the folders it fills)
-            below = bulk.below_units(src, units)
+            every = frozenset(n for group in first.values() for n in group)
 
             def group_ended(names: list[str]) -> None:
                 nonlocal bulk_files, bulk_bytes
-                look = trackers.take(dst_r, tracked, own=own)
-                f, b = bulk.take_listed(set(names), src, look.stats, vouch_copies, left,
-                                        below)
+                look = trackers.take(dst_r, tracked, own=every)
+                f, b = bulk.take_listed(set(names), src, look.stats, vouch_copies, left)
                 bulk_files, bulk_bytes = bulk_files + f, bulk_bytes + b
                 for name in names:
                     files_in, bytes_in = counts.get(name, (0, 0))
@@ -543,19 +533,16 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
                 group_done()
 
             bulk.finished(first, src, made, group_ended)
-            dsnap = trackers.take(dst_r, tracked, own=own)  # (a failed group's cp too)
+            dsnap = trackers.take(dst_r, tracked, own=every)  # (a failed group's cp too)
             journal.rebase(new)
-            if made == every == bulk.expected(src, parents) == bulk.expected(dsnap.stats,
-                                                                             parents):
-                # every group copied what the scan saw at the top (or, split, a level
-                # down): only what was not vouched for can differ, and the folders made
-                # here (the plan need not look at every entry again)
-                only = {"", *parents, *left, *unsettled}
+            if made == every == set(src.dirs.get("", {})) == set(dsnap.stats.dirs.get("", {})):
+                # every group copied what the scan saw at the top: only what was not
+                # vouched for can differ (the plan need not look at every entry again)
+                only = {"", *left, *unsettled}
         else:
             bulk_files, bulk_bytes = bulk.take_copies(first, src, dst_r, taken, made,
                                                       group_done)
-            dsnap = trackers.take(dst_r, tracked, own=frozenset(made) | frozenset(parents))
-        made.update(parents)
+            dsnap = trackers.take(dst_r, tracked, own=frozenset(made))
         known = new
     dst = dsnap.stats
     p = plan(src, dst, known, src_is_a, only, None if only is None else ssnap.multi)
@@ -564,8 +551,7 @@ def _run(job: _Job, pool: ThreadPoolExecutor) -> Result:
     res.scanned, res.candidates, res.resumed = len(src), len(p.candidates), resumed
     res.copied_files, res.copied_bytes = bulk_files, bulk_bytes
     prog = Progress(bytes_total=p.copy_bytes, files_total=len(p.candidates) + len(p.deletions))
-    # cp created entries in the root, and in the folders made for it (their metadata last)
-    touched: set[str] = {"", *parents} if made else set()
+    touched: set[str] = {""} if made else set()  # cp created entries in the root
     last_report = 0.0
 
     def report(force: bool = False) -> None:
