@@ -18,6 +18,7 @@ from activeupgrade.platform.side import enter, mounts, packages, view
 from activeupgrade.platform.side.layers import LayerKind
 from activeupgrade.platform.volumes import adoption, registry
 from activeupgrade.platform.volumes.livepath import SYMLINK
+from activeupgrade.platform.volumes.state import SyncState
 from activeupgrade.store.db import Store
 from tests.support import cannot_run
 
@@ -173,6 +174,7 @@ def test_the_data_volumes_of_another_instance_are_read_again_only_when_its_state
         folder.mkdir()
     adoption.adopt(other, store, str(first), VolumeRole.DATA, mode=SYMLINK)
     opened: list[str] = []
+    memo = SyncState.once().others  # (the daemon's: kept from one start of the side to the next)
     connect = sqlite3.connect
 
     def counting(target: str, **kwargs: Any) -> sqlite3.Connection:
@@ -181,19 +183,19 @@ def test_the_data_volumes_of_another_instance_are_read_again_only_when_its_state
         return con
 
     monkeypatch.setattr(sqlite3, "connect", counting)
-    paths = {p for _, p in view.other_data_paths(other.home)}
+    paths = {p for _, p in view.other_data_paths(other.home, memo)}
     assert paths == {str(first)} and len(opened) == 1
-    view.other_data_paths(other.home)  # the first look made the log: it is read once more
+    view.other_data_paths(other.home, memo)  # the first look made the log: it is read once more
     settled = len(opened)
-    assert {p for _, p in view.other_data_paths(other.home)} == {str(first)}
+    assert {p for _, p in view.other_data_paths(other.home, memo)} == {str(first)}
     assert len(opened) == settled  # nothing changed: the database is not opened
     adoption.adopt(other, store, str(second), VolumeRole.DATA, mode=SYMLINK)
-    assert {p for _, p in view.other_data_paths(other.home)} == {str(first), str(second)}
+    assert {p for _, p in view.other_data_paths(other.home, memo)} == {str(first), str(second)}
     # a checkpoint that empties the log, then a change written into it from its start
     aside = connect(str(other.db))
     aside.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     aside.close()
     adoption.release(store, registry.require(store, str(first)))
-    assert {p for _, p in view.other_data_paths(other.home)} == {str(second)}
+    assert {p for _, p in view.other_data_paths(other.home, memo)} == {str(second)}
     assert len(opened) > settled + 1
     store.close()

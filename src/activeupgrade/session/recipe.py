@@ -63,7 +63,7 @@ def request_steps(request: Request, cfg: Config, sync: SyncState | None = None) 
             early = _advanced(cfg, request, EARLY, (Side.PRODUCTION,))
             own = [
                 *volumes.execute_split(cfg, sync),
-                *side.start(cfg),
+                *side.start(cfg, sync),
                 *_advanced(cfg, request, EARLY, (Side.UPGRADE,)),
                 *_phase(Request.STOP,
                         services.disable_on_upgrade_side(cfg),

@@ -40,6 +40,7 @@ from activeupgrade.instance import Instance, is_root, unix_path
 from activeupgrade.model.states import PartnerState
 from activeupgrade.platform.side import kernel, link, mounts, view
 from activeupgrade.platform.volumes import registry
+from activeupgrade.platform.volumes.state import SyncState
 from activeupgrade.store.db import Store
 
 
@@ -175,7 +176,8 @@ def _start_directory(instance: Instance, store: Store, cfg: Config,
     return rec
 
 
-def start(instance: Instance, store: Store, cfg: Config, session: str) -> dict[str, Any]:
+def start(instance: Instance, store: Store, cfg: Config, session: str,
+          sync: SyncState | None = None) -> dict[str, Any]:
     """Build and boot the Upgrade Side (idempotent: a running one is kept)."""
     rec = read(instance)
     if rec.get("session") == session and rec.get("state") == SideState.UP and (
@@ -194,7 +196,7 @@ def start(instance: Instance, store: Store, cfg: Config, session: str) -> dict[s
     if mode == DIRECTORY:
         return _start_directory(instance, store, cfg, rec)
     try:
-        _boot(instance, store, cfg, rec)
+        _boot(instance, store, cfg, rec, sync)
     except SideError:
         _halt(instance, rec)
         rec["state"] = SideState.CRASHED
@@ -228,12 +230,14 @@ def _unmount_scratch(instance: Instance) -> None:
         kernel.umount(scratch, kernel.MNT_DETACH)
 
 
-def _boot(instance: Instance, store: Store, cfg: Config, rec: dict[str, Any]) -> None:
+def _boot(instance: Instance, store: Store, cfg: Config, rec: dict[str, Any],
+          sync: SyncState | None = None) -> None:
     from activeupgrade.platform.side import packages
 
     scratch = _mount_scratch(instance, cfg)
     plan = view.plan(instance, store, cfg, scratch=str(scratch),
-                     stage=packages.stage_folder(instance))
+                     stage=packages.stage_folder(instance),
+                     memo=None if sync is None else sync.others)
     placeholders = []
     for layer in plan.layers:
         if layer.placeholder and not os.path.lexists(layer.placeholder):

@@ -10,10 +10,11 @@ from activeupgrade.engine.steps import Step, StepContext
 from activeupgrade.model.states import Severity, Side
 from activeupgrade.platform.side import namespace
 from activeupgrade.platform.side.writes import written
+from activeupgrade.platform.volumes.state import SyncState
 
 
-def start_side(ctx: StepContext) -> None:
-    rec = namespace.start(ctx.instance, ctx.store, ctx.config, ctx.session)
+def start_side(ctx: StepContext, sync: SyncState | None = None) -> None:
+    rec = namespace.start(ctx.instance, ctx.store, ctx.config, ctx.session, sync)
     if rec["mode"] == namespace.DIRECTORY:
         ctx.write("side.up", "Upgrade Side up as a working directory "
                   f"{rec.get('workdir')}; NOT isolated: " + "; ".join(rec.get("missing", [])),
@@ -53,8 +54,12 @@ def remove_side(ctx: StepContext) -> None:
     namespace.remove(ctx.instance)
 
 
-def start(cfg: Config) -> list[Step]:
-    return [Step("side.start", start_side, 120, "build and boot the Upgrade Side", Side.UPGRADE)]
+def start(cfg: Config, sync: SyncState | None = None) -> list[Step]:
+    """``sync``: the daemon's state (what the side's start keeps from one to the next)."""
+    def run(ctx: StepContext) -> None:
+        start_side(ctx, sync)
+
+    return [Step("side.start", run, 120, "build and boot the Upgrade Side", Side.UPGRADE)]
 
 
 def prepare_merge(cfg: Config) -> list[Step]:

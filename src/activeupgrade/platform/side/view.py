@@ -79,11 +79,6 @@ Signature = tuple[int, int, int, tuple[int, int, int, bytes] | None]
 inode, size and mtime, and its write-ahead log's (with the log's header, whose salts
 change whenever the log starts over)."""
 
-_read: dict[Path, tuple[Signature, list[tuple[str, str]]]] = {}
-"""Instance folder → the signature of its state database when its data volumes were last
-read, and those volumes."""
-
-
 def _signature(db: Path) -> Signature | None:
     """``db``'s signature (None: there is no database). A commit in WAL mode appends to the
     log (its size grows) or starts the log over (its header changes); a checkpoint writes
@@ -101,15 +96,17 @@ def _signature(db: Path) -> Signature | None:
     return (st.st_ino, st.st_size, st.st_mtime_ns, wal)
 
 
-def other_data_paths(home: Path) -> list[tuple[str, str]]:
-    """(name, path) of the data volumes of the instance at ``home`` (read-only look). Read
-    again only when its state database has changed since the last look (a host where
-    tests ran keeps hundreds of instance folders, each one a database to open)."""
+def other_data_paths(home: Path, memo: dict[str, tuple[object, list[tuple[str, str]]]]
+                     | None = None) -> list[tuple[str, str]]:
+    """(name, path) of the data volumes of the instance at ``home`` (read-only look). With
+    the daemon's ``memo`` (``SyncState.others``), read again only when its state database
+    has changed since the last look (a host where tests ran keeps hundreds of instance
+    folders, each one a database to open)."""
     db = home / "state.db"
     signature = _signature(db)  # before the read: a commit meanwhile makes the next differ
     if signature is None:
         return []
-    known = _read.get(home)
+    known = None if memo is None else memo.get(str(home))
     if known is not None and known[0] == signature:
         return list(known[1])
     try:
@@ -129,14 +126,17 @@ def other_data_paths(home: Path) -> list[tuple[str, str]]:
             continue
         if doc.get("role") == VolumeRole.DATA.value and doc.get("path"):
             out.append((str(key), str(doc["path"])))
-    _read[home] = (signature, out)
+    if memo is not None:
+        memo[str(home)] = (signature, out)
     return list(out)
 
 
 def plan(instance: Instance, store: Store, cfg: Config, *, scratch: str,
          stage: Path | None = None, visible: list[mountinfo.Mount] | None = None,
-         others: list[Path] | None = None) -> View:
-    """The view of the Upgrade Side of ``cfg``'s session (nothing is changed)."""
+         others: list[Path] | None = None,
+         memo: dict[str, tuple[object, list[tuple[str, str]]]] | None = None) -> View:
+    """The view of the Upgrade Side of ``cfg``'s session (nothing is changed); ``memo``:
+    see ``other_data_paths``."""
     outside = Outside(cfg.upgrade_side.outside)
     cow = outside is Outside.COPY_ON_WRITE
     selected = {v.path: v for v in registry.for_config(store, cfg)}
@@ -151,7 +151,7 @@ def plan(instance: Instance, store: Store, cfg: Config, *, scratch: str,
         if home == instance.home:
             continue
         homes.append(home)
-        for name, path in other_data_paths(home):
+        for name, path in other_data_paths(home, memo):
             datas.append((path, f"data/{_tag(str(home))}-{name}",
                           f"data volume {name} of the instance {home}: empty scratch"))
     hidden = [str(h) for h in homes]

@@ -112,6 +112,10 @@ class SyncState:
         self._held: dict[str, threading.Lock] = {}
         self.figures = Figures()
         self.gc = GcPause()
+        self.others: dict[str, tuple[object, list[tuple[str, str]]]] = {}
+        """The Upgrade Side's look at other instances (``side.view.other_data_paths``):
+        instance folder → the signature of its state database when read, and its data
+        volumes (name, path) then."""
 
     @classmethod
     def once(cls) -> SyncState:
